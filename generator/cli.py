@@ -1,0 +1,191 @@
+"""The `gen` command: thin commands that parse options, build the config, call the library and map the outcome
+to an exit code (0 success, 1 a failed run or validation, 2 bad input with one line naming it)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from generator import __version__, schema
+from generator.config import (
+    DEFAULT_SEED,
+    DEFAULT_SHARD_SIZE,
+    DEFAULT_START,
+    PARTITIONINGS,
+    ConfigError,
+    RunConfig,
+    parse_start,
+)
+from generator.core.behaviour import default_behaviour
+
+app = typer.Typer(
+    name="gen",
+    help="Synthetic Nigerian e-commerce event logs for Temu's Nigeria launch, written as Parquet.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out_console = Console()
+err_console = Console(stderr=True)
+
+
+class UserError(Exception):
+    """Bad input found after parsing: exit code 2, one line."""
+
+
+@app.command()
+def run(
+    events: Annotated[int, typer.Option(help="Exactly this many events.")] = 500_000,
+    workers: Annotated[int, typer.Option(help="Worker processes (default: CPU count).")] = os.cpu_count() or 1,
+    seed: Annotated[int, typer.Option(help="Seed: the same seed and options give the same bytes.")] = DEFAULT_SEED,
+    start: Annotated[
+        str, typer.Option(help="Start of the simulated window, ISO 8601 (UTC if no offset).")
+    ] = DEFAULT_START,
+    out: Annotated[Path, typer.Option(help="Output root.")] = Path("shards"),
+    partition_by: Annotated[str, typer.Option(help=f"Partitioning: {', '.join(PARTITIONINGS)}.")] = "date",
+    latency_threshold_ms: Annotated[
+        int, typer.Option(help="error_code is 'INVALID LATENCY' above this latency.")
+    ] = default_behaviour().latency_threshold_ms,
+    run_id: Annotated[str, typer.Option(help="Run id (default: UTC time and a random suffix).")] = "",
+    customers: Annotated[int, typer.Option(help="Size of the customer population.")] = default_behaviour().customers,
+    shard_size: Annotated[int, typer.Option(help="Events per shard (a unit of work and a part).")] = DEFAULT_SHARD_SIZE,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
+    json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+) -> None:
+    """Generate events into OUT: Parquet parts under events/, then the manifest under _manifests/."""
+    from generator.coordinator import run as run_generator
+    from generator.dashboard import LiveDashboard, LogLines
+
+    cfg = RunConfig(
+        events=events,
+        workers=workers,
+        seed=seed,
+        start=parse_start(start),
+        out=out,
+        partition_by=partition_by,
+        latency_threshold_ms=latency_threshold_ms,
+        run_id=run_id,
+        customers=customers,
+        shard_size=shard_size,
+    )
+    listener = None
+    if not quiet:
+        listener = LiveDashboard(err_console) if err_console.is_terminal else LogLines(err_console)
+    try:
+        summary = run_generator(cfg, listener)
+    finally:
+        if listener is not None:
+            listener.close()
+    doc = summary.manifest
+    if json:
+        brief = {k: doc[k] for k in ("run_id", "events", "bytes", "shards", "window", "counts_by_type")}
+        brief |= {
+            "parts": len(doc["parts"]),
+            "seconds": round(summary.seconds, 3),
+            "manifest": str(summary.manifest_path),
+        }
+        brief["events_per_second"] = round(doc["events"] / max(summary.seconds, 1e-9))
+        sys.stdout.write(orjson.dumps(brief).decode() + "\n")
+    elif not quiet:
+        _summary_table(doc, summary.seconds, summary.manifest_path)
+
+
+def _summary_table(doc: dict, seconds: float, path: Path) -> None:
+    from generator.dashboard import human_bytes
+
+    t = Table(title=f"run {doc['run_id']}", show_footer=True)
+    t.add_column("event type", footer="total")
+    t.add_column("events", justify="right", footer=f"{doc['events']:,}")
+    t.add_column("share", justify="right", footer="100%")
+    for k, v in doc["counts_by_type"].items():
+        t.add_row(k, f"{v:,}", f"{100 * v / max(doc['events'], 1):.2f}%")
+    out_console.print(t)
+    out_console.print(
+        f"{len(doc['parts'])} parts, {human_bytes(doc['bytes'])}, {doc['events'] / max(seconds, 1e-9):,.0f} events/s "
+        f"in {seconds:.2f} s; window {doc['window']['first_event_ts']} .. {doc['window']['last_event_ts']}\n"
+        f"manifest: {path}",
+        highlight=False,
+    )
+
+
+@app.command()
+def validate(
+    out: Annotated[Path, typer.Argument(help="Output root holding _manifests/ and events/.")] = Path("shards"),
+    run_id: Annotated[str, typer.Option(help="Only this run (default: every committed run).")] = "",
+) -> None:
+    """Re-read committed runs through their manifests and check every rule of the event model."""
+    from generator.validate import validate as validate_out
+
+    report = validate_out(out, run_id or None)
+    t = Table(title=f"{len(report.runs)} run(s), {report.rows:,} rows")
+    t.add_column("rule")
+    t.add_column("result", justify="right")
+    for rule in report.checked:
+        bad = report.violations.get(rule, 0)
+        t.add_row(
+            rule,
+            "[green]ok[/]" if not bad else f"[red]{bad:,} violations[/]  {report.examples.get(rule, '')}",
+        )
+    out_console.print(t)
+    if not report.ok:
+        err_console.print(f"gen: validation failed: {sum(report.violations.values()):,} violations", highlight=False)
+        raise typer.Exit(1)
+
+
+@app.command("schema")
+def show_schema(
+    json: Annotated[bool, typer.Option("--json", help="Print the schema as JSON.")] = False,
+) -> None:
+    """Print the event schema and its column rules."""
+    doc = schema.describe()
+    if json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
+    t = Table(title="event schema (one row = one event)")
+    for col in ("#", "column", "type", "nullable", "populated on", "values"):
+        t.add_column(col)
+    for i, c in enumerate(doc, 1):
+        on = c["populated_on"] if c["populated_on"] == "all" else ", ".join(c["populated_on"])
+        t.add_row(str(i), c["name"], c["type"], "yes" if c["nullable"] else "no", on, ", ".join(c["values"] or []))
+    out_console.print(t)
+
+
+@app.command()
+def version() -> None:
+    """Print the generator's version."""
+    out_console.print(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: bad input exits 2 with one line; a failed run exits 1; tracebacks only for bugs."""
+    from generator.coordinator import RunError
+    from generator.manifest import ManifestError
+
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(args=argv, prog_name="gen", standalone_mode=False)
+    except click.UsageError as e:
+        err_console.print(f"gen: error: {e.format_message()}", highlight=False, markup=False)
+        return 2
+    except (ConfigError, ManifestError, UserError) as e:
+        err_console.print(f"gen: error: {e}", highlight=False, markup=False)
+        return 2
+    except RunError as e:
+        err_console.print(f"gen: run failed: {e}", highlight=False, markup=False)
+        return 1
+    except (KeyboardInterrupt, click.exceptions.Abort):
+        err_console.print("gen: interrupted; nothing was committed", highlight=False)
+        return 130
+    return code if isinstance(code, int) else 0
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""The coordinator: plans the shards, runs them on a process pool, commits the parts and writes the manifest last.
+
+Workers write into `<out>/_staging/<run_id>/` (hidden from Hive-style readers by its leading underscore). Only
+when every shard has succeeded are the parts renamed into `<out>/events/...` and the manifest written. A run
+that fails or is interrupted removes its own staging files and writes no manifest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import shutil
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from pathlib import Path
+
+from generator import manifest
+from generator.config import ConfigError, RunConfig
+from generator.core.shard import Shard, plan
+from generator.parts import ShardResult, make_part
+
+STAGING_DIR = "_staging"
+
+
+class RunError(RuntimeError):
+    """The run could not complete (a worker died, the disk filled up); nothing was committed."""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    run_id: str
+    shards: tuple[Shard, ...]
+    workers: int
+    events: int
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    manifest: dict
+    manifest_path: Path
+    seconds: float
+
+
+class Listener:
+    """Receives the coordinator's progress; the CLI's dashboard implements it. Methods run in the parent."""
+
+    def started(self, run: RunPlan) -> None: ...
+
+    def shard_done(self, result: ShardResult) -> None: ...
+
+    def committing(self) -> None: ...
+
+
+def _warm_worker() -> None:
+    from generator.core.behaviour import default_behaviour
+    from generator.core.nigeria import default_pools
+
+    default_behaviour()
+    default_pools()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    # forkserver: workers fork from a clean server that has already imported the generator, never from the
+    # parent (whose dashboard thread must not be forked mid-draw).
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["generator.parts"])
+    return ctx
+
+
+def run(
+    cfg: RunConfig,
+    listener: Listener | None = None,
+    shard_fn: Callable[..., ShardResult] = make_part,
+) -> RunSummary:
+    listener = listener or Listener()
+    out = cfg.out
+    if manifest.manifest_path(out, cfg.run_id).exists():
+        raise ConfigError(f"--run-id: run {cfg.run_id!r} is already committed in {str(out)!r}")
+    gen = cfg.gen()
+    shards = plan(gen)
+    workers = min(cfg.workers, len(shards))
+    listener.started(RunPlan(cfg.run_id, tuple(shards), workers, cfg.events))
+    staging = out / STAGING_DIR / cfg.run_id
+    shutil.rmtree(staging, ignore_errors=True)  # an earlier, uncommitted attempt at this run id
+    staging.mkdir(parents=True)
+    t0 = time.perf_counter()
+    args = (str(staging), cfg.run_id, cfg.partition_by)
+    try:
+        results: list[ShardResult] = []
+        if workers == 1:
+            for s in shards:
+                results.append(shard_fn(gen, s, *args))
+                listener.shard_done(results[-1])
+        else:
+            results = _pool(workers, shard_fn, [(gen, s, *args) for s in shards], listener)
+        listener.committing()
+        _commit_parts(staging, out, results)
+        doc = manifest.build(cfg.run_id, cfg.options(), results, time.perf_counter() - t0)
+        path = manifest.write(out, doc)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        _remove_if_empty(out / STAGING_DIR)
+    return RunSummary(doc, path, time.perf_counter() - t0)
+
+
+def _pool(workers: int, fn, jobs: list[tuple], listener: Listener) -> list[ShardResult]:
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_warm_worker)
+    results = []
+    try:
+        pending = {pool.submit(fn, *job) for job in jobs}
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            for f in done:
+                results.append(f.result())
+                listener.shard_done(results[-1])
+    except BrokenProcessPool as e:
+        raise RunError(f"a worker process died ({e}); nothing was committed") from None
+    finally:
+        # On success every worker is idle; on error or Ctrl-C stop them now rather than finish the queue.
+        processes = list(getattr(pool, "_processes", {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for p in processes:
+            if p.is_alive():
+                p.terminate()
+        for p in processes:
+            p.join(timeout=5)
+    return results
+
+
+def _commit_parts(staging: Path, out: Path, results: list[ShardResult]) -> None:
+    moves = [(staging / p.path, out / p.path) for r in results for p in r.parts]
+    clash = [str(dest) for _, dest in moves if dest.exists()]
+    if clash:
+        raise RunError(f"refusing to overwrite existing part {clash[0]}")
+    for src, dest in moves:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dest)
+
+
+def _remove_if_empty(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        path.rmdir()

@@ -1,0 +1,45 @@
+"""The core's columnar event batch: parallel numpy arrays, one element per event, before any strings exist."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+
+US = 1
+SECOND = 1_000_000 * US
+HOUR = 3600 * SECOND
+DAY = 24 * HOUR
+
+
+@dataclass
+class Events:
+    """Events as codes: strings (identities, tracking numbers) are attached only when a part is built."""
+
+    ts: np.ndarray  # int64 microseconds since the epoch, UTC
+    type: np.ndarray  # int8 event code (schema.EVENT_CODE)
+    customer: np.ndarray  # int64 global customer index
+    platform: np.ndarray  # int8 platform code
+    amount: np.ndarray  # int64 kobo, -1 where null
+    method: np.ndarray  # int8 payment method code, -1 where null
+    order: np.ndarray  # int64 shard-local order number, -1 where the event belongs to no order
+
+    def __len__(self) -> int:
+        return len(self.ts)
+
+    def take(self, idx: np.ndarray) -> Events:
+        return Events(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
+
+    @staticmethod
+    def concat(parts: list[Events]) -> Events:
+        return Events(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Events)})
+
+
+@dataclass
+class Orders:
+    """Orders placed in a shard, indexed by shard-local order number."""
+
+    carrier: np.ndarray  # int8 carrier code (behaviour.carriers order)
+
+    def __len__(self) -> int:
+        return len(self.carrier)

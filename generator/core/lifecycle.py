@@ -1,0 +1,99 @@
+"""Payments and order lifecycles: attempts, failures and retries at checkout, then PACKED, SHIPPED, DELIVERED.
+
+An order is born at ORDER_PLACED; its carrier and tracking number are fixed from PAYMENT_AUTHORIZED on.
+Fulfilment comes hours and days later, by carrier, slower outside the Lagos and Abuja hubs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from generator.core.behaviour import Behaviour
+from generator.core.events import DAY, HOUR, Events
+from generator.core.streams import hash_u64, pick
+from generator.schema import EVENT_CODE
+
+_PACKED, _SHIPPED, _DELIVERED = (EVENT_CODE[k] for k in ("PACKED", "SHIPPED", "DELIVERED"))
+
+
+@dataclass
+class Placed:
+    """Orders just placed: ORDER_PLACED time, customer and platform, in order-number order."""
+
+    ts: np.ndarray
+    customer: np.ndarray
+    platform: np.ndarray
+
+
+def pay(rng: np.random.Generator, b: Behaviour, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Payment attempts of `k` checkouts: (failures before the outcome, success, method of the last attempt)."""
+    mix = np.cumsum(b.method_mix)
+    method = pick(mix, rng.random(k)).astype(np.int8)
+    alive = np.ones(k, bool)
+    fails = np.zeros(k, np.int64)
+    success = np.zeros(k, bool)
+    for attempt in range(b.max_attempts):
+        failed = rng.random(k) < b.method_failure[method]
+        success |= alive & ~failed
+        lost = alive & failed
+        fails += lost
+        alive = lost & (rng.random(k) < b.retry) & (attempt + 1 < b.max_attempts)
+        # A retrying customer switches method with some probability, to another method of the mix.
+        other = pick(mix, rng.random(k)).astype(np.int8)
+        other = np.where(other == method, pick(mix, rng.random(k)).astype(np.int8), other)
+        method = np.where(alive & (rng.random(k) < b.switch_method), other, method)
+    return fails, success, method
+
+
+def basket_kobo(rng: np.random.Generator, b: Behaviour, k: int) -> np.ndarray:
+    """Order totals in kobo (whole naira): lognormal around the median basket, clipped."""
+    naira = np.round(b.basket_median * np.exp(b.basket_sigma * rng.standard_normal(k)))
+    return np.clip(naira, b.basket_min, b.basket_max).astype(np.int64) * 100
+
+
+def fulfil(
+    rng: np.random.Generator, b: Behaviour, placed: Placed, first_order: int, hub: np.ndarray
+) -> tuple[Events, np.ndarray]:
+    """PACKED, SHIPPED and DELIVERED events of placed orders, and each order's carrier code."""
+    k = placed.ts.size
+    carrier = pick(np.cumsum(b.carriers.share), rng.random(k)).astype(np.int8)
+    packed = placed.ts + (b.packed_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
+    shipped = packed + (b.shipped_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
+    days = b.carriers.transit_days[carrier] * np.where(hub, 1.0, b.outside_hubs_factor)
+    delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
+    order = first_order + np.arange(k, dtype=np.int64)
+    ev = Events(
+        ts=np.concatenate([packed, shipped, delivered]),
+        type=np.repeat(np.array([_PACKED, _SHIPPED, _DELIVERED], np.int8), k),
+        customer=np.tile(placed.customer, 3),
+        platform=np.tile(placed.platform, 3),
+        amount=np.full(3 * k, -1, np.int64),
+        method=np.full(3 * k, -1, np.int8),
+        order=np.tile(order, 3),
+    )
+    return ev, carrier
+
+
+# Tracking numbers: a bijection of the (shard, order number) serial onto the carrier's digit space, so two
+# orders never share one. The multiplier is coprime with 10, hence invertible modulo every power of ten.
+_TRACKING_MULT = np.uint64(40_491_277)
+ORDERS_PER_SHARD = 1 << 24
+
+
+def tracking_numbers(seed: int, shard: int, order: np.ndarray, carrier: np.ndarray, b: Behaviour) -> pa.Array:
+    digits = b.carriers.tracking_digits[carrier]
+    modulus = (10 ** digits.astype(np.uint64)).astype(np.uint64)
+    serial = np.uint64(shard) * np.uint64(ORDERS_PER_SHARD) + order.astype(np.uint64)
+    offset = hash_u64(seed, "tracking", np.zeros(1, np.uint64))[0]
+    number = (serial * _TRACKING_MULT % modulus + offset % modulus) % modulus
+    # Zero-padded to the carrier's own width (numbers are below 10**digits, so padding never truncates).
+    widths, which = np.unique(digits, return_inverse=True)
+    raw = pc.cast(pa.array(number), pa.string())
+    padded = [pc.utf8_lpad(raw, int(w), "0") for w in widths]
+    text = padded[0] if len(padded) == 1 else pc.choose(pa.array(which.astype(np.int8)), *padded)
+    prefixes = pa.array(np.array(b.carriers.tracking_prefix, dtype=object)[carrier], pa.string())
+    return pc.binary_join_element_wise(prefixes, text, "")

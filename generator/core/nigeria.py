@@ -1,0 +1,197 @@
+"""The `nigeria` mimesis provider over the project's reference data (`data/en/nigeria.json`), and the pools it builds.
+
+The provider answers mimesis-style one-value calls (`full_name`, `phone_number`, `address`, `email`) for
+exploration and docs; the generator instead takes `pools()`, flat Arrow/numpy arrays from which whole columns of
+customers are drawn with numpy at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+from mimesis.locales import Locale
+from mimesis.providers.base import BaseDataProvider
+
+CROSS_POOLS = ("christian_english", "muslim_arabic")
+FIRST_NAME_SOURCES = ("native", *CROSS_POOLS)
+HUBS = ("Lagos", "FCT")  # states where deliveries are fastest
+
+
+def _segmented_cdf(weights: list[list[float]]) -> np.ndarray:
+    """Flat cdf for many small distributions: segment i spans (i, i+1], so `searchsorted(cdf, i + u)` draws
+    from distribution i for a whole array of (i, u) at once."""
+    out = []
+    for i, w in enumerate(weights):
+        w = np.asarray(w, dtype=float)
+        c = np.cumsum(w) / w.sum()
+        c[-1] = 1.0
+        out.append(i + c)
+    return np.concatenate(out)
+
+
+@dataclass(frozen=True, eq=False)
+class Pools:
+    """Everything the population draws from, as flat arrays."""
+
+    state_names: pa.Array
+    state_cdf: np.ndarray  # cumulative demand weights over states
+    state_is_hub: np.ndarray
+    groups: tuple[str, ...]
+    group_cdf: np.ndarray  # segmented by state
+    source_cdf: np.ndarray  # segmented by state: native / christian_english / muslim_arabic
+    first_names: pa.Array
+    first_offset: np.ndarray  # per (key, gender): key is a group index, or len(groups) + cross pool index
+    first_size: np.ndarray
+    last_names: pa.Array
+    last_offset: np.ndarray  # per group
+    last_size: np.ndarray
+    city_names: pa.Array
+    city_cdf: np.ndarray  # segmented by state
+    area_names: pa.Array
+    area_offset: np.ndarray  # per city
+    area_size: np.ndarray
+    streets: pa.Array
+    street_suffixes: pa.Array
+    suffix_cdf: np.ndarray
+    operator_names: tuple[str, ...]
+    operator_cdf: np.ndarray
+    prefixes: np.ndarray  # national prefix without the leading 0, e.g. 803, flat over operators
+    prefix_offset: np.ndarray
+    prefix_size: np.ndarray
+    email_domains: pa.Array
+    domain_cdf: np.ndarray
+
+
+class Nigeria(BaseDataProvider):
+    """Nigerian customers: names by ethnic group and state, +234 mobiles, addresses in the 36 states and the FCT."""
+
+    class Meta:
+        name = "nigeria"
+        datafile = f"{name}.json"
+        datadir = Path(str(resources.files("generator").joinpath("data")))
+
+    def __init__(self, seed=None, **kwargs) -> None:
+        kwargs.setdefault("locale", Locale.EN)
+        if seed is not None:
+            kwargs["seed"] = seed
+        super().__init__(**kwargs)
+
+    # -- mimesis-style single values (for exploration, docs and tests) --------------------------------------
+    def _state(self) -> dict:
+        states = self._dataset["states"]
+        return self.random.choices(states, weights=[s["weight"] for s in states])[0]
+
+    def full_name(self, state: dict | None = None) -> str:
+        state = state or self._state()
+        group = self.random.choices(list(state["groups"]), weights=list(state["groups"].values()))[0]
+        gender = self.random.choice(("first_male", "first_female"))
+        mix = state["first_name_mix"]
+        source = self.random.choices(list(mix), weights=list(mix.values()))[0]
+        pool = self._dataset["groups"][group] if source == "native" else self._dataset["first_name_pools"][source]
+        return f"{self.random.choice(pool[gender])} {self.random.choice(self._dataset['groups'][group]['last'])}"
+
+    def phone_number(self) -> str:
+        ops = self._dataset["operators"]
+        op = self.random.choices(ops, weights=[o["share"] for o in ops])[0]
+        return f"+234{self.random.choice(op['prefixes'])[1:]}{self.random.randint(0, 9_999_999):07d}"
+
+    def address(self) -> str:
+        state = self._state()
+        city = self.random.choices(state["cities"], weights=[c["weight"] for c in state["cities"]])[0]
+        suffixes = self._dataset["street_suffixes"]
+        suffix = self.random.choices(list(suffixes), weights=list(suffixes.values()))[0]
+        street = self.random.choice(self._dataset["street_names"])
+        return (
+            f"{self.random.randint(1, 120)} {street} {suffix}, {self.random.choice(city['areas'])}, "
+            f"{city['name']}, {state_label(state['name'])}"
+        )
+
+    def email(self, full_name: str | None = None) -> str:
+        first, last = (full_name or self.full_name()).lower().split(" ", 1)
+        domains = self._dataset["email_domains"]
+        domain = self.random.choices(list(domains), weights=list(domains.values()))[0]
+        return f"{first}.{last.replace(' ', '')}{self.random.randint(1, 99)}@{domain}"
+
+    # -- pools for vectorised drawing -------------------------------------------------------------------------
+    def pools(self) -> Pools:
+        d = self._dataset
+        states = d["states"]
+        groups = tuple(d["groups"])
+        {g: i for i, g in enumerate(groups)}
+
+        first: list[str] = []
+        first_offset, first_size = [], []
+        for key_pool in [d["groups"][g] for g in groups] + [d["first_name_pools"][p] for p in CROSS_POOLS]:
+            for gender in ("first_male", "first_female"):
+                first_offset.append(len(first))
+                first_size.append(len(key_pool[gender]))
+                first.extend(key_pool[gender])
+        last: list[str] = []
+        last_offset, last_size = [], []
+        for g in groups:
+            last_offset.append(len(last))
+            last_size.append(len(d["groups"][g]["last"]))
+            last.extend(d["groups"][g]["last"])
+
+        cities, areas, area_offset, area_size, city_weights = [], [], [], [], []
+        for s in states:
+            city_weights.append([c["weight"] for c in s["cities"]])
+            for c in s["cities"]:
+                cities.append(c["name"])
+                area_offset.append(len(areas))
+                area_size.append(len(c["areas"]))
+                areas.extend(c["areas"])
+
+        ops = d["operators"]
+        prefixes, prefix_offset, prefix_size = [], [], []
+        for o in ops:
+            prefix_offset.append(len(prefixes))
+            prefix_size.append(len(o["prefixes"]))
+            prefixes.extend(int(p) for p in o["prefixes"])  # "0803" -> 803
+
+        suffixes = d["street_suffixes"]
+        domains = d["email_domains"]
+        return Pools(
+            state_names=pa.array([state_label(s["name"]) for s in states]),
+            state_cdf=np.cumsum([s["weight"] for s in states]).astype(float),
+            state_is_hub=np.array([s["name"] in HUBS for s in states]),
+            groups=groups,
+            group_cdf=_segmented_cdf([[s["groups"].get(g, 0.0) for g in groups] for s in states]),
+            source_cdf=_segmented_cdf([[s["first_name_mix"].get(k, 0.0) for k in FIRST_NAME_SOURCES] for s in states]),
+            first_names=pa.array(first),
+            first_offset=np.array(first_offset, dtype=np.int64),
+            first_size=np.array(first_size, dtype=np.int64),
+            last_names=pa.array(last),
+            last_offset=np.array(last_offset, dtype=np.int64),
+            last_size=np.array(last_size, dtype=np.int64),
+            city_names=pa.array(cities),
+            city_cdf=_segmented_cdf(city_weights),
+            area_names=pa.array(areas),
+            area_offset=np.array(area_offset, dtype=np.int64),
+            area_size=np.array(area_size, dtype=np.int64),
+            streets=pa.array(d["street_names"]),
+            street_suffixes=pa.array(list(suffixes)),
+            suffix_cdf=np.cumsum(list(suffixes.values())).astype(float),
+            operator_names=tuple(o["name"] for o in ops),
+            operator_cdf=np.cumsum([o["share"] for o in ops]).astype(float),
+            prefixes=np.array(prefixes, dtype=np.int64),
+            prefix_offset=np.array(prefix_offset, dtype=np.int64),
+            prefix_size=np.array(prefix_size, dtype=np.int64),
+            email_domains=pa.array(list(domains)),
+            domain_cdf=np.cumsum(list(domains.values())).astype(float),
+        )
+
+
+def state_label(name: str) -> str:
+    """How a state is written at the end of an address: 'Lagos State', but 'FCT'."""
+    return name if name == "FCT" else f"{name} State"
+
+
+@lru_cache(maxsize=1)
+def default_pools() -> Pools:
+    return Nigeria().pools()

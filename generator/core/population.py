@@ -1,0 +1,119 @@
+"""The customer population: every attribute of customer i is a pure function of (seed, i).
+
+Numeric traits (activity, primary platform, home state) are cheap and computed for whole customer blocks; the
+identity strings (id, name, phone, email, address) are built only for the customers a shard actually writes,
+whole columns at a time with Arrow compute over the `nigeria` pools.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from generator.core.behaviour import Behaviour
+from generator.core.nigeria import Pools
+from generator.core.streams import hash_uniform, pick
+
+IDENTITY_COLUMNS = ("customer_id", "name", "phone_number", "address", "email")
+
+
+def activity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
+    """Expected sessions per day of each customer: Weibull-distributed around the population mean."""
+    u = hash_uniform(seed, "activity", idx)
+    k = b.activity_shape
+    w = (-np.log1p(-u)) ** (1.0 / k)
+    return w * (b.sessions_per_day / math.gamma(1.0 + 1.0 / k))
+
+
+def primary_platform(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
+    return pick(np.cumsum(b.platform_mix), hash_uniform(seed, "platform", idx)).astype(np.int8)
+
+
+def home_state(seed: int, idx: np.ndarray, pools: Pools) -> np.ndarray:
+    return pick(pools.state_cdf, hash_uniform(seed, "state", idx))
+
+
+def _segment_pick(cdf: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Draw from distribution `segment` of a segmented cdf, returning the flat index of the outcome."""
+    return np.minimum(np.searchsorted(cdf, segment + u, side="right"), len(cdf) - 1)
+
+
+def _within(offset: np.ndarray, size: np.ndarray, key: np.ndarray, u: np.ndarray) -> np.ndarray:
+    return offset[key] + np.minimum((u * size[key]).astype(np.int64), size[key] - 1)
+
+
+def _join(*parts, sep: str = "") -> pa.Array:
+    return pc.binary_join_element_wise(*parts, sep)
+
+
+def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
+    """The five identity columns for customers `idx` (int64 array), in that order."""
+    idx = np.asarray(idx, dtype=np.int64)
+
+    def u(what: str) -> np.ndarray:
+        return hash_uniform(seed, what, idx)
+
+    state = home_state(seed, idx, pools)
+    n_groups = len(pools.groups)
+    group = _segment_pick(pools.group_cdf, state, u("group")) - state * n_groups
+    source = _segment_pick(pools.source_cdf, state, u("name_source")) - state * 3
+    female = (u("gender") < 0.5).astype(np.int64)
+    first_key = np.where(source == 0, group, n_groups + source - 1) * 2 + female
+    first = pools.first_names.take(_within(pools.first_offset, pools.first_size, first_key, u("first_name")))
+    last = pools.last_names.take(_within(pools.last_offset, pools.last_size, group, u("last_name")))
+    name = _join(first, last, sep=" ")
+
+    # +234, then the operator's national prefix without its 0, then 7 subscriber digits.
+    op = pick(pools.operator_cdf, u("operator"))
+    prefix = pools.prefixes[_within(pools.prefix_offset, pools.prefix_size, op, u("prefix"))]
+    subscriber = np.minimum((u("subscriber") * 10_000_000).astype(np.int64), 9_999_999)
+    number = 234 * 10**10 + prefix * 10**7 + subscriber
+    phone = _join(pa.scalar("+"), pc.cast(pa.array(number), pa.string()))
+
+    # Addresses: a house number (small ones more common), a street, an area of a city of the home state.
+    city = _segment_pick(pools.city_cdf, state, u("city"))
+    area = pools.area_names.take(_within(pools.area_offset, pools.area_size, city, u("area")))
+    house = (1 + 119 * u("house") ** 2).astype(np.int64)
+    street = pools.streets.take(np.minimum((u("street") * len(pools.streets)).astype(np.int64), len(pools.streets) - 1))
+    suffix = pools.street_suffixes.take(pick(pools.suffix_cdf, u("street_suffix")))
+    address = _join(
+        _join(pc.cast(pa.array(house), pa.string()), street, suffix, sep=" "),
+        area,
+        pools.city_names.take(city),
+        pools.state_names.take(state),
+        sep=", ",
+    )
+
+    # E-mail local parts from the name, in the shapes people pick, often with digits (a birth year or a number).
+    f = pc.replace_substring_regex(pc.utf8_lower(first), "[^a-z]", "")
+    la = pc.replace_substring_regex(pc.utf8_lower(last), "[^a-z]", "")
+    initial = pc.utf8_slice_codeunits(f, 0, 1)
+    shape = pick(np.array([0.34, 0.52, 0.64, 0.76, 0.88, 1.0]), u("email_shape")).astype(np.int8)
+    local = pc.choose(
+        pa.array(shape),
+        _join(f, la, sep="."),
+        _join(f, la),
+        _join(f, la, sep="_"),
+        _join(initial, la),
+        _join(la, f, sep="."),
+        _join(f, pc.utf8_slice_codeunits(la, 0, 1)),
+    )
+    ud = u("email_digits")
+    year = 1970 + (u("birth_year") * 37).astype(np.int64)
+    small = 1 + (u("email_number") * 998).astype(np.int64)
+    digits = np.where(ud < 0.30, year, np.where(ud < 0.70, small, -1))
+    digit_str = pc.if_else(pa.array(digits >= 0), pc.cast(pa.array(digits), pa.string()), pa.scalar(""))
+    domain = pools.email_domains.take(pick(pools.domain_cdf, u("email_domain")))
+    email = _join(_join(local, digit_str), domain, sep="@")
+
+    customer_id = _join(pa.scalar("NG"), pc.utf8_lpad(pc.cast(pa.array(idx), pa.string()), 9, "0"))
+    return {
+        "customer_id": customer_id,
+        "name": name,
+        "phone_number": phone,
+        "address": address,
+        "email": email,
+    }

@@ -1,0 +1,179 @@
+"""Traffic and sessions: when customers open the app, and the funnel each session walks, as whole arrays.
+
+A session is OPEN, maybe USER_LOGIN, product views with add-to-carts among them, maybe CHECKOUT_STARTED and its
+payment attempts, ending in PAYMENT_AUTHORIZED and ORDER_PLACED when a payment succeeds. Abandonment happens at
+every step. Times follow the West Africa Time diurnal curve; one customer's sessions never overlap.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from generator.core.behaviour import Behaviour
+from generator.core.events import DAY, HOUR, SECOND, Events
+from generator.core.lifecycle import Placed, basket_kobo, pay
+from generator.schema import EVENT_CODE
+
+WAT_OFFSET = HOUR  # West Africa Time is UTC+1 all year
+_OPEN, _LOGIN, _VIEW, _CART = (EVENT_CODE[k] for k in ("OPEN", "USER_LOGIN", "PRODUCT_VIEW", "ADD_TO_CART"))
+_CHECKOUT, _FAILED, _AUTH, _ORDER = (
+    EVENT_CODE[k] for k in ("CHECKOUT_STARTED", "PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "ORDER_PLACED")
+)
+MIN_GAP = 200_000  # 0.2 s: the least time between two events of one session
+SESSION_PAUSE = 60 * SECOND  # the least time between two sessions of one customer
+
+
+def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
+    """Relative session intensity of each UTC hour (given by its start, us), averaging ~1 over months."""
+    wat = hour_starts + WAT_OFFSET
+    hour_of_day = (wat // HOUR) % 24
+    days = (wat // DAY).astype("datetime64[D]")
+    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    day_of_month = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
+    f = b.hourly_wat[hour_of_day]
+    f = f * np.where(weekday >= 5, b.weekend_factor, 1.0)
+    f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
+    paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
+    norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
+    return f / norm
+
+
+def hour_buckets(b: Behaviour, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hour buckets covering [t0, t1): their starts and lengths clipped to the window, and intensities."""
+    first = (t0 // HOUR) * HOUR
+    starts = np.arange(first, t1, HOUR, dtype=np.int64)
+    lo = np.maximum(starts, t0)
+    hi = np.minimum(starts + HOUR, t1)
+    return lo, hi - lo, intensity(b, starts)
+
+
+def arrival_times(rng: np.random.Generator, b: Behaviour, t0: int, t1: int, per_day: float) -> np.ndarray:
+    """Sorted arrival times in [t0, t1) of a Poisson process of `per_day` mean daily rate shaped by intensity."""
+    lo, length, f = hour_buckets(b, t0, t1)
+    counts = rng.poisson(per_day * f * (length / DAY))
+    base = np.repeat(lo, counts)
+    t = base + (rng.random(base.size) * np.repeat(length, counts)).astype(np.int64)
+    t.sort()
+    return t
+
+
+def expected_events_per_session(b: Behaviour) -> float:
+    """Mean events per session including the fulfilment events of its order (for sizing blocks)."""
+    browse = 1 - b.bounce
+    views = browse * (1 + b.extra_views_mean)
+    carts = browse * b.add_to_cart * (1 + b.extra_views_mean * b.add_more)
+    checkout = browse * b.add_to_cart * b.checkout
+    return 1 + b.login + views + carts + checkout * (1 + 3.5 + 0.3)
+
+
+def checkouts_per_session(b: Behaviour) -> float:
+    return (1 - b.bounce) * b.add_to_cart * b.checkout
+
+
+def simulate(
+    rng: np.random.Generator,
+    b: Behaviour,
+    starts: np.ndarray,
+    customer: np.ndarray,
+    platform: np.ndarray,
+    local: np.ndarray,
+    last_end: np.ndarray,
+    first_order: int,
+) -> tuple[Events, Placed]:
+    """Walk the funnel for sessions starting at `starts` (sorted) of `customer` on `platform`.
+
+    `local` is each session's customer position in the shard's block and `last_end[local]` the end of that
+    customer's previous session, updated here, so no two sessions of one customer overlap. Successful
+    checkouts become orders numbered from `first_order`.
+    """
+    n = starts.size
+    login = rng.random(n) < b.login
+    browse = rng.random(n) >= b.bounce
+    views = np.where(browse, 1 + rng.poisson(b.extra_views_mean, n), 0)
+    carted = browse & (rng.random(n) < b.add_to_cart)
+    carts = np.where(carted, 1 + rng.binomial(np.maximum(views - 1, 0), b.add_more), 0)
+    checkout = carted & (rng.random(n) < b.checkout)
+
+    chk = np.flatnonzero(checkout)
+    fails, success, method = pay(rng, b, chk.size)
+    amount = basket_kobo(rng, b, chk.size)
+    n_fail = np.zeros(n, np.int64)
+    n_fail[chk] = fails
+    ok = np.zeros(n, bool)
+    ok[chk] = success
+
+    count = 1 + login + views + carts + checkout + n_fail + 2 * ok
+    sid = np.repeat(np.arange(n), count)
+    first = np.cumsum(count) - count
+    r = np.arange(sid.size) - first[sid]
+
+    # Layout: OPEN, [LOGIN], views..., (view, cart) pairs, [CHECKOUT], fails..., [AUTH, ORDER]
+    b0 = (1 + login)[sid]
+    v = views[sid]
+    c = carts[sid]
+    pairs = b0 + v - c
+    b2 = b0 + v + c
+    pay_start = b2 + checkout[sid]
+    nf = n_fail[sid]
+    etype = np.select(
+        [r == 0, r < b0, r < pairs, r < b2, r < pay_start, r < pay_start + nf, r == pay_start + nf],
+        [_OPEN, _LOGIN, _VIEW, np.where((r - pairs) % 2 == 0, _VIEW, _CART), _CHECKOUT, _FAILED, _AUTH],
+        _ORDER,
+    ).astype(np.int8)
+
+    # Time inside the session: lognormal gaps by the kind of the next event; a pause before each retry.
+    gap = b.gap_seconds[etype] * np.exp(b.gap_sigma * rng.standard_normal(sid.size))
+    retry = ((etype == _FAILED) | (etype == _AUTH)) & (r > pay_start)
+    gap = np.where(retry, gap + b.retry_pause_seconds * np.exp(b.gap_sigma * rng.standard_normal(sid.size)), gap)
+    gap_us = np.maximum((gap * SECOND).astype(np.int64), MIN_GAP)
+    gap_us[first] = 0
+    cum = np.cumsum(gap_us)
+    offset = cum - cum[first][sid]
+    duration = offset[first + count - 1]
+
+    start = _no_overlap(starts.copy(), duration, local, last_end)
+
+    # Orders are numbered in session order, from `first_order`.
+    won = chk[success]
+    order_no = np.full(n, -1, np.int64)
+    order_no[won] = first_order + np.arange(won.size)
+    placed = Placed(ts=start[won] + duration[won], customer=customer[won], platform=platform[won])
+
+    amount_s = np.full(n, -1, np.int64)
+    amount_s[chk] = amount
+    method_s = np.full(n, -1, np.int8)
+    method_s[chk] = np.where(success, method, -1)
+    money = (etype >= _CHECKOUT) & (etype <= _ORDER)
+    paid = (etype == _AUTH) | (etype == _ORDER)
+    events = Events(
+        ts=start[sid] + offset,
+        type=etype,
+        customer=customer[sid],
+        platform=platform[sid],
+        amount=np.where(money, amount_s[sid], -1),
+        method=np.where(paid, method_s[sid], -1).astype(np.int8),
+        order=np.where(paid, order_no[sid], -1),
+    )
+    return events, placed
+
+
+def _no_overlap(start: np.ndarray, duration: np.ndarray, local: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """Delay sessions that would overlap an earlier session of the same customer; update `ends`."""
+    order = np.lexsort((start, local))
+    s = start[order]
+    d = duration[order]
+    c = local[order]
+    new_customer = np.ones(s.size, bool)
+    new_customer[1:] = c[1:] != c[:-1]
+    while True:
+        prev_end = np.empty_like(s)
+        prev_end[1:] = s[:-1] + d[:-1]
+        prev_end[new_customer] = ends[c[new_customer]]
+        late = s < prev_end + SESSION_PAUSE
+        if not late.any():
+            break
+        s[late] = prev_end[late] + SESSION_PAUSE
+    np.maximum.at(ends, c, s + d)
+    out = np.empty_like(start)
+    out[order] = s
+    return out

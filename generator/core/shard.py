@@ -1,0 +1,249 @@
+"""Shards: the plan that splits a run into units of work, and the pure function (config, shard) -> Arrow table.
+
+A shard owns a block of customers and a number of events. It simulates its customers' timeline from the run's
+start (already warm with the fulfilment of orders placed in the weeks before), block by block, until the first
+`shard.events` events in time order are final, and returns exactly those, sorted by event_ts.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from generator.core.behaviour import Behaviour, default_behaviour
+from generator.core.events import DAY, SECOND, Events
+from generator.core.lifecycle import ORDERS_PER_SHARD, Placed, fulfil, pay, tracking_numbers
+from generator.core.nigeria import Pools, default_pools
+from generator.core.population import activity, home_state, identities, primary_platform
+from generator.core.sessions import (
+    arrival_times,
+    checkouts_per_session,
+    expected_events_per_session,
+    hour_buckets,
+    simulate,
+)
+from generator.core.streams import pick, rng
+from generator.schema import (
+    COLUMN_NAMES,
+    EVENT_TYPES,
+    INVALID_LATENCY,
+    PAYMENT_METHODS,
+    PAYMENT_STATUS_BY_TYPE,
+    PAYMENT_STATUSES,
+    PLATFORMS,
+    arrow_schema,
+)
+
+WARM_UP = 28 * DAY  # orders placed this long before the start still deliver inside the window
+MAX_CUSTOMERS_PER_SHARD = 250_000
+MAX_SHARDS = 50_000
+MAX_WINDOW_DAYS = 3653
+
+
+@dataclass(frozen=True)
+class GenConfig:
+    """Everything that decides the bytes of a run's parts."""
+
+    seed: int
+    events: int
+    start_us: int
+    shard_size: int
+    latency_threshold_ms: int
+    customers: int
+    behaviour: Behaviour = field(default_factory=default_behaviour, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Shard:
+    index: int
+    events: int
+    first_customer: int
+    customers: int
+
+
+def split(total: int, parts: int, i: int) -> tuple[int, int]:
+    """Start and size of part i of `total` split into `parts`: sizes differ by at most one."""
+    base, extra = divmod(total, parts)
+    return i * base + min(i, extra), base + (1 if i < extra else 0)
+
+
+def shard_count(events: int, customers: int, shard_size: int) -> int:
+    return max(math.ceil(events / shard_size), math.ceil(customers / MAX_CUSTOMERS_PER_SHARD))
+
+
+def plan(cfg: GenConfig) -> list[Shard]:
+    """Split the population and the event target into shards (independent of how many workers run them)."""
+    n = shard_count(cfg.events, cfg.customers, cfg.shard_size)
+    shards = []
+    for i in range(n):
+        first, count = split(cfg.customers, n, i)
+        shards.append(Shard(i, split(cfg.events, n, i)[1], first, count))
+    return shards
+
+
+def window_days(cfg: GenConfig) -> float:
+    """Expected days of traffic the run covers."""
+    b = cfg.behaviour
+    return cfg.events / (cfg.customers * b.sessions_per_day * expected_events_per_session(b))
+
+
+def _block_end(b: Behaviour, t0: int, per_day_events: float, need: int) -> int:
+    """The end of the next block: where the expected events since t0 reach a little above `need`."""
+    target = need * 1.05 + 50
+    horizon = t0
+    done = 0.0
+    while True:
+        lo, length, f = hour_buckets(b, horizon, horizon + 30 * DAY)
+        cum = done + np.cumsum(per_day_events * f * length / DAY)
+        i = int(np.searchsorted(cum, target))
+        if i < cum.size:
+            before = cum[i - 1] if i else done
+            frac = (target - before) / (cum[i] - before)
+            return int(lo[i] + frac * length[i]) + SECOND
+        done = float(cum[-1])
+        horizon += 30 * DAY
+
+
+class _Stream:
+    """One shard's customers and their running simulation state."""
+
+    def __init__(self, cfg: GenConfig, shard: Shard, pools: Pools):
+        self.cfg, self.shard, self.pools, self.b = cfg, shard, pools, cfg.behaviour
+        self.ids = np.arange(shard.first_customer, shard.first_customer + shard.customers, dtype=np.int64)
+        self.activity_cdf = np.cumsum(activity(cfg.seed, self.ids, self.b))
+        self.primary = primary_platform(cfg.seed, self.ids, self.b)
+        self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
+        self.chunks: list[Events] = []
+        self.carriers: list[np.ndarray] = []
+        self.orders = 0
+
+    def who(self, r: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Customers (block positions) of k sessions, by activity, and the platform each session uses."""
+        local = pick(self.activity_cdf, r.random(k))
+        other = pick(np.cumsum(self.b.platform_mix), r.random(k)).astype(np.int8)
+        return local, np.where(r.random(k) < self.b.platform_loyalty, self.primary[local], other)
+
+    def add_orders(self, r: np.random.Generator, placed: Placed) -> None:
+        hub = self.pools.state_is_hub[home_state(self.cfg.seed, placed.customer, self.pools)]
+        ev, carrier = fulfil(r, self.b, placed, self.orders, hub)
+        self.chunks.append(ev)
+        self.carriers.append(carrier)
+        self.orders += carrier.size
+        if self.orders >= ORDERS_PER_SHARD:
+            raise OverflowError("a shard placed more orders than its tracking-number space holds")
+
+    def warm(self) -> None:
+        """Orders placed in the weeks before the start: only their fulfilment events from the start on."""
+        start = self.cfg.start_us
+        r = rng(self.cfg.seed, "warm", self.shard.index)
+        t = arrival_times(r, self.b, start - WARM_UP, start, self.activity_cdf[-1] * checkouts_per_session(self.b))
+        _, success, _ = pay(r, self.b, t.size)
+        local, platform = self.who(r, t.size)
+        placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success])
+        self.add_orders(r, placed)
+        self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
+
+    def block(self, i: int, t0: int, t1: int) -> None:
+        r = rng(self.cfg.seed, "block", self.shard.index, i)
+        starts = arrival_times(r, self.b, t0, t1, self.activity_cdf[-1])
+        local, platform = self.who(r, starts.size)
+        ev, placed = simulate(r, self.b, starts, self.ids[local], platform, local, self.last_end, self.orders)
+        self.chunks.append(ev)
+        self.add_orders(r, placed)
+
+    def final_before(self, t: int) -> int:
+        return sum(int(np.count_nonzero(c.ts < t)) for c in self.chunks)
+
+
+def shard_events(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> tuple[Events, np.ndarray]:
+    """The shard's first `shard.events` events in time order, and the carrier of each of its orders."""
+    s = _Stream(cfg, shard, pools or default_pools())
+    s.warm()
+    per_day = s.activity_cdf[-1] * expected_events_per_session(cfg.behaviour)
+    t0, i = cfg.start_us, 0
+    while True:
+        need = shard.events - s.final_before(t0)
+        t1 = _block_end(cfg.behaviour, t0, per_day, need)
+        s.block(i, t0, t1)
+        t0, i = t1, i + 1
+        if s.final_before(t0) >= shard.events:
+            break
+    every = Events.concat(s.chunks)
+    final = np.flatnonzero(every.ts < t0)
+    order = final[np.argsort(every.ts[final], kind="stable")[: shard.events]]
+    carriers = np.concatenate(s.carriers) if s.carriers else np.zeros(0, np.int8)
+    return every.take(order), carriers
+
+
+def _lookup(codes: np.ndarray, values: pa.Array) -> pa.Array:
+    """Strings by integer code (negative codes give null)."""
+    mask = codes < 0
+    return values.take(pa.array(codes.astype(np.int32), pa.int32(), mask=mask if mask.any() else None))
+
+
+def _positions(keys: np.ndarray, universe: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct non-negative keys (sorted) and, per element, its position among them (-1 for negatives)."""
+    used = np.zeros(universe, bool)
+    valid = keys >= 0
+    used[keys[valid]] = True
+    rank = np.cumsum(used) - 1
+    return np.flatnonzero(used), np.where(valid, rank[np.maximum(keys, 0)], -1)
+
+
+_STATUS_OF_TYPE = np.array(
+    [PAYMENT_STATUSES.index(PAYMENT_STATUS_BY_TYPE[t]) if t in PAYMENT_STATUS_BY_TYPE else -1 for t in EVENT_TYPES]
+)
+
+
+def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.Table:
+    """The shard's part as an Arrow table in the event schema, sorted by event_ts."""
+    pools = pools or default_pools()
+    b = cfg.behaviour
+    ev, carriers = shard_events(cfg, shard, pools)
+    n = len(ev)
+    r = rng(cfg.seed, "columns", shard.index)
+
+    raw = r.integers(0, np.iinfo(np.uint64).max, size=(n, 2), dtype=np.uint64, endpoint=True)
+    octets = raw.view(np.uint8).reshape(n, 16)
+    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
+    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
+    storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(octets)])
+    event_id = pa.ExtensionArray.from_storage(pa.uuid(), storage)
+
+    event_ts = pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(ev.ts)])
+    latency = np.exp(np.log(b.latency_median_ms[ev.platform]) + b.latency_sigma[ev.platform] * r.standard_normal(n))
+    latency_ms = np.clip(np.rint(latency), 1, 600_000).astype(np.int32)
+    slow = latency_ms > cfg.latency_threshold_ms
+
+    active, cust_pos = _positions(ev.customer - shard.first_customer, shard.customers)
+    ident = identities(cfg.seed, shard.first_customer + active, pools)
+    used_orders, order_pos = _positions(ev.order, max(len(carriers), 1))
+    tracking = tracking_numbers(cfg.seed, shard.index, used_orders, carriers[used_orders], b)
+    carrier = np.where(ev.order >= 0, carriers[np.maximum(ev.order, 0)] if len(carriers) else -1, -1)
+
+    amount_valid = ev.amount >= 0
+    words = np.zeros((n, 2), np.int64)
+    words[:, 0] = np.where(amount_valid, ev.amount, 0)
+    validity = pa.array(amount_valid).buffers()[1]
+    amount = pa.Array.from_buffers(
+        pa.decimal128(12, 2), n, [validity, pa.py_buffer(words)], null_count=int(n - amount_valid.sum())
+    )
+
+    columns = {
+        "event_id": event_id,
+        "event_ts": event_ts,
+        "event_type": _lookup(ev.type, pa.array(EVENT_TYPES)),
+        **{k: _lookup(cust_pos, v) for k, v in ident.items()},
+        "platform": _lookup(ev.platform, pa.array(PLATFORMS)),
+        "latency_ms": pa.array(latency_ms),
+        "error_code": _lookup(np.where(slow, 0, -1), pa.array([INVALID_LATENCY])),
+        "total_amount": amount,
+        "payment_method": _lookup(ev.method, pa.array(PAYMENT_METHODS)),
+        "payment_status": _lookup(_STATUS_OF_TYPE[ev.type], pa.array(PAYMENT_STATUSES)),
+        "carrier": _lookup(carrier, pa.array(b.carriers.names)),
+        "tracking_number": _lookup(order_pos, tracking),
+    }
+    return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=arrow_schema())

@@ -1,0 +1,137 @@
+"""What the user sees while a run goes: a live rich dashboard on a terminal, plain log lines otherwise.
+
+Both implement the coordinator's Listener and draw only in the parent process, on stderr, so stdout stays free
+for the summary (or `--json`).
+"""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from generator.coordinator import Listener, RunPlan
+from generator.parts import ShardResult
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1000 or unit == "TB":
+            return f"{n:,.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    return f"{n} B"
+
+
+class _Tally(Listener):
+    def started(self, run: RunPlan) -> None:
+        self.run = run
+        self.t0 = time.perf_counter()
+        self.events = 0
+        self.bytes = 0
+        self.shards = 0
+        self.per_worker: dict[int, list[int]] = {}  # pid -> [shards, events, bytes]
+
+    def shard_done(self, result: ShardResult) -> None:
+        self.events += result.rows
+        self.bytes += result.bytes
+        self.shards += 1
+        w = self.per_worker.setdefault(result.pid, [0, 0, 0])
+        w[0] += 1
+        w[1] += result.rows
+        w[2] += result.bytes
+
+    def rate(self) -> float:
+        return self.events / max(time.perf_counter() - self.t0, 1e-9)
+
+
+class LiveDashboard(_Tally):
+    """Overall and per-worker progress, events/s, ETA and bytes written, redrawn in place."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("events"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.live: Live | None = None
+
+    def started(self, run: RunPlan) -> None:
+        super().started(run)
+        self.task = self.progress.add_task("generating", total=run.events)
+        self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
+        self.live.__enter__()
+
+    def _render(self):
+        t = Table(box=None, pad_edge=False, show_header=True, header_style="dim")
+        for col in ("worker", "pid", "shards", "events", "written"):
+            t.add_column(col, justify="right")
+        for i, (pid, (shards, events, nbytes)) in enumerate(sorted(self.per_worker.items()), 1):
+            t.add_row(str(i), str(pid), str(shards), f"{events:,}", human_bytes(nbytes))
+        head = (
+            f"run [bold]{self.run.run_id}[/]  ·  {len(self.run.shards)} shards on {self.run.workers} workers  ·  "
+            f"[bold]{self.rate():,.0f}[/] events/s  ·  {human_bytes(self.bytes)} written  ·  "
+            f"{self.shards}/{len(self.run.shards)} shards done"
+        )
+        return Group(head, self.progress, t)
+
+    def shard_done(self, result: ShardResult) -> None:
+        super().shard_done(result)
+        self.progress.update(self.task, completed=self.events)
+        if self.live:
+            self.live.update(self._render())
+
+    def committing(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self.live:
+            self.live.update(self._render())
+            self.live.__exit__(None, None, None)
+            self.live = None
+
+
+class LogLines(_Tally):
+    """One plain line at most every `every` seconds, and one at the end: for logs, pipes and CI."""
+
+    def __init__(self, console: Console, every: float = 2.0):
+        self.console = console
+        self.every = every
+
+    def started(self, run: RunPlan) -> None:
+        super().started(run)
+        self.last = 0.0
+        self.console.print(
+            f"gen: run {run.run_id}: {run.events:,} events in {len(run.shards)} shards on {run.workers} workers",
+            highlight=False,
+        )
+
+    def shard_done(self, result: ShardResult) -> None:
+        super().shard_done(result)
+        now = time.perf_counter()
+        if now - self.last >= self.every or self.shards == len(self.run.shards):
+            self.last = now
+            pct = 100 * self.events / self.run.events
+            self.console.print(
+                f"gen: {self.events:,}/{self.run.events:,} events ({pct:.0f}%), "
+                f"{self.shards}/{len(self.run.shards)} shards, {self.rate():,.0f} events/s, "
+                f"{human_bytes(self.bytes)} written",
+                highlight=False,
+            )
+
+    def close(self) -> None: ...

@@ -1,0 +1,88 @@
+"""The run manifest: the commit record of a run, written last, atomically, as JSON under `<out>/_manifests/`.
+
+A run exists for readers exactly when its manifest does; it lists every part with its size, checksum, row count
+and time range, and records the options and schema that produced them.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import orjson
+
+from generator import __version__
+from generator.parts import ShardResult, write_atomic
+from generator.schema import EVENT_TYPES, describe
+
+MANIFEST_DIR = "_manifests"
+FORMAT = "temu-ng-events/1"
+
+
+class ManifestError(ValueError):
+    """A manifest is missing, unreadable or not ours."""
+
+
+def manifest_path(out: Path, run_id: str) -> Path:
+    return out / MANIFEST_DIR / f"{run_id}.json"
+
+
+def iso(ts_us: int) -> str:
+    return datetime.fromtimestamp(ts_us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def build(run_id: str, options: dict, results: list[ShardResult], seconds: float) -> dict:
+    results = sorted(results, key=lambda r: r.shard)
+    parts = [p for r in results for p in r.parts]
+    counts = [sum(r.counts[i] for r in results) for i in range(len(EVENT_TYPES))]
+    lo = min((p.min_event_ts for p in parts), default=0)
+    hi = max((p.max_event_ts for p in parts), default=0)
+    return {
+        "format": FORMAT,
+        "run_id": run_id,
+        "generator_version": __version__,
+        "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "seed": options["seed"],
+        "options": options,
+        "schema": describe(),
+        "events": sum(r.rows for r in results),
+        "bytes": sum(r.bytes for r in results),
+        "shards": len(results),
+        "seconds": round(seconds, 3),
+        "window": {"start": options["start"], "first_event_ts": iso(lo), "last_event_ts": iso(hi)},
+        "counts_by_type": dict(zip(EVENT_TYPES, counts, strict=True)),
+        "parts": [
+            {
+                "path": p.path,
+                "shard": p.shard,
+                "rows": p.rows,
+                "bytes": p.bytes,
+                "sha256": p.sha256,
+                "min_event_ts": iso(p.min_event_ts),
+                "max_event_ts": iso(p.max_event_ts),
+            }
+            for p in parts
+        ],
+    }
+
+
+def write(out: Path, manifest: dict) -> Path:
+    path = manifest_path(out, manifest["run_id"])
+    write_atomic(path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    return path
+
+
+def read(path: Path) -> dict:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as e:
+        raise ManifestError(f"{path}: unreadable manifest ({e})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise ManifestError(f"{path}: not a manifest of this generator (format {FORMAT!r})")
+    return data
+
+
+def committed(out: Path) -> list[Path]:
+    """Manifests of the committed runs under `out`, oldest name first."""
+    d = out / MANIFEST_DIR
+    return sorted(p for p in d.glob("*.json") if not p.name.startswith(".")) if d.is_dir() else []

@@ -1,0 +1,275 @@
+"""The validator: re-reads committed runs through their manifests and checks every rule of the event model.
+
+`check_table` holds the row-level rules (a pure function over an Arrow table, also used by the property
+tests); `validate_run` adds what only files can break: checksums, sizes, counts, sort order and partitions.
+Rules come from `generator.schema`; none is restated here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from generator import manifest
+from generator.parts import EVENTS_DIR, partition_dir, read_part
+from generator.schema import (
+    COLUMNS,
+    EVENT_CODE,
+    EVENT_TYPES,
+    INVALID_LATENCY,
+    ORDER_STAGES,
+    PAYMENT_STATUS_BY_TYPE,
+    SESSION_EVENTS,
+    SESSION_NEXT,
+    arrow_schema,
+)
+
+PHONE = r"^\+234[789][01][0-9]{8}$"
+EMAIL = r"^[a-z0-9][a-z0-9._]*@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
+IDENTITY = ("name", "phone_number", "address", "email")
+
+
+@dataclass
+class Report:
+    checked: list[str] = field(default_factory=list)  # rule names, in the order checked
+    violations: Counter = field(default_factory=Counter)  # rule -> violating rows (or items)
+    examples: dict[str, str] = field(default_factory=dict)
+    runs: list[str] = field(default_factory=list)
+    rows: int = 0
+
+    def rule(self, name: str, bad: int, example: str = "") -> None:
+        if name not in self.checked:
+            self.checked.append(name)
+        if bad:
+            self.violations[name] += int(bad)
+            self.examples.setdefault(name, example)
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations
+
+
+def _codes(table: pa.Table) -> np.ndarray:
+    """event_type as integer codes (-1 for unknown types)."""
+    idx = pc.index_in(table.column("event_type"), value_set=pa.array(EVENT_TYPES))
+    return idx.fill_null(-1).to_numpy().astype(np.int64)
+
+
+def _count_false(mask: pa.ChunkedArray | pa.Array) -> int:
+    return int(pc.sum(pc.invert(mask.fill_null(False))).as_py() or 0)
+
+
+def _first_row(table: pa.Table, bad: np.ndarray, cols=("event_id", "event_type")) -> str:
+    i = int(np.flatnonzero(bad)[0])
+    return ", ".join(f"{c}={table.column(c)[i].as_py()}" for c in cols)
+
+
+def check_table(table: pa.Table, threshold_ms: int, report: Report | None = None) -> Report:
+    """Every row-level rule of the event model over `table` (one run, or any part of one)."""
+    r = report or Report()
+    r.rows += table.num_rows
+    schema = arrow_schema()
+    r.rule("schema", 0 if table.schema.remove_metadata().equals(schema) else 1, f"got {table.schema}")
+    if not table.schema.remove_metadata().equals(schema):
+        return r
+    n = table.num_rows
+    codes = _codes(table)
+    for c in COLUMNS:
+        col = table.column(c.name)
+        if not c.nullable:
+            r.rule(f"{c.name} never null", col.null_count, "")
+        if c.values:
+            r.rule(
+                f"{c.name} in its value set",
+                _count_false(pc.is_in(col, value_set=pa.array(c.values))) - col.null_count,
+            )
+        if c.populated_on is not None:
+            expected = np.isin(codes, [EVENT_CODE[t] for t in c.populated_on])
+            bad = expected != col.is_valid().to_numpy(zero_copy_only=False)
+            r.rule(
+                f"{c.name} set exactly on its event types",
+                bad.sum(),
+                _first_row(table, bad) if bad.any() else "",
+            )
+
+    status = table.column("payment_status").to_numpy(zero_copy_only=False)
+    want = np.array([PAYMENT_STATUS_BY_TYPE.get(t) for t in EVENT_TYPES] + [None], dtype=object)[codes]
+    bad = status != want
+    r.rule("payment_status matches event_type", bad.sum(), _first_row(table, bad) if bad.any() else "")
+
+    latency = table.column("latency_ms").to_numpy(zero_copy_only=False)
+    error = pc.equal(table.column("error_code"), INVALID_LATENCY).fill_null(False).to_numpy(zero_copy_only=False)
+    bad = (latency > threshold_ms) != error
+    r.rule(
+        f"error_code iff latency_ms > {threshold_ms}",
+        bad.sum(),
+        _first_row(table, bad, ("event_id", "latency_ms")) if bad.any() else "",
+    )
+    r.rule("latency_ms positive", int((latency <= 0).sum()))
+
+    bad = table.column("carrier").is_valid().to_numpy(zero_copy_only=False) != table.column(
+        "tracking_number"
+    ).is_valid().to_numpy(zero_copy_only=False)
+    r.rule("tracking_number set exactly when carrier is", bad.sum())
+
+    amount = table.column("total_amount")
+    r.rule(
+        "total_amount positive",
+        _count_false(pc.greater(amount, pa.scalar(0, amount.type))) - amount.null_count,
+    )
+
+    ids = pc.count_distinct(table.column("event_id").combine_chunks().storage).as_py() if n else 0
+    r.rule("event_id unique", n - ids)
+    r.rule(
+        "phone_number is +234 E.164 mobile",
+        _count_false(pc.match_substring_regex(table.column("phone_number"), PHONE)),
+    )
+    r.rule("email well-formed", _count_false(pc.match_substring_regex(table.column("email"), EMAIL)))
+
+    per_customer = table.group_by("customer_id").aggregate([(c, "count_distinct") for c in IDENTITY])
+    for c in IDENTITY:
+        r.rule(
+            f"{c} fixed per customer",
+            int(pc.sum(pc.greater(per_customer.column(f"{c}_count_distinct"), 1)).as_py() or 0),
+        )
+
+    _check_orders(table, codes, r)
+    _check_sessions(table, codes, r)
+    return r
+
+
+def _dense(col: pa.ChunkedArray) -> np.ndarray:
+    return col.combine_chunks().dictionary_encode().indices.to_numpy(zero_copy_only=False)
+
+
+def _ts(table: pa.Table) -> np.ndarray:
+    return table.column("event_ts").combine_chunks().view(pa.int64()).to_numpy(zero_copy_only=False)
+
+
+def _check_orders(table: pa.Table, codes: np.ndarray, r: Report) -> None:
+    """Along one tracking number: stages in order without gaps, one carrier, one customer, one amount/method."""
+    rows = np.flatnonzero(table.column("tracking_number").is_valid().to_numpy(zero_copy_only=False))
+    stage_of = np.full(len(EVENT_TYPES) + 1, -1)
+    for i, t in enumerate(ORDER_STAGES):
+        stage_of[EVENT_CODE[t]] = i
+    sub = table.take(pa.array(rows))
+    if not rows.size:
+        for name in ("order stages in time order", "carrier fixed per order", "customer fixed per order"):
+            r.rule(name, 0)
+        return
+    key = _dense(sub.column("tracking_number"))
+    stage = stage_of[codes[rows]]
+    order = np.lexsort((stage, _ts(sub), key))
+    key, stage = key[order], stage[order]
+    same = np.r_[False, key[1:] == key[:-1]]
+    # The first event of an order in the data is its authorisation, or (for orders placed before the run's
+    # start) a fulfilment stage; every later one is the next stage.
+    bad = np.where(same, stage != np.r_[-9, stage[:-1]] + 1, (stage != 0) & (stage < 2))
+    r.rule(
+        "order stages in time order",
+        bad.sum(),
+        f"tracking_number={sub.column('tracking_number')[int(order[np.argmax(bad)])]}" if bad.any() else "",
+    )
+    for col in ("carrier", "customer_id", "total_amount", "payment_method"):
+        vals = _dense(sub.column(col))[order] if col in ("carrier", "customer_id") else None
+        if vals is None:
+            # amount and method are set on PAYMENT_AUTHORIZED and ORDER_PLACED only; they must agree.
+            v = sub.column(col).combine_chunks().take(pa.array(order)).to_numpy(zero_copy_only=False)
+            pair = same & (stage == 1) & (np.r_[-1, stage[:-1]] == 0)
+            bad = pair & (v != np.r_[v[:1], v[:-1]])
+            r.rule(f"{col} same on PAYMENT_AUTHORIZED and ORDER_PLACED", bad.sum())
+        else:
+            bad = same & (vals != np.r_[vals[:1], vals[:-1]])
+            r.rule(f"{col.replace('_id', '')} fixed per order", bad.sum())
+
+
+_NEXT = np.zeros((len(EVENT_TYPES), len(EVENT_TYPES)), bool)
+for _a, _bs in SESSION_NEXT.items():
+    for _b in _bs:
+        _NEXT[EVENT_CODE[_a], EVENT_CODE[_b]] = True
+
+
+def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report) -> None:
+    """Per customer in time order, session events follow the session grammar; a payment keeps its checkout's amount."""
+    rows = np.flatnonzero(np.isin(codes, [EVENT_CODE[t] for t in SESSION_EVENTS]))
+    sub = table.take(pa.array(rows))
+    cust = _dense(sub.column("customer_id")) if rows.size else np.zeros(0, np.int64)
+    order = np.lexsort((rows, _ts(sub), cust))
+    c, t = cust[order], codes[rows][order]
+    same = np.r_[False, c[1:] == c[:-1]]
+    prev = np.r_[0, t[:-1]]
+    bad = np.where(same, ~_NEXT[prev, t], t != EVENT_CODE["OPEN"])
+    r.rule(
+        "session events in funnel order",
+        bad.sum(),
+        _first_row(sub, np.isin(np.arange(len(order)), order[bad])) if bad.any() else "",
+    )
+
+    amount = sub.column("total_amount").combine_chunks().take(pa.array(order)).to_numpy(zero_copy_only=False)
+    is_chk = t == EVENT_CODE["CHECKOUT_STARTED"]
+    last_chk = np.maximum.accumulate(np.where(is_chk, np.arange(t.size), -1)) if t.size else t
+    paying = np.isin(t, [EVENT_CODE[k] for k in ("PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "ORDER_PLACED")])
+    ok = (last_chk >= 0) & (c == c[np.maximum(last_chk, 0)])
+    bad = paying & (~ok | (amount != amount[np.maximum(last_chk, 0)]))
+    r.rule("total_amount fixed from CHECKOUT_STARTED to ORDER_PLACED", bad.sum())
+
+
+def validate_run(out: Path, path: Path, report: Report) -> None:
+    """File-level checks of one committed run, then the row-level rules over all its rows."""
+    doc = manifest.read(path)
+    run = doc["run_id"]
+    report.runs.append(run)
+    threshold = int(doc["options"]["latency_threshold_ms"])
+    partition_by = doc["options"]["partition_by"]
+    tables = []
+    for p in doc["parts"]:
+        f = out / p["path"]
+        if not f.is_file():
+            report.rule("parts listed in the manifest exist", 1, p["path"])
+            continue
+        data = f.read_bytes()
+        report.rule("part size matches manifest", len(data) != p["bytes"], p["path"])
+        report.rule("part sha256 matches manifest", hashlib.sha256(data).hexdigest() != p["sha256"], p["path"])
+        t = read_part(f)
+        report.rule("part rows match manifest", t.num_rows != p["rows"], p["path"])
+        ts = _ts(t)
+        report.rule("rows sorted by event_ts in each part", int((np.diff(ts) < 0).sum()), p["path"])
+        if ts.size:
+            report.rule(
+                "part time range matches manifest",
+                (manifest.iso(int(ts.min())), manifest.iso(int(ts.max()))) != (p["min_event_ts"], p["max_event_ts"]),
+                p["path"],
+            )
+            want = {partition_dir(int(x), partition_by) for x in (ts.min(), ts.max())}
+            got = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
+            report.rule("part sits in its events' partition", want != {"" if got == "." else got}, p["path"])
+        tables.append(t)
+    if not tables:
+        return
+    table = pa.concat_tables(tables)
+    counts = Counter(table.column("event_type").to_pylist())
+    report.rule(
+        "counts by type match manifest",
+        sum(abs(counts.get(k, 0) - v) for k, v in doc["counts_by_type"].items()),
+    )
+    report.rule(
+        "total events match manifest and --events",
+        abs(table.num_rows - doc["events"]) + abs(doc["events"] - doc["options"]["events"]),
+    )
+    check_table(table, threshold, report)
+
+
+def validate(out: Path, run_id: str | None = None) -> Report:
+    report = Report()
+    paths = [manifest.manifest_path(out, run_id)] if run_id else manifest.committed(out)
+    if not paths or not all(p.is_file() for p in paths):
+        raise manifest.ManifestError(f"{out}: no committed run{f' {run_id!r}' if run_id else ''} (no manifest)")
+    for p in paths:
+        validate_run(out, p, report)
+    return report
