@@ -4,14 +4,15 @@ to an exit code (0 success, 1 a failed run or validation, 2 bad input with one l
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
 
-import click
 import orjson
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from generator import __version__, schema
@@ -44,7 +45,7 @@ class UserError(Exception):
 @app.command()
 def run(
     events: Annotated[int, typer.Option(help="Exactly this many events.")] = 500_000,
-    workers: Annotated[int, typer.Option(help="Worker processes (default: CPU count).")] = os.cpu_count() or 1,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.", show_default="the CPU count")] = None,
     seed: Annotated[int, typer.Option(help="Seed: the same seed and options give the same bytes.")] = DEFAULT_SEED,
     start: Annotated[
         str, typer.Option(help="Start of the simulated window, ISO 8601 (UTC if no offset).")
@@ -66,7 +67,7 @@ def run(
 
     cfg = RunConfig(
         events=events,
-        workers=workers,
+        workers=os.cpu_count() or 1 if workers is None else workers,
         seed=seed,
         start=parse_start(start),
         out=out,
@@ -81,6 +82,8 @@ def run(
         listener = LiveDashboard(err_console) if err_console.is_terminal else LogLines(err_console)
     try:
         summary = run_generator(cfg, listener)
+    except KeyboardInterrupt:
+        raise Interrupted() from None
     finally:
         if listener is not None:
             listener.close()
@@ -154,7 +157,8 @@ def show_schema(
         t.add_column(col)
     for i, c in enumerate(doc, 1):
         on = c["populated_on"] if c["populated_on"] == "all" else ", ".join(c["populated_on"])
-        t.add_row(str(i), c["name"], c["type"], "yes" if c["nullable"] else "no", on, ", ".join(c["values"] or []))
+        row = (str(i), c["name"], c["type"], "yes" if c["nullable"] else "no", on, ", ".join(c["values"] or []))
+        t.add_row(*(escape(x) for x in row))
     out_console.print(t)
 
 
@@ -164,24 +168,41 @@ def version() -> None:
     out_console.print(__version__)
 
 
+class Interrupted(BaseException):
+    """Ctrl-C during a run (raised past typer, which would otherwise turn it into a silent exit 130)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM arrived: unwind like Ctrl-C (workers stopped, staging removed, no manifest)."""
+
+
+def _terminated(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input exits 2 with one line; a failed run exits 1; tracebacks only for bugs."""
     from generator.coordinator import RunError
     from generator.manifest import ManifestError
 
     command = typer.main.get_command(app)
+    signal.signal(signal.SIGTERM, _terminated)
     try:
         code = command.main(args=argv, prog_name="gen", standalone_mode=False)
-    except click.UsageError as e:
-        err_console.print(f"gen: error: {e.format_message()}", highlight=False, markup=False)
-        return 2
+    except typer.TyperException as e:  # typer's own usage errors: a bad option value, an unknown option
+        message = e.format_message() if hasattr(e, "format_message") else str(e)
+        err_console.print(f"gen: error: {message}", highlight=False, markup=False)
+        return int(getattr(e, "exit_code", 2))
     except (ConfigError, ManifestError, UserError) as e:
         err_console.print(f"gen: error: {e}", highlight=False, markup=False)
         return 2
     except RunError as e:
         err_console.print(f"gen: run failed: {e}", highlight=False, markup=False)
         return 1
-    except (KeyboardInterrupt, click.exceptions.Abort):
+    except Terminated:
+        err_console.print("gen: terminated; nothing was committed", highlight=False)
+        return 143
+    except Interrupted:
         err_console.print("gen: interrupted; nothing was committed", highlight=False)
         return 130
     return code if isinstance(code, int) else 0

@@ -62,14 +62,14 @@ class RunConfig:
     shard_size: int = DEFAULT_SHARD_SIZE
 
     def __post_init__(self) -> None:
-        def positive(name: str, value: object, flag: str) -> None:
+        def positive(value: object, flag: str) -> None:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{flag}: must be a whole number of at least 1, got {value!r}")
 
-        positive("events", self.events, "--events")
-        positive("workers", self.workers, "--workers")
-        positive("customers", self.customers, "--customers")
-        positive("shard_size", self.shard_size, "--shard-size")
+        positive(self.events, "--events")
+        positive(self.workers, "--workers")
+        positive(self.customers, "--customers")
+        positive(self.shard_size, "--shard-size")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed: must be a whole number from 0 to 2**63-1, got {self.seed!r}")
         if not isinstance(self.latency_threshold_ms, int) or self.latency_threshold_ms < 0:

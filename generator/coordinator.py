@@ -11,8 +11,11 @@ import contextlib
 import multiprocessing
 import os
 import shutil
+import signal
+import threading
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -93,14 +96,14 @@ def run(
         results: list[ShardResult] = []
         if workers == 1:
             for s in shards:
-                results.append(shard_fn(gen, s, *args))
+                results.append(_environment_errors(shard_fn, gen, s, *args))
                 listener.shard_done(results[-1])
         else:
             results = _pool(workers, shard_fn, [(gen, s, *args) for s in shards], listener)
         listener.committing()
-        _commit_parts(staging, out, results)
         doc = manifest.build(cfg.run_id, cfg.options(), results, time.perf_counter() - t0)
-        path = manifest.write(out, doc)
+        with _signals_deferred():
+            path = _commit(staging, out, results, doc)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(out / STAGING_DIR)
@@ -119,6 +122,8 @@ def _pool(workers: int, fn, jobs: list[tuple], listener: Listener) -> list[Shard
                 listener.shard_done(results[-1])
     except BrokenProcessPool as e:
         raise RunError(f"a worker process died ({e}); nothing was committed") from None
+    except OSError as e:
+        raise RunError(f"a worker could not write its part: {e}; nothing was committed") from None
     finally:
         # On success every worker is idle; on error or Ctrl-C stop them now rather than finish the queue.
         processes = list(getattr(pool, "_processes", {}).values())
@@ -131,14 +136,45 @@ def _pool(workers: int, fn, jobs: list[tuple], listener: Listener) -> list[Shard
     return results
 
 
-def _commit_parts(staging: Path, out: Path, results: list[ShardResult]) -> None:
+def _environment_errors(fn, *args):
+    try:
+        return fn(*args)
+    except OSError as e:
+        raise RunError(f"could not write a part: {e}; nothing was committed") from None
+
+
+@contextmanager
+def _signals_deferred():
+    """Hold SIGINT and SIGTERM while the run commits (milliseconds of renames), so that a commit is never cut
+    in half; a signal that arrives meanwhile is ignored, since by then the run is done."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = {s: signal.signal(s, lambda *_: None) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, handler in held.items():
+            signal.signal(s, handler)
+
+
+def _commit(staging: Path, out: Path, results: list[ShardResult], doc: dict) -> Path:
+    """Move the staged parts into place, then write the manifest; on any failure, move them back."""
     moves = [(staging / p.path, out / p.path) for r in results for p in r.parts]
     clash = [str(dest) for _, dest in moves if dest.exists()]
     if clash:
         raise RunError(f"refusing to overwrite existing part {clash[0]}")
-    for src, dest in moves:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(src, dest)
+    done: list[tuple[Path, Path]] = []
+    try:
+        for src, dest in moves:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(src, dest)
+            done.append((src, dest))
+        return manifest.write(out, doc)
+    except OSError as e:
+        for src, dest in reversed(done):
+            os.replace(dest, src)
+        raise RunError(f"could not commit the run: {e}; nothing was committed") from None
 
 
 def _remove_if_empty(path: Path) -> None:

@@ -56,6 +56,8 @@ class Column:
     populated_on: frozenset[str] | None = None
     # The closed set of values the column may take, when there is one.
     values: tuple[str, ...] | None = None
+    # For docs: when a nullable column without `populated_on` is set.
+    set_when: str | None = None
 
 
 _AMOUNT_EVENTS = frozenset({"CHECKOUT_STARTED", "PAYMENT_AUTHORIZED", "PAYMENT_FAILED", "ORDER_PLACED"})
@@ -79,6 +81,7 @@ COLUMNS: tuple[Column, ...] = (
         True,
         f"'{INVALID_LATENCY}' exactly when latency_ms exceeds the run's latency threshold, else null.",
         values=ERROR_CODES,
+        set_when="latency_ms > the run's latency threshold",
     ),
     Column(
         "total_amount",
@@ -137,7 +140,9 @@ def describe() -> list[dict[str, object]]:
                 "name": c.name,
                 "type": str(c.type) if c.name != "event_id" else "uuid",
                 "nullable": c.nullable,
-                "populated_on": sorted(c.populated_on, key=EVENT_TYPES.index) if c.populated_on else "all",
+                "populated_on": sorted(c.populated_on, key=EVENT_TYPES.index)
+                if c.populated_on
+                else c.set_when or "all",
                 "values": list(c.values) if c.values else None,
                 "description": c.description,
             }

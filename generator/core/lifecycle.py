@@ -33,6 +33,7 @@ def pay(rng: np.random.Generator, b: Behaviour, k: int) -> tuple[np.ndarray, np.
     """Payment attempts of `k` checkouts: (failures before the outcome, success, method of the last attempt)."""
     mix = np.cumsum(b.method_mix)
     method = pick(mix, rng.random(k)).astype(np.int8)
+    others = _switch_cdf(b.method_mix)
     alive = np.ones(k, bool)
     fails = np.zeros(k, np.int64)
     success = np.zeros(k, bool)
@@ -42,11 +43,21 @@ def pay(rng: np.random.Generator, b: Behaviour, k: int) -> tuple[np.ndarray, np.
         lost = alive & failed
         fails += lost
         alive = lost & (rng.random(k) < b.retry) & (attempt + 1 < b.max_attempts)
-        # A retrying customer switches method with some probability, to another method of the mix.
-        other = pick(mix, rng.random(k)).astype(np.int8)
-        other = np.where(other == method, pick(mix, rng.random(k)).astype(np.int8), other)
-        method = np.where(alive & (rng.random(k) < b.switch_method), other, method)
+        # A retrying customer switches, with some probability, to another method, in proportion to the mix.
+        within = np.searchsorted(others, method + rng.random(k), side="right") - (mix.size - 1) * method
+        other = np.minimum(within, mix.size - 2).astype(np.int8)
+        other = other + (other >= method)
+        method = np.where(alive & (rng.random(k) < b.switch_method), other, method).astype(np.int8)
     return fails, success, method
+
+
+def _switch_cdf(mix: np.ndarray) -> np.ndarray:
+    """Segmented cdf: segment m (spanning (m, m+1]) draws among the methods other than m, by the mix."""
+    segments = []
+    for m in range(mix.size):
+        w = np.delete(mix, m)
+        segments.append(m + np.cumsum(w) / w.sum())
+    return np.concatenate(segments)
 
 
 def basket_kobo(rng: np.random.Generator, b: Behaviour, k: int) -> np.ndarray:
@@ -85,6 +96,8 @@ ORDERS_PER_SHARD = 1 << 24
 
 
 def tracking_numbers(seed: int, shard: int, order: np.ndarray, carrier: np.ndarray, b: Behaviour) -> pa.Array:
+    if order.size == 0:
+        return pa.array([], pa.string())
     digits = b.carriers.tracking_digits[carrier]
     modulus = (10 ** digits.astype(np.uint64)).astype(np.uint64)
     serial = np.uint64(shard) * np.uint64(ORDERS_PER_SHARD) + order.astype(np.uint64)

@@ -122,7 +122,6 @@ class Nigeria(BaseDataProvider):
         d = self._dataset
         states = d["states"]
         groups = tuple(d["groups"])
-        {g: i for i, g in enumerate(groups)}
 
         first: list[str] = []
         first_offset, first_size = [], []

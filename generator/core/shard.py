@@ -76,7 +76,8 @@ def shard_count(events: int, customers: int, shard_size: int) -> int:
 
 def plan(cfg: GenConfig) -> list[Shard]:
     """Split the population and the event target into shards (independent of how many workers run them)."""
-    n = shard_count(cfg.events, cfg.customers, cfg.shard_size)
+    # Every shard needs at least one customer: a tiny population makes fewer, larger shards.
+    n = min(shard_count(cfg.events, cfg.customers, cfg.shard_size), cfg.customers)
     shards = []
     for i in range(n):
         first, count = split(cfg.customers, n, i)

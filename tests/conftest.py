@@ -1,0 +1,24 @@
+"""Shared fixtures: small runs that finish in a second or two on two cores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from generator.config import RunConfig
+from generator.coordinator import run
+
+
+def small_config(out: Path, **kw) -> RunConfig:
+    base = dict(events=6_000, workers=1, seed=7, out=out, run_id="r1", customers=20_000, shard_size=2_000)
+    base.update(kw)
+    return RunConfig(**base)
+
+
+@pytest.fixture(scope="session")
+def committed_run(tmp_path_factory):
+    """One committed multi-shard run, shared by the read-only tests."""
+    out = tmp_path_factory.mktemp("run")
+    summary = run(small_config(out, events=20_000, workers=2, shard_size=5_000))
+    return out, summary

@@ -1,0 +1,131 @@
+"""Never a half-written or uncommitted part where readers look: killed workers, killed and interrupted runs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from generator.coordinator import RunError, run
+from generator.validate import validate
+
+from . import faults
+from .conftest import small_config
+
+
+def _visible(out: Path) -> list[Path]:
+    """Files a Hive-style reader (Athena, Spark, DuckDB globbing events/) would pick up."""
+    events = out / "events"
+    return [p for p in events.rglob("*") if p.is_file() and not p.name.startswith(".")] if events.exists() else []
+
+
+@pytest.mark.parametrize("workers", [1, 3])
+def test_worker_killed_mid_run_commits_nothing(tmp_path, workers):
+    cfg = small_config(tmp_path, events=10_000, shard_size=1_000, workers=workers)
+    if workers == 1:
+        # In-process, the SIGKILL would take the test down with it: simulate the death as an exception instead.
+        def boom(gen, shard, *args):
+            if shard.index == 2:
+                raise RunError("worker died")
+            return faults.make_part(gen, shard, *args)
+
+        fn = boom
+    else:
+        fn = faults.die_on_shard_two
+    with pytest.raises(RunError):
+        run(cfg, shard_fn=fn)
+    assert not (tmp_path / "_manifests").exists()
+    assert _visible(tmp_path) == []
+    assert not (tmp_path / "_staging").exists(), "the failed run's own staging files are removed"
+
+
+def _gen(out: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            "run",
+            "--out",
+            str(out),
+            "--run-id",
+            "big",
+            "--workers",
+            "2",
+            "--events",
+            "3000000",
+            "--shard-size",
+            "20000",
+            *extra,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+
+
+def _wait_for_staged_parts(out: Path, proc: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        staged = list((out / "_staging").rglob("*.parquet")) if (out / "_staging").exists() else []
+        if len(staged) >= 2:
+            return
+        assert proc.poll() is None, proc.stderr.read().decode()
+        time.sleep(0.05)
+    pytest.fail("no part was staged within 60 s")
+
+
+@pytest.mark.slow
+def test_killed_run_leaves_nothing_visible_and_can_be_redone(tmp_path):
+    proc = _gen(tmp_path)
+    _wait_for_staged_parts(tmp_path, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (tmp_path / "_manifests").exists()
+    assert _visible(tmp_path) == []
+    # The same run, redone from scratch, commits normally (the dead attempt's staging is discarded).
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "generator",
+            "run",
+            "--out",
+            str(tmp_path),
+            "--run-id",
+            "big",
+            "--workers",
+            "2",
+            "--events",
+            "20000",
+            "--shard-size",
+            "5000",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert validate(tmp_path).ok
+    assert not (tmp_path / "_staging").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_run_exits_cleanly(tmp_path, sig):
+    proc = _gen(tmp_path)
+    _wait_for_staged_parts(tmp_path, proc)
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode in (130, 143), err.decode()
+    assert "nothing was committed" in err.decode()
+    assert "Traceback" not in err.decode()
+    assert not (tmp_path / "_manifests").exists()
+    assert _visible(tmp_path) == []
+    assert not (tmp_path / "_staging").exists()

@@ -1,0 +1,126 @@
+"""The event model's rules as properties of the pure core, over seeds, windows and small configurations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from generator.core.population import identities
+from generator.core.nigeria import default_pools
+from generator.core.shard import GenConfig, plan, shard_table, split
+from generator.parts import encode
+from generator.schema import arrow_schema
+from generator.validate import check_table
+
+START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z in microseconds
+
+configs = st.builds(
+    GenConfig,
+    seed=st.integers(0, 2**63 - 1),
+    events=st.integers(1, 4_000),
+    start_us=st.integers(START_2025, START_2025 + 730 * 86_400_000_000),
+    shard_size=st.integers(500, 4_000),
+    latency_threshold_ms=st.integers(0, 5_000),
+    customers=st.integers(1, 30_000),
+)
+CORE_RULES = {
+    "schema",
+    "event_id unique",
+    "payment_status matches event_type",
+    "tracking_number set exactly when carrier is",
+    "order stages in time order",
+    "session events in funnel order",
+    "total_amount fixed from CHECKOUT_STARTED to ORDER_PLACED",
+    "payment_method same on PAYMENT_AUTHORIZED and ORDER_PLACED",
+    "carrier fixed per order",
+    "phone_number is +234 E.164 mobile",
+    "email well-formed",
+    *(f"{c} set exactly on its event types" for c in ("total_amount", "payment_method", "payment_status", "carrier")),
+}
+fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@fast
+@given(configs, st.data())
+def test_every_rule_holds_on_any_shard(cfg, data):
+    shards = plan(cfg)
+    shard = data.draw(st.sampled_from(shards))
+    table = shard_table(cfg, shard)
+    assert table.schema.equals(arrow_schema())
+    assert table.num_rows == shard.events
+    ts = table.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
+    assert (np.diff(ts) >= 0).all(), "rows sorted by event_ts"
+    assert ts.min() >= cfg.start_us, "nothing before the window's start"
+    report = check_table(table, cfg.latency_threshold_ms)
+    assert report.ok, dict(report.violations) | {"examples": report.examples}
+    assert CORE_RULES <= set(report.checked)
+
+
+@fast
+@given(configs)
+def test_a_whole_run_obeys_the_rules_across_shards(cfg):
+    tables = [shard_table(cfg, s) for s in plan(cfg)]
+    table = pa.concat_tables(tables)
+    assert table.num_rows == cfg.events, "--events N yields exactly N events"
+    report = check_table(table, cfg.latency_threshold_ms)
+    assert report.ok, dict(report.violations) | {"examples": report.examples}
+
+
+@settings(max_examples=25, deadline=None)
+@given(configs)
+def test_same_config_same_bytes(cfg):
+    shard = plan(cfg)[-1]
+    assert encode(shard_table(cfg, shard)).equals(encode(shard_table(cfg, shard)))
+
+
+@given(st.integers(0, 10**9), st.integers(1, 500))
+def test_split_covers_the_total_without_gaps(total, parts):
+    pieces = [split(total, parts, i) for i in range(parts)]
+    assert sum(n for _, n in pieces) == total
+    assert all(pieces[i][0] + pieces[i][1] == pieces[i + 1][0] for i in range(parts - 1))
+    assert max(n for _, n in pieces) - min(n for _, n in pieces) <= 1
+
+
+@settings(max_examples=50, deadline=None)
+@given(configs)
+def test_plan_partitions_population_and_events(cfg):
+    shards = plan(cfg)
+    assert sum(s.events for s in shards) == cfg.events
+    assert shards[0].first_customer == 0
+    assert all(a.first_customer + a.customers == b.first_customer for a, b in zip(shards, shards[1:], strict=False))
+    assert shards[-1].first_customer + shards[-1].customers == cfg.customers
+    assert all(s.customers >= 1 for s in shards)
+    if cfg.customers >= len(shards) * 2:
+        assert all(s.events <= cfg.shard_size for s in shards)
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.lists(st.integers(0, 10**9), min_size=1, max_size=50))
+def test_customer_identity_is_a_pure_function_of_seed_and_index(seed, idx):
+    pools = default_pools()
+    together = identities(seed, np.array(idx), pools)
+    for j, i in enumerate(idx[:5]):
+        alone = identities(seed, np.array([i]), pools)
+        assert {k: v[0].as_py() for k, v in alone.items()} == {k: v[j].as_py() for k, v in together.items()}
+
+
+def test_customers_keep_their_identity_in_every_shard_layout():
+    """The same customer, generated under two different shard plans, has the same name, phone, email, address."""
+    a = GenConfig(
+        seed=3, events=3_000, start_us=START_2025, shard_size=3_000, latency_threshold_ms=2000, customers=9_000
+    )
+    b = GenConfig(
+        seed=3, events=3_000, start_us=START_2025, shard_size=1_000, latency_threshold_ms=2000, customers=9_000
+    )
+    ta = pa.concat_tables([shard_table(a, s) for s in plan(a)])
+    tb = pa.concat_tables([shard_table(b, s) for s in plan(b)])
+    cols = ["customer_id", "name", "phone_number", "address", "email"]
+    ia = ta.select(cols).group_by(cols).aggregate([])
+    ib = tb.select(cols).group_by(cols).aggregate([])
+    both = ia.join(ib, "customer_id", join_type="inner", left_suffix="_a", right_suffix="_b")
+    assert both.num_rows > 100
+    for c in cols[1:]:
+        assert pc.all(pc.equal(both.column(f"{c}_a"), both.column(f"{c}_b"))).as_py(), c

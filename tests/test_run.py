@@ -1,0 +1,130 @@
+"""Whole runs through the coordinator: exact counts, byte-identical parts whatever the worker count, the
+manifest as the commit, and readers we did not write (pyarrow, DuckDB) seeing the declared types."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from generator.config import ConfigError
+from generator.coordinator import run
+from generator.schema import COLUMN_NAMES, EVENT_TYPES, arrow_schema
+from generator.validate import validate
+
+from .conftest import small_config
+
+
+def _digests(out: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(out)).replace("-r1.parquet", ""): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((out / "events").rglob("*.parquet"))
+    }
+
+
+def test_same_bytes_whatever_the_worker_count(tmp_path):
+    digests = []
+    for workers in (1, 2, 3):
+        out = tmp_path / f"w{workers}"
+        run(small_config(out, workers=workers, events=9_000, shard_size=1_500))
+        digests.append(_digests(out))
+    assert len(digests[0]) >= 6
+    assert digests[0] == digests[1] == digests[2]
+
+
+def test_exact_count_and_manifest(committed_run):
+    out, summary = committed_run
+    doc = orjson.loads((out / "_manifests" / "r1.json").read_bytes())
+    assert doc == summary.manifest
+    assert doc["events"] == 20_000 == sum(p["rows"] for p in doc["parts"])
+    assert sum(doc["counts_by_type"].values()) == 20_000
+    assert list(doc["counts_by_type"]) == list(EVENT_TYPES)
+    assert doc["options"]["latency_threshold_ms"] == 2000
+    assert doc["seed"] == 7 and doc["generator_version"]
+    assert [c["name"] for c in doc["schema"]] == list(COLUMN_NAMES)
+    for p in doc["parts"]:
+        f = out / p["path"]
+        assert f.stat().st_size == p["bytes"]
+        assert hashlib.sha256(f.read_bytes()).hexdigest() == p["sha256"]
+        assert p["path"].startswith("events/dt=") and p["path"].endswith("-r1.parquet")
+    assert not (out / "_staging").exists()
+    assert validate(out).ok
+
+
+def test_parts_read_back_with_pyarrow(committed_run):
+    out, _ = committed_run
+    for f in (out / "events").rglob("*.parquet"):
+        t = pq.read_table(f)
+        assert t.schema.equals(arrow_schema())
+        meta = pq.ParquetFile(f).metadata
+        col = meta.row_group(0).column(0)
+        assert col.compression == "ZSTD"
+        assert str(meta.schema.column(0).logical_type) == "UUID"
+        assert meta.row_group(0).column(COLUMN_NAMES.index("event_ts")).statistics.has_min_max
+
+
+def test_duckdb_reads_uuid_timestamptz_decimal(committed_run):
+    out, _ = committed_run
+    con = duckdb.connect()
+    glob = str(out / "events" / "*" / "*.parquet")
+    types = dict(
+        con.execute(f"DESCRIBE SELECT * FROM read_parquet('{glob}', hive_partitioning=true)").fetchall()[i][:2]
+        for i in range(17)
+    )
+    assert types["event_id"] == "UUID"
+    assert types["event_ts"] == "TIMESTAMP WITH TIME ZONE"
+    assert types["total_amount"] == "DECIMAL(12,2)"
+    assert types["latency_ms"] == "INTEGER"
+    assert types["dt"] in ("DATE", "VARCHAR")
+    n, distinct, first_dt = con.execute(
+        f"SELECT count(*), count(DISTINCT event_id), min(dt) FROM read_parquet('{glob}', hive_partitioning=true)"
+    ).fetchone()
+    assert n == distinct == 20_000
+    assert str(first_dt).startswith("2025-11-01")
+    # DuckDB's own view of the order rules: one amount per authorised order, and no REFUNDED outside failures.
+    bad = con.execute(
+        f"""SELECT count(*) FROM (
+              SELECT tracking_number FROM read_parquet('{glob}')
+              WHERE event_type IN ('PAYMENT_AUTHORIZED', 'ORDER_PLACED')
+              GROUP BY tracking_number HAVING count(DISTINCT total_amount) > 1)"""
+    ).fetchone()[0]
+    assert bad == 0
+    refunded = con.execute(
+        f"SELECT count(*) FROM read_parquet('{glob}') WHERE payment_status = 'REFUNDED' AND event_type <> 'PAYMENT_FAILED'"
+    ).fetchone()[0]
+    assert refunded == 0
+
+
+@pytest.mark.parametrize("partition_by", ["hour", "none"])
+def test_other_partitionings(tmp_path, partition_by):
+    out = tmp_path / partition_by
+    run(small_config(out, partition_by=partition_by, events=4_000))
+    paths = [str(p.relative_to(out / "events")) for p in (out / "events").rglob("*.parquet")]
+    if partition_by == "hour":
+        assert all(p.startswith("dt=") and "/hour=" in p for p in paths)
+    else:
+        assert all("/" not in p for p in paths)
+    assert validate(out).ok
+
+
+def test_runs_never_overwrite(tmp_path):
+    run(small_config(tmp_path, events=2_000))
+    before = _digests(tmp_path)
+    with pytest.raises(ConfigError, match="already committed"):
+        run(small_config(tmp_path, events=3_000))
+    run(small_config(tmp_path, events=2_000, run_id="r2", seed=8))
+    after = _digests(tmp_path)
+    assert {k: v for k, v in after.items() if k in before} == before
+    assert len(after) > len(before)
+    assert validate(tmp_path).ok and len(validate(tmp_path).runs) == 2
+
+
+def test_tables_concatenate_across_parts(committed_run):
+    out, _ = committed_run
+    t = pa.concat_tables(pq.read_table(f) for f in sorted((out / "events").rglob("*.parquet")))
+    assert t.num_rows == 20_000

@@ -1,0 +1,133 @@
+"""The validator catches each kind of broken row: every rule is shown to fail on data that breaks it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generator.core.shard import GenConfig, plan, shard_table
+from generator.validate import check_table
+
+CFG = GenConfig(
+    seed=11, events=8_000, start_us=1_761_955_200_000_000, shard_size=8_000, latency_threshold_ms=2000, customers=4_000
+)
+
+
+@pytest.fixture(scope="module")
+def table() -> pa.Table:
+    t = pa.concat_tables([shard_table(CFG, s) for s in plan(CFG)])
+    assert check_table(t, CFG.latency_threshold_ms).ok
+    return t
+
+
+def _set(t: pa.Table, column: str, row: int, value) -> pa.Table:
+    values = t.column(column).to_pylist()
+    values[row] = value
+    field = t.schema.field(column)
+    return t.set_column(t.schema.get_field_index(column), field, pa.array(values, field.type))
+
+
+def _rows(t: pa.Table, event_type: str) -> np.ndarray:
+    return np.flatnonzero(pc.equal(t.column("event_type"), event_type).to_numpy(zero_copy_only=False))
+
+
+MUTATIONS = {
+    # name: (event type of the row to break, column, new value or a function of the old one, rule expected to fire)
+    "amount on a view": (
+        "PRODUCT_VIEW",
+        "total_amount",
+        Decimal("100.00"),
+        "total_amount set exactly on its event types",
+    ),
+    "no amount at checkout": ("CHECKOUT_STARTED", "total_amount", None, "total_amount set exactly on its event types"),
+    "order amount differs": (
+        "ORDER_PLACED",
+        "total_amount",
+        lambda v: v + Decimal("1.00"),
+        "total_amount fixed from CHECKOUT_STARTED to ORDER_PLACED",
+    ),
+    "method on a failure": (
+        "PAYMENT_FAILED",
+        "payment_method",
+        "CARD",
+        "payment_method set exactly on its event types",
+    ),
+    "method changes at order": (
+        "ORDER_PLACED",
+        "payment_method",
+        lambda v: "PAYPAL" if v != "PAYPAL" else "USSD",
+        "payment_method same on PAYMENT_AUTHORIZED and ORDER_PLACED",
+    ),
+    "refund status on authorisation": (
+        "PAYMENT_AUTHORIZED",
+        "payment_status",
+        "REFUNDED",
+        "payment_status matches event_type",
+    ),
+    "status on a login": ("USER_LOGIN", "payment_status", "CAPTURED", "payment_status set exactly on its event types"),
+    "carrier changes at order": (
+        "ORDER_PLACED",
+        "carrier",
+        lambda v: "DHL" if v != "DHL" else "Speedaf",
+        "carrier fixed per order",
+    ),
+    "tracking without carrier": ("PACKED", "carrier", None, "tracking_number set exactly when carrier is"),
+    "carrier at checkout": ("CHECKOUT_STARTED", "carrier", "DHL", "carrier set exactly on its event types"),
+    "slow but no error": ("PRODUCT_VIEW", "latency_ms", 9_999, "error_code iff latency_ms > 2000"),
+    "error but fast": ("OPEN", "error_code", "INVALID LATENCY", "error_code iff latency_ms > 2000"),
+    "misspelt platform": ("OPEN", "platform", "ANDRIOD", "platform in its value set"),
+    "unknown event type": ("OPEN", "event_type", "APP_CRASH", "event_type in its value set"),
+    "local phone format": ("OPEN", "phone_number", "08031234567", "phone_number is +234 E.164 mobile"),
+    "email without domain": ("OPEN", "email", "ada.okafor@", "email well-formed"),
+    "ordered before authorised": ("PAYMENT_AUTHORIZED", "event_type", "ORDER_PLACED", "order stages in time order"),
+    "checkout skipped": ("CHECKOUT_STARTED", "event_type", "PRODUCT_VIEW", "session events in funnel order"),
+    "renamed customer": ("PRODUCT_VIEW", "name", "Somebody Else", "name fixed per customer"),
+}
+
+
+@settings(max_examples=3, deadline=None)
+@pytest.mark.parametrize("name", sorted(MUTATIONS))
+@given(pick=st.integers(0, 10**6))
+def test_each_broken_rule_is_reported(table, name, pick):
+    event_type, column, new, rule = MUTATIONS[name]
+    rows = _rows(table, event_type)
+    assert rows.size, f"the fixture has no {event_type}"
+    row = int(rows[pick % rows.size])
+    old = table.column(column)[row].as_py()
+    broken = _set(table, column, row, new(old) if callable(new) else new)
+    report = check_table(broken, CFG.latency_threshold_ms)
+    assert rule in report.violations, (name, dict(report.violations))
+
+
+def test_duplicate_event_id_is_reported(table):
+    ids = table.column("event_id").combine_chunks()
+    dup = pa.concat_arrays([ids.slice(0, 1), ids.slice(0, table.num_rows - 1)])
+    broken = table.set_column(0, table.schema.field(0), dup)
+    assert check_table(broken, CFG.latency_threshold_ms).violations["event_id unique"] == 1
+
+
+def test_wrong_type_is_reported(table):
+    broken = table.set_column(9, pa.field("latency_ms", pa.int64(), nullable=False), table.column(9).cast(pa.int64()))
+    assert "schema" in check_table(broken, CFG.latency_threshold_ms).violations
+
+
+def test_shipping_before_packing_is_reported(table):
+    """Moving a SHIPPED event before its PACKED breaks the order's time order."""
+    packed = _rows(table, "PACKED")
+    tracking = table.column("tracking_number")
+    for row in packed:
+        same = np.flatnonzero(pc.equal(tracking, tracking[int(row)]).to_numpy(zero_copy_only=False))
+        shipped = [r for r in same if table.column("event_type")[int(r)].as_py() == "SHIPPED"]
+        if shipped:
+            earlier = table.column("event_ts")[int(row)].as_py() - timedelta(seconds=1)
+            broken = _set(table, "event_ts", shipped[0], earlier)
+            assert "order stages in time order" in check_table(broken, CFG.latency_threshold_ms).violations
+            return
+    pytest.fail("no order both packed and shipped in the fixture")
