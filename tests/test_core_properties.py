@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from generator.core.population import identities
 from generator.core.nigeria import default_pools
+from generator.core.population import identities
 from generator.core.shard import GenConfig, plan, shard_table, split
 from generator.parts import encode
 from generator.schema import arrow_schema
@@ -56,7 +58,7 @@ def test_every_rule_holds_on_any_shard(cfg, data):
     assert ts.min() >= cfg.start_us, "nothing before the window's start"
     report = check_table(table, cfg.latency_threshold_ms)
     assert report.ok, dict(report.violations) | {"examples": report.examples}
-    assert CORE_RULES <= set(report.checked)
+    assert set(report.checked) >= CORE_RULES
 
 
 @fast
@@ -90,7 +92,7 @@ def test_plan_partitions_population_and_events(cfg):
     shards = plan(cfg)
     assert sum(s.events for s in shards) == cfg.events
     assert shards[0].first_customer == 0
-    assert all(a.first_customer + a.customers == b.first_customer for a, b in zip(shards, shards[1:], strict=False))
+    assert all(a.first_customer + a.customers == b.first_customer for a, b in itertools.pairwise(shards))
     assert shards[-1].first_customer + shards[-1].customers == cfg.customers
     assert all(s.customers >= 1 for s in shards)
     if cfg.customers >= len(shards) * 2:

@@ -95,7 +95,8 @@ def test_duckdb_reads_uuid_timestamptz_decimal(committed_run):
     ).fetchone()[0]
     assert bad == 0
     refunded = con.execute(
-        f"SELECT count(*) FROM read_parquet('{glob}') WHERE payment_status = 'REFUNDED' AND event_type <> 'PAYMENT_FAILED'"
+        f"SELECT count(*) FROM read_parquet('{glob}') "
+        "WHERE payment_status = 'REFUNDED' AND event_type <> 'PAYMENT_FAILED'"
     ).fetchone()[0]
     assert refunded == 0
 
