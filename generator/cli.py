@@ -24,6 +24,7 @@ from generator.config import (
     ConfigError,
     RunConfig,
     parse_start,
+    parse_whole,
 )
 from generator.core.behaviour import default_behaviour
 
@@ -44,20 +45,28 @@ class UserError(Exception):
 
 @app.command()
 def run(
-    events: Annotated[int, typer.Option(help="Exactly this many events.")] = 500_000,
-    workers: Annotated[int | None, typer.Option(help="Worker processes.", show_default="the CPU count")] = None,
-    seed: Annotated[int, typer.Option(help="Seed: the same seed and options give the same bytes.")] = DEFAULT_SEED,
+    events: Annotated[str, typer.Option(metavar="INTEGER", help="Exactly this many events.")] = "500000",
+    workers: Annotated[
+        str, typer.Option(metavar="INTEGER", help="Worker processes.", show_default="the CPU count")
+    ] = "",
+    seed: Annotated[
+        str, typer.Option(metavar="INTEGER", help="Seed: the same seed and options give the same bytes.")
+    ] = str(DEFAULT_SEED),
     start: Annotated[
         str, typer.Option(help="Start of the simulated window, ISO 8601 (UTC if no offset).")
     ] = DEFAULT_START,
     out: Annotated[Path, typer.Option(help="Output root.")] = Path("shards"),
     partition_by: Annotated[str, typer.Option(help=f"Partitioning: {', '.join(PARTITIONINGS)}.")] = "date",
     latency_threshold_ms: Annotated[
-        int, typer.Option(help="error_code is 'INVALID LATENCY' above this latency.")
-    ] = default_behaviour().latency_threshold_ms,
+        str, typer.Option(metavar="INTEGER", help="error_code is 'INVALID LATENCY' above this latency.")
+    ] = str(default_behaviour().latency_threshold_ms),
     run_id: Annotated[str, typer.Option(help="Run id (default: UTC time and a random suffix).")] = "",
-    customers: Annotated[int, typer.Option(help="Size of the customer population.")] = default_behaviour().customers,
-    shard_size: Annotated[int, typer.Option(help="Events per shard (a unit of work and a part).")] = DEFAULT_SHARD_SIZE,
+    customers: Annotated[str, typer.Option(metavar="INTEGER", help="Size of the customer population.")] = str(
+        default_behaviour().customers
+    ),
+    shard_size: Annotated[
+        str, typer.Option(metavar="INTEGER", help="Events per shard (a unit of work and a part).")
+    ] = str(DEFAULT_SHARD_SIZE),
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
 ) -> None:
@@ -66,16 +75,16 @@ def run(
     from generator.dashboard import LiveDashboard, LogLines
 
     cfg = RunConfig(
-        events=events,
-        workers=os.cpu_count() or 1 if workers is None else workers,
-        seed=seed,
+        events=parse_whole("--events", events),
+        workers=parse_whole("--workers", workers) if workers else os.cpu_count() or 1,
+        seed=parse_whole("--seed", seed),
         start=parse_start(start),
         out=out,
         partition_by=partition_by,
-        latency_threshold_ms=latency_threshold_ms,
+        latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms),
         run_id=run_id,
-        customers=customers,
-        shard_size=shard_size,
+        customers=parse_whole("--customers", customers),
+        shard_size=parse_whole("--shard-size", shard_size),
     )
     listener = None
     if not quiet:
@@ -191,13 +200,13 @@ def main(argv: list[str] | None = None) -> int:
         code = command.main(args=argv, prog_name="gen", standalone_mode=False)
     except typer.TyperException as e:  # typer's own usage errors: a bad option value, an unknown option
         message = e.format_message() if hasattr(e, "format_message") else str(e)
-        err_console.print(f"gen: error: {message}", highlight=False, markup=False)
+        err_console.print(f"gen: error: {message}", highlight=False, markup=False, soft_wrap=True)
         return int(getattr(e, "exit_code", 2))
     except (ConfigError, ManifestError, UserError) as e:
-        err_console.print(f"gen: error: {e}", highlight=False, markup=False)
+        err_console.print(f"gen: error: {e}", highlight=False, markup=False, soft_wrap=True)
         return 2
     except RunError as e:
-        err_console.print(f"gen: run failed: {e}", highlight=False, markup=False)
+        err_console.print(f"gen: run failed: {e}", highlight=False, markup=False, soft_wrap=True)
         return 1
     except Terminated:
         err_console.print("gen: terminated; nothing was committed", highlight=False)

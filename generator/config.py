@@ -23,6 +23,14 @@ class ConfigError(ValueError):
     """A user-supplied value is invalid; the message names it. Maps to exit code 2."""
 
 
+def parse_whole(flag: str, text: str) -> int:
+    """A whole number given on the command line (underscores allowed: 500_000)."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigError(f"{flag}: not a whole number: {text!r}") from None
+
+
 def parse_start(text: str) -> datetime:
     """An ISO 8601 instant; without an offset it is taken as UTC."""
     try:

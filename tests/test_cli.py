@@ -1,0 +1,128 @@
+"""The `gen` command: bad input exits 2 with one line naming the value and writes nothing; the happy paths."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import orjson
+import pytest
+
+from generator.cli import main
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--events", "0"], "--events"),
+        (["--events", "-5"], "--events"),
+        (["--events", "abc"], "abc"),
+        (["--events", "1.5"], "1.5"),
+        (["--workers", "0"], "--workers"),
+        (["--workers", "many"], "many"),
+        (["--seed", "-1"], "--seed"),
+        (["--start", "yesterday"], "yesterday"),
+        (["--start", "2025-13-40"], "2025-13-40"),
+        (["--partition-by", "week"], "week"),
+        (["--latency-threshold-ms", "-1"], "-1"),
+        (["--customers", "0"], "--customers"),
+        (["--run-id", "../escape"], "../escape"),
+        (["--events", "1000000000", "--customers", "1"], "--events"),
+        (["--no-such-option"], "--no-such-option"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_writes_nothing(tmp_path, capsys, args, named):
+    out = tmp_path / "out"
+    code = main(["run", "--out", str(out), "--quiet", *args])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and err.startswith("gen: error:"), err
+    assert named in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_unwritable_out_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    for out in (blocker, blocker / "below"):
+        assert main(["run", "--out", str(out), "--events", "10", "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert "--out" in err and err.count("\n") == 1
+    assert blocker.read_text() == "not a directory"
+
+
+def test_existing_run_id_is_refused_and_kept(tmp_path, capsys):
+    args = ["run", "--out", str(tmp_path), "--events", "500", "--customers", "2000", "--run-id", "x", "--quiet"]
+    assert main(args) == 0
+    before = (tmp_path / "_manifests" / "x.json").read_bytes()
+    assert main(args) == 2
+    assert "already committed" in capsys.readouterr().err
+    assert (tmp_path / "_manifests" / "x.json").read_bytes() == before
+
+
+def test_json_summary_and_validate(tmp_path, capsys):
+    code = main(
+        [
+            "run",
+            "--out",
+            str(tmp_path),
+            "--events",
+            "3000",
+            "--customers",
+            "5000",
+            "--workers",
+            "2",
+            "--shard-size",
+            "1000",
+            "--json",
+            "--run-id",
+            "j",
+        ]
+    )
+    assert code == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    assert summary["events"] == 3000 and summary["run_id"] == "j" and summary["parts"] >= 3
+    assert sum(summary["counts_by_type"].values()) == 3000
+    assert main(["validate", str(tmp_path)]) == 0
+    assert "violations" not in capsys.readouterr().out
+
+
+def test_validate_fails_on_a_tampered_part(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path), "--events", "800", "--customers", "2000", "--quiet"]) == 0
+    part = next((tmp_path / "events").rglob("*.parquet"))
+    data = bytearray(part.read_bytes())
+    data[100] ^= 0xFF
+    part.write_bytes(bytes(data))
+    assert main(["validate", str(tmp_path)]) == 1
+    captured = capsys.readouterr()
+    assert "sha256" in captured.out and "validation failed" in captured.err
+
+
+def test_validate_refuses_a_foreign_manifest(tmp_path, capsys):
+    (tmp_path / "_manifests").mkdir()
+    (tmp_path / "_manifests" / "x.json").write_text('{"hello": "world"}')
+    assert main(["validate", str(tmp_path)]) == 2
+    assert "not a manifest" in capsys.readouterr().err
+    assert main(["validate", str(tmp_path / "empty")]) == 2
+
+
+def test_schema_json_lists_the_sixteen_columns(capsys):
+    assert main(["schema", "--json"]) == 0
+    cols = orjson.loads(capsys.readouterr().out)
+    assert len(cols) == 16 and cols[0]["type"] == "uuid" and cols[1]["type"] == "timestamp[us, tz=UTC]"
+    assert main(["schema"]) == 0
+    assert "tz=UTC]" in capsys.readouterr().out, "type shown in full, not eaten as markup"
+
+
+def test_plain_log_lines_when_not_a_terminal(tmp_path):
+    done = subprocess.run(
+        [sys.executable, "-m", "generator", "run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stderr and "\x1b[" not in done.stdout, "no control codes off a terminal"
+    assert "gen: 2,000/2,000 events (100%)" in done.stderr
+    assert "ORDER_PLACED" in done.stdout and "manifest:" in done.stdout

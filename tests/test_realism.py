@@ -1,0 +1,151 @@
+"""The data looks like Nigerian e-commerce: realised statistics of a two-day run against the documented defaults
+(generator/data/behaviour.toml) and the reference data, within stated tolerances."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from generator.core.behaviour import default_behaviour
+from generator.core.events import DAY, HOUR
+from generator.core.lifecycle import Placed, fulfil
+from generator.core.nigeria import default_pools
+from generator.core.shard import GenConfig, plan, shard_table
+from generator.schema import PAYMENT_METHODS
+
+START = 1_761_955_200_000_000  # 2025-11-01T00:00:00Z, a Saturday
+CFG = GenConfig(
+    seed=5, events=300_000, start_us=START, shard_size=100_000, latency_threshold_ms=2000, customers=100_000
+)
+
+
+@pytest.fixture(scope="module")
+def events() -> pa.Table:
+    return pa.concat_tables([shard_table(CFG, s) for s in plan(CFG)])
+
+
+def _count(t: pa.Table, event_type: str) -> int:
+    return int(pc.sum(pc.equal(t.column("event_type"), event_type)).as_py())
+
+
+def _share(values: pa.ChunkedArray, value: str) -> float:
+    return float(pc.mean(pc.equal(values, value).cast(pa.float64())).as_py())
+
+
+def test_window_covers_about_two_days(events):
+    ts = events.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
+    assert 1.2 * DAY < ts.max() - ts.min() < 3 * DAY
+
+
+def test_platform_mix_is_android_first(events):
+    opens = events.filter(pc.equal(events.column("event_type"), "OPEN")).column("platform")
+    assert 0.64 < _share(opens, "ANDROID") < 0.76
+    assert 0.13 < _share(opens, "IOS") < 0.23
+    assert 0.08 < _share(opens, "WEB") < 0.16
+
+
+def _sessions(events: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    """Session number of each session event (per customer, a new session at every OPEN) and the event types."""
+    t = events.sort_by([("customer_id", "ascending"), ("event_ts", "ascending")])
+    types = t.column("event_type").to_numpy(zero_copy_only=False)
+    keep = ~np.isin(types, ["PACKED", "SHIPPED", "DELIVERED"])
+    return np.cumsum(types[keep] == "OPEN"), types[keep]
+
+
+def test_funnel_conversion_and_cart_abandonment(events):
+    session, types = _sessions(events)
+    sessions = session.max()
+    with_cart = np.unique(session[types == "ADD_TO_CART"]).size
+    with_checkout = np.unique(session[types == "CHECKOUT_STARTED"]).size
+    with_order = np.unique(session[types == "ORDER_PLACED"]).size
+    assert 0.018 <= with_order / sessions <= 0.045, "order conversion per session: 1.8-4% benchmarks"
+    assert 0.62 <= 1 - with_checkout / with_cart <= 0.78, "cart abandonment around Baymard's 70%"
+
+
+def test_payment_failures_and_method_mix(events):
+    failed, authorised = _count(events, "PAYMENT_FAILED"), _count(events, "PAYMENT_AUTHORIZED")
+    assert 0.05 < failed / (failed + authorised) < 0.14
+    methods = events.filter(pc.equal(events.column("event_type"), "ORDER_PLACED")).column("payment_method")
+    shares = {m: _share(methods, m) for m in PAYMENT_METHODS}
+    assert max(shares, key=shares.get) == "TRANSFER"
+    assert 0.38 < shares["TRANSFER"] < 0.56 and shares["PAYPAL"] < 0.08
+
+
+def test_latency_flags_a_small_percentage(events):
+    share = pc.mean(events.column("error_code").is_valid().cast(pa.float64())).as_py()
+    assert 0.004 < share < 0.04
+    med = {
+        p: np.median(events.filter(pc.equal(events.column("platform"), p)).column("latency_ms").to_numpy())
+        for p in ("ANDROID", "IOS", "WEB")
+    }
+    assert med["IOS"] < med["ANDROID"] < med["WEB"]
+    assert 150 < med["ANDROID"] < 600
+
+
+def test_evening_peak_and_night_trough_in_west_africa_time(events):
+    opens = events.filter(pc.equal(events.column("event_type"), "OPEN"))
+    ts = opens.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
+    hour_wat = ((ts + HOUR) // HOUR) % 24
+    evening = np.isin(hour_wat, [19, 20, 21]).sum()
+    night = np.isin(hour_wat, [2, 3, 4]).sum()
+    assert evening > 6 * night
+
+
+def test_window_starts_warm_with_fulfilment(events):
+    first_hour = events.filter(pc.less(events.column("event_ts"), pa.scalar(START + HOUR, pa.timestamp("us", "UTC"))))
+    types = set(first_hour.column("event_type").to_pylist())
+    assert {"PACKED", "SHIPPED", "DELIVERED"} <= types
+
+
+def test_baskets_in_naira_around_the_median(events):
+    amounts = events.filter(pc.equal(events.column("event_type"), "CHECKOUT_STARTED")).column("total_amount")
+    naira = np.array([float(x) for x in amounts.to_pylist()])
+    assert 7_000 < np.median(naira) < 12_500
+    assert (naira >= 500).all() and (naira == np.round(naira)).all()
+
+
+def test_customers_spread_over_states_and_operators(events):
+    customers = events.group_by(["customer_id", "address", "phone_number"]).aggregate([])
+    addresses = customers.column("address")
+    lagos = _share(pc.ends_with(addresses, "Lagos State").cast(pa.string()), "true")
+    assert 0.33 < lagos < 0.45, "Lagos leads online demand"
+    states = {a.rsplit(", ", 1)[1] for a in addresses.to_pylist()}
+    assert len(states) >= 30, "every state orders"
+    pools = default_pools()
+    prefixes = pc.utf8_slice_codeunits(customers.column("phone_number"), 4, 7).to_pylist()
+    mtn_start = pools.prefix_offset[0]
+    mtn = {str(p) for p in pools.prefixes[mtn_start : mtn_start + pools.prefix_size[0]]}
+    share = sum(p in mtn for p in prefixes) / len(prefixes)
+    assert 0.47 < share < 0.58, "MTN holds about half the subscribers (NCC)"
+
+
+def test_names_follow_the_state(events):
+    customers = events.group_by(["customer_id", "name", "address", "email"]).aggregate([]).to_pylist()
+    nigeria = default_pools()
+    hausa = set(nigeria.last_names.to_pylist()[nigeria.last_offset[2] : nigeria.last_offset[2] + nigeria.last_size[2]])
+    assert nigeria.groups[2] == "hausa_fulani"
+    kano = [c for c in customers if c["address"].endswith("Kano State")]
+    lagos = [c for c in customers if c["address"].endswith("Lagos State")]
+    assert len(kano) > 100
+    in_kano = np.mean([c["name"].split(" ", 1)[1] in hausa for c in kano])
+    in_lagos = np.mean([c["name"].split(" ", 1)[1] in hausa for c in lagos])
+    assert in_kano > 0.75 and in_lagos < 0.2
+    for c in customers[:500]:
+        first, last = c["name"].lower().split(" ", 1)
+        local = c["email"].split("@")[0]
+        assert first[:1] in local and (
+            first in local or last.replace(" ", "").replace("-", "") in local.replace(".", "")
+        )
+
+
+def test_delivery_takes_days_by_carrier():
+    b = default_behaviour()
+    k = 20_000
+    placed = Placed(ts=np.zeros(k, np.int64), customer=np.arange(k), platform=np.zeros(k, np.int8))
+    ev, carrier = fulfil(np.random.default_rng(1), b, placed, 0, np.ones(k, bool))
+    delivered = ev.ts[2 * k :] / DAY
+    assert 5 < np.median(delivered) < 12, "cross-border promises: 5-15 days"
+    dhl, nipost = b.carriers.names.index("DHL"), b.carriers.names.index("NIPOST EMS")
+    assert np.median(delivered[carrier == dhl]) < np.median(delivered[carrier == nipost])
