@@ -56,6 +56,8 @@ class Column:
     populated_on: frozenset[str] | None = None
     # The closed set of values the column may take, when there is one.
     values: tuple[str, ...] | None = None
+    # Whether min/max statistics help readers skip data (not for random ids or free-text PII).
+    statistics: bool = True
     # For docs: when a nullable column without `populated_on` is set.
     set_when: str | None = None
 
@@ -65,14 +67,14 @@ _METHOD_EVENTS = frozenset({"PAYMENT_AUTHORIZED", "ORDER_PLACED"})
 _CARRIER_EVENTS = frozenset(ORDER_STAGES)
 
 COLUMNS: tuple[Column, ...] = (
-    Column("event_id", pa.uuid(), False, "Unique id of the event (UUID version 4)."),
+    Column("event_id", pa.uuid(), False, "Unique id of the event (UUID version 4).", statistics=False),
     Column("event_ts", pa.timestamp("us", tz="UTC"), False, "When the event happened, UTC, microseconds."),
     Column("event_type", pa.string(), False, "One of the 11 event types.", values=EVENT_TYPES),
     Column("customer_id", pa.string(), False, "Stable customer id; identity is fixed per (seed, customer)."),
-    Column("name", pa.string(), False, "Customer's full name."),
-    Column("phone_number", pa.string(), False, "Customer's mobile number, E.164 (+234 and 10 digits)."),
-    Column("address", pa.string(), False, "Delivery address: house, street, area, city, state."),
-    Column("email", pa.string(), False, "Customer's e-mail address."),
+    Column("name", pa.string(), False, "Customer's full name.", statistics=False),
+    Column("phone_number", pa.string(), False, "Customer's mobile number, E.164 (+234 and 10 digits).", statistics=False),
+    Column("address", pa.string(), False, "Delivery address: house, street, area, city, state.", statistics=False),
+    Column("email", pa.string(), False, "Customer's e-mail address.", statistics=False),
     Column("platform", pa.string(), False, "Client platform.", values=PLATFORMS),
     Column("latency_ms", pa.int32(), False, "Server-observed latency of the request, milliseconds."),
     Column(
@@ -119,6 +121,7 @@ COLUMNS: tuple[Column, ...] = (
         True,
         "Carrier's tracking number; set exactly when carrier is set, one per order.",
         populated_on=_CARRIER_EVENTS,
+        statistics=False,
     ),
 )
 

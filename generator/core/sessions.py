@@ -7,11 +7,14 @@ every step. Times follow the West Africa Time diurnal curve; one customer's sess
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
 from generator.core.behaviour import Behaviour
 from generator.core.events import DAY, HOUR, SECOND, Events
 from generator.core.lifecycle import Placed, basket_kobo, pay
+from generator.core.streams import QUANTILES, lognormal_quantiles
 from generator.schema import EVENT_CODE
 
 WAT_OFFSET = HOUR  # West Africa Time is UTC+1 all year
@@ -19,6 +22,8 @@ _OPEN, _LOGIN, _VIEW, _CART = (EVENT_CODE[k] for k in ("OPEN", "USER_LOGIN", "PR
 _CHECKOUT, _FAILED, _AUTH, _ORDER = (
     EVENT_CODE[k] for k in ("CHECKOUT_STARTED", "PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "ORDER_PLACED")
 )
+_PAIR = 127  # placeholder code for the (view, cart) pairs segment
+_SEGMENT_CODES = np.array([_OPEN, _LOGIN, _VIEW, _PAIR, _CHECKOUT, _FAILED, _AUTH, _ORDER], np.int8)
 MIN_GAP = 200_000  # 0.2 s: the least time between two events of one session
 SESSION_PAUSE = 60 * SECOND  # the least time between two sessions of one customer
 
@@ -102,34 +107,37 @@ def simulate(
     ok = np.zeros(n, bool)
     ok[chk] = success
 
-    count = 1 + login + views + carts + checkout + n_fail + 2 * ok
-    sid = np.repeat(np.arange(n), count)
+    # Each session is eight segments laid end to end: OPEN, [LOGIN], views, (view, cart) pairs, [CHECKOUT],
+    # failed attempts, [AUTH, ORDER]. Types come from one np.repeat of the segment codes by segment lengths.
+    seg = np.empty((n, 8), np.int64)
+    seg[:, 0] = 1
+    seg[:, 1] = login
+    seg[:, 2] = views - carts
+    seg[:, 3] = 2 * carts
+    seg[:, 4] = checkout
+    seg[:, 5] = n_fail
+    seg[:, 6] = ok
+    seg[:, 7] = ok
+    count = seg.sum(axis=1)
+    etype = np.repeat(np.tile(_SEGMENT_CODES, n), seg.ravel())
+    pair = np.flatnonzero(etype == _PAIR)
+    if pair.size:  # alternate view, cart inside each pairs segment
+        run_start = np.r_[True, np.diff(pair) != 1]
+        run_index = np.maximum.accumulate(np.where(run_start, np.arange(pair.size), 0))
+        etype[pair] = np.where((np.arange(pair.size) - run_index) % 2 == 0, _VIEW, _CART)
+
+    # Time inside the session: lognormal gaps by the kind of the next event, drawn from a quantile table; a
+    # pause before each retry after a failed payment.
+    gap_us = gap_table(b)[etype.astype(np.int64) * QUANTILES + rng.integers(0, QUANTILES, etype.size, np.int64)]
     first = np.cumsum(count) - count
-    r = np.arange(sid.size) - first[sid]
-
-    # Layout: OPEN, [LOGIN], views..., (view, cart) pairs, [CHECKOUT], fails..., [AUTH, ORDER]
-    b0 = (1 + login)[sid]
-    v = views[sid]
-    c = carts[sid]
-    pairs = b0 + v - c
-    b2 = b0 + v + c
-    pay_start = b2 + checkout[sid]
-    nf = n_fail[sid]
-    etype = np.select(
-        [r == 0, r < b0, r < pairs, r < b2, r < pay_start, r < pay_start + nf, r == pay_start + nf],
-        [_OPEN, _LOGIN, _VIEW, np.where((r - pairs) % 2 == 0, _VIEW, _CART), _CHECKOUT, _FAILED, _AUTH],
-        _ORDER,
-    ).astype(np.int8)
-
-    # Time inside the session: lognormal gaps by the kind of the next event; a pause before each retry.
-    gap = b.gap_seconds[etype] * np.exp(b.gap_sigma * rng.standard_normal(sid.size))
-    retry = ((etype == _FAILED) | (etype == _AUTH)) & (r > pay_start)
-    gap = np.where(retry, gap + b.retry_pause_seconds * np.exp(b.gap_sigma * rng.standard_normal(sid.size)), gap)
-    gap_us = np.maximum((gap * SECOND).astype(np.int64), MIN_GAP)
+    retry = np.flatnonzero(((etype == _FAILED) | (etype == _AUTH)) & (np.r_[0, etype[:-1]] == _FAILED))
+    gap_us[retry] += (b.retry_pause_seconds * SECOND * lognormal_quantiles(b.gap_sigma)[
+        rng.integers(0, QUANTILES, retry.size)
+    ]).astype(np.int64)
     gap_us[first] = 0
     cum = np.cumsum(gap_us)
-    offset = cum - cum[first][sid]
-    duration = offset[first + count - 1]
+    offset = cum - np.repeat(cum[first], count)
+    duration = cum[first + count - 1] - cum[first]
 
     start = _no_overlap(starts.copy(), duration, local, last_end)
 
@@ -139,22 +147,41 @@ def simulate(
     order_no[won] = first_order + np.arange(won.size)
     placed = Placed(ts=start[won] + duration[won], customer=customer[won], platform=platform[won])
 
+    # Money columns live on the few checkout events: fill them through their sessions only.
     amount_s = np.full(n, -1, np.int64)
     amount_s[chk] = amount
     method_s = np.full(n, -1, np.int8)
     method_s[chk] = np.where(success, method, -1)
-    money = (etype >= _CHECKOUT) & (etype <= _ORDER)
-    paid = (etype == _AUTH) | (etype == _ORDER)
+    money = np.flatnonzero(etype >= _CHECKOUT)
+    money_sid = np.searchsorted(first, money, side="right") - 1
+    paid = (etype[money] == _AUTH) | (etype[money] == _ORDER)
+    amount_e = np.full(etype.size, -1, np.int64)
+    amount_e[money] = amount_s[money_sid]
+    method_e = np.full(etype.size, -1, np.int8)
+    method_e[money] = np.where(paid, method_s[money_sid], -1)
+    order_e = np.full(etype.size, -1, np.int64)
+    order_e[money] = np.where(paid, order_no[money_sid], -1)
     events = Events(
-        ts=start[sid] + offset,
+        ts=np.repeat(start, count) + offset,
         type=etype,
-        customer=customer[sid],
-        platform=platform[sid],
-        amount=np.where(money, amount_s[sid], -1),
-        method=np.where(paid, method_s[sid], -1).astype(np.int8),
-        order=np.where(paid, order_no[sid], -1),
+        customer=np.repeat(customer, count),
+        platform=np.repeat(platform, count),
+        amount=amount_e,
+        method=method_e,
+        order=order_e,
     )
     return events, placed
+
+
+@lru_cache(maxsize=8)
+def _gap_table(gaps: tuple[float, ...], sigma: float) -> np.ndarray:
+    q = lognormal_quantiles(sigma)
+    return np.maximum((np.array(gaps)[:, None] * SECOND * q[None, :]).astype(np.int64), MIN_GAP).ravel()
+
+
+def gap_table(b: Behaviour) -> np.ndarray:
+    """Gap before an event, flat-indexed by event code * QUANTILES + quantile index, in microseconds."""
+    return _gap_table(tuple(b.gap_seconds.tolist()), b.gap_sigma)
 
 
 def _no_overlap(start: np.ndarray, duration: np.ndarray, local: np.ndarray, ends: np.ndarray) -> np.ndarray:
