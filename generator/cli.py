@@ -105,6 +105,7 @@ def run(
             "manifest": str(summary.manifest_path),
         }
         brief["events_per_second"] = round(doc["events"] / max(summary.seconds, 1e-9))
+        brief["peak_worker_rss_mib"] = round(summary.peak_worker_rss_kib / 1024, 1)
         sys.stdout.write(orjson.dumps(brief).decode() + "\n")
     elif not quiet:
         _summary_table(doc, summary.seconds, summary.manifest_path)

@@ -10,13 +10,13 @@ from __future__ import annotations
 import hashlib
 import itertools
 import os
+import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
@@ -35,6 +35,9 @@ WRITE_OPTIONS = dict(
     write_statistics=[c.name for c in COLUMNS if c.statistics],
     column_encoding={"event_ts": "DELTA_BINARY_PACKED"},
     row_group_size=ROW_GROUP_SIZE,
+    # event_type and platform arrive as Arrow dictionaries (schema.encoded_schema); without the Arrow schema
+    # blob every reader, pyarrow included, reads them back as the plain strings of schema.arrow_schema.
+    store_schema=False,
 )
 
 
@@ -58,6 +61,7 @@ class ShardResult:
     parts: tuple[PartInfo, ...]
     counts: tuple[int, ...]  # events per type, in EVENT_TYPES order
     seconds: float
+    peak_rss_kib: int  # the worker process's peak resident memory so far
 
 
 def partition_dir(ts_us: int, partition_by: str) -> str:
@@ -89,15 +93,33 @@ def encode(table: pa.Table) -> pa.Buffer:
     return sink.getvalue()
 
 
-def write_atomic(path: Path, data: pa.Buffer | bytes) -> None:
-    """Write under a hidden temporary name in the same directory, then rename: never a half-written file."""
+def write_atomic(path: Path, data: pa.Buffer | bytes, durable: bool = True) -> None:
+    """Write under a hidden temporary name in the same directory, then rename: never a half-written file.
+
+    `durable` also fsyncs the file before the rename and the directory after it. Workers skip that for parts
+    (the coordinator syncs them in the background while other shards generate, before it commits)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     with open(tmp, "wb") as f:
         f.write(memoryview(data))
-        f.flush()
-        os.fsync(f.fileno())
+        if durable:
+            f.flush()
+            os.fsync(f.fileno())
     os.replace(tmp, path)
+    if durable:
+        sync_dir(path.parent)
+
+
+def sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def sync_dir(path: Path) -> None:
+    sync_file(path)
 
 
 def make_part(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: str) -> ShardResult:
@@ -105,16 +127,15 @@ def make_part(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by
     t0 = time.perf_counter()
     table = shard_table(gen, shard)
     ts = table.column("event_ts").chunk(0).view(pa.int64()).to_numpy() if table.num_rows else np.zeros(0, np.int64)
-    types = pc.value_counts(table.column("event_type")).to_pylist()
-    by_type = {t["values"]: t["counts"] for t in types}
-    counts = [by_type.get(t, 0) for t in EVENT_TYPES]
+    codes = table.column("event_type").chunk(0).indices.to_numpy() if table.num_rows else np.zeros(0, np.int32)
+    counts = np.bincount(codes, minlength=len(EVENT_TYPES))
     parts = []
     for lo, hi in _slices(ts, partition_by):
         rel = "/".join(
             p for p in (EVENTS_DIR, partition_dir(int(ts[lo]), partition_by), part_name(run_id, shard.index)) if p
         )
         data = encode(table.slice(lo, hi - lo))
-        write_atomic(Path(root) / rel, data)
+        write_atomic(Path(root) / rel, data, durable=False)
         parts.append(
             PartInfo(
                 rel,
@@ -134,6 +155,7 @@ def make_part(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by
         parts=tuple(parts),
         counts=tuple(int(c) for c in counts),
         seconds=time.perf_counter() - t0,
+        peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     )
 
 

@@ -72,7 +72,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("event_type", pa.string(), False, "One of the 11 event types.", values=EVENT_TYPES),
     Column("customer_id", pa.string(), False, "Stable customer id; identity is fixed per (seed, customer)."),
     Column("name", pa.string(), False, "Customer's full name.", statistics=False),
-    Column("phone_number", pa.string(), False, "Customer's mobile number, E.164 (+234 and 10 digits).", statistics=False),
+    Column(
+        "phone_number", pa.string(), False, "Customer's mobile number, E.164 (+234 and 10 digits).", statistics=False
+    ),
     Column("address", pa.string(), False, "Delivery address: house, street, area, city, state.", statistics=False),
     Column("email", pa.string(), False, "Customer's e-mail address.", statistics=False),
     Column("platform", pa.string(), False, "Client platform.", values=PLATFORMS),
@@ -132,6 +134,32 @@ BY_NAME: dict[str, Column] = {c.name: c for c in COLUMNS}
 def arrow_schema() -> pa.Schema:
     """The schema of every part, as readers see it."""
     return pa.schema([pa.field(c.name, c.type, nullable=c.nullable) for c in COLUMNS])
+
+
+def travels_encoded(c: Column) -> bool:
+    """Closed-set, never-null string columns (event_type, platform) travel from the core to the writer as Arrow
+    dictionaries: the writer stores their codes directly, with no string copied or hashed per row."""
+    return c.values is not None and not c.nullable
+
+
+def encoded_schema() -> pa.Schema:
+    """The schema of the tables the generating core hands to the writer."""
+    return pa.schema(
+        [
+            pa.field(c.name, pa.dictionary(pa.int32(), c.type) if travels_encoded(c) else c.type, c.nullable)
+            for c in COLUMNS
+        ]
+    )
+
+
+def decoded(table: pa.Table) -> pa.Table:
+    """A table in `encoded_schema()` as every reader sees it: dictionary columns decoded, nothing else changed."""
+    for i, f in enumerate(table.schema):
+        if pa.types.is_dictionary(f.type):
+            table = table.set_column(
+                i, pa.field(f.name, f.type.value_type, f.nullable), table.column(i).cast(f.type.value_type)
+            )
+    return table
 
 
 def describe() -> list[dict[str, object]]:

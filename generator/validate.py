@@ -28,6 +28,7 @@ from generator.schema import (
     SESSION_EVENTS,
     SESSION_NEXT,
     arrow_schema,
+    decoded,
 )
 
 PHONE = r"^\+234[789][01][0-9]{8}$"
@@ -73,6 +74,7 @@ def _first_row(table: pa.Table, bad: np.ndarray, cols=("event_id", "event_type")
 def check_table(table: pa.Table, threshold_ms: int, report: Report | None = None) -> Report:
     """Every row-level rule of the event model over `table` (one run, or any part of one)."""
     r = report or Report()
+    table = decoded(table)
     r.rows += table.num_rows
     schema = arrow_schema()
     r.rule("schema", 0 if table.schema.remove_metadata().equals(schema) else 1, f"got {table.schema}")

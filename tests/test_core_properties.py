@@ -14,7 +14,7 @@ from generator.core.nigeria import default_pools
 from generator.core.population import identities
 from generator.core.shard import GenConfig, plan, shard_table, split
 from generator.parts import encode
-from generator.schema import arrow_schema
+from generator.schema import arrow_schema, decoded, encoded_schema
 from generator.validate import check_table
 
 START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z in microseconds
@@ -51,7 +51,8 @@ def test_every_rule_holds_on_any_shard(cfg, data):
     shards = plan(cfg)
     shard = data.draw(st.sampled_from(shards))
     table = shard_table(cfg, shard)
-    assert table.schema.equals(arrow_schema())
+    assert table.schema.equals(encoded_schema())
+    assert decoded(table).schema.equals(arrow_schema())
     assert table.num_rows == shard.events
     ts = table.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
     assert (np.diff(ts) >= 0).all(), "rows sorted by event_ts"

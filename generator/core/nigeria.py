@@ -65,6 +65,8 @@ class Pools:
     prefix_size: np.ndarray
     email_domains: pa.Array
     domain_cdf: np.ndarray
+    email_words: pa.Array  # lower-case a-z forms: [first names | their initials | last names | their initials]
+    house_numbers: pa.Array  # "1" .. "120"
 
 
 class Nigeria(BaseDataProvider):
@@ -183,7 +185,19 @@ class Nigeria(BaseDataProvider):
             prefix_size=np.array(prefix_size, dtype=np.int64),
             email_domains=pa.array(list(domains)),
             domain_cdf=np.cumsum(list(domains.values())).astype(float),
+            email_words=pa.array(
+                [_word(x) for x in first]
+                + [_word(x)[:1] for x in first]
+                + [_word(x) for x in last]
+                + [_word(x)[:1] for x in last]
+            ),
+            house_numbers=pa.array([str(i) for i in range(1, 121)]),
         )
+
+
+def _word(name: str) -> str:
+    """A name as it appears in an e-mail address: lower case, letters only."""
+    return "".join(ch for ch in name.lower() if "a" <= ch <= "z")
 
 
 def state_label(name: str) -> str:

@@ -49,6 +49,23 @@ def _join(*parts, sep: str = "") -> pa.Array:
     return pc.binary_join_element_wise(*parts, sep)
 
 
+_EMAIL_SEPARATORS = pa.array([".", "", "_"])
+
+
+def digit_strings(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
+    """`prefix` followed by each number zero-padded to `width` digits, built as one fixed-width byte buffer."""
+    head = np.frombuffer(prefix.encode("ascii"), np.uint8)
+    size = head.size + width
+    out = np.empty((numbers.size, size), np.uint8)
+    out[:, : head.size] = head
+    x = numbers.astype(np.int64, copy=True)
+    for k in range(size - 1, head.size - 1, -1):
+        out[:, k] = 48 + x % 10
+        x //= 10
+    offsets = np.arange(0, (numbers.size + 1) * size, size, dtype=np.int32)
+    return pa.Array.from_buffers(pa.string(), numbers.size, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
+
+
 def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     """The five identity columns for customers `idx` (int64 array), in that order."""
     idx = np.asarray(idx, dtype=np.int64)
@@ -62,45 +79,40 @@ def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     source = _segment_pick(pools.source_cdf, state, u("name_source")) - state * 3
     female = (u("gender") < 0.5).astype(np.int64)
     first_key = np.where(source == 0, group, n_groups + source - 1) * 2 + female
-    first = pools.first_names.take(_within(pools.first_offset, pools.first_size, first_key, u("first_name")))
-    last = pools.last_names.take(_within(pools.last_offset, pools.last_size, group, u("last_name")))
-    name = _join(first, last, sep=" ")
+    first_idx = _within(pools.first_offset, pools.first_size, first_key, u("first_name"))
+    last_idx = _within(pools.last_offset, pools.last_size, group, u("last_name"))
+    name = _join(pools.first_names.take(first_idx), pools.last_names.take(last_idx), sep=" ")
 
     # +234, then the operator's national prefix without its 0, then 7 subscriber digits.
     op = pick(pools.operator_cdf, u("operator"))
     prefix = pools.prefixes[_within(pools.prefix_offset, pools.prefix_size, op, u("prefix"))]
     subscriber = np.minimum((u("subscriber") * 10_000_000).astype(np.int64), 9_999_999)
-    number = 234 * 10**10 + prefix * 10**7 + subscriber
-    phone = _join(pa.scalar("+"), pc.cast(pa.array(number), pa.string()))
+    phone = digit_strings("+234", prefix * 10**7 + subscriber, 10)
 
     # Addresses: a house number (small ones more common), a street, an area of a city of the home state.
     city = _segment_pick(pools.city_cdf, state, u("city"))
     area = pools.area_names.take(_within(pools.area_offset, pools.area_size, city, u("area")))
-    house = (1 + 119 * u("house") ** 2).astype(np.int64)
+    house = (119 * u("house") ** 2).astype(np.int64)  # house numbers 1..120, as an index into their strings
     street = pools.streets.take(np.minimum((u("street") * len(pools.streets)).astype(np.int64), len(pools.streets) - 1))
     suffix = pools.street_suffixes.take(pick(pools.suffix_cdf, u("street_suffix")))
     address = _join(
-        _join(pc.cast(pa.array(house), pa.string()), street, suffix, sep=" "),
+        _join(pools.house_numbers.take(house), street, suffix, sep=" "),
         area,
         pools.city_names.take(city),
         pools.state_names.take(state),
         sep=", ",
     )
 
-    # E-mail local parts from the name, in the shapes people pick, often with digits (a birth year or a number).
-    f = pc.replace_substring_regex(pc.utf8_lower(first), "[^a-z]", "")
-    la = pc.replace_substring_regex(pc.utf8_lower(last), "[^a-z]", "")
-    initial = pc.utf8_slice_codeunits(f, 0, 1)
-    shape = pick(np.array([0.34, 0.52, 0.64, 0.76, 0.88, 1.0]), u("email_shape")).astype(np.int8)
-    local = pc.choose(
-        pa.array(shape),
-        _join(f, la, sep="."),
-        _join(f, la),
-        _join(f, la, sep="_"),
-        _join(initial, la),
-        _join(la, f, sep="."),
-        _join(f, pc.utf8_slice_codeunits(la, 0, 1)),
-    )
+    # E-mail local parts from the name in the shapes people pick (ada.okafor, adaokafor, ada_okafor, aokafor,
+    # okafor.ada, adao), often followed by digits (a birth year or a number). Words come from the pools'
+    # cleaned lower-case names: [first | first initial | last | last initial].
+    nf, nl = len(pools.first_names), len(pools.last_names)
+    fw, fi, lw, li = first_idx, nf + first_idx, 2 * nf + last_idx, 2 * nf + nl + last_idx
+    shape = pick(np.array([0.34, 0.52, 0.64, 0.76, 0.88, 1.0]), u("email_shape"))
+    head = np.choose(shape, [fw, fw, fw, fi, lw, fw])
+    tail = np.choose(shape, [lw, lw, lw, lw, fw, li])
+    sep = _EMAIL_SEPARATORS.take(np.array([0, 1, 2, 1, 0, 1])[shape])
+    local = pc.binary_join_element_wise(pools.email_words.take(head), pools.email_words.take(tail), sep)
     ud = u("email_digits")
     year = 1970 + (u("birth_year") * 37).astype(np.int64)
     small = 1 + (u("email_number") * 998).astype(np.int64)
@@ -109,7 +121,7 @@ def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     domain = pools.email_domains.take(pick(pools.domain_cdf, u("email_domain")))
     email = _join(_join(local, digit_str), domain, sep="@")
 
-    customer_id = _join(pa.scalar("NG"), pc.utf8_lpad(pc.cast(pa.array(idx), pa.string()), 9, "0"))
+    customer_id = digit_strings("NG", idx, 9)
     return {
         "customer_id": customer_id,
         "name": name,

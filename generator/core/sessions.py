@@ -131,9 +131,9 @@ def simulate(
     gap_us = gap_table(b)[etype.astype(np.int64) * QUANTILES + rng.integers(0, QUANTILES, etype.size, np.int64)]
     first = np.cumsum(count) - count
     retry = np.flatnonzero(((etype == _FAILED) | (etype == _AUTH)) & (np.r_[0, etype[:-1]] == _FAILED))
-    gap_us[retry] += (b.retry_pause_seconds * SECOND * lognormal_quantiles(b.gap_sigma)[
-        rng.integers(0, QUANTILES, retry.size)
-    ]).astype(np.int64)
+    gap_us[retry] += (
+        b.retry_pause_seconds * SECOND * lognormal_quantiles(b.gap_sigma)[rng.integers(0, QUANTILES, retry.size)]
+    ).astype(np.int64)
     gap_us[first] = 0
     cum = np.cumsum(gap_us)
     offset = cum - np.repeat(cum[first], count)

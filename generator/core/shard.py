@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +26,7 @@ from generator.core.sessions import (
     hour_buckets,
     simulate,
 )
-from generator.core.streams import pick, rng
+from generator.core.streams import QUANTILES, lognormal_quantiles, pick, rng
 from generator.schema import (
     COLUMN_NAMES,
     EVENT_TYPES,
@@ -34,7 +35,7 @@ from generator.schema import (
     PAYMENT_STATUS_BY_TYPE,
     PAYMENT_STATUSES,
     PLATFORMS,
-    arrow_schema,
+    encoded_schema,
 )
 
 WARM_UP = 28 * DAY  # orders placed this long before the start still deliver inside the window
@@ -194,29 +195,44 @@ def _positions(keys: np.ndarray, universe: int) -> tuple[np.ndarray, np.ndarray]
     return np.flatnonzero(used), np.where(valid, rank[np.maximum(keys, 0)], -1)
 
 
+# UUID octets 6 and 8 as bits of the two little-endian 64-bit words of each id.
+_VERSION_MASK, _VERSION_4 = np.uint64(~(0xF0 << 48) & (2**64 - 1)), np.uint64(0x40 << 48)
+_VARIANT_MASK, _VARIANT_RFC = np.uint64(~0xC0 & (2**64 - 1)), np.uint64(0x80)
+
+
+@lru_cache(maxsize=8)
+def _latency_table(median: tuple[float, ...], sigma: tuple[float, ...]) -> np.ndarray:
+    rows = [np.clip(np.rint(m * lognormal_quantiles(s)), 1, 600_000) for m, s in zip(median, sigma, strict=True)]
+    return np.concatenate(rows).astype(np.int32)
+
+
+def latency_table(b: Behaviour) -> np.ndarray:
+    """Latency in ms, flat-indexed by platform code * QUANTILES + quantile index (lognormal per platform)."""
+    return _latency_table(tuple(b.latency_median_ms.tolist()), tuple(b.latency_sigma.tolist()))
+
+
 _STATUS_OF_TYPE = np.array(
     [PAYMENT_STATUSES.index(PAYMENT_STATUS_BY_TYPE[t]) if t in PAYMENT_STATUS_BY_TYPE else -1 for t in EVENT_TYPES]
 )
 
 
 def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.Table:
-    """The shard's part as an Arrow table in the event schema, sorted by event_ts."""
+    """The shard's part as an Arrow table in `encoded_schema()`, sorted by event_ts (`decoded()` gives it as
+    readers see it)."""
     pools = pools or default_pools()
     b = cfg.behaviour
     ev, carriers = shard_events(cfg, shard, pools)
     n = len(ev)
     r = rng(cfg.seed, "columns", shard.index)
 
-    raw = r.integers(0, np.iinfo(np.uint64).max, size=(n, 2), dtype=np.uint64, endpoint=True)
-    octets = raw.view(np.uint8).reshape(n, 16)
-    octets[:, 6] = (octets[:, 6] & 0x0F) | 0x40  # version 4
-    octets[:, 8] = (octets[:, 8] & 0x3F) | 0x80  # RFC 4122 variant
-    storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(octets)])
+    words = r.integers(0, np.iinfo(np.uint64).max, size=(n, 2), dtype=np.uint64, endpoint=True)
+    words[:, 0] = (words[:, 0] & _VERSION_MASK) | _VERSION_4  # octet 6: version 4
+    words[:, 1] = (words[:, 1] & _VARIANT_MASK) | _VARIANT_RFC  # octet 8: RFC 9562 variant
+    storage = pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), n, [None, pa.py_buffer(words)])
     event_id = pa.ExtensionArray.from_storage(pa.uuid(), storage)
 
     event_ts = pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(ev.ts)])
-    latency = np.exp(np.log(b.latency_median_ms[ev.platform]) + b.latency_sigma[ev.platform] * r.standard_normal(n))
-    latency_ms = np.clip(np.rint(latency), 1, 600_000).astype(np.int32)
+    latency_ms = latency_table(b)[ev.platform.astype(np.int64) * QUANTILES + r.integers(0, QUANTILES, n)]
     slow = latency_ms > cfg.latency_threshold_ms
 
     active, cust_pos = _positions(ev.customer - shard.first_customer, shard.customers)
@@ -236,9 +252,9 @@ def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.
     columns = {
         "event_id": event_id,
         "event_ts": event_ts,
-        "event_type": _lookup(ev.type, pa.array(EVENT_TYPES)),
+        "event_type": pa.DictionaryArray.from_arrays(ev.type.astype(np.int32), pa.array(EVENT_TYPES)),
         **{k: _lookup(cust_pos, v) for k, v in ident.items()},
-        "platform": _lookup(ev.platform, pa.array(PLATFORMS)),
+        "platform": pa.DictionaryArray.from_arrays(ev.platform.astype(np.int32), pa.array(PLATFORMS)),
         "latency_ms": pa.array(latency_ms),
         "error_code": _lookup(np.where(slow, 0, -1), pa.array([INVALID_LATENCY])),
         "total_amount": amount,
@@ -247,4 +263,4 @@ def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.
         "carrier": _lookup(carrier, pa.array(b.carriers.names)),
         "tracking_number": _lookup(order_pos, tracking),
     }
-    return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=arrow_schema())
+    return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=encoded_schema())
