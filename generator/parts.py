@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
-from generator.core.shard import GenConfig, Shard, shard_table
+from generator.core.shard import GenConfig, Shard, shard_rows
 from generator.schema import COLUMNS, EVENT_TYPES
 
 EVENTS_DIR = "events"
@@ -125,32 +125,25 @@ def sync_dir(path: Path) -> None:
 def make_part(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: str) -> ShardResult:
     """Generate one shard and write its part files under `root` (the run's staging directory)."""
     t0 = time.perf_counter()
-    table = shard_table(gen, shard)
-    ts = table.column("event_ts").chunk(0).view(pa.int64()).to_numpy() if table.num_rows else np.zeros(0, np.int64)
-    codes = table.column("event_type").chunk(0).indices.to_numpy() if table.num_rows else np.zeros(0, np.int32)
-    counts = np.bincount(codes, minlength=len(EVENT_TYPES))
+    rows = shard_rows(gen, shard)
+    ts = rows.ts
+    counts = np.bincount(rows.fixed["event_type"].indices.to_numpy(), minlength=len(EVENT_TYPES))
     parts = []
     for lo, hi in _slices(ts, partition_by):
         rel = "/".join(
             p for p in (EVENTS_DIR, partition_dir(int(ts[lo]), partition_by), part_name(run_id, shard.index)) if p
         )
-        data = encode(table.slice(lo, hi - lo))
+        data = encode(rows.table(lo, hi))
         write_atomic(Path(root) / rel, data, durable=False)
         parts.append(
             PartInfo(
-                rel,
-                shard.index,
-                hi - lo,
-                data.size,
-                hashlib.sha256(data).hexdigest(),
-                int(ts[lo]),
-                int(ts[hi - 1]),
+                rel, shard.index, hi - lo, data.size, hashlib.sha256(data).hexdigest(), int(ts[lo]), int(ts[hi - 1])
             )
         )
     return ShardResult(
         shard=shard.index,
         pid=os.getpid(),
-        rows=table.num_rows,
+        rows=len(rows),
         bytes=sum(p.bytes for p in parts),
         parts=tuple(parts),
         counts=tuple(int(c) for c in counts),

@@ -137,9 +137,10 @@ def arrow_schema() -> pa.Schema:
 
 
 def travels_encoded(c: Column) -> bool:
-    """Closed-set, never-null string columns (event_type, platform) travel from the core to the writer as Arrow
-    dictionaries: the writer stores their codes directly, with no string copied or hashed per row."""
-    return c.values is not None and not c.nullable
+    """String columns dense with repeats (the closed sets that are never null, the customer's identity) and
+    the tracking number travel from the core to the writer as Arrow dictionaries: the writer stores their
+    codes directly, with no string copied or hashed per row. Sparse code columns stay plain."""
+    return pa.types.is_string(c.type) and (not c.nullable or c.name == "tracking_number")
 
 
 def encoded_schema() -> pa.Schema:

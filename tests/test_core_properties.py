@@ -65,7 +65,7 @@ def test_every_rule_holds_on_any_shard(cfg, data):
 @fast
 @given(configs)
 def test_a_whole_run_obeys_the_rules_across_shards(cfg):
-    tables = [shard_table(cfg, s) for s in plan(cfg)]
+    tables = [decoded(shard_table(cfg, s)) for s in plan(cfg)]
     table = pa.concat_tables(tables)
     assert table.num_rows == cfg.events, "--events N yields exactly N events"
     report = check_table(table, cfg.latency_threshold_ms)
@@ -118,8 +118,8 @@ def test_customers_keep_their_identity_in_every_shard_layout():
     b = GenConfig(
         seed=3, events=3_000, start_us=START_2025, shard_size=1_000, latency_threshold_ms=2000, customers=9_000
     )
-    ta = pa.concat_tables([shard_table(a, s) for s in plan(a)])
-    tb = pa.concat_tables([shard_table(b, s) for s in plan(b)])
+    ta = pa.concat_tables([decoded(shard_table(a, s)) for s in plan(a)])
+    tb = pa.concat_tables([decoded(shard_table(b, s)) for s in plan(b)])
     cols = ["customer_id", "name", "phone_number", "address", "email"]
     ia = ta.select(cols).group_by(cols).aggregate([])
     ib = tb.select(cols).group_by(cols).aggregate([])

@@ -13,7 +13,7 @@ from generator.core.events import DAY, HOUR
 from generator.core.lifecycle import Placed, fulfil
 from generator.core.nigeria import default_pools
 from generator.core.shard import GenConfig, plan, shard_table
-from generator.schema import PAYMENT_METHODS
+from generator.schema import PAYMENT_METHODS, decoded
 
 START = 1_761_955_200_000_000  # 2025-11-01T00:00:00Z, a Saturday
 CFG = GenConfig(
@@ -23,7 +23,7 @@ CFG = GenConfig(
 
 @pytest.fixture(scope="module")
 def events() -> pa.Table:
-    return pa.concat_tables([shard_table(CFG, s) for s in plan(CFG)])
+    return pa.concat_tables([decoded(shard_table(CFG, s)) for s in plan(CFG)])
 
 
 def _count(t: pa.Table, event_type: str) -> int:

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.core.shard import GenConfig, plan, shard_table
+from generator.schema import decoded
 from generator.validate import check_table
 
 CFG = GenConfig(
@@ -22,7 +23,7 @@ CFG = GenConfig(
 
 @pytest.fixture(scope="module")
 def table() -> pa.Table:
-    t = pa.concat_tables([shard_table(CFG, s) for s in plan(CFG)])
+    t = pa.concat_tables([decoded(shard_table(CFG, s)) for s in plan(CFG)])
     assert check_table(t, CFG.latency_threshold_ms).ok
     return t
 

@@ -1,10 +1,12 @@
-"""The core's columnar event batch: parallel numpy arrays, one element per event, before any strings exist."""
+"""The core's columnar event batch (parallel numpy arrays, one element per event, before any strings exist),
+and the helpers that turn its integer keys into dictionary-encoded Arrow columns."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
 import numpy as np
+import pyarrow as pa
 
 US = 1
 SECOND = 1_000_000 * US
@@ -43,3 +45,19 @@ class Orders:
 
     def __len__(self) -> int:
         return len(self.carrier)
+
+
+def distinct_positions(keys: np.ndarray, universe: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct non-negative keys (sorted) and, per element, its position among them (-1 for negatives)."""
+    used = np.zeros(universe, bool)
+    valid = keys >= 0
+    used[keys[valid]] = True
+    rank = np.cumsum(used) - 1
+    return np.flatnonzero(used), np.where(valid, rank[np.maximum(keys, 0)], -1)
+
+
+def dictionary(codes: np.ndarray, values: pa.Array) -> pa.DictionaryArray:
+    """A dictionary-encoded Arrow column from integer codes into `values` (negative codes give null)."""
+    mask = codes < 0
+    indices = pa.array(codes.astype(np.int32), pa.int32(), mask=mask if mask.any() else None)
+    return pa.DictionaryArray.from_arrays(indices, values)

@@ -13,9 +13,10 @@ from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour, default_behaviour
-from generator.core.events import DAY, SECOND, Events
+from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions
 from generator.core.lifecycle import ORDERS_PER_SHARD, Placed, fulfil, pay, tracking_numbers
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import activity, home_state, identities, primary_platform
@@ -181,18 +182,13 @@ def shard_events(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> tu
 
 
 def _lookup(codes: np.ndarray, values: pa.Array) -> pa.Array:
-    """Strings by integer code (negative codes give null)."""
+    """Plain strings by integer code (negative codes give null): for the sparse, mostly-null columns."""
     mask = codes < 0
     return values.take(pa.array(codes.astype(np.int32), pa.int32(), mask=mask if mask.any() else None))
 
 
-def _positions(keys: np.ndarray, universe: int) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct non-negative keys (sorted) and, per element, its position among them (-1 for negatives)."""
-    used = np.zeros(universe, bool)
-    valid = keys >= 0
-    used[keys[valid]] = True
-    rank = np.cumsum(used) - 1
-    return np.flatnonzero(used), np.where(valid, rank[np.maximum(keys, 0)], -1)
+_EVENT_TYPES = pa.array(EVENT_TYPES)
+_PLATFORMS = pa.array(PLATFORMS)
 
 
 # UUID octets 6 and 8 as bits of the two little-endian 64-bit words of each id.
@@ -216,9 +212,40 @@ _STATUS_OF_TYPE = np.array(
 )
 
 
-def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.Table:
-    """The shard's part as an Arrow table in `encoded_schema()`, sorted by event_ts (`decoded()` gives it as
-    readers see it)."""
+@dataclass(frozen=True, eq=False)
+class ShardRows:
+    """A shard's rows sorted by event_ts, ready to become tables for any row range (one per partition).
+
+    `fixed` columns are Arrow arrays, sliced as they are. Keyed columns (the customer identities, tracking
+    numbers) are per-row keys into per-shard strings; each range gets them as dictionaries holding only the
+    values it uses, each once, so the Parquet writer stores codes without copying or hashing a string per row.
+    """
+
+    ts: np.ndarray
+    fixed: dict[str, pa.Array]
+    keyed: tuple[tuple[np.ndarray, dict[str, pa.Array]], ...]
+
+    def __len__(self) -> int:
+        return self.ts.size
+
+    def table(self, lo: int = 0, hi: int | None = None) -> pa.Table:
+        hi = len(self) if hi is None else hi
+        columns = {name: array.slice(lo, hi - lo) for name, array in self.fixed.items()}
+        for key, named in self.keyed:
+            universe = len(next(iter(named.values())))
+            used, position = distinct_positions(key[lo:hi], max(universe, 1))
+            for name, values in named.items():
+                encoded = pc.dictionary_encode(values.take(used))
+                if used.size:
+                    codes = np.where(position >= 0, encoded.indices.to_numpy()[np.maximum(position, 0)], -1)
+                else:
+                    codes = position
+                columns[name] = dictionary(codes, encoded.dictionary)
+        return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=encoded_schema())
+
+
+def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> ShardRows:
+    """Generate the shard: its first `shard.events` events in time order, as columns."""
     pools = pools or default_pools()
     b = cfg.behaviour
     ev, carriers = shard_events(cfg, shard, pools)
@@ -235,9 +262,9 @@ def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.
     latency_ms = latency_table(b)[ev.platform.astype(np.int64) * QUANTILES + r.integers(0, QUANTILES, n)]
     slow = latency_ms > cfg.latency_threshold_ms
 
-    active, cust_pos = _positions(ev.customer - shard.first_customer, shard.customers)
+    active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
     ident = identities(cfg.seed, shard.first_customer + active, pools)
-    used_orders, order_pos = _positions(ev.order, max(len(carriers), 1))
+    used_orders, order_pos = distinct_positions(ev.order, max(len(carriers), 1))
     tracking = tracking_numbers(cfg.seed, shard.index, used_orders, carriers[used_orders], b)
     carrier = np.where(ev.order >= 0, carriers[np.maximum(ev.order, 0)] if len(carriers) else -1, -1)
 
@@ -249,18 +276,23 @@ def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.
         pa.decimal128(12, 2), n, [validity, pa.py_buffer(words)], null_count=int(n - amount_valid.sum())
     )
 
-    columns = {
+    fixed = {
         "event_id": event_id,
         "event_ts": event_ts,
-        "event_type": pa.DictionaryArray.from_arrays(ev.type.astype(np.int32), pa.array(EVENT_TYPES)),
-        **{k: _lookup(cust_pos, v) for k, v in ident.items()},
-        "platform": pa.DictionaryArray.from_arrays(ev.platform.astype(np.int32), pa.array(PLATFORMS)),
+        "event_type": dictionary(ev.type, _EVENT_TYPES),
+        "platform": dictionary(ev.platform, _PLATFORMS),
         "latency_ms": pa.array(latency_ms),
         "error_code": _lookup(np.where(slow, 0, -1), pa.array([INVALID_LATENCY])),
         "total_amount": amount,
         "payment_method": _lookup(ev.method, pa.array(PAYMENT_METHODS)),
         "payment_status": _lookup(_STATUS_OF_TYPE[ev.type], pa.array(PAYMENT_STATUSES)),
         "carrier": _lookup(carrier, pa.array(b.carriers.names)),
-        "tracking_number": _lookup(order_pos, tracking),
     }
-    return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=encoded_schema())
+    keyed = ((cust_pos, ident), (order_pos, {"tracking_number": tracking}))
+    return ShardRows(ts=ev.ts, fixed=fixed, keyed=keyed)
+
+
+def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.Table:
+    """The shard's part as one Arrow table in `encoded_schema()`, sorted by event_ts (`decoded()` gives it as
+    readers see it)."""
+    return shard_rows(cfg, shard, pools).table()
