@@ -18,7 +18,6 @@ from rich.table import Table
 from generator import __version__, schema
 from generator.config import (
     DEFAULT_SEED,
-    DEFAULT_SHARD_SIZE,
     DEFAULT_START,
     PARTITIONINGS,
     ConfigError,
@@ -65,8 +64,12 @@ def run(
         default_behaviour().customers
     ),
     shard_size: Annotated[
-        str, typer.Option(metavar="INTEGER", help="Events per shard (a unit of work and a part).")
-    ] = str(DEFAULT_SHARD_SIZE),
+        str,
+        typer.Option(
+            metavar="INTEGER",
+            help="Events per shard, the unit of work (default: about 50,000 rows per daily part, 50k-200k).",
+        ),
+    ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
 ) -> None:
@@ -84,7 +87,7 @@ def run(
         latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms),
         run_id=run_id,
         customers=parse_whole("--customers", customers),
-        shard_size=parse_whole("--shard-size", shard_size),
+        shard_size=None if shard_size == "auto" else parse_whole("--shard-size", shard_size),
     )
     listener = None
     if not quiet:

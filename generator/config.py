@@ -10,12 +10,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from generator.core.behaviour import default_behaviour
-from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, shard_count, window_days
+from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, auto_shard_size, shard_count, window_days
 
 PARTITIONINGS = ("date", "hour", "none")
 DEFAULT_START = "2025-11-01T00:00:00Z"  # a fixed instant, so a default run is reproducible; see README
 DEFAULT_SEED = 42
-DEFAULT_SHARD_SIZE = 50_000
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -67,7 +66,7 @@ class RunConfig:
     latency_threshold_ms: int = default_behaviour().latency_threshold_ms
     run_id: str = ""
     customers: int = default_behaviour().customers
-    shard_size: int = DEFAULT_SHARD_SIZE
+    shard_size: int | None = None  # None: chosen from the event target and the population (auto_shard_size)
 
     def __post_init__(self) -> None:
         def positive(value: object, flag: str) -> None:
@@ -77,7 +76,8 @@ class RunConfig:
         positive(self.events, "--events")
         positive(self.workers, "--workers")
         positive(self.customers, "--customers")
-        positive(self.shard_size, "--shard-size")
+        if self.shard_size is not None:
+            positive(self.shard_size, "--shard-size")
         if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
             raise ConfigError(f"--seed: must be a whole number from 0 to 2**63-1, got {self.seed!r}")
         if not isinstance(self.latency_threshold_ms, int) or self.latency_threshold_ms < 0:
@@ -92,6 +92,8 @@ class RunConfig:
             raise ConfigError(f"--out: not a directory: {str(self.out)!r}")
         if not _writable(self.out):
             raise ConfigError(f"--out: cannot write to {str(self.out)!r}")
+        if self.shard_size is None:
+            object.__setattr__(self, "shard_size", auto_shard_size(self.events, self.customers, default_behaviour()))
         if shard_count(self.events, self.customers, self.shard_size) > MAX_SHARDS:
             raise ConfigError(f"--events: {self.events} makes more than {MAX_SHARDS} shards; raise --shard-size")
         if window_days(self.gen()) > MAX_WINDOW_DAYS:

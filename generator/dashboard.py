@@ -84,7 +84,7 @@ class LiveDashboard(_Tally):
         for i, (pid, (shards, events, nbytes)) in enumerate(sorted(self.per_worker.items()), 1):
             t.add_row(str(i), str(pid), str(shards), f"{events:,}", human_bytes(nbytes))
         head = (
-            f"run [bold]{self.run.run_id}[/]  ·  {len(self.run.shards)} shards on {self.run.workers} workers  ·  "
+            f"run [bold]{self.run.run_id}[/]  ·  {len(self.run.shards)} shards on {self.run.workers} workers\n"
             f"[bold]{self.rate():,.0f}[/] events/s  ·  {human_bytes(self.bytes)} written  ·  "
             f"{self.shards}/{len(self.run.shards)} shards done"
         )

@@ -26,6 +26,7 @@ from generator.cli import main
         (["--partition-by", "week"], "week"),
         (["--latency-threshold-ms", "-1"], "-1"),
         (["--customers", "0"], "--customers"),
+        (["--shard-size", "0"], "--shard-size"),
         (["--run-id", "../escape"], "../escape"),
         (["--events", "1000000000", "--customers", "1"], "--events"),
         (["--no-such-option"], "--no-such-option"),

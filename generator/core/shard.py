@@ -41,6 +41,8 @@ from generator.schema import (
 
 WARM_UP = 28 * DAY  # orders placed this long before the start still deliver inside the window
 MAX_CUSTOMERS_PER_SHARD = 250_000
+PART_ROWS_PER_DAY = 50_000
+MIN_SHARD, MAX_SHARD = 50_000, 200_000
 MAX_SHARDS = 50_000
 MAX_WINDOW_DAYS = 3653
 
@@ -70,6 +72,15 @@ def split(total: int, parts: int, i: int) -> tuple[int, int]:
     """Start and size of part i of `total` split into `parts`: sizes differ by at most one."""
     base, extra = divmod(total, parts)
     return i * base + min(i, extra), base + (1 if i < extra else 0)
+
+
+def auto_shard_size(events: int, customers: int, b: Behaviour) -> int:
+    """Events per shard when the user does not choose: about PART_ROWS_PER_DAY rows per daily partition.
+
+    A shard's events spread over the whole window, one part per day, so shards grow with the window's length
+    (fewer, fuller files for long runs), between MIN_SHARD and MAX_SHARD events (memory stays bounded)."""
+    days = events / (customers * b.sessions_per_day * expected_events_per_session(b))
+    return int(min(max(PART_ROWS_PER_DAY * days, MIN_SHARD), MAX_SHARD))
 
 
 def shard_count(events: int, customers: int, shard_size: int) -> int:
@@ -223,7 +234,7 @@ class ShardRows:
 
     ts: np.ndarray
     fixed: dict[str, pa.Array]
-    keyed: tuple[tuple[np.ndarray, dict[str, pa.Array]], ...]
+    keyed: tuple[tuple[np.ndarray, dict[str, tuple[np.ndarray, pa.Array]]], ...]
 
     def __len__(self) -> int:
         return self.ts.size
@@ -232,16 +243,22 @@ class ShardRows:
         hi = len(self) if hi is None else hi
         columns = {name: array.slice(lo, hi - lo) for name, array in self.fixed.items()}
         for key, named in self.keyed:
-            universe = len(next(iter(named.values())))
-            used, position = distinct_positions(key[lo:hi], max(universe, 1))
-            for name, values in named.items():
-                encoded = pc.dictionary_encode(values.take(used))
-                if used.size:
-                    codes = np.where(position >= 0, encoded.indices.to_numpy()[np.maximum(position, 0)], -1)
-                else:
-                    codes = position
-                columns[name] = dictionary(codes, encoded.dictionary)
+            # key: per-row index into the shard's keys (customers, orders); each named column maps a key to a
+            # code into its own distinct values, so equal strings (two Emeka Ezes) share one dictionary entry.
+            first = next(iter(named.values()))[0]
+            used, position = distinct_positions(key[lo:hi], max(first.size, 1))
+            for name, (code_of_key, values) in named.items():
+                codes = code_of_key[used]
+                kept, remap = distinct_positions(codes, max(len(values), 1))
+                row_codes = np.where(position >= 0, remap[np.maximum(position, 0)] if used.size else -1, -1)
+                columns[name] = dictionary(row_codes, values.take(pa.array(kept)))
         return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=encoded_schema())
+
+
+def _distinct_codes(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
+    """Per value, a code into the distinct values (in first-seen order), and those distinct values."""
+    encoded = pc.dictionary_encode(values)
+    return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
 
 def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> ShardRows:
@@ -288,7 +305,10 @@ def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Shar
         "payment_status": _lookup(_STATUS_OF_TYPE[ev.type], pa.array(PAYMENT_STATUSES)),
         "carrier": _lookup(carrier, pa.array(b.carriers.names)),
     }
-    keyed = ((cust_pos, ident), (order_pos, {"tracking_number": tracking}))
+    keyed = (
+        (cust_pos, {name: _distinct_codes(values) for name, values in ident.items()}),
+        (order_pos, {"tracking_number": _distinct_codes(tracking)}),
+    )
     return ShardRows(ts=ev.ts, fixed=fixed, keyed=keyed)
 
 
