@@ -52,16 +52,6 @@ def hour_buckets(b: Behaviour, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray
     return lo, hi - lo, intensity(b, starts)
 
 
-def arrival_times(rng: np.random.Generator, b: Behaviour, t0: int, t1: int, per_day: float) -> np.ndarray:
-    """Sorted arrival times in [t0, t1) of a Poisson process of `per_day` mean daily rate shaped by intensity."""
-    lo, length, f = hour_buckets(b, t0, t1)
-    counts = rng.poisson(per_day * f * (length / DAY))
-    base = np.repeat(lo, counts)
-    t = base + (rng.random(base.size) * np.repeat(length, counts)).astype(np.int64)
-    t.sort()
-    return t
-
-
 def expected_events_per_session(b: Behaviour) -> float:
     """Mean events per session including the fulfilment events of its order (for sizing blocks)."""
     browse = 1 - b.bounce
@@ -186,7 +176,8 @@ def gap_table(b: Behaviour) -> np.ndarray:
 
 def _no_overlap(start: np.ndarray, duration: np.ndarray, local: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Delay sessions that would overlap an earlier session of the same customer; update `ends`."""
-    order = np.lexsort((start, local))
+    # Customer-major, start order within a customer (starts arrive sorted): one sort on a unique composite key.
+    order = np.argsort(local.astype(np.int64) * start.size + np.arange(start.size))
     s = start[order]
     d = duration[order]
     c = local[order]

@@ -21,7 +21,6 @@ from generator.core.lifecycle import ORDERS_PER_SHARD, Placed, fulfil, pay, trac
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import activity, home_state, identities, primary_platform
 from generator.core.sessions import (
-    arrival_times,
     checkouts_per_session,
     expected_events_per_session,
     hour_buckets,
@@ -127,18 +126,30 @@ class _Stream:
     def __init__(self, cfg: GenConfig, shard: Shard, pools: Pools):
         self.cfg, self.shard, self.pools, self.b = cfg, shard, pools, cfg.behaviour
         self.ids = np.arange(shard.first_customer, shard.first_customer + shard.customers, dtype=np.int64)
-        self.activity_cdf = np.cumsum(activity(cfg.seed, self.ids, self.b))
+        self.activity = activity(cfg.seed, self.ids, self.b)
         self.primary = primary_platform(cfg.seed, self.ids, self.b)
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
         self.chunks: list[Events] = []
         self.carriers: list[np.ndarray] = []
         self.orders = 0
 
-    def who(self, r: np.random.Generator, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Customers (block positions) of k sessions, by activity, and the platform each session uses."""
-        local = pick(self.activity_cdf, r.random(k))
-        other = pick(np.cumsum(self.b.platform_mix), r.random(k)).astype(np.int8)
-        return local, np.where(r.random(k) < self.b.platform_loyalty, self.primary[local], other)
+    def arrivals(self, r: np.random.Generator, t0: int, t1: int, per_session: float = 1.0):
+        """Sessions (or checkouts, with per_session < 1) starting in [t0, t1): sorted start times, the block
+        position of each one's customer, and the platform it uses.
+
+        Each customer's count is Poisson with mean activity x the window's share of a day's intensity; the
+        counts' total is spread over the hours by intensity. (Same law as a pooled Poisson process whose
+        arrivals pick customers by activity, without a search per arrival.)"""
+        lo, length, f = hour_buckets(self.b, t0, t1)
+        weight = f * length
+        counts = r.poisson(self.activity * (per_session * weight.sum() / DAY))
+        local = r.permutation(np.repeat(np.arange(self.ids.size), counts))
+        per_hour = r.multinomial(local.size, weight / weight.sum()) if weight.sum() > 0 else np.zeros(lo.size, int)
+        starts = np.repeat(lo, per_hour) + (r.random(local.size) * np.repeat(length, per_hour)).astype(np.int64)
+        starts.sort()
+        other = pick(np.cumsum(self.b.platform_mix), r.random(local.size)).astype(np.int8)
+        platform = np.where(r.random(local.size) < self.b.platform_loyalty, self.primary[local], other)
+        return starts, local, platform
 
     def add_orders(self, r: np.random.Generator, placed: Placed) -> None:
         hub = self.pools.state_is_hub[home_state(self.cfg.seed, placed.customer, self.pools)]
@@ -153,17 +164,15 @@ class _Stream:
         """Orders placed in the weeks before the start: only their fulfilment events from the start on."""
         start = self.cfg.start_us
         r = rng(self.cfg.seed, "warm", self.shard.index)
-        t = arrival_times(r, self.b, start - WARM_UP, start, self.activity_cdf[-1] * checkouts_per_session(self.b))
+        t, local, platform = self.arrivals(r, start - WARM_UP, start, checkouts_per_session(self.b))
         _, success, _ = pay(r, self.b, t.size)
-        local, platform = self.who(r, t.size)
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success])
         self.add_orders(r, placed)
         self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
 
     def block(self, i: int, t0: int, t1: int) -> None:
         r = rng(self.cfg.seed, "block", self.shard.index, i)
-        starts = arrival_times(r, self.b, t0, t1, self.activity_cdf[-1])
-        local, platform = self.who(r, starts.size)
+        starts, local, platform = self.arrivals(r, t0, t1)
         ev, placed = simulate(r, self.b, starts, self.ids[local], platform, local, self.last_end, self.orders)
         self.chunks.append(ev)
         self.add_orders(r, placed)
@@ -176,7 +185,7 @@ def shard_events(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> tu
     """The shard's first `shard.events` events in time order, and the carrier of each of its orders."""
     s = _Stream(cfg, shard, pools or default_pools())
     s.warm()
-    per_day = s.activity_cdf[-1] * expected_events_per_session(cfg.behaviour)
+    per_day = s.activity.sum() * expected_events_per_session(cfg.behaviour)
     t0, i = cfg.start_us, 0
     while True:
         need = shard.events - s.final_before(t0)
@@ -247,10 +256,13 @@ class ShardRows:
             # code into its own distinct values, so equal strings (two Emeka Ezes) share one dictionary entry.
             first = next(iter(named.values()))[0]
             used, position = distinct_positions(key[lo:hi], max(first.size, 1))
+            missing = position < 0
             for name, (code_of_key, values) in named.items():
-                codes = code_of_key[used]
-                kept, remap = distinct_positions(codes, max(len(values), 1))
-                row_codes = np.where(position >= 0, remap[np.maximum(position, 0)] if used.size else -1, -1)
+                kept, remap = distinct_positions(code_of_key[used], max(len(values), 1))
+                if missing.any():
+                    row_codes = np.where(missing, -1, remap[np.maximum(position, 0)] if used.size else -1)
+                else:
+                    row_codes = remap[position]
                 columns[name] = dictionary(row_codes, values.take(pa.array(kept)))
         return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=encoded_schema())
 
