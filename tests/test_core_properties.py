@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import uuid
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +13,7 @@ from hypothesis import strategies as st
 
 from generator.core.nigeria import default_pools
 from generator.core.population import identities
-from generator.core.shard import GenConfig, plan, shard_table, split
+from generator.core.shard import GenConfig, plan, shard_rows, shard_table, split
 from generator.parts import encode
 from generator.schema import arrow_schema, decoded, encoded_schema
 from generator.validate import check_table
@@ -127,3 +128,26 @@ def test_customers_keep_their_identity_in_every_shard_layout():
     assert both.num_rows > 100
     for c in cols[1:]:
         assert pc.all(pc.equal(both.column(f"{c}_a"), both.column(f"{c}_b"))).as_py(), c
+
+
+@settings(max_examples=20, deadline=None)
+@given(configs, st.data())
+def test_each_part_carries_only_the_strings_its_rows_use(cfg, data):
+    """A shard cut into partitions hands each part dictionaries holding exactly the distinct values of its rows."""
+    rows = shard_rows(cfg, data.draw(st.sampled_from(plan(cfg))))
+    n = len(rows)
+    lo = data.draw(st.integers(0, max(n - 1, 0)))
+    hi = data.draw(st.integers(min(lo + 1, n), n))
+    part = rows.table(lo, hi)
+    assert decoded(part).equals(decoded(rows.table()).slice(lo, hi - lo))
+    for name in ("customer_id", "name", "phone_number", "address", "email", "tracking_number"):
+        column = part.column(name).combine_chunks()
+        distinct = pc.unique(column.dictionary_decode().drop_null())
+        assert len(column.dictionary) == len(distinct), name
+
+
+@settings(max_examples=20, deadline=None)
+@given(configs)
+def test_event_ids_are_random_uuid_version_4(cfg):
+    ids = shard_table(cfg, plan(cfg)[0]).column("event_id").to_pylist()
+    assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
