@@ -7,6 +7,7 @@ renamed. Workers return small `PartInfo` records; they never touch the terminal.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import itertools
 import os
@@ -21,7 +22,7 @@ import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
 from generator.core.shard import GenConfig, Shard, shard_rows
-from generator.schema import COLUMNS, EVENT_TYPES
+from generator.schema import COLUMNS, EVENT_TYPES, arrow_schema
 
 EVENTS_DIR = "events"
 ROW_GROUP_SIZE = 128 * 1024
@@ -35,8 +36,8 @@ WRITE_OPTIONS = dict(
     write_statistics=[c.name for c in COLUMNS if c.statistics],
     column_encoding={"event_ts": "DELTA_BINARY_PACKED"},
     row_group_size=ROW_GROUP_SIZE,
-    # event_type and platform arrive as Arrow dictionaries (schema.encoded_schema); without the Arrow schema
-    # blob every reader, pyarrow included, reads them back as the plain strings of schema.arrow_schema.
+    # The dense string columns arrive as Arrow dictionaries (schema.encoded_schema); `encode` stores the event
+    # schema itself in their place, so readers get plain strings.
     store_schema=False,
 )
 
@@ -88,9 +89,18 @@ def _slices(ts: np.ndarray, partition_by: str) -> list[tuple[int, int]]:
 
 
 def encode(table: pa.Table) -> pa.Buffer:
+    """One part's bytes. The core's dictionary-typed columns are written as Parquet strings, and the footer
+    carries the event schema (schema.arrow_schema) as the Arrow schema, so every reader, pyarrow's dataset API
+    included, sees plain strings and the UUID type."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, **WRITE_OPTIONS)
+    options = {k: v for k, v in WRITE_OPTIONS.items() if k != "row_group_size"}
+    with pq.ParquetWriter(sink, table.schema, **options) as writer:
+        writer.write_table(table, row_group_size=ROW_GROUP_SIZE)
+        writer.add_key_value_metadata({"ARROW:schema": _READER_SCHEMA})
     return sink.getvalue()
+
+
+_READER_SCHEMA = base64.b64encode(arrow_schema().serialize().to_pybytes())
 
 
 def write_atomic(path: Path, data: pa.Buffer | bytes, durable: bool = True) -> None:

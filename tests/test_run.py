@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 import orjson
 import pyarrow as pa
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
@@ -58,6 +59,9 @@ def test_exact_count_and_manifest(committed_run):
 
 def test_parts_read_back_with_pyarrow(committed_run):
     out, _ = committed_run
+    dataset = ds.dataset(out / "events", format="parquet", partitioning="hive")
+    assert dataset.schema.remove_metadata().equals(arrow_schema().append(pa.field("dt", pa.string())))
+    assert dataset.count_rows() == 20_000
     for f in (out / "events").rglob("*.parquet"):
         t = pq.read_table(f)
         assert t.schema.equals(arrow_schema())
