@@ -243,7 +243,7 @@ class ShardRows:
 
     ts: np.ndarray
     fixed: dict[str, pa.Array]
-    keyed: tuple[tuple[np.ndarray, dict[str, tuple[np.ndarray, pa.Array]]], ...]
+    keyed: tuple[tuple[np.ndarray, dict[str, tuple[np.ndarray | None, pa.Array]]], ...]
 
     def __len__(self) -> int:
         return self.ts.size
@@ -254,11 +254,13 @@ class ShardRows:
         for key, named in self.keyed:
             # key: per-row index into the shard's keys (customers, orders); each named column maps a key to a
             # code into its own distinct values, so equal strings (two Emeka Ezes) share one dictionary entry.
-            first = next(iter(named.values()))[0]
-            used, position = distinct_positions(key[lo:hi], max(first.size, 1))
+            used, position = distinct_positions(key[lo:hi], max(int(key.max(initial=-1)) + 1, 1))
             missing = position < 0
             for name, (code_of_key, values) in named.items():
-                kept, remap = distinct_positions(code_of_key[used], max(len(values), 1))
+                if code_of_key is None:  # values unique per key: the used keys are the kept values
+                    kept, remap = used, np.arange(used.size)
+                else:
+                    kept, remap = distinct_positions(code_of_key[used], max(len(values), 1))
                 if missing.any():
                     row_codes = np.where(missing, -1, remap[np.maximum(position, 0)] if used.size else -1)
                 else:
@@ -267,9 +269,12 @@ class ShardRows:
         return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=encoded_schema())
 
 
-def _distinct_codes(values: pa.Array) -> tuple[np.ndarray, pa.Array]:
-    """Per value, a code into the distinct values (in first-seen order), and those distinct values."""
+def _distinct_codes(values: pa.Array) -> tuple[np.ndarray | None, pa.Array]:
+    """Per value, a code into the distinct values (in first-seen order), and those distinct values; no codes
+    (None) when the values are already distinct."""
     encoded = pc.dictionary_encode(values)
+    if len(encoded.dictionary) == len(values):
+        return None, values
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
 
@@ -319,7 +324,7 @@ def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Shar
     }
     keyed = (
         (cust_pos, {name: _distinct_codes(values) for name, values in ident.items()}),
-        (order_pos, {"tracking_number": _distinct_codes(tracking)}),
+        (order_pos, {"tracking_number": (None, tracking)}),  # one tracking number per order, never shared
     )
     return ShardRows(ts=ev.ts, fixed=fixed, keyed=keyed)
 
