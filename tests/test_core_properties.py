@@ -11,6 +11,7 @@ import pyarrow.compute as pc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from generator.core.events import sparse_strings
 from generator.core.nigeria import default_pools
 from generator.core.population import identities
 from generator.core.shard import GenConfig, plan, shard_rows, shard_table, split
@@ -151,3 +152,15 @@ def test_each_part_carries_only_the_strings_its_rows_use(cfg, data):
 def test_event_ids_are_random_uuid_version_4(cfg):
     ids = shard_table(cfg, plan(cfg)[0]).column("event_id").to_pylist()
     assert all(u.version == 4 and u.variant == uuid.RFC_4122 for u in ids)
+
+
+@given(
+    st.lists(st.text(min_size=0, max_size=12), min_size=1, max_size=6, unique=True),
+    st.lists(st.integers(-1, 5), max_size=300),
+)
+def test_sparse_strings_equal_an_arrow_take(values, raw):
+    codes = np.array([c if c < len(values) else -1 for c in raw], dtype=np.int64)
+    built = sparse_strings(codes, tuple(values))
+    built.validate(full=True)
+    expected = pa.array(values, pa.string()).take(pa.array(codes, mask=codes < 0))
+    assert built.equals(expected)

@@ -50,23 +50,22 @@ class Pools:
     last_names: pa.Array
     last_offset: np.ndarray  # per group
     last_size: np.ndarray
-    city_names: pa.Array
     city_cdf: np.ndarray  # segmented by state
-    area_names: pa.Array
+    area_lines: pa.Array  # per area, the end of an address: "Opebi, Ikeja, Lagos State"
     area_offset: np.ndarray  # per city
     area_size: np.ndarray
-    streets: pa.Array
-    street_suffixes: pa.Array
+    street_lines: pa.Array  # per (street, suffix): "Adeola Odeku Street, "
+    street_count: int
     suffix_cdf: np.ndarray
     operator_names: tuple[str, ...]
     operator_cdf: np.ndarray
     prefixes: np.ndarray  # national prefix without the leading 0, e.g. 803, flat over operators
     prefix_offset: np.ndarray
     prefix_size: np.ndarray
-    email_domains: pa.Array
+    email_domains: pa.Array  # "@gmail.com", ...
     domain_cdf: np.ndarray
     email_words: pa.Array  # lower-case a-z forms: [first names | their initials | last names | their initials]
-    house_numbers: pa.Array  # "1" .. "120"
+    house_numbers: pa.Array  # "1 " .. "120 ", each followed by the space before the street
 
 
 class Nigeria(BaseDataProvider):
@@ -139,14 +138,13 @@ class Nigeria(BaseDataProvider):
             last_size.append(len(d["groups"][g]["last"]))
             last.extend(d["groups"][g]["last"])
 
-        cities, areas, area_offset, area_size, city_weights = [], [], [], [], []
+        area_lines, area_offset, area_size, city_weights = [], [], [], []
         for s in states:
             city_weights.append([c["weight"] for c in s["cities"]])
             for c in s["cities"]:
-                cities.append(c["name"])
-                area_offset.append(len(areas))
+                area_offset.append(len(area_lines))
                 area_size.append(len(c["areas"]))
-                areas.extend(c["areas"])
+                area_lines.extend(f"{a}, {c['name']}, {state_label(s['name'])}" for a in c["areas"])
 
         ops = d["operators"]
         prefixes, prefix_offset, prefix_size = [], [], []
@@ -170,20 +168,19 @@ class Nigeria(BaseDataProvider):
             last_names=pa.array(last),
             last_offset=np.array(last_offset, dtype=np.int64),
             last_size=np.array(last_size, dtype=np.int64),
-            city_names=pa.array(cities),
             city_cdf=_segmented_cdf(city_weights),
-            area_names=pa.array(areas),
+            area_lines=pa.array(area_lines),
             area_offset=np.array(area_offset, dtype=np.int64),
             area_size=np.array(area_size, dtype=np.int64),
-            streets=pa.array(d["street_names"]),
-            street_suffixes=pa.array(list(suffixes)),
+            street_lines=pa.array([f"{st} {sx}, " for st in d["street_names"] for sx in suffixes]),
+            street_count=len(d["street_names"]),
             suffix_cdf=np.cumsum(list(suffixes.values())).astype(float),
             operator_names=tuple(o["name"] for o in ops),
             operator_cdf=np.cumsum([o["share"] for o in ops]).astype(float),
             prefixes=np.array(prefixes, dtype=np.int64),
             prefix_offset=np.array(prefix_offset, dtype=np.int64),
             prefix_size=np.array(prefix_size, dtype=np.int64),
-            email_domains=pa.array(list(domains)),
+            email_domains=pa.array([f"@{x}" for x in domains]),
             domain_cdf=np.cumsum(list(domains.values())).astype(float),
             email_words=pa.array(
                 [_word(x) for x in first]
@@ -191,7 +188,7 @@ class Nigeria(BaseDataProvider):
                 + [_word(x) for x in last]
                 + [_word(x)[:1] for x in last]
             ),
-            house_numbers=pa.array([str(i) for i in range(1, 121)]),
+            house_numbers=pa.array([f"{i} " for i in range(1, 121)]),
         )
 
 

@@ -91,17 +91,12 @@ def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
 
     # Addresses: a house number (small ones more common), a street, an area of a city of the home state.
     city = _segment_pick(pools.city_cdf, state, u("city"))
-    area = pools.area_names.take(_within(pools.area_offset, pools.area_size, city, u("area")))
+    area = _within(pools.area_offset, pools.area_size, city, u("area"))
     house = (119 * u("house") ** 2).astype(np.int64)  # house numbers 1..120, as an index into their strings
-    street = pools.streets.take(np.minimum((u("street") * len(pools.streets)).astype(np.int64), len(pools.streets) - 1))
-    suffix = pools.street_suffixes.take(pick(pools.suffix_cdf, u("street_suffix")))
-    address = _join(
-        _join(pools.house_numbers.take(house), street, suffix, sep=" "),
-        area,
-        pools.city_names.take(city),
-        pools.state_names.take(state),
-        sep=", ",
-    )
+    street = np.minimum((u("street") * pools.street_count).astype(np.int64), pools.street_count - 1)
+    suffix = pick(pools.suffix_cdf, u("street_suffix"))
+    street_line = street * len(pools.suffix_cdf) + suffix
+    address = _join(pools.house_numbers.take(house), pools.street_lines.take(street_line), pools.area_lines.take(area))
 
     # E-mail local parts from the name in the shapes people pick (ada.okafor, adaokafor, ada_okafor, aokafor,
     # okafor.ada, adao), often followed by digits (a birth year or a number). Words come from the pools'
@@ -112,14 +107,14 @@ def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     head = np.choose(shape, [fw, fw, fw, fi, lw, fw])
     tail = np.choose(shape, [lw, lw, lw, lw, fw, li])
     sep = _EMAIL_SEPARATORS.take(np.array([0, 1, 2, 1, 0, 1])[shape])
-    local = pc.binary_join_element_wise(pools.email_words.take(head), pools.email_words.take(tail), sep)
     ud = u("email_digits")
     year = 1970 + (u("birth_year") * 37).astype(np.int64)
     small = 1 + (u("email_number") * 998).astype(np.int64)
     digits = np.where(ud < 0.30, year, np.where(ud < 0.70, small, -1))
     digit_str = pc.if_else(pa.array(digits >= 0), pc.cast(pa.array(digits), pa.string()), pa.scalar(""))
     domain = pools.email_domains.take(pick(pools.domain_cdf, u("email_domain")))
-    email = _join(_join(local, digit_str), domain, sep="@")
+    words = pools.email_words
+    email = _join(words.take(head), sep, words.take(tail), digit_str, domain)
 
     customer_id = digit_strings("NG", idx, 9)
     return {

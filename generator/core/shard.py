@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour, default_behaviour
-from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions
+from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings
 from generator.core.lifecycle import ORDERS_PER_SHARD, Placed, fulfil, pay, tracking_numbers
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import activity, home_state, identities, primary_platform
@@ -201,12 +201,6 @@ def shard_events(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> tu
     return every.take(order), carriers
 
 
-def _lookup(codes: np.ndarray, values: pa.Array) -> pa.Array:
-    """Plain strings by integer code (negative codes give null): for the sparse, mostly-null columns."""
-    mask = codes < 0
-    return values.take(pa.array(codes.astype(np.int32), pa.int32(), mask=mask if mask.any() else None))
-
-
 _EVENT_TYPES = pa.array(EVENT_TYPES)
 _PLATFORMS = pa.array(PLATFORMS)
 
@@ -316,11 +310,11 @@ def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Shar
         "event_type": dictionary(ev.type, _EVENT_TYPES),
         "platform": dictionary(ev.platform, _PLATFORMS),
         "latency_ms": pa.array(latency_ms),
-        "error_code": _lookup(np.where(slow, 0, -1), pa.array([INVALID_LATENCY])),
+        "error_code": sparse_strings(np.where(slow, 0, -1), (INVALID_LATENCY,)),
         "total_amount": amount,
-        "payment_method": _lookup(ev.method, pa.array(PAYMENT_METHODS)),
-        "payment_status": _lookup(_STATUS_OF_TYPE[ev.type], pa.array(PAYMENT_STATUSES)),
-        "carrier": _lookup(carrier, pa.array(b.carriers.names)),
+        "payment_method": sparse_strings(ev.method, PAYMENT_METHODS),
+        "payment_status": sparse_strings(_STATUS_OF_TYPE[ev.type], PAYMENT_STATUSES),
+        "carrier": sparse_strings(carrier, b.carriers.names),
     }
     keyed = (
         (cust_pos, {name: _distinct_codes(values) for name, values in ident.items()}),
