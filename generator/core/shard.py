@@ -237,7 +237,8 @@ class ShardRows:
 
     ts: np.ndarray
     fixed: dict[str, pa.Array]
-    keyed: tuple[tuple[np.ndarray, dict[str, tuple[np.ndarray | None, pa.Array]]], ...]
+    # (per-row key, number of keys, {column: (code of each key or None when keys are the codes, values)})
+    keyed: tuple[tuple[np.ndarray, int, dict[str, tuple[np.ndarray | None, pa.Array]]], ...]
 
     def __len__(self) -> int:
         return self.ts.size
@@ -245,10 +246,10 @@ class ShardRows:
     def table(self, lo: int = 0, hi: int | None = None) -> pa.Table:
         hi = len(self) if hi is None else hi
         columns = {name: array.slice(lo, hi - lo) for name, array in self.fixed.items()}
-        for key, named in self.keyed:
+        for key, universe, named in self.keyed:
             # key: per-row index into the shard's keys (customers, orders); each named column maps a key to a
             # code into its own distinct values, so equal strings (two Emeka Ezes) share one dictionary entry.
-            used, position = distinct_positions(key[lo:hi], max(int(key.max(initial=-1)) + 1, 1))
+            used, position = distinct_positions(key[lo:hi], max(universe, 1))
             missing = position < 0
             for name, (code_of_key, values) in named.items():
                 if code_of_key is None:  # values unique per key: the used keys are the kept values
@@ -317,8 +318,9 @@ def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Shar
         "carrier": sparse_strings(carrier, b.carriers.names),
     }
     keyed = (
-        (cust_pos, {name: _distinct_codes(values) for name, values in ident.items()}),
-        (order_pos, {"tracking_number": (None, tracking)}),  # one tracking number per order, never shared
+        # customer ids are distinct by construction; names, phones, e-mails and addresses may repeat
+        (cust_pos, active.size, {k: (None, v) if k == "customer_id" else _distinct_codes(v) for k, v in ident.items()}),
+        (order_pos, used_orders.size, {"tracking_number": (None, tracking)}),  # one per order, never shared
     )
     return ShardRows(ts=ev.ts, fixed=fixed, keyed=keyed)
 
