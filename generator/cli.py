@@ -70,10 +70,20 @@ def run(
             help="Events per shard, the unit of work (default: about 50,000 rows per daily part, 50k-200k).",
         ),
     ] = "auto",
+    bucket: Annotated[str, typer.Option(envvar="GEN_BUCKET", help="Also upload the run to this S3 bucket.")] = "",
+    prefix: Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")] = "",
+    endpoint_url: Annotated[
+        str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint (default: AWS for the region).")
+    ] = "",
+    region: Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region (default: the AWS chain's).")] = "",
+    keep_local: Annotated[
+        bool, typer.Option("--keep-local/--no-keep-local", help="Keep local parts after a verified upload.")
+    ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
 ) -> None:
-    """Generate events into OUT: Parquet parts under events/, then the manifest under _manifests/."""
+    """Generate events into OUT: Parquet parts under events/, then the manifest under _manifests/; with --bucket,
+    upload the parts as shards finish and the manifest last. AWS credentials come from the standard chain."""
     from generator.coordinator import run as run_generator
     from generator.dashboard import LiveDashboard, LogLines
 
@@ -89,13 +99,16 @@ def run(
         customers=parse_whole("--customers", customers),
         shard_size=None if shard_size == "auto" else parse_whole("--shard-size", shard_size),
     )
+    uploader = _uploader(bucket, prefix, endpoint_url, region) if bucket else None
     listener = None
     if not quiet:
         listener = LiveDashboard(err_console) if err_console.is_terminal else LogLines(err_console)
     try:
-        summary = run_generator(cfg, listener)
+        summary = run_generator(cfg, listener, uploader=uploader, keep_local=keep_local)
     except KeyboardInterrupt:
-        raise Interrupted() from None
+        raise Interrupted(_redo_hint(cfg, uploader)) from None
+    except Terminated:
+        raise Terminated(_redo_hint(cfg, uploader)) from None
     finally:
         if listener is not None:
             listener.close()
@@ -109,9 +122,59 @@ def run(
         }
         brief["events_per_second"] = round(doc["events"] / max(summary.seconds, 1e-9))
         brief["peak_worker_rss_mib"] = round(summary.peak_worker_rss_kib / 1024, 1)
+        if "s3" in doc:
+            brief["s3"] = {k: doc["s3"][k] for k in ("bucket", "prefix")} | {"parts": len(doc["s3"]["checksums"])}
         sys.stdout.write(orjson.dumps(brief).decode() + "\n")
     elif not quiet:
         _summary_table(doc, summary.seconds, summary.manifest_path)
+
+
+def _uploader(bucket: str, prefix: str, endpoint_url: str, region: str):
+    from generator.uploader import S3Target, Uploader
+
+    uploader = Uploader(S3Target(bucket, prefix, endpoint_url or None, region or None))
+    uploader.preflight()
+    return uploader
+
+
+def _redo_hint(cfg: RunConfig, uploader) -> str:
+    if uploader is None:
+        return ""
+    from generator.manifest import manifest_path
+
+    if manifest_path(cfg.out, cfg.run_id).exists():
+        return (
+            f"; the run is committed locally: finish the upload with gen upload --run-id {cfg.run_id} --out {cfg.out}"
+        )
+    return f"; nothing was committed. Redo it with --run-id {cfg.run_id} (same seed and options give the same bytes)"
+
+
+@app.command()
+def upload(
+    run_id: Annotated[str, typer.Option(help="The committed local run to upload.")],
+    out: Annotated[Path, typer.Option(help="Output root holding the run.")] = Path("shards"),
+    bucket: Annotated[str, typer.Option(envvar="GEN_BUCKET", help="S3 bucket.")] = "",
+    prefix: Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")] = "",
+    endpoint_url: Annotated[str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint.")] = "",
+    region: Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region.")] = "",
+) -> None:
+    """Finish uploading a locally committed run: objects already in S3 with the right checksum are skipped, the
+    manifest is written last."""
+    from generator.coordinator import upload_committed
+    from generator.manifest import ManifestError, manifest_path
+
+    if not bucket:
+        raise UserError("--bucket: required (or GEN_BUCKET)")
+    if not manifest_path(out, run_id).is_file():
+        raise ManifestError(f"--run-id: no committed run {run_id!r} in {str(out)!r}")
+    uploader = _uploader(bucket, prefix, endpoint_url, region)
+    try:
+        doc = upload_committed(out, run_id, uploader)
+    except KeyboardInterrupt:
+        raise Interrupted(f"; run gen upload --run-id {run_id} --out {out} again to finish") from None
+    out_console.print(
+        f"uploaded {len(doc['parts'])} parts and the manifest to {uploader.target.url()}", highlight=False
+    )
 
 
 def _summary_table(doc: dict, seconds: float, path: Path) -> None:
@@ -130,6 +193,10 @@ def _summary_table(doc: dict, seconds: float, path: Path) -> None:
         f"manifest: {path}",
         highlight=False,
     )
+    if "s3" in doc:
+        s3 = doc["s3"]
+        where = f"s3://{s3['bucket']}/{s3['prefix'] + '/' if s3['prefix'] else ''}"
+        out_console.print(f"uploaded {len(s3['checksums'])} parts and the manifest to {where}", highlight=False)
 
 
 @app.command()
@@ -181,6 +248,11 @@ def version() -> None:
     out_console.print(__version__)
 
 
+def _committed_note(e: BaseException) -> str:
+    """What the interrupted command leaves behind, said in its last line."""
+    return (e.args[0] if e.args else "") or "; nothing was committed"
+
+
 class Interrupted(BaseException):
     """Ctrl-C during a run (raised past typer, which would otherwise turn it into a silent exit 130)."""
 
@@ -212,11 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     except RunError as e:
         err_console.print(f"gen: run failed: {e}", highlight=False, markup=False, soft_wrap=True)
         return 1
-    except Terminated:
-        err_console.print("gen: terminated; nothing was committed", highlight=False)
+    except Terminated as e:
+        err_console.print(f"gen: terminated{_committed_note(e)}", highlight=False, markup=False, soft_wrap=True)
         return 143
-    except Interrupted:
-        err_console.print("gen: interrupted; nothing was committed", highlight=False)
+    except Interrupted as e:
+        err_console.print(f"gen: interrupted{_committed_note(e)}", highlight=False, markup=False, soft_wrap=True)
         return 130
     return code if isinstance(code, int) else 0
 

@@ -21,11 +21,15 @@ from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from generator import manifest
 from generator.config import ConfigError, RunConfig
 from generator.core.shard import Shard, plan
 from generator.parts import ShardResult, make_part, sync_dir, sync_file
+
+if TYPE_CHECKING:  # boto3 is imported only when a run uploads
+    from generator.uploader import Uploader
 
 STAGING_DIR = "_staging"
 
@@ -58,6 +62,8 @@ class Listener:
     def shard_done(self, result: ShardResult) -> None: ...
 
     def committing(self) -> None: ...
+
+    def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None: ...
 
 
 def _warm_worker() -> None:
@@ -97,7 +103,10 @@ def run(
     cfg: RunConfig,
     listener: Listener | None = None,
     shard_fn: Callable[..., ShardResult] = make_part,
+    uploader: Uploader | None = None,
+    keep_local: bool = True,
 ) -> RunSummary:
+    """Generate, commit locally, and (with an uploader) upload as shards finish and commit in S3 last."""
     listener = listener or Listener()
     out = cfg.out
     if manifest.manifest_path(out, cfg.run_id).exists():
@@ -112,12 +121,17 @@ def run(
     t0 = time.perf_counter()
     args = (str(staging), cfg.run_id, cfg.partition_by)
     syncer = _Syncer(staging)
+    committed = False
     try:
         results: list[ShardResult] = []
 
         def done(result: ShardResult) -> None:
             results.append(result)
             syncer.add(result)
+            if uploader:
+                for p in result.parts:
+                    uploader.submit(staging / p.path, p.path)
+                listener.upload_progress(*uploader.stats())
             listener.shard_done(result)
 
         if workers == 1:
@@ -128,14 +142,71 @@ def run(
             _pool(workers, shard_fn, [(gen, s, *args) for s in shards], done)
         listener.committing()
         syncer.wait()
-        doc = manifest.build(cfg.run_id, cfg.options(), results, time.perf_counter() - t0)
+        s3, upload_error = None, None
+        if uploader:
+            from generator.uploader import UploadError
+
+            try:
+                s3 = uploader.describe(uploader.wait(listener.upload_progress))
+            except UploadError as e:
+                upload_error = e
+        doc = manifest.build(cfg.run_id, cfg.options(), results, time.perf_counter() - t0, s3)
         with _signals_deferred():
             path = _commit(staging, out, results, doc)
+        committed = True
+        if uploader:
+            if upload_error:
+                uploader.abort(cfg.run_id)  # no multipart upload of this run is left open
+                raise UploadFailed(cfg.run_id, out, uploader.target.url(), upload_error)
+            uploader.put_manifest(manifest.relative_path(cfg.run_id), manifest.dumps(doc))
+            if not keep_local:
+                _remove_local(out, doc)
+    except BaseException:
+        if uploader and not committed:
+            uploader.abort(cfg.run_id)
+        raise
     finally:
         syncer.close()
+        if uploader:
+            uploader.close()
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(out / STAGING_DIR)
     return RunSummary(doc, path, time.perf_counter() - t0, max(r.peak_rss_kib for r in results))
+
+
+class UploadFailed(RunError):
+    """The run is committed locally, but not (yet) in S3."""
+
+    def __init__(self, run_id: str, out: Path, url: str, cause: Exception):
+        super().__init__(
+            f"upload to {url} failed: {cause}; no manifest was written to S3. The run is committed locally: "
+            f"finish the upload with `gen upload --run-id {run_id} --out {out}` and the same --bucket/--prefix"
+        )
+
+
+def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Listener | None = None) -> dict:
+    """Finish the upload of a run committed locally: parts already in S3 with the right checksum are skipped;
+    the manifest goes last. Returns the manifest as uploaded (with its S3 checksums)."""
+    listener = listener or Listener()
+    doc = manifest.read(manifest.manifest_path(out, run_id))
+    try:
+        for p in doc["parts"]:
+            uploader.submit(out / p["path"], p["path"])
+        doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
+        uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))
+    except BaseException:
+        uploader.abort(run_id)
+        raise
+    finally:
+        uploader.close()
+    return doc
+
+
+def _remove_local(out: Path, doc: dict) -> None:
+    """--no-keep-local: once S3 holds the run and its manifest, its local parts and manifest go."""
+    for p in doc["parts"]:
+        (out / p["path"]).unlink(missing_ok=True)
+    manifest.manifest_path(out, doc["run_id"]).unlink(missing_ok=True)
 
 
 class _Syncer:

@@ -50,6 +50,16 @@ class _Tally(Listener):
         w[1] += result.rows
         w[2] += result.bytes
 
+    def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None:
+        self.upload = (bytes_sent, parts_done, in_flight)
+
+    def upload_line(self) -> str:
+        if not getattr(self, "upload", None):
+            return ""
+        sent, done, in_flight = self.upload
+        rate = sent / max(time.perf_counter() - self.t0, 1e-9)
+        return f"uploaded {done} parts ({in_flight} in flight), {human_bytes(sent)}, {human_bytes(rate)}/s"
+
     def rate(self) -> float:
         return self.events / max(time.perf_counter() - self.t0, 1e-9)
 
@@ -88,7 +98,7 @@ class LiveDashboard(_Tally):
             f"[bold]{self.rate():,.0f}[/] events/s  ·  {human_bytes(self.bytes)} written  ·  "
             f"{self.shards}/{len(self.run.shards)} shards done"
         )
-        return Group(head, self.progress, t)
+        return Group(head, self.progress, *([self.upload_line()] if self.upload_line() else []), t)
 
     def shard_done(self, result: ShardResult) -> None:
         super().shard_done(result)
@@ -96,8 +106,14 @@ class LiveDashboard(_Tally):
         if self.live:
             self.live.update(self._render())
 
+    def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None:
+        super().upload_progress(bytes_sent, parts_done, in_flight)
+        if self.live:
+            self.live.update(self._render())
+
     def committing(self) -> None:
-        self.close()
+        if not getattr(self, "upload", None):
+            self.close()
 
     def close(self) -> None:
         if self.live:
@@ -133,5 +149,12 @@ class LogLines(_Tally):
                 f"{human_bytes(self.bytes)} written",
                 highlight=False,
             )
+
+    def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None:
+        super().upload_progress(bytes_sent, parts_done, in_flight)
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self.console.print(f"gen: {self.upload_line()}", highlight=False)
 
     def close(self) -> None: ...

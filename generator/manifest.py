@@ -31,7 +31,7 @@ def iso(ts_us: int) -> str:
     return datetime.fromtimestamp(ts_us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def build(run_id: str, options: dict, results: list[ShardResult], seconds: float) -> dict:
+def build(run_id: str, options: dict, results: list[ShardResult], seconds: float, s3: dict | None = None) -> dict:
     results = sorted(results, key=lambda r: r.shard)
     parts = [p for r in results for p in r.parts]
     counts = [sum(r.counts[i] for r in results) for i in range(len(EVENT_TYPES))]
@@ -51,6 +51,7 @@ def build(run_id: str, options: dict, results: list[ShardResult], seconds: float
         "seconds": round(seconds, 3),
         "window": {"start": options["start"], "first_event_ts": iso(lo), "last_event_ts": iso(hi)},
         "counts_by_type": dict(zip(EVENT_TYPES, counts, strict=True)),
+        **({"s3": s3} if s3 else {}),
         "parts": [
             {
                 "path": p.path,
@@ -66,9 +67,18 @@ def build(run_id: str, options: dict, results: list[ShardResult], seconds: float
     }
 
 
+def dumps(manifest: dict) -> bytes:
+    return orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n"
+
+
+def relative_path(run_id: str) -> str:
+    """Where a run's manifest sits relative to the output root (and to the S3 prefix)."""
+    return f"{MANIFEST_DIR}/{run_id}.json"
+
+
 def write(out: Path, manifest: dict) -> Path:
     path = manifest_path(out, manifest["run_id"])
-    write_atomic(path, orjson.dumps(manifest, option=orjson.OPT_INDENT_2) + b"\n")
+    write_atomic(path, dumps(manifest))
     return path
 
 

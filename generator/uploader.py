@@ -1,0 +1,264 @@
+"""The S3 sink: parts uploaded as their shards finish, checksummed, verified, and the manifest written last.
+
+boto3's managed transfer does the work (TransferConfig: multipart above a threshold, several parts and objects
+in flight, progress through subscribers; the CRT transfer client when awscrt is installed and boto3 judges it
+faster). Every object carries an S3 SHA-256 additional checksum; what S3 reports back is compared with the one
+computed locally before the run's manifest is written. The bucket is append-only: existing objects are never
+overwritten (checked first for parts, a conditional write for the manifest) and nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import ipaddress
+import re
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_futures
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import botocore.config
+import botocore.exceptions
+from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from s3transfer.subscribers import BaseSubscriber
+
+from generator.config import ConfigError
+
+MiB = 1024 * 1024
+CHUNK = 8 * MiB  # multipart threshold and part size
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+
+
+class UploadError(RuntimeError):
+    """An upload failed after its retries; the run stays committed locally and `gen upload` can finish it."""
+
+
+@dataclass(frozen=True)
+class S3Target:
+    bucket: str
+    prefix: str = ""
+    endpoint_url: str | None = None
+    region: str | None = None
+
+    def __post_init__(self) -> None:
+        b = self.bucket
+        bad = not _BUCKET.match(b) or ".." in b or ".-" in b or "-." in b or b.startswith("xn--")
+        if not bad:
+            try:
+                ipaddress.ip_address(b)
+                bad = True
+            except ValueError:
+                pass
+        if bad:
+            raise ConfigError(f"--bucket: not a valid S3 bucket name: {b!r}")
+        object.__setattr__(self, "prefix", self.prefix.strip("/"))
+
+    def key(self, rel: str) -> str:
+        return f"{self.prefix}/{rel}" if self.prefix else rel
+
+    def url(self, rel: str = "") -> str:
+        return f"s3://{self.bucket}/{self.key(rel)}"
+
+
+def s3_checksum(path: Path, chunk: int = CHUNK) -> str:
+    """The SHA-256 checksum S3 stores for this file uploaded with our TransferConfig: of the whole object below
+    the multipart threshold, else of the concatenated part digests followed by '-<parts>'."""
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        if size < chunk:
+            return base64.b64encode(hashlib.sha256(f.read()).digest()).decode()
+        digests = []
+        while block := f.read(chunk):
+            digests.append(hashlib.sha256(block).digest())
+    return base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + f"-{len(digests)}"
+
+
+def _same_checksum(stored: str | None, expected: str) -> bool:
+    """S3 reports a multipart checksum with or without its '-<parts>' suffix depending on the server."""
+    return stored is not None and stored.split("-")[0] == expected.split("-")[0]
+
+
+class _Progress(BaseSubscriber):
+    def __init__(self, uploader: Uploader):
+        self.uploader = uploader
+
+    def on_progress(self, future, bytes_transferred, **kwargs) -> None:
+        self.uploader._add_bytes(bytes_transferred)
+
+
+class Uploader:
+    """Uploads a run's parts concurrently while shards are still generating, then its manifest."""
+
+    def __init__(self, target: S3Target, concurrency: int = 8, chunk: int = CHUNK, part_attempts: int = 3):
+        self.target = target
+        self.chunk = chunk
+        self.part_attempts = part_attempts
+        session = boto3.session.Session(region_name=target.region)
+        self.client = session.client(
+            "s3",
+            endpoint_url=target.endpoint_url,
+            config=botocore.config.Config(
+                retries={"mode": "adaptive", "max_attempts": 8},
+                max_pool_connections=concurrency * 4,
+                connect_timeout=5,
+                read_timeout=60,
+                request_checksum_calculation="when_required",
+            ),
+        )
+        config = TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=concurrency)
+        self.manager = create_transfer_manager(self.client, config)
+        self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload")
+        self.lock = threading.Lock()
+        self.futures: list[Future] = []
+        self.bytes_sent = 0
+        self.parts_done = 0
+        self.in_flight = 0
+
+    # -- checks ---------------------------------------------------------------------------------------------
+    def preflight(self) -> None:
+        """Fail fast, before generating anything: the bucket exists and answers, and credentials are there."""
+        try:
+            self.client.head_bucket(Bucket=self.target.bucket)
+        except botocore.exceptions.NoCredentialsError:
+            raise ConfigError(
+                "no AWS credentials found (environment, shared profile or instance role); they are never a flag"
+            ) from None
+        except (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError) as e:
+            where = self.target.endpoint_url or "the S3 endpoint"
+            raise ConfigError(f"--endpoint-url: no answer from {where} ({type(e).__name__})") from None
+        except botocore.exceptions.ClientError as e:
+            code = str(e.response.get("Error", {}).get("Code", ""))
+            if code in ("404", "NoSuchBucket", "NotFound"):
+                raise ConfigError(f"--bucket: bucket {self.target.bucket!r} does not exist") from None
+            if code in ("403", "AccessDenied", "Forbidden"):
+                raise ConfigError(f"--bucket: access denied to bucket {self.target.bucket!r}") from None
+            raise ConfigError(f"--bucket: {self.target.bucket!r}: {code or e}") from None
+
+    # -- parts ----------------------------------------------------------------------------------------------
+    def submit(self, path: Path, rel: str) -> Future:
+        """Upload one part in the background; the future's result is (rel, checksum) once S3 holds it, verified."""
+        with self.lock:
+            self.in_flight += 1
+        future = self.pool.submit(self._upload_part, path, rel)
+        self.futures.append(future)
+        return future
+
+    def _stored_checksum(self, key: str) -> str | None:
+        try:
+            head = self.client.head_object(Bucket=self.target.bucket, Key=key, ChecksumMode="ENABLED")
+        except botocore.exceptions.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise
+        return head.get("ChecksumSHA256", "")
+
+    def _upload_part(self, path: Path, rel: str) -> tuple[str, str]:
+        key = self.target.key(rel)
+        try:
+            checksum = s3_checksum(path, self.chunk)
+            stored = self._stored_checksum(key)
+            if stored is not None:  # append-only: an object already there is kept, never replaced
+                if not _same_checksum(stored, checksum):
+                    raise UploadError(f"{self.target.url(rel)} already exists with other content; not overwritten")
+                self._add_bytes(path.stat().st_size)
+                return rel, checksum
+            error: Exception | None = None
+            for _ in range(self.part_attempts):
+                try:
+                    self.manager.upload(
+                        str(path),
+                        self.target.bucket,
+                        key,
+                        extra_args={"ChecksumAlgorithm": "SHA256"},
+                        subscribers=[_Progress(self)],
+                    ).result()
+                    error = None
+                    break
+                except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError) as e:
+                    error = e
+            if error is not None:
+                raise UploadError(f"{self.target.url(rel)}: {error}")
+            if not _same_checksum(self._stored_checksum(key), checksum):
+                raise UploadError(f"{self.target.url(rel)}: the checksum S3 stored differs from the part's")
+            return rel, checksum
+        finally:
+            with self.lock:
+                self.in_flight -= 1
+                self.parts_done += 1
+
+    def _add_bytes(self, n: int) -> None:
+        with self.lock:
+            self.bytes_sent += n
+
+    def stats(self) -> tuple[int, int, int]:
+        """(bytes sent, parts done, parts in flight)."""
+        with self.lock:
+            return self.bytes_sent, self.parts_done, self.in_flight
+
+    def wait(self, progress=None) -> dict[str, str]:
+        """Each part's S3 checksum by path, once all are uploaded and verified; the first failure otherwise.
+        `progress(bytes, done, in_flight)` is called a few times a second meanwhile."""
+        pending = set(self.futures)
+        while pending:
+            _, pending = wait_futures(pending, timeout=0.25)
+            if progress:
+                progress(*self.stats())
+        checksums = {}
+        for f in self.futures:
+            try:
+                rel, checksum = f.result()
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError) as e:
+                raise UploadError(str(e)) from None
+            checksums[rel] = checksum
+        return checksums
+
+    def describe(self, checksums: dict[str, str]) -> dict:
+        """The manifest's record of where the run went and what S3 stored for each part."""
+        return {
+            "bucket": self.target.bucket,
+            "prefix": self.target.prefix,
+            "checksum_algorithm": "SHA256",
+            "multipart_chunk_bytes": self.chunk,
+            "checksums": checksums,
+        }
+
+    # -- the commit -----------------------------------------------------------------------------------------
+    def put_manifest(self, rel: str, body: bytes) -> None:
+        """Write the manifest object, only if it does not exist yet (a conditional write)."""
+        try:
+            self.client.put_object(
+                Bucket=self.target.bucket,
+                Key=self.target.key(rel),
+                Body=body,
+                ContentType="application/json",
+                ChecksumAlgorithm="SHA256",
+                IfNoneMatch="*",
+            )
+        except botocore.exceptions.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
+                raise UploadError(f"{self.target.url(rel)} already exists; not overwritten") from None
+            raise UploadError(f"{self.target.url(rel)}: {e}") from None
+        except botocore.exceptions.BotoCoreError as e:
+            raise UploadError(f"{self.target.url(rel)}: {e}") from None
+
+    def open_uploads(self, run_id: str) -> list[dict]:
+        """Multipart uploads still open under the prefix for this run's objects."""
+        found = []
+        paginator = self.client.get_paginator("list_multipart_uploads")
+        for page in paginator.paginate(Bucket=self.target.bucket, Prefix=self.target.prefix):
+            found += [u for u in page.get("Uploads", []) if run_id in u["Key"]]
+        return found
+
+    def abort(self, run_id: str) -> None:
+        """Stop: cancel transfers in flight and abort any multipart upload of this run left open."""
+        self.manager.shutdown(cancel=True)
+        self.pool.shutdown(wait=False, cancel_futures=True)
+        for u in self.open_uploads(run_id):
+            self.client.abort_multipart_upload(Bucket=self.target.bucket, Key=u["Key"], UploadId=u["UploadId"])
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+        self.manager.shutdown()

@@ -1,0 +1,238 @@
+"""The S3 sink against moto's S3 server over real HTTP on loopback: layout, checksums, multipart, overlap with
+generation, the manifest last, append-only objects, resume, and clear errors."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+
+import boto3
+import orjson
+import pytest
+from moto.server import ThreadedMotoServer
+
+from generator.cli import main
+from generator.coordinator import run, upload_committed
+from generator.manifest import relative_path
+from generator.uploader import S3Target, Uploader, s3_checksum
+
+from .conftest import small_config
+
+BUCKET = "temu-ng-events-test"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    client = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    for page in client.get_paginator("list_object_versions").paginate(Bucket=BUCKET):
+        for v in page.get("Versions", []) + page.get("DeleteMarkers", []):
+            client.delete_object(Bucket=BUCKET, Key=v["Key"], VersionId=v["VersionId"])
+    for u in client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []):
+        client.abort_multipart_upload(Bucket=BUCKET, Key=u["Key"], UploadId=u["UploadId"])
+    client.delete_bucket(Bucket=BUCKET)
+
+
+def _uploader(endpoint: str, prefix: str = "lake/v1", **kw) -> Uploader:
+    u = Uploader(S3Target(BUCKET, prefix, endpoint, "us-east-1"), **kw)
+    u.preflight()
+    return u
+
+
+def _keys(client, prefix: str = "") -> set[str]:
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=BUCKET, Prefix=prefix)
+    return {o["Key"] for page in pages for o in page.get("Contents", [])}
+
+
+def test_run_uploads_mirror_the_local_layout_with_verified_checksums(tmp_path, s3, s3_server):
+    summary = run(small_config(tmp_path, workers=2, events=8_000, shard_size=2_000), uploader=_uploader(s3_server))
+    doc = summary.manifest
+    local = {p["path"] for p in doc["parts"]}
+    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in local} | {f"lake/v1/{relative_path('r1')}"}
+    remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{relative_path('r1')}")["Body"].read())
+    assert remote == doc == orjson.loads((tmp_path / relative_path("r1")).read_bytes())
+    assert set(doc["s3"]["checksums"]) == local
+    for rel, checksum in doc["s3"]["checksums"].items():
+        head = s3.head_object(Bucket=BUCKET, Key=f"lake/v1/{rel}", ChecksumMode="ENABLED")
+        assert (
+            head["ChecksumSHA256"].split("-")[0] == checksum.split("-")[0] == s3_checksum(tmp_path / rel).split("-")[0]
+        )
+        body = s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{rel}")["Body"].read()
+        assert body == (tmp_path / rel).read_bytes()
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_big_parts_go_multipart_and_uploads_overlap_generation(tmp_path, s3, s3_server):
+    """5 MiB upload parts: a shard's ~7 MB part is sent in two, while the next shard still generates."""
+    calls: list[tuple[float, str]] = []
+    uploader = _uploader(s3_server, chunk=5 * 1024 * 1024)
+    for event in ("CreateMultipartUpload", "PutObject", "CompleteMultipartUpload"):
+        uploader.client.meta.events.register(
+            f"before-call.s3.{event}", lambda params, event=event, **kw: calls.append((time.monotonic(), event))
+        )
+    done_at: list[float] = []
+
+    from generator.coordinator import Listener
+
+    class Clock(Listener):
+        def shard_done(self, result):
+            done_at.append(time.monotonic())
+
+    cfg = small_config(tmp_path, events=400_000, shard_size=200_000, customers=100_000, workers=1, partition_by="none")
+    summary = run(cfg, Clock(), uploader=uploader)
+    checksums = summary.manifest["s3"]["checksums"]
+    assert any(c.endswith("-2") for c in checksums.values()), "a part above 5 MiB went up in two parts"
+    assert any(e == "CreateMultipartUpload" for _, e in calls)
+    first_upload = min(t for t, e in calls if e in ("CreateMultipartUpload", "PutObject"))
+    assert first_upload < done_at[-1], "the first part was on its way before the last shard was generated"
+    manifest_put = max(t for t, e in calls if e == "PutObject")
+    assert all(t <= manifest_put for t, e in calls if e == "CompleteMultipartUpload"), "manifest last"
+
+
+def test_existing_objects_are_never_overwritten_and_resume_skips_them(tmp_path, s3, s3_server):
+    cfg = small_config(tmp_path, events=6_000, shard_size=2_000)
+    summary = run(cfg)  # committed locally only
+    rels = [p["path"] for p in summary.manifest["parts"]]
+    # An earlier, interrupted upload got one part across.
+    s3.upload_file(str(tmp_path / rels[0]), BUCKET, f"lake/v1/{rels[0]}", ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    before = s3.head_object(Bucket=BUCKET, Key=f"lake/v1/{rels[0]}")["LastModified"]
+    doc = upload_committed(tmp_path, "r1", _uploader(s3_server))
+    assert s3.head_object(Bucket=BUCKET, Key=f"lake/v1/{rels[0]}")["LastModified"] == before
+    assert set(doc["s3"]["checksums"]) == set(rels)
+    assert f"lake/v1/{relative_path('r1')}" in _keys(s3)
+    # A second upload of the same run refuses to replace the committed manifest.
+    from generator.uploader import UploadError
+
+    with pytest.raises(UploadError, match="already exists"):
+        upload_committed(tmp_path, "r1", _uploader(s3_server))
+
+
+def test_a_part_with_other_content_in_the_way_fails_the_upload_but_keeps_the_local_run(tmp_path, s3, s3_server):
+    from generator.coordinator import UploadFailed
+
+    cfg = small_config(tmp_path / "a", events=4_000, shard_size=2_000)
+    local = run(cfg).manifest  # to learn the part names
+    s3.put_object(Bucket=BUCKET, Key=f"lake/v1/{local['parts'][0]['path']}", Body=b"someone else's bytes")
+    with pytest.raises(UploadFailed, match="gen upload --run-id r1"):
+        run(small_config(tmp_path / "b", events=4_000, shard_size=2_000), uploader=_uploader(s3_server))
+    assert (tmp_path / "b" / relative_path("r1")).exists(), "committed locally"
+    assert f"lake/v1/{relative_path('r1')}" not in _keys(s3), "no manifest in S3"
+    assert s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{local['parts'][0]['path']}")["Body"].read() == (
+        b"someone else's bytes"
+    )
+
+
+def test_no_keep_local_removes_the_local_copy_after_the_commit(tmp_path, s3, s3_server, capsys):
+    args = [
+        "run",
+        "--out",
+        str(tmp_path),
+        "--events",
+        "3000",
+        "--customers",
+        "5000",
+        "--run-id",
+        "nk",
+        "--quiet",
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        "p",
+        "--endpoint-url",
+        s3_server,
+        "--no-keep-local",
+    ]
+    assert main(args) == 0
+    assert not list((tmp_path / "events").rglob("*.parquet"))
+    assert not (tmp_path / relative_path("nk")).exists()
+    remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"p/{relative_path('nk')}")["Body"].read())
+    assert {f"p/{p['path']}" for p in remote["parts"]} <= _keys(s3, "p/")
+
+
+def test_bucket_and_endpoint_from_the_environment(tmp_path, s3, s3_server, monkeypatch, capsys):
+    monkeypatch.setenv("GEN_BUCKET", BUCKET)
+    monkeypatch.setenv("GEN_ENDPOINT_URL", s3_server)
+    monkeypatch.setenv("GEN_PREFIX", "env")
+    args = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "--run-id", "e", "--json"]
+    assert main(args) == 0
+    summary = orjson.loads(capsys.readouterr().out)
+    assert summary["s3"] == {"bucket": BUCKET, "prefix": "env", "parts": summary["parts"]}
+    assert f"env/{relative_path('e')}" in _keys(s3)
+
+
+def _dead_endpoint() -> str:
+    return f"http://127.0.0.1:{_free_port()}"
+
+
+@pytest.mark.parametrize(
+    ("extra", "named"),
+    [
+        (["--bucket", "Not_A_Bucket"], "Not_A_Bucket"),
+        (["--bucket", "192.168.1.1"], "192.168.1.1"),
+        (["--bucket", "no-such-bucket-here"], "does not exist"),
+        (["--bucket", BUCKET, "--endpoint-url", "DEAD"], "no answer"),
+    ],
+)
+def test_bad_s3_input_exits_2_with_one_line_and_writes_nothing(tmp_path, s3, s3_server, capsys, extra, named):
+    extra = [_dead_endpoint() if x == "DEAD" else x for x in extra]
+    endpoint = [] if "--endpoint-url" in extra else ["--endpoint-url", s3_server]
+    code = main(["run", "--out", str(tmp_path / "o"), "--events", "100", "--quiet", *endpoint, *extra])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and named in err, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_missing_credentials_exit_2(tmp_path, s3_server, monkeypatch, capsys):
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    code = main(
+        [
+            "run",
+            "--out",
+            str(tmp_path / "o"),
+            "--events",
+            "100",
+            "--quiet",
+            "--bucket",
+            BUCKET,
+            "--endpoint-url",
+            s3_server,
+            "--region",
+            "us-east-1",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "credentials" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+
+
+def test_upload_threads_do_not_outlive_the_run(tmp_path, s3, s3_server):
+    before = threading.active_count()
+    run(small_config(tmp_path, events=2_000), uploader=_uploader(s3_server))
+    time.sleep(0.2)
+    assert threading.active_count() <= before + 1
