@@ -23,6 +23,7 @@ import boto3
 import botocore.config
 import botocore.exceptions
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
+from s3transfer.exceptions import CancelledError
 from s3transfer.subscribers import BaseSubscriber
 
 from generator.config import ConfigError
@@ -254,7 +255,12 @@ class Uploader:
 
     def abort(self, run_id: str) -> None:
         """Stop: cancel transfers in flight and abort any multipart upload of this run left open."""
-        self.manager.shutdown(cancel=True)
+        try:
+            # s3transfer 0.19's TransferManager.shutdown hands its cancel_msg on as the exception type to raise in
+            # the cancelled transfers: give it one (the CRT manager's shutdown takes no message).
+            self.manager.shutdown(cancel=True, cancel_msg=CancelledError)
+        except TypeError:
+            self.manager.shutdown(cancel=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
         for u in self.open_uploads(run_id):
             self.client.abort_multipart_upload(Bucket=self.target.bucket, Key=u["Key"], UploadId=u["UploadId"])

@@ -17,3 +17,88 @@ def die_on_shard_two(gen, shard, root, run_id, partition_by):
         tmp.write_bytes(b"PAR1 half a part")
         os.kill(os.getpid(), signal.SIGKILL)
     return make_part(gen, shard, root, run_id, partition_by)
+
+
+class FaultyProxy:
+    """An HTTP proxy on loopback in front of an S3 server that fails some write requests the way S3 and networks
+    do: every `every`-th PUT or POST gets 503 SlowDown, or (alternately) its connection dropped after the request
+    body was read. Optionally slows writes by `delay` seconds. Reads pass through."""
+
+    SLOW_DOWN = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
+        b"<Message>Please reduce your request rate.</Message></Error>"
+    )
+
+    def __init__(self, upstream: str, every: int = 4, delay: float = 0.0):
+        import http.client
+        import http.server
+        import threading
+        from urllib.parse import urlsplit
+
+        target = urlsplit(upstream)
+        proxy = self
+        self.every, self.delay = every, delay
+        self.writes = self.failed = self.dropped = 0
+        self.lock = threading.Lock()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _relay(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if self.command in ("PUT", "POST"):
+                    with proxy.lock:
+                        proxy.writes += 1
+                        n = proxy.writes
+                    if proxy.delay:
+                        import time
+
+                        time.sleep(proxy.delay)
+                    if proxy.every and n % proxy.every == 0:
+                        if (n // proxy.every) % 2:
+                            with proxy.lock:
+                                proxy.failed += 1
+                            self.send_response(503)
+                            self.send_header("Content-Type", "application/xml")
+                            self.send_header("Content-Length", str(len(proxy.SLOW_DOWN)))
+                            self.end_headers()
+                            self.wfile.write(proxy.SLOW_DOWN)
+                            return
+                        with proxy.lock:
+                            proxy.dropped += 1
+                        self.close_connection = True
+                        self.connection.shutdown(2)
+                        return
+                upstream_conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("connection",)}
+                upstream_conn.request(self.command, self.path, body=body, headers=headers)
+                response = upstream_conn.getresponse()
+                data = response.read()
+                self.send_response(response.status)
+                for k, v in response.getheaders():
+                    if k.lower() not in ("transfer-encoding", "connection", "content-length"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(data)
+                upstream_conn.close()
+
+            do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _relay
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FaultyProxy:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

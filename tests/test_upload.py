@@ -3,8 +3,13 @@ generation, the manifest last, append-only objects, resume, and clear errors."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -18,6 +23,7 @@ from generator.coordinator import run, upload_committed
 from generator.manifest import relative_path
 from generator.uploader import S3Target, Uploader, s3_checksum
 
+from . import faults
 from .conftest import small_config
 
 BUCKET = "temu-ng-events-test"
@@ -236,3 +242,77 @@ def test_upload_threads_do_not_outlive_the_run(tmp_path, s3, s3_server):
     run(small_config(tmp_path, events=2_000), uploader=_uploader(s3_server))
     time.sleep(0.2)
     assert threading.active_count() <= before + 1
+
+
+def test_throttling_and_dropped_connections_are_retried(tmp_path, s3, s3_server):
+    """A quarter of all writes fail (503 SlowDown or a dropped connection): the run still commits, S3 holds
+    exactly the manifest's objects with their checksums, and no multipart upload is left open."""
+    with faults.FaultyProxy(s3_server, every=4) as proxy:
+        uploader = _uploader(proxy.url, chunk=5 * 1024 * 1024)
+        cfg = small_config(
+            tmp_path, events=300_000, shard_size=150_000, customers=60_000, workers=2, partition_by="none"
+        )
+        doc = run(cfg, uploader=uploader).manifest
+    assert proxy.failed >= 1 and proxy.dropped >= 1, (proxy.writes, proxy.failed, proxy.dropped)
+    assert any(c.endswith("-2") for c in doc["s3"]["checksums"].values()), "multipart parts were retried too"
+    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p['path']}" for p in doc["parts"]} | {f"lake/v1/{relative_path('r1')}"}
+    for p in doc["parts"]:
+        body = s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{p['path']}")["Body"].read()
+        assert hashlib.sha256(body).hexdigest() == p["sha256"]
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+@pytest.mark.slow
+def test_interrupt_mid_upload_then_redo_gives_the_same_bytes(tmp_path, s3, s3_server):
+    out = tmp_path / "out"
+    base = [
+        sys.executable,
+        "-m",
+        "generator",
+        "run",
+        "--out",
+        str(out),
+        "--run-id",
+        "int",
+        "--workers",
+        "2",
+        "--events",
+        "1000000",
+        "--shard-size",
+        "250000",
+        "--partition-by",
+        "none",
+        "--bucket",
+        BUCKET,
+        "--prefix",
+        "lake/v1",
+    ]
+    env = {**os.environ}
+    with faults.FaultyProxy(s3_server, every=0, delay=0.5) as proxy:
+        proc = subprocess.Popen(
+            [*base, "--endpoint-url", proxy.url],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 60
+        while not s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads") and time.monotonic() < deadline:
+            assert proc.poll() is None, proc.stderr.read().decode()
+            time.sleep(0.05)
+        assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads"), "a multipart upload was in flight"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    err = err.decode()
+    assert proc.returncode == 130, err
+    assert "nothing was committed" in err and "--run-id int" in err and "Traceback" not in err
+    assert f"lake/v1/{relative_path('int')}" not in _keys(s3)
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+    assert not (out / "_manifests").exists()
+
+    done = subprocess.run([*base, "--endpoint-url", s3_server, "--quiet"], env=env, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()
+    doc = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{relative_path('int')}")["Body"].read())
+    for p in doc["parts"]:
+        assert s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{p['path']}")["Body"].read() == (out / p["path"]).read_bytes()
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
