@@ -98,17 +98,20 @@ class Uploader:
         self.chunk = chunk
         self.part_attempts = part_attempts
         session = boto3.session.Session(region_name=target.region)
-        self.client = session.client(
-            "s3",
-            endpoint_url=target.endpoint_url,
-            config=botocore.config.Config(
-                retries={"mode": "adaptive", "max_attempts": 8},
+
+        def client(attempts: int):
+            config = botocore.config.Config(
+                retries={"mode": "adaptive", "max_attempts": attempts},
                 max_pool_connections=concurrency * 4,
                 connect_timeout=5,
                 read_timeout=60,
                 request_checksum_calculation="when_required",
-            ),
-        )
+            )
+            return session.client("s3", endpoint_url=target.endpoint_url, config=config)
+
+        # Transfers ride out throttling and dropped connections; the up-front check answers fast.
+        self.client = client(8)
+        self.checker = client(2)
         config = TransferConfig(multipart_threshold=chunk, multipart_chunksize=chunk, max_concurrency=concurrency)
         self.manager = create_transfer_manager(self.client, config)
         self.pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="upload")
@@ -122,7 +125,7 @@ class Uploader:
     def preflight(self) -> None:
         """Fail fast, before generating anything: the bucket exists and answers, and credentials are there."""
         try:
-            self.client.head_bucket(Bucket=self.target.bucket)
+            self.checker.head_bucket(Bucket=self.target.bucket)
         except botocore.exceptions.NoCredentialsError:
             raise ConfigError(
                 "no AWS credentials found (environment, shared profile or instance role); they are never a flag"

@@ -22,14 +22,20 @@ def die_on_shard_two(gen, shard, root, run_id, partition_by):
 class FaultyProxy:
     """An HTTP proxy on loopback in front of an S3 server that fails some write requests the way S3 and networks
     do: every `every`-th PUT or POST gets 503 SlowDown, or (alternately) its connection dropped after the request
-    body was read. Optionally slows writes by `delay` seconds. Reads pass through."""
+    body was read. Optionally slows writes by `delay` seconds, or denies everything (403) with `deny`. Reads
+    pass through."""
 
     SLOW_DOWN = (
         b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code>'
         b"<Message>Please reduce your request rate.</Message></Error>"
     )
 
-    def __init__(self, upstream: str, every: int = 4, delay: float = 0.0):
+    DENIED = (
+        b'<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code>'
+        b"<Message>Access Denied</Message></Error>"
+    )
+
+    def __init__(self, upstream: str, every: int = 4, delay: float = 0.0, deny: bool = False):
         import http.client
         import http.server
         import threading
@@ -37,7 +43,7 @@ class FaultyProxy:
 
         target = urlsplit(upstream)
         proxy = self
-        self.every, self.delay = every, delay
+        self.every, self.delay, self.deny = every, delay, deny
         self.writes = self.failed = self.dropped = 0
         self.lock = threading.Lock()
 
@@ -50,6 +56,14 @@ class FaultyProxy:
             def _relay(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
+                if proxy.deny:  # a policy that does not let us in
+                    self.send_response(403)
+                    self.send_header("Content-Type", "application/xml")
+                    self.send_header("Content-Length", "0" if self.command == "HEAD" else str(len(proxy.DENIED)))
+                    self.end_headers()
+                    if self.command != "HEAD":
+                        self.wfile.write(proxy.DENIED)
+                    return
                 if self.command in ("PUT", "POST"):
                     with proxy.lock:
                         proxy.writes += 1

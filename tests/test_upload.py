@@ -316,3 +316,24 @@ def test_interrupt_mid_upload_then_redo_gives_the_same_bytes(tmp_path, s3, s3_se
     for p in doc["parts"]:
         assert s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{p['path']}")["Body"].read() == (out / p["path"]).read_bytes()
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
+
+
+def test_access_denied_exits_2(tmp_path, s3, s3_server, capsys):
+    with faults.FaultyProxy(s3_server, deny=True) as proxy:
+        code = main(
+            [
+                "run",
+                "--out",
+                str(tmp_path / "o"),
+                "--events",
+                "100",
+                "--quiet",
+                "--bucket",
+                BUCKET,
+                "--endpoint-url",
+                proxy.url,
+            ]
+        )
+    err = capsys.readouterr().err
+    assert code == 2 and "access denied" in err and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
