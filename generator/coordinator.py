@@ -16,7 +16,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_EXCEPTION, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -130,11 +130,13 @@ def run(
             syncer.add(result)
             if uploader:
                 for p in result.parts:
-                    uploader.submit(staging / p.path, p.path)
+                    uploader.submit(staging / p.path, p.path, p.sha256)
                 listener.upload_progress(*uploader.stats())
             listener.shard_done(result)
 
-        if workers == 1:
+        if workers == 1 and uploader is None:
+            # One worker and nothing to upload: generate in this process. With uploads, even one worker runs
+            # in a child, so the upload threads here are not starved of the interpreter lock by generation.
             _keep_freed_memory()
             for s in shards:
                 done(_environment_errors(shard_fn, gen, s, *args))
@@ -191,7 +193,7 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
     doc = manifest.read(manifest.manifest_path(out, run_id))
     try:
         for p in doc["parts"]:
-            uploader.submit(out / p["path"], p["path"])
+            uploader.submit(out / p["path"], p["path"], p["sha256"])
         doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
         uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))
     except BaseException:
@@ -236,7 +238,7 @@ def _pool(workers: int, fn, jobs: list[tuple], on_done: Callable[[ShardResult], 
     try:
         pending = {pool.submit(fn, *job) for job in jobs}
         while pending:
-            done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for f in done:
                 on_done(f.result())
     except BrokenProcessPool as e:

@@ -142,11 +142,12 @@ class Uploader:
             raise ConfigError(f"--bucket: {self.target.bucket!r}: {code or e}") from None
 
     # -- parts ----------------------------------------------------------------------------------------------
-    def submit(self, path: Path, rel: str) -> Future:
-        """Upload one part in the background; the future's result is (rel, checksum) once S3 holds it, verified."""
+    def submit(self, path: Path, rel: str, sha256_hex: str) -> Future:
+        """Upload one part in the background; the future's result is (rel, checksum) once S3 holds it, verified.
+        `sha256_hex` is the part's digest from its manifest entry."""
         with self.lock:
             self.in_flight += 1
-        future = self.pool.submit(self._upload_part, path, rel)
+        future = self.pool.submit(self._upload_part, path, rel, sha256_hex)
         self.futures.append(future)
         return future
 
@@ -159,10 +160,14 @@ class Uploader:
             raise
         return head.get("ChecksumSHA256", "")
 
-    def _upload_part(self, path: Path, rel: str) -> tuple[str, str]:
+    def _upload_part(self, path: Path, rel: str, sha256_hex: str) -> tuple[str, str]:
         key = self.target.key(rel)
         try:
-            checksum = s3_checksum(path, self.chunk)
+            single = path.stat().st_size < self.chunk
+            # One PUT: S3 stores the whole object's SHA-256, which the manifest already has; we send it, and S3
+            # refuses the object unless the bytes match. Multipart: the checksum of the part checksums.
+            checksum = base64.b64encode(bytes.fromhex(sha256_hex)).decode() if single else s3_checksum(path, self.chunk)
+            extra = {"ChecksumAlgorithm": "SHA256"} | ({"ChecksumSHA256": checksum} if single else {})
             stored = self._stored_checksum(key)
             if stored is not None:  # append-only: an object already there is kept, never replaced
                 if not _same_checksum(stored, checksum):
@@ -176,7 +181,7 @@ class Uploader:
                         str(path),
                         self.target.bucket,
                         key,
-                        extra_args={"ChecksumAlgorithm": "SHA256"},
+                        extra_args=extra,
                         subscribers=[_Progress(self)],
                     ).result()
                     error = None
@@ -185,7 +190,7 @@ class Uploader:
                     error = e
             if error is not None:
                 raise UploadError(f"{self.target.url(rel)}: {error}")
-            if not _same_checksum(self._stored_checksum(key), checksum):
+            if not single and not _same_checksum(self._stored_checksum(key), checksum):
                 raise UploadError(f"{self.target.url(rel)}: the checksum S3 stored differs from the part's")
             return rel, checksum
         finally:

@@ -116,3 +116,17 @@ class FaultyProxy:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+def wait_for_first_report(gen, shard, root, run_id, partition_by):
+    """Shards from the third on wait (up to 20 s) until the coordinator has reported a finished shard: proves the
+    coordinator takes results as they come, not when all are done."""
+    import time
+
+    if shard.index >= 2:
+        deadline = time.monotonic() + 20
+        while not list(Path(root).parent.glob("reported-*")) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if not list(Path(root).parent.glob("reported-*")):
+            raise RuntimeError("no shard was reported while others were still running")
+    return make_part(gen, shard, root, run_id, partition_by)

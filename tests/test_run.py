@@ -133,3 +133,17 @@ def test_tables_concatenate_across_parts(committed_run):
     out, _ = committed_run
     t = pa.concat_tables(pq.read_table(f) for f in sorted((out / "events").rglob("*.parquet")))
     assert t.num_rows == 20_000
+
+
+def test_the_coordinator_reports_shards_as_they_finish(tmp_path):
+    from generator.coordinator import Listener
+
+    from . import faults
+
+    class Marker(Listener):
+        def shard_done(self, result):
+            (tmp_path / "_staging" / f"reported-{result.shard}").touch()
+
+    cfg = small_config(tmp_path, workers=2, events=6_000, shard_size=1_000)
+    summary = run(cfg, Marker(), shard_fn=faults.wait_for_first_report)
+    assert summary.manifest["events"] == 6_000
