@@ -124,9 +124,10 @@ def run(
         brief["peak_worker_rss_mib"] = round(summary.peak_worker_rss_kib / 1024, 1)
         if "s3" in doc:
             brief["s3"] = {k: doc["s3"][k] for k in ("bucket", "prefix")} | {"parts": len(doc["s3"]["checksums"])}
+            brief["uploaded_bytes"] = summary.uploaded_bytes
         sys.stdout.write(orjson.dumps(brief).decode() + "\n")
     elif not quiet:
-        _summary_table(doc, summary.seconds, summary.manifest_path)
+        _summary_table(doc, summary.seconds, summary.manifest_path, summary.uploaded_bytes)
 
 
 def _uploader(bucket: str, prefix: str, endpoint_url: str, region: str):
@@ -177,7 +178,7 @@ def upload(
     )
 
 
-def _summary_table(doc: dict, seconds: float, path: Path) -> None:
+def _summary_table(doc: dict, seconds: float, path: Path, uploaded: int = 0) -> None:
     from generator.dashboard import human_bytes
 
     t = Table(title=f"run {doc['run_id']}", show_footer=True)
@@ -196,7 +197,12 @@ def _summary_table(doc: dict, seconds: float, path: Path) -> None:
     if "s3" in doc:
         s3 = doc["s3"]
         where = f"s3://{s3['bucket']}/{s3['prefix'] + '/' if s3['prefix'] else ''}"
-        out_console.print(f"uploaded {len(s3['checksums'])} parts and the manifest to {where}", highlight=False)
+        rate = human_bytes(uploaded / max(seconds, 1e-9))
+        out_console.print(
+            f"uploaded {len(s3['checksums'])} parts ({human_bytes(uploaded)}, {rate}/s over the run) and the manifest"
+            f" to {where}",
+            highlight=False,
+        )
 
 
 @app.command()

@@ -52,6 +52,7 @@ class RunSummary:
     manifest_path: Path
     seconds: float
     peak_worker_rss_kib: int
+    uploaded_bytes: int = 0
 
 
 class Listener:
@@ -173,7 +174,8 @@ def run(
             uploader.close()
         shutil.rmtree(staging, ignore_errors=True)
         _remove_if_empty(out / STAGING_DIR)
-    return RunSummary(doc, path, time.perf_counter() - t0, max(r.peak_rss_kib for r in results))
+    sent = uploader.stats()[0] if uploader else 0
+    return RunSummary(doc, path, time.perf_counter() - t0, max(r.peak_rss_kib for r in results), sent)
 
 
 class UploadFailed(RunError):
