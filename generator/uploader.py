@@ -27,13 +27,14 @@ from s3transfer.exceptions import CancelledError
 from s3transfer.subscribers import BaseSubscriber
 
 from generator.config import ConfigError
+from generator.coordinator import RunError
 
 MiB = 1024 * 1024
 CHUNK = 8 * MiB  # multipart threshold and part size
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
-class UploadError(RuntimeError):
+class UploadError(RunError):
     """An upload failed after its retries; the run stays committed locally and `gen upload` can finish it."""
 
 
@@ -247,9 +248,13 @@ class Uploader:
                 IfNoneMatch="*",
             )
         except botocore.exceptions.ClientError as e:
-            if str(e.response.get("Error", {}).get("Code")) in ("PreconditionFailed", "412"):
-                raise UploadError(f"{self.target.url(rel)} already exists; not overwritten") from None
-            raise UploadError(f"{self.target.url(rel)}: {e}") from None
+            if str(e.response.get("Error", {}).get("Code")) not in ("PreconditionFailed", "412"):
+                raise UploadError(f"{self.target.url(rel)}: {e}") from None
+            existing = self.client.get_object(Bucket=self.target.bucket, Key=self.target.key(rel))["Body"].read()
+            if existing != body:  # the same manifest already there means the run was committed before
+                raise UploadError(
+                    f"{self.target.url(rel)} already exists with other content; not overwritten"
+                ) from None
         except botocore.exceptions.BotoCoreError as e:
             raise UploadError(f"{self.target.url(rel)}: {e}") from None
 

@@ -128,9 +128,16 @@ def test_existing_objects_are_never_overwritten_and_resume_skips_them(tmp_path, 
     assert s3.head_object(Bucket=BUCKET, Key=f"lake/v1/{rels[0]}")["LastModified"] == before
     assert set(doc["s3"]["checksums"]) == set(rels)
     assert f"lake/v1/{relative_path('r1')}" in _keys(s3)
-    # A second upload of the same run refuses to replace the committed manifest.
+    # Uploading the same run again finds everything in place and changes nothing.
+    manifest_key = f"lake/v1/{relative_path('r1')}"
+    before = s3.head_object(Bucket=BUCKET, Key=manifest_key)["LastModified"]
+    assert upload_committed(tmp_path, "r1", _uploader(s3_server)) == doc
+    assert s3.head_object(Bucket=BUCKET, Key=manifest_key)["LastModified"] == before
+    # Another run's manifest under the same name is never replaced.
     from generator.uploader import UploadError
 
+    s3.delete_object(Bucket=BUCKET, Key=manifest_key)
+    s3.put_object(Bucket=BUCKET, Key=manifest_key, Body=b'{"run_id": "someone else"}')
     with pytest.raises(UploadError, match="already exists"):
         upload_committed(tmp_path, "r1", _uploader(s3_server))
 
@@ -337,3 +344,33 @@ def test_access_denied_exits_2(tmp_path, s3, s3_server, capsys):
     err = capsys.readouterr().err
     assert code == 2 and "access denied" in err and err.count("\n") == 1, err
     assert not (tmp_path / "o").exists()
+
+
+def test_a_failed_upload_exits_1_with_how_to_finish(tmp_path, s3, s3_server, capsys):
+    args = [
+        "run",
+        "--out",
+        str(tmp_path),
+        "--events",
+        "2000",
+        "--customers",
+        "3000",
+        "--run-id",
+        "f",
+        "--quiet",
+        "--bucket",
+        BUCKET,
+        "--endpoint-url",
+        s3_server,
+    ]
+    assert main([*args[:-4], "--out", str(tmp_path / "probe")]) == 0  # learn the part names
+    part = next((tmp_path / "probe" / "events").rglob("*.parquet")).relative_to(tmp_path / "probe")
+    s3.put_object(Bucket=BUCKET, Key=str(part), Body=b"in the way")
+    assert main(args) == 1
+    err = capsys.readouterr().err
+    assert "gen: run failed:" in err and "gen upload --run-id f" in err and "Traceback" not in err
+    s3.delete_object(Bucket=BUCKET, Key=str(part))  # the obstacle goes (test cleanup, not the tool)
+    assert (
+        main(["upload", "--run-id", "f", "--out", str(tmp_path), "--bucket", BUCKET, "--endpoint-url", s3_server]) == 0
+    )
+    assert relative_path("f") in _keys(s3)
