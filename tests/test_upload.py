@@ -152,6 +152,7 @@ def test_a_part_with_other_content_in_the_way_fails_the_upload_but_keeps_the_loc
         run(small_config(tmp_path / "b", events=4_000, shard_size=2_000), uploader=_uploader(s3_server))
     assert (tmp_path / "b" / relative_path("r1")).exists(), "committed locally"
     assert f"lake/v1/{relative_path('r1')}" not in _keys(s3), "no manifest in S3"
+    assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == [], "nothing left open"
     assert s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{local['parts'][0]['path']}")["Body"].read() == (
         b"someone else's bytes"
     )
