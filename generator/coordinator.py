@@ -2,7 +2,8 @@
 
 Workers write into `<out>/_staging/<run_id>/` (hidden from Hive-style readers by its leading underscore). Only
 when every shard has succeeded are the parts renamed into `<out>/events/...` and the manifest written. A run
-that fails or is interrupted removes its own staging files and writes no manifest.
+that fails or is interrupted removes its own staging files and writes no manifest. With an uploader, each part
+goes to S3 as soon as its shard reports, and the S3 manifest is written after the local commit, last of all.
 """
 
 from __future__ import annotations
