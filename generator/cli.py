@@ -81,6 +81,9 @@ def run(
     ] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors.")] = False,
     json: Annotated[bool, typer.Option("--json", help="Print a machine-readable summary on stdout.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check the options and print the plan; generate and write nothing.")
+    ] = False,
 ) -> None:
     """Generate events into OUT: Parquet parts under events/, then the manifest under _manifests/; with --bucket,
     upload the parts as shards finish and the manifest last. AWS credentials come from the standard chain."""
@@ -99,6 +102,26 @@ def run(
         customers=parse_whole("--customers", customers),
         shard_size=None if shard_size == "auto" else parse_whole("--shard-size", shard_size),
     )
+    if dry_run:
+        from generator.core.shard import plan, window_days
+
+        if bucket:
+            from generator.uploader import S3Target
+
+            S3Target(bucket, prefix, endpoint_url or None, region or None)  # the name is checked, S3 not called
+        shards = plan(cfg.gen())
+        doc = {
+            "run_id": cfg.run_id,
+            "options": cfg.options(),
+            "shards": len(shards),
+            "workers": min(cfg.workers, len(shards)),
+            "expected_window_days": round(window_days(cfg.gen()), 3),
+            "out": str(cfg.out),
+            "bucket": bucket or None,
+            "prefix": prefix or None,
+        }
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
     uploader = _uploader(bucket, prefix, endpoint_url, region) if bucket else None
     listener = None
     if not quiet:

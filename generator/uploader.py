@@ -126,7 +126,9 @@ class Uploader:
     def preflight(self) -> None:
         """Fail fast, before generating anything: the bucket exists and answers, and credentials are there."""
         try:
-            self.checker.head_bucket(Bucket=self.target.bucket)
+            # A listing under our own prefix, not HeadBucket: a least-privilege role may list only its prefix.
+            prefix = f"{self.target.prefix}/" if self.target.prefix else ""
+            self.checker.list_objects_v2(Bucket=self.target.bucket, Prefix=prefix, MaxKeys=1)
         except botocore.exceptions.NoCredentialsError:
             raise ConfigError(
                 "no AWS credentials found (environment, shared profile or instance role); they are never a flag"

@@ -127,3 +127,13 @@ def test_plain_log_lines_when_not_a_terminal(tmp_path):
     assert "\x1b[" not in done.stderr and "\x1b[" not in done.stdout, "no control codes off a terminal"
     assert "gen: 2,000/2,000 events (100%)" in done.stderr
     assert "ORDER_PLACED" in done.stdout and "manifest:" in done.stdout
+
+
+def test_dry_run_checks_options_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["run", "--out", str(out), "--events", "500000", "--workers", "8", "--bucket", "my-events", "--dry-run"]
+    assert main(args) == 0
+    plan = orjson.loads(capsys.readouterr().out)
+    assert plan["shards"] == 10 and plan["workers"] == 8 and plan["bucket"] == "my-events"
+    assert not out.exists()
+    assert main([*args[:-3], "--bucket", "Bad_Name", "--dry-run"]) == 2
