@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: setup run test lint bench clean
+.PHONY: setup run test lint bench wheel clean
 
 setup: $(STAMP)
 
@@ -23,6 +23,9 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest -q
+
+wheel: setup
+	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 bench: setup
 	$(BIN)/python perf/bench_core.py

@@ -255,8 +255,12 @@ def validate(
 @app.command("schema")
 def show_schema(
     json: Annotated[bool, typer.Option("--json", help="Print the schema as JSON.")] = False,
+    glue: Annotated[bool, typer.Option("--glue", help="Print the Glue table's columns as JSON.")] = False,
 ) -> None:
-    """Print the event schema and its column rules."""
+    """Print the event schema and its column rules (--glue: as terraform/glue_columns.json holds them)."""
+    if glue:
+        sys.stdout.write(orjson.dumps(schema.glue_columns(), option=orjson.OPT_INDENT_2).decode() + "\n")
+        return
     doc = schema.describe()
     if json:
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")

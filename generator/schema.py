@@ -170,6 +170,25 @@ def decoded(table: pa.Table) -> pa.Table:
     return table
 
 
+def hive_type(c: Column) -> str:
+    """The column's type in the Glue Data Catalog (Hive DDL), as Athena reads our Parquet."""
+    t = c.type
+    if c.name == "event_id":
+        return "binary"  # Parquet UUID (16 bytes); Athena shows it as varbinary
+    if pa.types.is_timestamp(t):
+        return "timestamp"
+    if pa.types.is_decimal(t):
+        return f"decimal({t.precision},{t.scale})"
+    if pa.types.is_int32(t):
+        return "int"
+    return "string"
+
+
+def glue_columns() -> list[dict[str, str]]:
+    """The Glue table's columns (terraform/glue_columns.json is this, written by `gen schema --glue`)."""
+    return [{"name": c.name, "type": hive_type(c), "comment": c.description} for c in COLUMNS]
+
+
 def describe() -> list[dict[str, object]]:
     """The declaration as plain data: used by `gen schema --json`, the manifest and the README."""
     out = []

@@ -1,0 +1,186 @@
+"""terraform/ checked statically (no Terraform binary or AWS account here): every promise of the infrastructure,
+read from the parsed HCL; the Glue columns against the schema declaration; the runner's boot script."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import hcl2
+import pytest
+
+from generator import schema
+from generator.cli import main
+
+TF = Path(__file__).resolve().parents[1] / "terraform"
+
+
+def _clean(x):
+    """python-hcl2 keeps quotes around literals and marks blocks; give plain values."""
+    if isinstance(x, dict):
+        return {_clean(k): _clean(v) for k, v in x.items() if k not in ("__is_block__", "__comments__")}
+    if isinstance(x, list):
+        return [_clean(v) for v in x]
+    if isinstance(x, str) and len(x) >= 2 and x[0] == x[-1] == '"':
+        return x[1:-1]
+    return x
+
+
+def _load() -> dict:
+    merged: dict = {"resource": {}, "data": {}, "variable": {}, "output": {}}
+    for path in sorted(TF.glob("*.tf")):
+        with open(path) as f:
+            doc = _clean(hcl2.load(f))
+        for kind in ("resource", "data"):
+            for block in doc.get(kind, []):
+                for rtype, named in block.items():
+                    for name, body in named.items():
+                        merged[kind][(rtype, name)] = body
+        for kind in ("variable", "output"):
+            for block in doc.get(kind, []):
+                merged[kind].update(block)
+    return merged
+
+
+@pytest.fixture(scope="module")
+def tf() -> dict:
+    return _load()
+
+
+def _one(x):
+    return x[0] if isinstance(x, list) else x
+
+
+def test_the_bucket_is_private_encrypted_versioned_and_tls_only(tf):
+    r = tf["resource"]
+    block = r[("aws_s3_bucket_public_access_block", "events")]
+    assert all(
+        block[k] is True
+        for k in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets")
+    )
+    assert _one(r[("aws_s3_bucket_ownership_controls", "events")]["rule"])["object_ownership"] == "BucketOwnerEnforced"
+    sse = _one(
+        _one(r[("aws_s3_bucket_server_side_encryption_configuration", "events")]["rule"])[
+            "apply_server_side_encryption_by_default"
+        ]
+    )
+    assert "AES256" in sse["sse_algorithm"] and "aws:kms" in sse["sse_algorithm"]
+    assert _one(r[("aws_s3_bucket_versioning", "events")]["versioning_configuration"])["status"] == "Enabled"
+    deny = _one(tf["data"][("aws_iam_policy_document", "tls_only")]["statement"])
+    assert deny["effect"] == "Deny" and deny["actions"] == ["s3:*"]
+    cond = _one(deny["condition"])
+    assert (cond["variable"], cond["values"]) == ("aws:SecureTransport", ["false"])
+    rules = r[("aws_s3_bucket_lifecycle_configuration", "events")]["rule"]
+    abort = [x for x in rules if "abort_incomplete_multipart_upload" in x]
+    assert abort and abort[0]["status"] == "Enabled"
+    assert _one(abort[0]["abort_incomplete_multipart_upload"])["days_after_initiation"] == 1
+
+
+def test_the_runner_role_allows_only_what_the_generator_does(tf):
+    statements = tf["data"][("aws_iam_policy_document", "runner")]["statement"]
+    allowed = [a for s in statements if s.get("effect", "Allow") == "Allow" for a in s["actions"]]
+    assert allowed, "the role allows something"
+    assert not any(a == "*" or a.endswith(":*") for a in allowed), "no wildcard actions"
+    assert not any("Delete" in a for a in allowed), "no delete"
+    assert not any(
+        a.startswith(("s3:PutBucket", "s3:DeleteBucket", "s3:PutLifecycle", "s3:PutEncryption")) for a in allowed
+    ), "no bucket configuration"
+    s3_resources = [r for s in statements for r in s["resources"] if "aws_s3_bucket" in r]
+    assert all(r.startswith("${aws_s3_bucket.events.arn}") for r in s3_resources), "this bucket only"
+    listing = [s for s in statements if "s3:ListBucket" in s["actions"]]
+    assert len(listing) == 1
+    cond = _one(listing[0]["condition"])
+    # moto does not evaluate s3:prefix conditions, so this scoping is asserted here, statically.
+    assert cond["variable"] == "s3:prefix" and all("events_prefix" in v for v in cond["values"])
+    writes = [s for s in statements if "s3:PutObject" in s["actions"]]
+    assert writes and all(r.endswith("${local.events_prefix}*") for r in writes[0]["resources"])
+    # The generator's own calls are all covered.
+    needed = {
+        "s3:PutObject",
+        "s3:GetObject",
+        "s3:AbortMultipartUpload",
+        "s3:ListBucket",
+        "s3:ListBucketMultipartUploads",
+    }
+    assert needed <= set(allowed)
+
+
+def test_the_runner_instance_is_locked_down_and_terminates_itself(tf):
+    lt = tf["resource"][("aws_launch_template", "runner")]
+    meta = _one(lt["metadata_options"])
+    assert meta["http_tokens"] == "required"
+    ebs = _one(_one(lt["block_device_mappings"])["ebs"])
+    assert ebs["encrypted"] is True and ebs["volume_type"] == "gp3"
+    assert lt["instance_initiated_shutdown_behavior"] == "terminate"
+    assert "key_name" not in lt, "no SSH key"
+    sg = tf["resource"][("aws_security_group", "runner")]
+    assert "ingress" not in sg, "no inbound rule at all"
+    assert "${local.arch}" in tf["data"][("aws_ssm_parameter", "al2023")]["name"]
+    assert tf["resource"][("aws_cloudwatch_log_group", "runner")]["retention_in_days"] == "${var.log_retention_days}"
+
+
+def test_every_input_is_documented_and_the_key_ones_validated(tf):
+    for name, body in tf["variable"].items():
+        assert body.get("description"), name
+    for name in ("region", "bucket_name", "instance_type", "workers", "events", "prefix", "schedule"):
+        assert "validation" in tf["variable"][name], name
+    for name in (
+        "bucket",
+        "prefix",
+        "runner_role_arn",
+        "instance_id",
+        "log_group",
+        "glue_table",
+        "example_athena_query",
+    ):
+        assert name in tf["output"], name
+
+
+def test_glue_columns_are_the_schema_declaration():
+    on_disk = json.loads((TF / "glue_columns.json").read_text())
+    assert on_disk == schema.glue_columns(), "regenerate with: gen schema --glue > terraform/glue_columns.json"
+    assert [c["name"] for c in on_disk] == list(schema.COLUMN_NAMES)
+
+
+def test_glue_table_projects_dt_over_the_events_prefix(tf):
+    table = tf["resource"][("aws_glue_catalog_table", "events")]
+    params = table["parameters"]
+    assert params["projection.enabled"] == "true" and params["projection.dt.type"] == "date"
+    assert params["storage.location.template"].endswith("events/dt=$${dt}/")
+    assert _one(table["partition_keys"])["name"] == "dt"
+
+
+def _render(template: str, values: dict[str, object]) -> str:
+    """templatefile's ${name} interpolation, for the plain names the boot script uses."""
+    return re.sub(r"(?<!\$)\$\{(\w+)\}", lambda m: str(values[m.group(1)]), template)
+
+
+VALUES = {
+    "region": "eu-west-1",
+    "bucket": "my-team-temu-ng-events",
+    "prefix": "temu-ng/v1",
+    "workers": 8,
+    "events": 500000,
+    "wheel_key": "_artifacts/temu_ng_eventgen-0.1.0-py3-none-any.whl",
+    "log_group": "/temu-ng-eventgen/runner",
+}
+
+
+def test_user_data_renders_to_valid_bash_whose_gen_command_the_cli_accepts(tmp_path, capsys):
+    template = (TF / "user_data.sh.tftpl").read_text()
+    names = set(re.findall(r"(?<!\$)\$\{(\w+)\}", template))
+    assert names <= set(VALUES), names - set(VALUES)
+    script = _render(template, VALUES)
+    path = tmp_path / "user_data.sh"
+    path.write_text(script)
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    command = re.search(r"/opt/gen/bin/gen (run .*?)\n(?!\s)", script.replace("\\\n", " "), re.S).group(1)
+    args = shlex.split(command)
+    args[args.index("--out") + 1] = str(tmp_path / "shards")
+    assert main([*args, "--dry-run"]) == 0
+    plan = json.loads(capsys.readouterr().out)
+    assert plan["bucket"] == VALUES["bucket"] and plan["workers"] == 8 and plan["options"]["events"] == 500000
+    assert "poweroff" in script
