@@ -3,8 +3,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# checkov pins older versions of packages pytest needs, so it lives in a venv of its own.
+CHECKOV_VENV := .venv-checkov
 
-.PHONY: setup run test lint bench wheel clean
+.PHONY: setup run test lint checkov bench wheel clean
 
 setup: $(STAMP)
 
@@ -21,7 +23,16 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-test: lint
+$(CHECKOV_VENV)/.installed:
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov>=3.2,<4'
+	touch $@
+
+checkov: $(CHECKOV_VENV)/.installed
+	cd terraform && ../$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --skip-download --quiet --compact
+
+test: lint checkov
 	$(BIN)/python -m pytest -q
 
 wheel: setup
@@ -31,4 +42,4 @@ bench: setup
 	$(BIN)/python perf/bench_core.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .hypothesis dist

@@ -108,6 +108,26 @@ resource "aws_instance" "run_now" {
     version = aws_launch_template.runner.latest_version
   }
 
+  # The same settings as the launch template, stated again on the instance so that they hold (and can be
+  # checked) whatever the template's version.
+  iam_instance_profile = aws_iam_instance_profile.runner.name
+  ebs_optimized        = true
+  monitoring           = true
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  root_block_device {
+    volume_size           = 30
+    volume_type           = "gp3"
+    encrypted             = true
+    kms_key_id            = local.use_kms ? var.kms_key_arn : null
+    delete_on_termination = true
+  }
+
   # The instance terminates itself when the run ends; Terraform must not try to bring it back.
   lifecycle {
     ignore_changes = all

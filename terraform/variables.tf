@@ -14,12 +14,12 @@ variable "bucket_name" {
   type        = string
 
   validation {
-    condition = (
-      can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name))
-      && !can(regex("\\.\\.|\\.-|-\\.", var.bucket_name))
-      && !can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$", var.bucket_name))
-      && !startswith(var.bucket_name, "xn--")
-    )
+    condition = alltrue([
+      can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$", var.bucket_name)),
+      !can(regex("\\.\\.|\\.-|-\\.", var.bucket_name)),
+      !can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+\\.[0-9]+$", var.bucket_name)),
+      !startswith(var.bucket_name, "xn--"),
+    ])
     error_message = "bucket_name must be a valid S3 bucket name: 3-63 lower-case letters, digits, dots and hyphens."
   }
 }
@@ -119,9 +119,9 @@ variable "enable_ssm" {
 }
 
 variable "log_retention_days" {
-  description = "Retention of the runner's CloudWatch log group."
+  description = "Retention of the runner's CloudWatch log group, in days (a year by default: the logs are small)."
   type        = number
-  default     = 30
+  default     = 365
 
   validation {
     condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1827, 3653], var.log_retention_days)

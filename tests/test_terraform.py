@@ -3,7 +3,9 @@ read from the parsed HCL; the Glue columns against the schema declaration; the r
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import re
 import shlex
 import subprocess
@@ -184,3 +186,93 @@ def test_user_data_renders_to_valid_bash_whose_gen_command_the_cli_accepts(tmp_p
     plan = json.loads(capsys.readouterr().out)
     assert plan["bucket"] == VALUES["bucket"] and plan["workers"] == 8 and plan["options"]["events"] == 500000
     assert "poweroff" in script
+
+
+def _policy_json(tf: dict, bucket: str, prefix: str) -> str:
+    """The runner's policy as Terraform renders it, for one bucket and prefix (the S3 statements)."""
+    arn = f"arn:aws:s3:::{bucket}"
+    values = {
+        "${aws_s3_bucket.events.arn}": arn,
+        "${local.events_prefix}": f"{prefix}/",
+        "${local.wheel_key}": "_artifacts/gen.whl",
+    }
+
+    def render(text: str) -> str:
+        for k, v in values.items():
+            text = text.replace(k, v)
+        return text
+
+    statements = []
+    for s in tf["data"][("aws_iam_policy_document", "runner")]["statement"]:
+        if not all(r.startswith("${aws_s3_bucket") for r in s["resources"]):
+            continue  # logs and KMS statements: not exercised here
+        st = {
+            "Sid": s["sid"],
+            "Effect": s.get("effect", "Allow"),
+            "Action": s["actions"],
+            "Resource": [render(r) for r in s["resources"]],
+        }
+        if "condition" in s:
+            c = _one(s["condition"])
+            st["Condition"] = {c["test"]: {c["variable"]: [render(v) for v in c["values"]]}}
+        statements.append(st)
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+def test_the_role_policy_lets_the_generator_upload_and_nothing_more(tf, tmp_path, monkeypatch):
+    """The policy Terraform declares, attached in moto with IAM enforcement on: a real multipart upload under
+    the prefix succeeds; deletes, writes outside the prefix and other buckets are denied. (moto does not evaluate
+    the s3:prefix condition on listing: that scoping is asserted statically above.)"""
+    import boto3
+    import botocore.exceptions
+    from moto import mock_aws
+    from moto.core import set_initial_no_auth_action_count
+
+    from generator.uploader import S3Target, Uploader
+
+    for k, v in {
+        "AWS_ACCESS_KEY_ID": "admin",
+        "AWS_SECRET_ACCESS_KEY": "admin",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
+        monkeypatch.setenv(k, v)
+    big = tmp_path / "part.parquet"
+    big.write_bytes(os.urandom(6 * 1024 * 1024))
+
+    @set_initial_no_auth_action_count(6)
+    def scenario():
+        admin_s3 = boto3.client("s3", region_name="us-east-1")
+        admin_s3.create_bucket(Bucket="lake-bucket")
+        admin_s3.create_bucket(Bucket="other-bucket")
+        iam = boto3.client("iam", region_name="us-east-1")
+        iam.create_user(UserName="runner")
+        iam.put_user_policy(
+            UserName="runner", PolicyName="generator", PolicyDocument=_policy_json(tf, "lake-bucket", "temu-ng/v1")
+        )
+        key = iam.create_access_key(UserName="runner")["AccessKey"]
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+        runner = boto3.session.Session().client("s3", region_name="us-east-1")  # fresh credentials
+
+        uploader = Uploader(S3Target("lake-bucket", "temu-ng/v1"), chunk=5 * 1024 * 1024)
+        uploader.submit(big, "events/dt=2025-11-01/part-00000-r.parquet", hashlib.sha256(big.read_bytes()).hexdigest())
+        checksums = uploader.wait()
+        uploader.put_manifest("_manifests/r.json", b"{}")
+        uploader.close()
+        assert checksums["events/dt=2025-11-01/part-00000-r.parquet"].endswith("-2"), "multipart, allowed"
+
+        denied = [
+            lambda: runner.delete_object(Bucket="lake-bucket", Key="temu-ng/v1/_manifests/r.json"),
+            lambda: runner.put_object(Bucket="lake-bucket", Key="elsewhere/x", Body=b"x"),
+            lambda: runner.put_object(Bucket="other-bucket", Key="temu-ng/v1/x", Body=b"x"),
+            lambda: runner.get_object(Bucket="other-bucket", Key="temu-ng/v1/x"),
+            lambda: runner.put_bucket_policy(Bucket="lake-bucket", Policy="{}"),
+            lambda: runner.delete_bucket(Bucket="lake-bucket"),
+        ]
+        for attempt in denied:
+            with pytest.raises(botocore.exceptions.ClientError) as caught:
+                attempt()
+            assert caught.value.response["Error"]["Code"] in ("AccessDenied", "403"), caught.value.response
+
+    with mock_aws():
+        scenario()
