@@ -25,7 +25,8 @@ data "aws_subnets" "default" {
 }
 
 data "aws_subnet" "runner" {
-  id = var.subnet_id != "" ? var.subnet_id : sort(data.aws_subnets.default[0].ids)[0]
+  # try(): both branches of a conditional are evaluated, and the default VPC's subnets exist only without subnet_id.
+  id = var.subnet_id != "" ? var.subnet_id : try(sort(data.aws_subnets.default[0].ids)[0], "")
 }
 
 resource "aws_security_group" "runner" {

@@ -16,15 +16,15 @@ resource "aws_glue_catalog_table" "events" {
   table_type    = "EXTERNAL_TABLE"
 
   parameters = {
-    "classification"            = "parquet"
-    "EXTERNAL"                  = "TRUE"
-    "projection.enabled"        = "true"
-    "projection.dt.type"        = "date"
-    "projection.dt.format"      = "yyyy-MM-dd"
-    "projection.dt.range"       = "2024-11-01,NOW"
-    "projection.dt.interval"    = "1"
+    "classification"              = "parquet"
+    "EXTERNAL"                    = "TRUE"
+    "projection.enabled"          = "true"
+    "projection.dt.type"          = "date"
+    "projection.dt.format"        = "yyyy-MM-dd"
+    "projection.dt.range"         = "2024-11-01,NOW"
+    "projection.dt.interval"      = "1"
     "projection.dt.interval.unit" = "DAYS"
-    "storage.location.template" = "s3://${aws_s3_bucket.events.id}/${local.events_prefix}events/dt=$${dt}/"
+    "storage.location.template"   = "s3://${aws_s3_bucket.events.id}/${local.events_prefix}events/dt=$${dt}/"
   }
 
   partition_keys {
