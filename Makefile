@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # checkov pins older versions of packages pytest needs, so it lives in a venv of its own.
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: setup run test lint checkov bench wheel clean
+.PHONY: setup run test lint checkov bench bench-core wheel clean
 
 setup: $(STAMP)
 
@@ -39,6 +39,9 @@ wheel: setup
 	$(BIN)/python -m pip wheel --quiet --no-deps --wheel-dir dist .
 
 bench: setup
+	$(BIN)/python perf/bench.py
+
+bench-core: setup
 	$(BIN)/python perf/bench_core.py
 
 clean:

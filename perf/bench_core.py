@@ -71,9 +71,9 @@ def ceiling(cfg, workdir: Path, repeat: int) -> dict[str, float]:
     return {"one_file_s": one, "part_sized_s": per_part, "defaults_s": defaults, "rows": whole.num_rows}
 
 
-def whole_run(events: int, workdir: Path, workers: int = 1) -> tuple[float, float]:
+def whole_run(events: int, workdir: Path, workers: int = 1, with_bytes: bool = False):
     """Wall-clock seconds of `gen run` from process start to exit, and the peak RSS of its workers in MiB
-    (each worker reports its own; with one worker the shards run in the main process)."""
+    (each worker reports its own; with one worker the shards run in the main process); and the bytes written."""
     out = workdir / f"run-{events}-{workers}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "generator", "run", "--events", str(events), "--workers", str(workers)]
@@ -82,7 +82,10 @@ def whole_run(events: int, workdir: Path, workers: int = 1) -> tuple[float, floa
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - t0
     shutil.rmtree(out, ignore_errors=True)
-    return seconds, json.loads(done.stdout)["peak_worker_rss_mib"]
+    summary = json.loads(done.stdout)
+    if with_bytes:
+        return seconds, summary["peak_worker_rss_mib"], summary["bytes"]
+    return seconds, summary["peak_worker_rss_mib"]
 
 
 def machine() -> dict[str, object]:

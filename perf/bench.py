@@ -1,0 +1,147 @@
+"""The benchmark harness: whole `gen run` processes at 1, 2, 4, ... workers, the naive Faker baseline, and
+pyarrow's write ceiling, side by side on one machine, in one invocation.
+
+    python perf/bench.py [--events 5000000] [--max-workers N] [--out perf/out] [--quick]
+
+Writes results.json (with the machine), results.md and chart.png (events/s against workers, the ceiling and the
+baseline as lines) to --out. Reports, never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_core import ceiling, machine, whole_run  # noqa: E402
+
+from generator.config import RunConfig  # noqa: E402
+
+
+def worker_counts(max_workers: int) -> list[int]:
+    counts, w = [], 1
+    while w < max_workers:
+        counts.append(w)
+        w *= 2
+    return [*counts, max_workers]
+
+
+def naive(events: int, workdir: Path) -> dict:
+    out = workdir / "naive.parquet"
+    cmd = [sys.executable, str(HERE / "baselines" / "naive_faker.py"), "--events", str(events), "--out", str(out)]
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def chart(results: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    runs = results["runs"]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+    ax.plot([r["workers"] for r in runs], [r["events_per_second"] for r in runs], "o-", label="gen run (whole process)")
+    ax.axhline(results["ceiling_events_per_second"], color="tab:green", ls="--", label="pyarrow write ceiling")
+    ax.axhline(results["naive_events_per_second"], color="tab:red", ls=":", label="naive Faker loop")
+    ax.set_xlabel("workers")
+    ax.set_ylabel("events / s")
+    ax.set_xticks([r["workers"] for r in runs])
+    ax.set_title(f"{results['events']:,} events on {results['machine']['cpu']} ({results['machine']['cores']} cores)")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def markdown(results: dict) -> str:
+    m = results["machine"]
+    lines = [
+        f"# Benchmark: {results['events']:,} events",
+        "",
+        f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, pyarrow {m['pyarrow']}, "
+        f"numpy {m['numpy']}, generator {m['generator']}",
+        "",
+        "| workers | events/s | per worker | scaling efficiency | seconds | peak RSS per worker |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results["runs"]:
+        lines.append(
+            f"| {r['workers']} | {r['events_per_second']:,} | {r['events_per_second_per_worker']:,} | "
+            f"{r['scaling_efficiency']:.0%} | {r['seconds']:.2f} | {r['peak_worker_rss_mib']} MiB |"
+        )
+    lines += [
+        "",
+        "- pyarrow write ceiling (same rows and writer settings, one file): "
+        f"{results['ceiling_events_per_second']:,} events/s",
+        f"- naive Faker loop ({results['naive_events']:,} events): {results['naive_events_per_second']:,} events/s",
+        f"- one worker / ceiling: {results['one_worker_vs_ceiling']:.2f}; one worker / naive: "
+        f"{results['one_worker_vs_naive']:.1f}x",
+        f"- bytes per event: {results['bytes_per_event']}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--events", type=int, default=5_000_000)
+    ap.add_argument("--max-workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--naive-events", type=int, default=0, help="events for the naive baseline (default N/25)")
+    ap.add_argument("--out", type=Path, default=Path("perf/out"))
+    ap.add_argument("--quick", action="store_true", help="300,000 events, at most 2 workers: under a minute")
+    args = ap.parse_args()
+    if args.quick:
+        args.events = min(args.events, 300_000)
+        args.max_workers = min(args.max_workers, 2)
+    naive_events = args.naive_events or max(args.events // 25, 1000)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    runs = []
+    with tempfile.TemporaryDirectory(dir=args.out) as tmp:
+        for w in worker_counts(args.max_workers):
+            seconds, rss, nbytes = whole_run(args.events, Path(tmp), workers=w, with_bytes=True)
+            runs.append(
+                {
+                    "workers": w,
+                    "seconds": round(seconds, 3),
+                    "events_per_second": round(args.events / seconds),
+                    "peak_worker_rss_mib": rss,
+                    "bytes": nbytes,
+                }
+            )
+        base = naive(naive_events, Path(tmp))
+        cfg = RunConfig(events=args.events, workers=1, out=args.out, run_id="bench").gen()
+        ceil = ceiling(cfg, Path(tmp), 1)
+    one = runs[0]["events_per_second"]
+    for r in runs:
+        r["events_per_second_per_worker"] = round(r["events_per_second"] / r["workers"])
+        r["scaling_efficiency"] = round(r["events_per_second"] / (r["workers"] * one), 3)
+    ceiling_rate = round(args.events / ceil["one_file_s"])
+    results = {
+        "machine": machine(),
+        "events": args.events,
+        "runs": runs,
+        "ceiling_events_per_second": ceiling_rate,
+        "naive_events": naive_events,
+        "naive_events_per_second": base["events_per_second"],
+        "one_worker_vs_ceiling": round(one / ceiling_rate, 3),
+        "one_worker_vs_naive": round(one / base["events_per_second"], 1),
+        "bytes_per_event": round(runs[0]["bytes"] / args.events, 2),
+    }
+    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    (args.out / "results.md").write_text(markdown(results))
+    chart(results, args.out / "chart.png")
+    print(markdown(results))
+    print(f"written: {args.out / 'results.json'}, {args.out / 'results.md'}, {args.out / 'chart.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,67 @@
+"""The benchmark harness and the naive baseline run (tiny sizes) and produce what they promise; no timings are
+asserted here: speed is measured by perf/, not by tests."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from generator.schema import arrow_schema
+
+PERF = Path(__file__).resolve().parents[1] / "perf"
+
+
+def test_the_naive_baseline_writes_the_same_schema(tmp_path):
+    out = tmp_path / "naive.parquet"
+    done = subprocess.run(
+        [sys.executable, str(PERF / "baselines" / "naive_faker.py"), "--events", "3000", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    table = pq.read_table(out)
+    assert table.schema.equals(arrow_schema()) and table.num_rows == 3000
+    assert json.loads(done.stdout)["events"] == 3000
+
+
+@pytest.mark.slow
+def test_the_harness_writes_results_markdown_and_chart(tmp_path):
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(PERF / "bench.py"),
+            "--quick",
+            "--events",
+            "20000",
+            "--max-workers",
+            "2",
+            "--naive-events",
+            "2000",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert [r["workers"] for r in results["runs"]] == [1, 2]
+    assert results["runs"][0]["scaling_efficiency"] == 1.0
+    for key in (
+        "ceiling_events_per_second",
+        "naive_events_per_second",
+        "one_worker_vs_ceiling",
+        "one_worker_vs_naive",
+        "bytes_per_event",
+    ):
+        assert results[key] > 0, key
+    assert {"cpu", "cores", "memory_gib", "python", "pyarrow", "numpy"} <= set(results["machine"])
+    assert "| workers | events/s |" in (tmp_path / "results.md").read_text()
+    assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
