@@ -15,6 +15,7 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -34,10 +35,14 @@ def worker_counts(max_workers: int) -> list[int]:
 
 
 def naive(events: int, workdir: Path) -> dict:
+    """The baseline as a whole process from start to exit, like the `gen run` figures it is compared with."""
     out = workdir / "naive.parquet"
     cmd = [sys.executable, str(HERE / "baselines" / "naive_faker.py"), "--events", str(events), "--out", str(out)]
+    t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    seconds = time.perf_counter() - t0
+    inner = json.loads(done.stdout.strip().splitlines()[-1])
+    return inner | {"process_seconds": round(seconds, 3), "events_per_second": round(events / seconds)}
 
 
 def chart(results: dict, path: Path) -> None:
@@ -97,6 +102,7 @@ def main() -> None:
     ap.add_argument("--naive-events", type=int, default=0, help="events for the naive baseline (default N/25)")
     ap.add_argument("--out", type=Path, default=Path("perf/out"))
     ap.add_argument("--quick", action="store_true", help="300,000 events, at most 2 workers: under a minute")
+    ap.add_argument("--instance-type", default=None, help="the EC2 instance type measured (for perf/compare.py)")
     args = ap.parse_args()
     if args.quick:
         args.events = min(args.events, 300_000)
@@ -127,6 +133,7 @@ def main() -> None:
     ceiling_rate = round(args.events / ceil["one_file_s"])
     results = {
         "machine": machine(),
+        "instance_type": args.instance_type,
         "events": args.events,
         "runs": runs,
         "ceiling_events_per_second": ceiling_rate,

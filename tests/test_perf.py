@@ -65,3 +65,29 @@ def test_the_harness_writes_results_markdown_and_chart(tmp_path):
     assert {"cpu", "cores", "memory_gib", "python", "pyarrow", "numpy"} <= set(results["machine"])
     assert "| workers | events/s |" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_compare_tables_the_shipped_samples_and_prices_instance_types(tmp_path):
+    sample = PERF / "results" / "dev-2core-amd-epyc" / "results.json"
+    priced = json.loads(sample.read_text())
+    faster = json.loads(sample.read_text())
+    priced["instance_type"], faster["instance_type"] = "c7g.large", "c7i.2xlarge"
+    for r in faster["runs"]:
+        r["events_per_second"] *= 4
+    paths = []
+    for name, doc in (("a", priced), ("b", faster)):
+        paths.append(tmp_path / f"{name}.json")
+        paths[-1].write_text(json.dumps(doc))
+    done = subprocess.run(
+        [sys.executable, str(PERF / "compare.py"), str(sample), *map(str, paths), "--out", str(tmp_path / "cmp")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    text = (tmp_path / "cmp" / "compare.md").read_text()
+    best = max(r["events_per_second"] for r in priced["runs"])
+    expected = round(0.0725 * (100_000_000 / best) / 3600, 4)
+    assert "| c7g.large |" in text and str(expected) in text and "n/a" in text
+    assert "Cheapest per event:" in text and "Fastest: c7i.2xlarge" in text
+    assert (tmp_path / "cmp" / "compare.png").read_bytes()[:4] == b"\x89PNG"
