@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 # checkov pins older versions of packages pytest needs, so it lives in a venv of its own.
 CHECKOV_VENV := .venv-checkov
 
-.PHONY: setup run test lint checkov bench bench-core wheel clean
+.PHONY: setup run test lint checkov bench bench-core perf-compare wheel clean
 
 setup: $(STAMP)
 
@@ -40,6 +40,11 @@ wheel: setup
 
 bench: setup
 	$(BIN)/python perf/bench.py
+
+# Compare the instance types benchmarked by terraform's perf_instance_types (their results.json under
+# <prefix>/perf/ in the bucket) with the shipped samples: make perf-compare BUCKET=my-bucket PREFIX=temu-ng/v1
+perf-compare: setup
+	$(BIN)/python perf/compare.py --from-s3 s3://$(BUCKET)/$(PREFIX)/perf/ perf/results/*/results.json
 
 bench-core: setup
 	$(BIN)/python perf/bench_core.py

@@ -1,6 +1,7 @@
 """Compare instance types from several benchmark results (one results.json per machine) and recommend one.
 
-    python perf/compare.py RESULTS.json... [--prices perf/prices.toml] [--out perf/out/compare]
+    python perf/compare.py [RESULTS.json...] [--from-s3 s3://BUCKET/PREFIX/perf/] [--prices perf/prices.toml]
+                           [--out perf/out/compare]
 
 For each machine: its best events/s (over its worker counts), the seconds a 500,000-event run takes at that rate,
 and dollars per 100 million events at the on-demand price of its instance type (from prices.toml; a machine with
@@ -87,15 +88,36 @@ def chart(table: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def fetch(url: str, into: Path) -> list[Path]:
+    """Download every results.json under an s3://bucket/prefix/ URL (one per instance type) into `into`."""
+    import boto3
+
+    bucket, _, prefix = url.removeprefix("s3://").partition("/")
+    client = boto3.client("s3")
+    found = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            if obj["Key"].endswith("/results.json"):
+                target = into / obj["Key"].removeprefix(prefix).lstrip("/")
+                target.parent.mkdir(parents=True, exist_ok=True)
+                client.download_file(bucket, obj["Key"], str(target))
+                found.append(target)
+    return found
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("results", nargs="+", type=Path)
+    ap.add_argument("results", nargs="*", type=Path)
+    ap.add_argument("--from-s3", default="", help="also take every results.json under this s3:// URL")
     ap.add_argument("--prices", type=Path, default=HERE / "prices.toml")
     ap.add_argument("--out", type=Path, default=Path("perf/out/compare"))
     args = ap.parse_args()
     prices = tomllib.loads(args.prices.read_text())
-    table = rows([json.loads(p.read_text()) for p in args.results], prices["usd_per_hour"])
     args.out.mkdir(parents=True, exist_ok=True)
+    paths = list(args.results) + (fetch(args.from_s3, args.out / "ec2") if args.from_s3 else [])
+    if not paths:
+        raise SystemExit("compare.py: no results given (paths, or --from-s3 s3://bucket/prefix/perf/)")
+    table = rows([json.loads(p.read_text()) for p in paths], prices["usd_per_hour"])
     text = markdown(table, prices.get("read_for", {}))
     (args.out / "compare.md").write_text(text)
     chart(table, args.out / "compare.png")

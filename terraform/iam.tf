@@ -48,7 +48,20 @@ data "aws_iam_policy_document" "runner" {
     sid       = "InstallTheGenerator"
     effect    = "Allow"
     actions   = ["s3:GetObject"]
-    resources = ["${aws_s3_bucket.events.arn}/${local.wheel_key}"]
+    resources = ["${aws_s3_bucket.events.arn}/${local.wheel_key}", "${aws_s3_bucket.events.arn}/_artifacts/perf/*"]
+  }
+
+  statement {
+    sid       = "FetchTheBenchmarkScripts"
+    effect    = "Allow"
+    actions   = ["s3:ListBucket"]
+    resources = [aws_s3_bucket.events.arn]
+
+    condition {
+      test     = "StringLike"
+      variable = "s3:prefix"
+      values   = ["_artifacts/perf/*"]
+    }
   }
 
   statement {

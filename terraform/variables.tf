@@ -145,3 +145,25 @@ variable "tags" {
   type        = map(string)
   default     = {}
 }
+
+variable "perf_instance_types" {
+  description = "Instance types to benchmark with perf/bench.py, one short-lived instance each (empty: none)."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for t in var.perf_instance_types : can(regex("^[a-z][0-9][a-z0-9-]*\\.[a-z0-9]+$", t))])
+    error_message = "perf_instance_types must be EC2 instance types, e.g. [\"c7i.2xlarge\", \"c7g.2xlarge\"]."
+  }
+}
+
+variable "perf_events" {
+  description = "Events per benchmark run on the perf instances."
+  type        = number
+  default     = 5000000
+
+  validation {
+    condition     = var.perf_events >= 1000 && floor(var.perf_events) == var.perf_events
+    error_message = "perf_events must be a whole number of at least 1000."
+  }
+}

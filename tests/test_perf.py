@@ -91,3 +91,27 @@ def test_compare_tables_the_shipped_samples_and_prices_instance_types(tmp_path):
     assert "| c7g.large |" in text and str(expected) in text and "n/a" in text
     assert "Cheapest per event:" in text and "Fastest: c7i.2xlarge" in text
     assert (tmp_path / "cmp" / "compare.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_compare_fetches_results_from_s3(tmp_path, monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    sys.path.insert(0, str(PERF))
+    import compare
+
+    for k, v in {"AWS_ACCESS_KEY_ID": "t", "AWS_SECRET_ACCESS_KEY": "t", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    sample = (PERF / "results" / "dev-2core-amd-epyc" / "results.json").read_bytes()
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket="perf-bucket")
+        for kind in ("c7i.2xlarge", "c7g.2xlarge"):
+            s3.put_object(Bucket="perf-bucket", Key=f"lake/perf/{kind}/results.json", Body=sample)
+        s3.put_object(Bucket="perf-bucket", Key="lake/perf/notes.txt", Body=b"not a result")
+        found = compare.fetch("s3://perf-bucket/lake/perf/", tmp_path)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in found) == [
+        "c7g.2xlarge/results.json",
+        "c7i.2xlarge/results.json",
+    ]
+    assert all(p.read_bytes() == sample for p in found)

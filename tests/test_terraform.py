@@ -9,6 +9,7 @@ import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import hcl2
@@ -93,10 +94,12 @@ def test_the_runner_role_allows_only_what_the_generator_does(tf):
     s3_resources = [r for s in statements for r in s["resources"] if "aws_s3_bucket" in r]
     assert all(r.startswith("${aws_s3_bucket.events.arn}") for r in s3_resources), "this bucket only"
     listing = [s for s in statements if "s3:ListBucket" in s["actions"]]
-    assert len(listing) == 1
-    cond = _one(listing[0]["condition"])
-    # moto does not evaluate s3:prefix conditions, so this scoping is asserted here, statically.
-    assert cond["variable"] == "s3:prefix" and all("events_prefix" in v for v in cond["values"])
+    assert listing
+    for statement in listing:  # every listing is scoped: the events prefix, or the benchmark scripts' folder
+        cond = _one(statement["condition"])
+        # moto does not evaluate s3:prefix conditions, so this scoping is asserted here, statically.
+        assert cond["variable"] == "s3:prefix"
+        assert all("events_prefix" in v or v.startswith("_artifacts/perf/") for v in cond["values"])
     writes = [s for s in statements if "s3:PutObject" in s["actions"]]
     assert writes and all(r.endswith("${local.events_prefix}*") for r in writes[0]["resources"])
     # The generator's own calls are all covered.
@@ -169,6 +172,30 @@ VALUES = {
     "wheel_key": "_artifacts/temu_ng_eventgen-0.1.0-py3-none-any.whl",
     "log_group": "/temu-ng-eventgen/runner",
 }
+
+
+def test_perf_instances_are_locked_down_like_the_runner(tf):
+    perf = tf["resource"][("aws_instance", "perf")]
+    assert perf["for_each"] == "${toset(var.perf_instance_types)}"
+    assert _one(perf["metadata_options"])["http_tokens"] == "required"
+    assert _one(perf["root_block_device"])["encrypted"] is True
+    assert perf["instance_initiated_shutdown_behavior"] == "terminate"
+    assert "key_name" not in perf
+
+
+def test_perf_user_data_renders_to_valid_bash_and_uploads_results(tmp_path):
+    template = (TF / "perf_user_data.sh.tftpl").read_text()
+    values = VALUES | {"instance_type": "c7g.2xlarge"}
+    script = _render(template, values)
+    path = tmp_path / "perf.sh"
+    path.write_text(script)
+    assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
+    assert "perf/bench.py --events 500000 --instance-type 'c7g.2xlarge'" in script
+    assert "s3://my-team-temu-ng-events/temu-ng/v1/perf/c7g.2xlarge/results.json" in script
+    bench_args = subprocess.run(
+        [sys.executable, str(TF.parent / "perf" / "bench.py"), "--help"], capture_output=True, text=True
+    )
+    assert "--instance-type" in bench_args.stdout and "--events" in bench_args.stdout
 
 
 def test_user_data_renders_to_valid_bash_whose_gen_command_the_cli_accepts(tmp_path, capsys):
