@@ -178,7 +178,10 @@ class Uploader:
                 self._add_bytes(path.stat().st_size)
                 return rel, checksum
             error: Exception | None = None
-            for _ in range(self.part_attempts):
+            for attempt in range(self.part_attempts):
+                if attempt and _same_checksum(self._stored_checksum(key), checksum):
+                    error = None  # the failed attempt had landed after all (its answer was lost): not again
+                    break
                 try:
                     self.manager.upload(
                         str(path),
