@@ -5,9 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from generator.config import RunConfig
 from generator.coordinator import run
+
+# Generation, not the property, sets an example's time: no per-example deadline (a loaded CI machine would trip
+# it on the first call's warm-up), and slow examples are expected.
+settings.register_profile("project", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("project")
 
 
 def small_config(out: Path, **kw) -> RunConfig:
