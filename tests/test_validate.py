@@ -88,7 +88,7 @@ MUTATIONS = {
     "local phone format": ("OPEN", "phone_number", "08031234567", "phone_number is +234 E.164 mobile"),
     "email without domain": ("OPEN", "email", "ada.okafor@", "email well-formed"),
     "ordered before authorised": ("PAYMENT_AUTHORIZED", "event_type", "ORDER_PLACED", "order stages in time order"),
-    "checkout skipped": ("CHECKOUT_STARTED", "event_type", "PRODUCT_VIEW", "session events in funnel order"),
+    "browsing after paying": ("PAYMENT_AUTHORIZED", "event_type", "PRODUCT_VIEW", "session events in funnel order"),
     "renamed customer": ("PRODUCT_VIEW", "name", "Somebody Else", "name fixed per customer"),
 }
 
