@@ -201,6 +201,15 @@ def _dead_endpoint() -> str:
     return f"http://127.0.0.1:{_free_port()}"
 
 
+def _refused_up_front(tmp_path, capsys, *args: str) -> str:
+    """Run `gen run` into S3 with a small event count: it must exit 2 with one line and write nothing."""
+    code = main(["run", "--out", str(tmp_path / "o"), "--events", "100", "--quiet", *args])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert not (tmp_path / "o").exists()
+    return err
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
@@ -213,10 +222,7 @@ def _dead_endpoint() -> str:
 def test_bad_s3_input_exits_2_with_one_line_and_writes_nothing(tmp_path, s3, s3_server, capsys, extra, named):
     extra = [_dead_endpoint() if x == "DEAD" else x for x in extra]
     endpoint = [] if "--endpoint-url" in extra else ["--endpoint-url", s3_server]
-    code = main(["run", "--out", str(tmp_path / "o"), "--events", "100", "--quiet", *endpoint, *extra])
-    err = capsys.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and named in err, err
-    assert not (tmp_path / "o").exists()
+    assert named in _refused_up_front(tmp_path, capsys, *endpoint, *extra)
 
 
 def test_missing_credentials_exit_2(tmp_path, s3_server, monkeypatch, capsys):
@@ -225,25 +231,8 @@ def test_missing_credentials_exit_2(tmp_path, s3_server, monkeypatch, capsys):
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    code = main(
-        [
-            "run",
-            "--out",
-            str(tmp_path / "o"),
-            "--events",
-            "100",
-            "--quiet",
-            "--bucket",
-            BUCKET,
-            "--endpoint-url",
-            s3_server,
-            "--region",
-            "us-east-1",
-        ]
-    )
-    err = capsys.readouterr().err
-    assert code == 2 and "credentials" in err and err.count("\n") == 1, err
-    assert not (tmp_path / "o").exists()
+    args = ("--bucket", BUCKET, "--endpoint-url", s3_server, "--region", "us-east-1")
+    assert "credentials" in _refused_up_front(tmp_path, capsys, *args)
 
 
 def test_upload_threads_do_not_outlive_the_run(tmp_path, s3, s3_server):
@@ -331,23 +320,8 @@ def test_interrupt_mid_upload_then_redo_gives_the_same_bytes(tmp_path, s3, s3_se
 
 def test_access_denied_exits_2(tmp_path, s3, s3_server, capsys):
     with faults.FaultyProxy(s3_server, deny=True) as proxy:
-        code = main(
-            [
-                "run",
-                "--out",
-                str(tmp_path / "o"),
-                "--events",
-                "100",
-                "--quiet",
-                "--bucket",
-                BUCKET,
-                "--endpoint-url",
-                proxy.url,
-            ]
-        )
-    err = capsys.readouterr().err
-    assert code == 2 and "access denied" in err and err.count("\n") == 1, err
-    assert not (tmp_path / "o").exists()
+        err = _refused_up_front(tmp_path, capsys, "--bucket", BUCKET, "--endpoint-url", proxy.url)
+    assert "access denied" in err
 
 
 def test_a_failed_upload_exits_1_with_how_to_finish(tmp_path, s3, s3_server, capsys):
