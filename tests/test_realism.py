@@ -143,7 +143,9 @@ def test_names_follow_the_state(events):
 def test_delivery_takes_days_by_carrier():
     b = default_behaviour()
     k = 20_000
-    placed = Placed(ts=np.zeros(k, np.int64), customer=np.arange(k), platform=np.zeros(k, np.int8))
+    placed = Placed(
+        ts=np.zeros(k, np.int64), customer=np.arange(k), platform=np.zeros(k, np.int8), origin=np.zeros(k, np.int64)
+    )
     ev, carrier = fulfil(np.random.default_rng(1), b, placed, 0, np.ones(k, bool))
     delivered = ev.ts[2 * k :] / DAY
     assert 5 < np.median(delivered) < 12, "cross-border promises: 5-15 days"

@@ -25,6 +25,7 @@ class Events:
     amount: np.ndarray  # int64 kobo, -1 where null
     method: np.ndarray  # int8 payment method code, -1 where null
     order: np.ndarray  # int64 shard-local order number, -1 where the event belongs to no order
+    origin: np.ndarray  # int64 start of the session the event comes from (for fulfilment: the order's session)
 
     def __len__(self) -> int:
         return len(self.ts)

@@ -22,11 +22,13 @@ _PACKED, _SHIPPED, _DELIVERED = (EVENT_CODE[k] for k in ("PACKED", "SHIPPED", "D
 
 @dataclass
 class Placed:
-    """Orders just placed: ORDER_PLACED time, customer and platform, in order-number order."""
+    """Orders just placed: ORDER_PLACED time, customer, platform and the start of the session that placed
+    them, in order-number order."""
 
     ts: np.ndarray
     customer: np.ndarray
     platform: np.ndarray
+    origin: np.ndarray
 
 
 def pay(rng: np.random.Generator, b: Behaviour, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,22 +87,24 @@ def fulfil(
         amount=np.full(3 * k, -1, np.int64),
         method=np.full(3 * k, -1, np.int8),
         order=np.tile(order, 3),
+        origin=np.tile(placed.origin, 3),
     )
     return ev, carrier
 
 
-# Tracking numbers: a bijection of the (shard, order number) serial onto the carrier's digit space, so two
-# orders never share one. The multiplier is coprime with 10, hence invertible modulo every power of ten.
+# Tracking numbers: a bijection of the order's serial number in the timeline (numbered across shards and runs)
+# onto the carrier's digit space, so two orders never share one until 10**12 orders. The multiplier is coprime
+# with 10, hence invertible modulo every power of ten.
 _TRACKING_MULT = np.uint64(40_491_277)
-ORDERS_PER_SHARD = 1 << 24
 
 
-def tracking_numbers(seed: int, shard: int, order: np.ndarray, carrier: np.ndarray, b: Behaviour) -> pa.Array:
-    if order.size == 0:
+def tracking_numbers(seed: int, serial: np.ndarray, carrier: np.ndarray, b: Behaviour) -> pa.Array:
+    """Tracking numbers of orders given by their timeline serial numbers, and their carriers."""
+    if serial.size == 0:
         return pa.array([], pa.string())
     digits = b.carriers.tracking_digits[carrier]
     modulus = (10 ** digits.astype(np.uint64)).astype(np.uint64)
-    serial = np.uint64(shard) * np.uint64(ORDERS_PER_SHARD) + order.astype(np.uint64)
+    serial = serial.astype(np.uint64)
     offset = hash_u64(seed, "tracking", np.zeros(1, np.uint64))[0]
     number = (serial * _TRACKING_MULT % modulus + offset % modulus) % modulus
     # Zero-padded to the carrier's own width (numbers are below 10**digits, so padding never truncates).

@@ -135,7 +135,7 @@ def simulate(
     won = chk[success]
     order_no = np.full(n, -1, np.int64)
     order_no[won] = first_order + np.arange(won.size)
-    placed = Placed(ts=start[won] + duration[won], customer=customer[won], platform=platform[won])
+    placed = Placed(ts=start[won] + duration[won], customer=customer[won], platform=platform[won], origin=start[won])
 
     # Money columns live on the few checkout events: fill them through their sessions only.
     amount_s = np.full(n, -1, np.int64)
@@ -159,6 +159,7 @@ def simulate(
         amount=amount_e,
         method=method_e,
         order=order_e,
+        origin=np.repeat(start, count),
     )
     return events, placed
 

@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings
-from generator.core.lifecycle import ORDERS_PER_SHARD, Placed, fulfil, pay, tracking_numbers
+from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import activity, home_state, identities, primary_platform
 from generator.core.sessions import (
@@ -38,6 +38,7 @@ from generator.schema import (
     encoded_schema,
 )
 
+ORDERS_PER_SHARD = 1 << 24
 WARM_UP = 28 * DAY  # orders placed this long before the start still deliver inside the window
 MAX_CUSTOMERS_PER_SHARD = 250_000
 PART_ROWS_PER_DAY = 50_000
@@ -166,7 +167,7 @@ class _Stream:
         r = rng(self.cfg.seed, "warm", self.shard.index)
         t, local, platform = self.arrivals(r, start - WARM_UP, start, checkouts_per_session(self.b))
         _, success, _ = pay(r, self.b, t.size)
-        placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success])
+        placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
         self.add_orders(r, placed)
         self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
 
@@ -294,7 +295,7 @@ def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Shar
     active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
     ident = identities(cfg.seed, shard.first_customer + active, pools)
     used_orders, order_pos = distinct_positions(ev.order, max(len(carriers), 1))
-    tracking = tracking_numbers(cfg.seed, shard.index, used_orders, carriers[used_orders], b)
+    tracking = tracking_numbers(cfg.seed, shard.index * ORDERS_PER_SHARD + used_orders, carriers[used_orders], b)
     carrier = np.where(ev.order >= 0, carriers[np.maximum(ev.order, 0)] if len(carriers) else -1, -1)
 
     amount_valid = ev.amount >= 0
