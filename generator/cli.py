@@ -276,6 +276,29 @@ def show_schema(
 
 
 @app.command()
+def report(
+    out: Annotated[Path, typer.Argument(help="Output root holding _manifests/ and events/.")] = Path("shards"),
+    run_id: Annotated[str, typer.Option(help="Only this run (default: every committed run together).")] = "",
+    html: Annotated[Path | None, typer.Option(help="Also write the report as one self-contained HTML file.")] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON instead of tables.")] = False,
+) -> None:
+    """Summarise committed runs, each statistic next to the scenario's target: event mix, funnel, payments,
+    latency, orders by state, delivery time by carrier and traffic by hour of day (WAT)."""
+    from generator.report import report as summarise
+    from generator.report_render import print_tables, write_html
+
+    summary = summarise(out, run_id or None)
+    if json:
+        sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")
+    else:
+        print_tables(summary, out_console)
+    if html is not None:
+        write_html(summary, html)
+        if not json:
+            out_console.print(f"wrote {html}", highlight=False)
+
+
+@app.command()
 def version() -> None:
     """Print the generator's version."""
     out_console.print(__version__)

@@ -1,0 +1,305 @@
+"""gen report: statistics against independent SQL over the same files, realised values against the scenario's
+targets within stated tolerances, the HTML page, and the exit-2 paths."""
+
+from __future__ import annotations
+
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import orjson
+import pytest
+
+from generator import manifest
+from generator.cli import main
+from generator.core.behaviour import default_behaviour
+from generator.core.lifecycle import pay
+from generator.report import SETTLE, _km_quantiles, load, payment_chain, per_attempt_failure, report
+from generator.schema import PLATFORMS
+
+# How far a realised share may sit from its target, in binomial standard errors. Each checked share is a count of
+# independent trials (sessions, checkouts, attempts, events' latencies); by chance alone |z| > 4.5 happens about
+# 7 times in a million per share, so with ~60 shares checked per run a failure means a real mismatch.
+MAX_Z = 4.5
+
+
+def _gen(out: Path, *args: str) -> Path:
+    assert main(["run", "--workers", "1", "--out", str(out), "--quiet", *args]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """About 2.6 days of traffic (every hour of the day covered) from a population of 50,000."""
+    return _gen(tmp_path_factory.mktemp("report"), "--events", "200000", "--customers", "50000")
+
+
+@pytest.fixture(scope="module")
+def long_dir(tmp_path_factory) -> Path:
+    """A small population over about two weeks, so that orders placed in the data get delivered in it."""
+    return _gen(tmp_path_factory.mktemp("report_long"), "--events", "60000", "--customers", "3000")
+
+
+@pytest.fixture(scope="module")
+def summary(run_dir):
+    return report(run_dir)
+
+
+def _rows(summary, key: str) -> dict:
+    return {r.label: r for r in summary.section(key).rows}
+
+
+def _sql(run_dir: Path) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    con.execute(f"create view ev as select * from read_parquet('{run_dir}/events/**/*.parquet')")
+    return con
+
+
+# -- the statistics are the data's ------------------------------------------------------------------------------
+
+
+def test_event_mix_and_latency_match_sql(run_dir, summary):
+    con = _sql(run_dir)
+    total = con.execute("select count(*) from ev").fetchone()[0]
+    assert summary.events == total
+    counts = dict(con.execute("select event_type, count(*) from ev group by 1").fetchall())
+    for label, row in _rows(summary, "events").items():
+        assert round(row.value * total) == counts.get(label, 0), label
+    lat = _rows(summary, "latency")
+    for p in PLATFORMS:
+        q = con.execute(
+            "select quantile_cont(latency_ms, [0.5, 0.95, 0.99]), avg((error_code is not null)::int) "
+            "from ev where platform = ?",
+            [p],
+        ).fetchone()
+        assert [lat[f"{p}: p{k}"].value for k in (50, 95, 99)] == pytest.approx(q[0], abs=1e-6)
+        assert lat[f"{p}: INVALID LATENCY"].value == pytest.approx(q[1])
+
+
+def test_funnel_matches_sql(run_dir, summary):
+    """Sessions rebuilt in SQL (a running count of OPEN per customer) give the same step counts."""
+    end = max(w[1] for w in load(run_dir).windows)
+    sessions = (
+        _sql(run_dir)
+        .execute(
+            f"""
+        with s as (
+            select customer_id, event_type, epoch_us(event_ts) as ts,
+                   sum((event_type = 'OPEN')::int) over (partition by customer_id order by event_ts) as sid
+            from ev where event_type not in ('PACKED', 'SHIPPED', 'DELIVERED')
+        ), per as (
+            select customer_id, sid, min(ts) filter (where event_type = 'OPEN') as opened,
+                   bool_or(event_type = 'PRODUCT_VIEW') as v, bool_or(event_type = 'ADD_TO_CART') as c,
+                   bool_or(event_type = 'CHECKOUT_STARTED') as k, bool_or(event_type = 'PAYMENT_AUTHORIZED') as a,
+                   bool_or(event_type = 'ORDER_PLACED') as o
+            from s where sid > 0 group by 1, 2
+        )
+        select count(*), count(*) filter (v), count(*) filter (c), count(*) filter (k), count(*) filter (a),
+               count(*) filter (o)
+        from per where opened <= {end - SETTLE}
+        """
+        )
+        .fetchone()
+    )
+    chart = summary.section("funnel").chart
+    assert chart["values"] == list(sessions)
+
+
+def test_orders_by_state_match_sql(run_dir, summary):
+    con = _sql(run_dir)
+    got = dict(
+        con.execute(
+            """
+            select state, count(*) from (
+                select tracking_number, bool_or(event_type = 'ORDER_PLACED') as placed,
+                       arg_max(event_type, list_position(['PAYMENT_AUTHORIZED', 'ORDER_PLACED', 'PACKED', 'SHIPPED',
+                               'DELIVERED'], event_type)) as state
+                from ev where tracking_number is not null group by 1
+            ) where placed group by 1
+            """
+        ).fetchall()
+    )
+    names = {"ORDER_PLACED": "placed", "PACKED": "packed", "SHIPPED": "shipped", "DELIVERED": "delivered"}
+    rows = _rows(summary, "orders")
+    for stage, state in names.items():
+        assert rows[f"placed in the data, now {state}"].value == got.get(stage, 0)
+
+
+def test_traffic_by_wat_hour_matches_sql(run_dir, summary):
+    got = dict(
+        _sql(run_dir)
+        .execute(
+            "select hour(event_ts at time zone 'UTC' + interval 1 hour), count(*) from ev "
+            "where event_type = 'OPEN' group by 1"
+        )
+        .fetchall()
+    )
+    rows = summary.section("traffic").rows
+    total = sum(got.values())
+    assert [round(r.value * total) for r in rows] == [got.get(h, 0) for h in range(24)]
+
+
+# -- the targets are the model's --------------------------------------------------------------------------------
+
+
+def test_payment_chain_is_the_core_payment_process():
+    """The exact Markov-chain targets agree with the core's own `pay` simulated on a million checkouts (the
+    tolerances are ~5 standard errors of the simulation)."""
+    b = default_behaviour()
+    fails, success, method = pay(np.random.default_rng(3), b, 1_000_000)
+    chain = payment_chain(b)
+    assert success.mean() == pytest.approx(chain["success"].sum(), abs=1e-3)
+    assert fails.mean() == pytest.approx(chain["failed"].sum(), abs=2e-3)
+    assert fails.sum() / (fails.sum() + success.sum()) == pytest.approx(per_attempt_failure(chain), abs=2e-3)
+    won = chain["success"]
+    for m in range(won.shape[1]):
+        mine = success & (method == m)
+        assert mine.mean() / success.mean() == pytest.approx(won[:, m].sum() / won.sum(), abs=3e-3)
+        assert (mine & (fails > 0)).sum() / mine.sum() == pytest.approx(won[1:, m].sum() / won[:, m].sum(), abs=6e-3)
+
+
+def test_kaplan_meier_quantiles():
+    t = np.arange(1.0, 11.0)
+    assert _km_quantiles(t, np.ones(10, bool), (0.1, 0.5, 0.9)) == [1.0, 5.0, 9.0]
+    # Censoring the longest half leaves the median reachable only through the observed ones.
+    assert _km_quantiles(t, t <= 5, (0.5, 0.9)) == [5.0, None]
+
+
+def test_default_run_within_tolerance_of_targets(summary):
+    """Every share that counts independent trials is within MAX_Z standard errors of its target."""
+    checked = 0
+    for key in ("funnel", "payments", "latency", "traffic", "delivery"):
+        for r in summary.section(key).rows:
+            if r.z is not None:
+                assert abs(r.z) <= MAX_Z, (key, r)
+                checked += 1
+    assert checked >= 40
+
+
+def test_latency_percentiles_within_tolerance(summary):
+    """A sample quantile's standard error for a lognormal is q·σ·sqrt(p(1-p)/n)/φ(z_p); allow 4.5 of them plus
+    the 1 ms rounding of latency_ms."""
+    b = default_behaviour()
+    rows = _rows(summary, "latency")
+    for i, p in enumerate(PLATFORMS):
+        for q, z in ((50, 0.0), (95, 1.6449), (99, 2.3263)):
+            r = rows[f"{p}: p{q}"]
+            phi = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
+            se = r.target * b.latency_sigma[i] * math.sqrt(q / 100 * (1 - q / 100) / r.n) / phi
+            assert abs(r.value - r.target) <= MAX_Z * se + 1, r
+
+
+def test_session_event_mix_within_tolerance(summary):
+    """Session events (not fulfilment, which follows earlier days' traffic) within 5% of their expected shares
+    among session events: events cluster in sessions, so this is a relative bound, several times the spread of
+    ~38,000 sessions."""
+    rows = _rows(summary, "events")
+    session = ["OPEN", "USER_LOGIN", "PRODUCT_VIEW", "ADD_TO_CART", "CHECKOUT_STARTED"]
+    got = np.array([rows[t].value for t in session])
+    want = np.array([rows[t].target for t in session])
+    assert got / got.sum() == pytest.approx(want / want.sum(), rel=0.05)
+
+
+def test_orders_and_delivery_within_tolerance(long_dir):
+    """Orders by state: each count within 4.5·sqrt(expected) + 2 of its expectation (a sum of independent
+    Bernoullis has variance at most its mean). Delivery medians: within 20% for carriers with at least 30
+    deliveries (the Kaplan-Meier median of a lognormal-ish delay with spread ~0.4 over 30+ orders has a relative
+    standard error under 10%)."""
+    s = report(long_dir)
+    for r in s.section("orders").rows:
+        if r.target is not None:
+            assert abs(r.value - r.target) <= MAX_Z * math.sqrt(r.target) + 2, r
+    medians = [r for r in s.section("delivery").rows if r.label.endswith("p50 days placed → delivered")]
+    checked = [r for r in medians if r.n >= 30]
+    assert checked, medians
+    for r in checked:
+        assert r.value == pytest.approx(r.target, rel=0.2), r
+
+
+# -- the command ------------------------------------------------------------------------------------------------
+
+
+class _Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.tags: list[str] = []
+        self.sections: list[str] = []
+        self.external: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append(tag)
+        a = dict(attrs)
+        if tag == "section":
+            self.sections.append(a["id"])
+        for k in ("src", "href"):
+            if a.get(k):
+                self.external.append(a[k])
+
+
+def test_html_report(run_dir, tmp_path, capsys):
+    page = tmp_path / "r" / "report.html"
+    assert main(["report", str(run_dir), "--html", str(page)]) == 0
+    out = capsys.readouterr().out
+    assert "Funnel" in out and "INVALID LATENCY" in out
+    p = _Page()
+    p.feed(page.read_text(encoding="utf-8"))
+    p.close()
+    assert p.sections == ["events", "funnel", "payments", "latency", "orders", "delivery", "traffic"]
+    assert p.tags.count("svg") == 9  # bars x5, lines x3, delivery ranges
+    assert p.tags.count("rect") > 50 and "polyline" in p.tags
+    assert p.external == []  # nothing to fetch: viewable offline
+    assert [f.name for f in page.parent.iterdir()] == ["report.html"]  # written atomically, no temp left
+
+
+def test_json_report_and_run_id(run_dir, capsys):
+    run_id = manifest.committed(run_dir)[0].stem
+    assert main(["report", str(run_dir), "--run-id", run_id, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["runs"] == [run_id]
+    funnel = next(s for s in doc["sections"] if s["key"] == "funnel")
+    step = next(r for r in funnel["rows"] if r["label"] == "cart abandonment")
+    assert step["deviation"] == pytest.approx(step["value"] - step["target"])
+
+
+def test_incidents_are_shown(run_dir, tmp_path):
+    """A manifest whose scenario carries incidents: the windows are shaded in the time charts, and the outage
+    method's failure is compared inside and outside its window against targets with the outage's rate."""
+    doc = manifest.read(manifest.committed(run_dir)[0])
+    out = tmp_path / "inc"
+    out.mkdir()
+    (out / "events").symlink_to(run_dir / "events")
+    raw = default_behaviour().raw
+    start = doc["window"]["first_event_ts"][:10] + "T09:00:00+01:00"
+    outage = {"kind": "payment_outage", "start": start, "end": start.replace("T09", "T15")}
+    raw = raw | {"incidents": [outage | {"method": "CARD", "failure_rate": 0.85}]}
+    manifest.write(out, doc | {"run_id": "with-incident", "scenario": raw})
+    s = report(out)
+    labels = [r.label for r in s.section("payments").rows]
+    assert any("CARD outage" in x and "inside" in x for x in labels)
+    inside = next(r for r in s.section("payments").rows if "failure per attempt inside" in r.label)
+    outside = next(r for r in s.section("payments").rows if "failure per attempt outside" in r.label)
+    assert inside.target > 2 * outside.target  # the model's target jumps with the outage
+    page = tmp_path / "inc.html"
+    assert main(["report", str(out), "--html", str(page)]) == 0
+    assert "<title>payment_outage" in page.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", ["missing", "empty", "unknown-run"])
+def test_bad_input_exits_2(run_dir, tmp_path, capsys, case):
+    args = {
+        "missing": [str(tmp_path / "nope")],
+        "empty": [str(tmp_path)],
+        "unknown-run": [str(run_dir), "--run-id", "no-such-run"],
+    }[case]
+    assert main(["report", *args]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gen: error:") and err.count("\n") == 1
+
+
+def test_orjson_output_is_plain(summary):
+    """The JSON summary holds only plain numbers and strings (no numpy scalars sneak through)."""
+    doc = orjson.loads(orjson.dumps(summary.to_dict()))
+    assert [s["key"] for s in doc["sections"]] == [s.key for s in summary.sections]
