@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import secrets
@@ -10,6 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from generator.core.behaviour import default_behaviour
+from generator.core.events import DAY, HOUR, SECOND
 from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, auto_shard_size, shard_count, window_days
 
 PARTITIONINGS = ("date", "hour", "none")
@@ -40,6 +42,31 @@ def parse_start(text: str) -> datetime:
 
 
 DEFAULT_START_TIME = parse_start(DEFAULT_START)
+_DURATION = re.compile(r"(\d+)\s*([wdhms])")
+_UNIT = {"w": 7 * DAY, "d": DAY, "h": HOUR, "m": 60 * SECOND, "s": SECOND}
+
+
+def parse_duration(text: str) -> int:
+    """A length of time such as 1h, 30m, 1d, 2w or 1h30m, in microseconds."""
+    t = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(t)
+    if not t or "".join(n + u for n, u in parts) != t:
+        raise ConfigError(f"--duration: not a duration like 1h, 30m, 1d or 1h30m: {text!r}")
+    us = sum(int(n) * _UNIT[u] for n, u in parts)
+    if us < SECOND:
+        raise ConfigError(f"--duration: must be at least one second, got {text!r}")
+    return us
+
+
+def iso_us(ts_us: int) -> str:
+    """An instant in microseconds as ISO 8601 UTC, to the microsecond when it has them."""
+    t = datetime.fromtimestamp(ts_us // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{t}.{ts_us % 1_000_000:06d}Z" if ts_us % 1_000_000 else f"{t}Z"
+
+
+def to_us(t: datetime) -> int:
+    delta = t - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
 def new_run_id() -> str:
@@ -57,30 +84,48 @@ def _writable(path: Path) -> bool:
 
 @dataclass(frozen=True)
 class RunConfig:
-    events: int = 500_000
+    """A run's settings. Options left None are the timeline's: a run into a directory that already holds runs
+    continues them (it starts where the last one ended, with its seed, population and threshold); the first
+    run of a directory takes the defaults. `resolve` fills them in."""
+
+    events: int | None = 500_000  # exactly this many events; None with a duration
     workers: int = os.cpu_count() or 1
-    seed: int = DEFAULT_SEED
-    start: datetime = DEFAULT_START_TIME
+    seed: int | None = None
+    start: datetime | None = None
     out: Path = Path("shards")
     partition_by: str = "date"
-    latency_threshold_ms: int = default_behaviour().latency_threshold_ms
+    latency_threshold_ms: int | None = None
     run_id: str = ""
-    customers: int = default_behaviour().customers
+    customers: int | None = None
     shard_size: int | None = None  # None: chosen from the event target and the population (auto_shard_size)
+    duration_us: int | None = None  # size the run by time instead of events
+    # Filled by `resolve` from the timeline in `out`.
+    ordinal: int = 0
+    previous: str | None = None
+    orders_before: int = 0
+    resolved: bool = False
 
     def __post_init__(self) -> None:
         def positive(value: object, flag: str) -> None:
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{flag}: must be a whole number of at least 1, got {value!r}")
 
-        positive(self.events, "--events")
+        if (self.events is None) == (self.duration_us is None):
+            raise ConfigError("--events: give either --events or --duration")
+        if self.events is not None:
+            positive(self.events, "--events")
+        if self.duration_us is not None:
+            positive(self.duration_us, "--duration")
         positive(self.workers, "--workers")
-        positive(self.customers, "--customers")
-        if self.shard_size is not None:
+        if self.customers is not None:
+            positive(self.customers, "--customers")
+        if self.shard_size is not None and not self.resolved:
             positive(self.shard_size, "--shard-size")
-        if not isinstance(self.seed, int) or not 0 <= self.seed < 2**63:
+        if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**63):
             raise ConfigError(f"--seed: must be a whole number from 0 to 2**63-1, got {self.seed!r}")
-        if not isinstance(self.latency_threshold_ms, int) or self.latency_threshold_ms < 0:
+        if self.latency_threshold_ms is not None and (
+            not isinstance(self.latency_threshold_ms, int) or self.latency_threshold_ms < 0
+        ):
             raise ConfigError(f"--latency-threshold-ms: must be 0 or more, got {self.latency_threshold_ms!r}")
         if self.partition_by not in PARTITIONINGS:
             raise ConfigError(f"--partition-by: must be one of {', '.join(PARTITIONINGS)}, got {self.partition_by!r}")
@@ -92,41 +137,107 @@ class RunConfig:
             raise ConfigError(f"--out: not a directory: {str(self.out)!r}")
         if not _writable(self.out):
             raise ConfigError(f"--out: cannot write to {str(self.out)!r}")
-        if self.shard_size is None:
-            object.__setattr__(self, "shard_size", auto_shard_size(self.events, self.customers, default_behaviour()))
-        if shard_count(self.events, self.customers, self.shard_size) > MAX_SHARDS:
-            raise ConfigError(f"--events: {self.events} makes more than {MAX_SHARDS} shards; raise --shard-size")
-        if window_days(self.gen()) > MAX_WINDOW_DAYS:
+        if self.duration_us is not None and self.duration_us > MAX_WINDOW_DAYS * DAY:
+            raise ConfigError("--duration: at most ten years")
+
+    def resolve(self, last: dict | None) -> RunConfig:
+        """These settings for a run following `last` (the manifest of the directory's last run, or None for the
+        first): unset timeline options are taken from it, set ones must agree with it, and the run starts where
+        it ended. Raises ConfigError naming the option on a conflict."""
+        b = default_behaviour()
+        fill: dict[str, object] = {"resolved": True}
+        if last is None:
+            fill |= {
+                "seed": DEFAULT_SEED if self.seed is None else self.seed,
+                "customers": b.customers if self.customers is None else self.customers,
+                "latency_threshold_ms": (
+                    b.latency_threshold_ms if self.latency_threshold_ms is None else self.latency_threshold_ms
+                ),
+                "start": DEFAULT_START_TIME if self.start is None else self.start,
+                "ordinal": 0,
+                "previous": None,
+                "orders_before": 0,
+            }
+        else:
+            opts, end = last["options"], last["window"]["end"]
+            for name, flag in (
+                ("seed", "--seed"),
+                ("customers", "--customers"),
+                ("latency_threshold_ms", "--latency-threshold-ms"),
+            ):
+                mine = getattr(self, name)
+                if mine is not None and mine != opts[name]:
+                    raise ConfigError(
+                        f"{flag}: {mine} differs from {opts[name]}, the timeline's in {str(self.out)!r}; a run "
+                        "there continues it (use another --out for a new timeline)"
+                    )
+                fill[name] = opts[name]
+            end_time = parse_start(end)
+            if self.start is not None and self.start != end_time:
+                where = "inside the window" if self.start < end_time else "after the end"
+                raise ConfigError(
+                    f"--start: {iso_us(to_us(self.start))} is {where} of the timeline in {str(self.out)!r}, which "
+                    f"ends at {end} (run {last['run_id']!r}); omit --start to continue from there"
+                )
+            fill |= {
+                "start": end_time,
+                "ordinal": last["timeline"]["ordinal"] + 1,
+                "previous": last["run_id"],
+                "orders_before": last["timeline"]["orders_after"],
+            }
+        cfg = dataclasses.replace(self, **fill)
+        events = cfg.gen().planned_events
+        if cfg.shard_size is None:
+            object.__setattr__(cfg, "shard_size", auto_shard_size(events, cfg.customers, b))
+        if shard_count(events, cfg.customers, cfg.shard_size) > MAX_SHARDS:
+            raise ConfigError(f"--events: {events} makes more than {MAX_SHARDS} shards; raise --shard-size")
+        if window_days(cfg.gen()) > MAX_WINDOW_DAYS:
             raise ConfigError(
-                f"--events: {self.events} events from {self.customers} customers would span more than ten years; "
+                f"--events: {events} events from {cfg.customers} customers would span more than ten years; "
                 "use more --customers"
             )
+        return cfg
 
     @property
     def start_us(self) -> int:
-        delta = self.start - datetime(1970, 1, 1, tzinfo=UTC)
-        return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+        return to_us(self.start or DEFAULT_START_TIME)
 
     def gen(self) -> GenConfig:
         """The part of the settings that decides the bytes of the parts (workers and paths do not)."""
+        if not self.resolved:
+            return self.resolve(None).gen()
         return GenConfig(
             seed=self.seed,
             events=self.events,
             start_us=self.start_us,
-            shard_size=self.shard_size,
+            shard_size=self.shard_size or 1,
             latency_threshold_ms=self.latency_threshold_ms,
             customers=self.customers,
+            end_us=None if self.duration_us is None else self.start_us + self.duration_us,
+            warm=self.ordinal == 0,
         )
 
     def options(self) -> dict[str, object]:
         """The effective options, as recorded in the manifest."""
+        cfg = self if self.resolved else self.resolve(None)
         return {
-            "events": self.events,
-            "workers": self.workers,
-            "seed": self.seed,
-            "start": self.start.isoformat().replace("+00:00", "Z"),
-            "partition_by": self.partition_by,
-            "latency_threshold_ms": self.latency_threshold_ms,
-            "customers": self.customers,
-            "shard_size": self.shard_size,
+            "events": cfg.events,
+            "duration": None if cfg.duration_us is None else iso_duration(cfg.duration_us),
+            "workers": cfg.workers,
+            "seed": cfg.seed,
+            "start": iso_us(cfg.start_us),
+            "partition_by": cfg.partition_by,
+            "latency_threshold_ms": cfg.latency_threshold_ms,
+            "customers": cfg.customers,
+            "shard_size": cfg.shard_size,
         }
+
+
+def iso_duration(us: int) -> str:
+    """A duration in microseconds as text gen accepts back (e.g. 1d2h30m)."""
+    out, rest = [], us // SECOND
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            out.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(out) or "0s"

@@ -24,10 +24,22 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from generator import manifest
+import numpy as np
+
+from generator import manifest, timeline
 from generator.config import ConfigError, RunConfig
-from generator.core.shard import Shard, plan
-from generator.parts import ShardResult, make_part, sync_dir, sync_file
+from generator.core.shard import DEFAULT_STOP, GenConfig, Pending, Shard, cut_point, plan
+from generator.parts import (
+    SIM_DIR,
+    CutAt,
+    ShardResult,
+    SimResult,
+    final_ts_path,
+    make_part,
+    simulate_part,
+    sync_dir,
+    sync_file,
+)
 
 if TYPE_CHECKING:  # boto3 is imported only when a run uploads
     from generator.uploader import Uploader
@@ -108,53 +120,103 @@ def run(
     uploader: Uploader | None = None,
     keep_local: bool = True,
 ) -> RunSummary:
-    """Generate, commit locally, and (with an uploader) upload as shards finish and commit in S3 last."""
-    listener = listener or Listener()
+    """Generate the next window of the timeline in `cfg.out`, commit it locally (parts, state, manifest last),
+    and with an uploader upload the parts as shards finish and commit in S3 last. Holds the directory's lock."""
+    with timeline.lock(cfg.out):
+        return _run_locked(cfg, listener or Listener(), shard_fn, uploader, keep_local)
+
+
+def _run_locked(
+    cfg: RunConfig,
+    listener: Listener,
+    shard_fn: Callable[..., ShardResult],
+    uploader: Uploader | None,
+    keep_local: bool,
+) -> RunSummary:
     out = cfg.out
     if manifest.manifest_path(out, cfg.run_id).exists():
         raise ConfigError(f"--run-id: run {cfg.run_id!r} is already committed in {str(out)!r}")
+    history = timeline.load(out)
+    cfg = cfg.resolve(history.last)
+    pending = history.pending()
     gen = cfg.gen()
     shards = plan(gen)
     workers = min(cfg.workers, len(shards))
-    listener.started(RunPlan(cfg.run_id, tuple(shards), workers, cfg.events))
+    listener.started(RunPlan(cfg.run_id, tuple(shards), workers, gen.planned_events))
+    # Staging left by runs that crashed is nobody's: this run holds the lock.
+    shutil.rmtree(out / STAGING_DIR, ignore_errors=True)
     staging = out / STAGING_DIR / cfg.run_id
-    shutil.rmtree(staging, ignore_errors=True)  # an earlier, uncommitted attempt at this run id
     staging.mkdir(parents=True)
     t0 = time.perf_counter()
-    args = (str(staging), cfg.run_id, cfg.partition_by)
     syncer = _Syncer(staging)
     committed = False
+    in_process = workers == 1 and uploader is None
     try:
-        results: list[ShardResult] = []
+        with _Workers(workers, in_process) as pool:
+            # Step 1: simulate every shard over the shared grid, until the run's end is known and before it.
+            slices = {s.index: pending.of_customers(s.first_customer, s.customers).columns() for s in shards}
+            sims: dict[int, SimResult] = {}
+            stop = DEFAULT_STOP
+            todo = list(shards)
+            while True:
+                pool.each(
+                    [(simulate_part, (gen, s, str(staging), slices[s.index], stop)) for s in todo],
+                    lambda r: sims.__setitem__(r.shard, r),
+                )
+                point = _end_of_run(gen, shards, sims, staging)
+                if point is not None:
+                    break
+                stop += 1  # some shard's simulation ends before the run's end: take them all one grid point on
+                todo = list(shards)
+            last_ts, takes = point
+            end = last_ts + 1
+            # Step 2: cut every shard at the end and write its parts; orders get serials in shard order.
+            serial = cfg.orders_before
+            jobs = []
+            for s, take in zip(shards, takes, strict=True):
+                jobs.append(
+                    (shard_fn, (gen, s, str(staging), cfg.run_id, cfg.partition_by, CutAt(last_ts, take, serial)))
+                )
+                serial += int(np.searchsorted(sims[s.index].new_order_origin, end))
+            results: list[ShardResult] = []
 
-        def done(result: ShardResult) -> None:
-            results.append(result)
-            syncer.add(result)
-            if uploader:
-                for p in result.parts:
-                    uploader.submit(staging / p.path, p.path, p.sha256)
-                listener.upload_progress(*uploader.stats())
-            listener.shard_done(result)
+            def done(result: ShardResult) -> None:
+                results.append(result)
+                syncer.add(result)
+                if uploader:
+                    for p in result.parts:
+                        uploader.submit(staging / p.path, p.path, p.sha256)
+                    listener.upload_progress(*uploader.stats())
+                listener.shard_done(result)
 
-        if workers == 1 and uploader is None:
-            # One worker and nothing to upload: generate in this process. With uploads, even one worker runs
-            # in a child, so the upload threads here are not starved of the interpreter lock by generation.
-            _keep_freed_memory()
-            for s in shards:
-                done(_environment_errors(shard_fn, gen, s, *args))
-        else:
-            _pool(workers, shard_fn, [(gen, s, *args) for s in shards], done)
+            pool.each(jobs, done)
+        shutil.rmtree(staging / SIM_DIR, ignore_errors=True)
+        results.sort(key=lambda r: r.shard)
+        carried = Pending.concat([Pending.from_columns(r.carried) for r in results if r.carried])
+        state = timeline.write_state(staging, cfg.run_id, carried)
         listener.committing()
         syncer.wait()
         s3, upload_error = None, None
         if uploader:
             from generator.uploader import UploadError
 
+            uploader.submit(staging / state["path"], state["path"], state["sha256"])
             try:
                 s3 = uploader.describe(uploader.wait(listener.upload_progress))
             except UploadError as e:
                 upload_error = e
-        doc = manifest.build(cfg.run_id, cfg.options(), results, time.perf_counter() - t0, s3)
+        place = {
+            "ordinal": cfg.ordinal,
+            "previous": cfg.previous,
+            "orders_before": cfg.orders_before,
+            "orders_after": serial,
+            "carried_in": len(pending),
+            "carried_out": len(carried),
+            "state": state,
+        }
+        doc = manifest.build(
+            cfg.run_id, cfg.options(), results, time.perf_counter() - t0, s3, (cfg.start_us, end), place
+        )
         with _signals_deferred():
             path = _commit(staging, out, results, doc)
         committed = True
@@ -177,6 +239,18 @@ def run(
         _remove_if_empty(out / STAGING_DIR)
     sent = uploader.stats()[0] if uploader else 0
     return RunSummary(doc, path, time.perf_counter() - t0, max(r.peak_rss_kib for r in results), sent)
+
+
+def _end_of_run(gen: GenConfig, shards: list[Shard], sims: dict[int, SimResult], staging: Path):
+    """The run's last instant and each shard's take at it (see `cut_point`), or None when some shard has not
+    simulated far enough to know (or all of them together hold too few events)."""
+    if gen.events is None:
+        return gen.end_us - 1, [np.iinfo(np.int64).max] * len(shards)
+    times = [np.load(final_ts_path(staging, s.index), mmap_mode="r") for s in shards]
+    point = cut_point(times, gen.events)
+    if point is None or point[0] >= min(sims[s.index].until for s in shards):
+        return None
+    return point
 
 
 class UploadFailed(RunError):
@@ -208,10 +282,10 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
 
 
 def _remove_local(out: Path, doc: dict) -> None:
-    """--no-keep-local: once S3 holds the run and its manifest, its local parts and manifest go."""
+    """--no-keep-local: once S3 holds the run and its manifest, its local parts go. The manifest and the state
+    stay (a few kilobytes to megabytes), so the next run here continues the timeline."""
     for p in doc["parts"]:
         (out / p["path"]).unlink(missing_ok=True)
-    manifest.manifest_path(out, doc["run_id"]).unlink(missing_ok=True)
 
 
 class _Syncer:
@@ -236,22 +310,46 @@ class _Syncer:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _pool(workers: int, fn, jobs: list[tuple], on_done: Callable[[ShardResult], None]) -> None:
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_warm_worker)
-    try:
-        pending = {pool.submit(fn, *job) for job in jobs}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for f in done:
-                on_done(f.result())
-    except BrokenProcessPool as e:
-        raise RunError(f"a worker process died ({e}); nothing was committed") from None
-    except OSError as e:
-        raise RunError(f"a worker could not write its part: {e}; nothing was committed") from None
-    finally:
+class _Workers:
+    """The run's worker processes (or this process, for one worker with nothing to upload), kept for both steps.
+
+    `each` runs jobs and hands each result to `on_done` in this process as soon as it arrives."""
+
+    def __init__(self, workers: int, in_process: bool):
+        self.in_process = in_process
+        self.pool = None
+        if in_process:
+            # One worker and nothing to upload: generate in this process. With uploads, even one worker runs
+            # in a child, so the upload threads here are not starved of the interpreter lock by generation.
+            _keep_freed_memory()
+        else:
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_warm_worker)
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def each(self, jobs: list[tuple[Callable, tuple]], on_done: Callable) -> None:
+        if self.pool is None:
+            for fn, args in jobs:
+                on_done(_environment_errors(fn, *args))
+            return
+        try:
+            pending = {self.pool.submit(fn, *args) for fn, args in jobs}
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for f in done:
+                    on_done(f.result())
+        except BrokenProcessPool as e:
+            raise RunError(f"a worker process died ({e}); nothing was committed") from None
+        except OSError as e:
+            raise RunError(f"a worker could not write its part: {e}; nothing was committed") from None
+
+    def __exit__(self, *exc) -> None:
+        if self.pool is None:
+            return
         # On success every worker is idle; on error or Ctrl-C stop them now rather than finish the queue.
-        processes = list(getattr(pool, "_processes", {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
+        processes = list(getattr(self.pool, "_processes", {}).values())
+        self.pool.shutdown(wait=False, cancel_futures=True)
         for p in processes:
             if p.is_alive():
                 p.terminate()
@@ -282,8 +380,10 @@ def _signals_deferred():
 
 
 def _commit(staging: Path, out: Path, results: list[ShardResult], doc: dict) -> Path:
-    """Move the staged parts into place, then write the manifest; on any failure, move them back."""
+    """Move the staged parts and the state into place, then write the manifest; on any failure, move them back."""
     moves = [(staging / p.path, out / p.path) for r in results for p in r.parts]
+    state = doc["timeline"]["state"]["path"]
+    moves.append((staging / state, out / state))
     clash = [str(dest) for _, dest in moves if dest.exists()]
     if clash:
         raise RunError(f"refusing to overwrite existing part {clash[0]}")

@@ -16,7 +16,7 @@ from generator.parts import ShardResult, write_atomic
 from generator.schema import EVENT_TYPES, describe
 
 MANIFEST_DIR = "_manifests"
-FORMAT = "temu-ng-events/1"
+FORMAT = "temu-ng-events/2"  # /2: runs form a timeline (window end, state)
 
 
 class ManifestError(ValueError):
@@ -28,10 +28,28 @@ def manifest_path(out: Path, run_id: str) -> Path:
 
 
 def iso(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """An instant in microseconds as ISO 8601 UTC with microseconds (exact: no float on the way)."""
+    return datetime.fromtimestamp(ts_us // 1_000_000, UTC).strftime("%Y-%m-%dT%H:%M:%S") + f".{ts_us % 1_000_000:06d}Z"
 
 
-def build(run_id: str, options: dict, results: list[ShardResult], seconds: float, s3: dict | None = None) -> dict:
+def parse_iso(text: str) -> int:
+    """Back from `iso` (or any ISO 8601 instant) to microseconds since the epoch."""
+    t = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    delta = t - datetime(1970, 1, 1, tzinfo=UTC)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+
+
+def build(
+    run_id: str,
+    options: dict,
+    results: list[ShardResult],
+    seconds: float,
+    s3: dict | None = None,
+    window: tuple[int, int] = (0, 0),
+    timeline: dict | None = None,
+) -> dict:
+    """The manifest of a run covering `window` = [start, end) in microseconds; `timeline` says where the run
+    sits in its directory's timeline and where its state is."""
     results = sorted(results, key=lambda r: r.shard)
     parts = [p for r in results for p in r.parts]
     counts = [sum(r.counts[i] for r in results) for i in range(len(EVENT_TYPES))]
@@ -49,7 +67,13 @@ def build(run_id: str, options: dict, results: list[ShardResult], seconds: float
         "bytes": sum(r.bytes for r in results),
         "shards": len(results),
         "seconds": round(seconds, 3),
-        "window": {"start": options["start"], "first_event_ts": iso(lo), "last_event_ts": iso(hi)},
+        "window": {
+            "start": iso(window[0]),
+            "end": iso(window[1]),
+            "first_event_ts": iso(lo),
+            "last_event_ts": iso(hi),
+        },
+        "timeline": timeline or {},
         "counts_by_type": dict(zip(EVENT_TYPES, counts, strict=True)),
         **({"s3": s3} if s3 else {}),
         "parts": [

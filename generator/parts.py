@@ -1,8 +1,11 @@
 """Parquet parts: where a shard's rows go (Hive-style partitions), how they are encoded, and the atomic write.
 
-Runs in the workers. A shard's table is cut at partition boundaries (rows are sorted by event_ts, so each
-partition is one slice), each slice is encoded in memory, hashed, written under a hidden temporary name and
-renamed. Workers return small `PartInfo` records; they never touch the terminal.
+Runs in the workers, in two steps per shard. `simulate_part` simulates the shard and spills the simulation to
+the run's staging directory (raw numpy arrays, read back at memory speed), returning the times the coordinator
+needs to place the run's end. `make_part` reads the spill back, cuts it at that end, cuts the rows at partition
+boundaries (rows are sorted by event_ts, so each partition is one slice), encodes each slice in memory, hashes
+it and writes it under a hidden temporary name, then renames it. Workers return small records (and the events
+they carry into the next run); they never touch the terminal.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
-from generator.core.shard import GenConfig, Shard, shard_rows
+from generator.core.shard import GenConfig, Pending, Shard, Sim, build_rows, cut, simulate_shard
 from generator.schema import COLUMNS, EVENT_TYPES, arrow_schema
 
 EVENTS_DIR = "events"
+SIM_DIR = "_sim"
 ROW_GROUP_SIZE = 128 * 1024
 # Writer settings, derived from the schema. Measured on one core (perf/bench_core.py): dictionary encoding
 # for the string columns only, statistics only where they let readers skip data, and delta encoding for the
@@ -63,6 +67,27 @@ class ShardResult:
     counts: tuple[int, ...]  # events per type, in EVENT_TYPES order
     seconds: float
     peak_rss_kib: int  # the worker process's peak resident memory so far
+    carried: dict[str, np.ndarray] | None = None  # Pending.columns() of the events left for the next run
+
+
+@dataclass(frozen=True)
+class SimResult:
+    shard: int
+    pid: int
+    until: int  # every event before this instant is simulated
+    final: int  # how many events fall before `until`
+    new_order_origin: np.ndarray  # sorted session starts of the orders this run placed
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CutAt:
+    """Where a run ends, for one shard: events before `last_ts`, `take` of those at it; new orders' serials
+    from `first_serial`."""
+
+    last_ts: int
+    take: int
+    first_serial: int
 
 
 def partition_dir(ts_us: int, partition_by: str) -> str:
@@ -132,10 +157,62 @@ def sync_dir(path: Path) -> None:
     sync_file(path)
 
 
-def make_part(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: str) -> ShardResult:
-    """Generate one shard and write its part files under `root` (the run's staging directory)."""
+def spill_path(root: str | Path, shard: int) -> Path:
+    return Path(root) / SIM_DIR / f"shard-{shard:05d}.npy"
+
+
+def final_ts_path(root: str | Path, shard: int) -> Path:
+    return Path(root) / SIM_DIR / f"shard-{shard:05d}.ts.npy"
+
+
+_SPILL_ORDER = (
+    *(f"ev_{f}" for f in ("ts", "type", "customer", "platform", "amount", "method", "order", "origin")),
+    "carrier",
+    "serial",
+    "order_origin",
+    "until",
+)
+
+
+def simulate_part(
+    gen: GenConfig, shard: Shard, root: str, pending: dict[str, np.ndarray] | None, stop: int
+) -> SimResult:
+    """Step 1 of a shard: simulate it up to grid point `stop` and spill the simulation under `root`."""
     t0 = time.perf_counter()
-    rows = shard_rows(gen, shard)
+    sim = simulate_shard(gen, shard, Pending.from_columns(pending) if pending else None, stop)
+    path = spill_path(root, shard.index)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arrays = sim.arrays()
+    with open(path, "wb") as f:
+        for name in _SPILL_ORDER:
+            np.save(f, arrays[name], allow_pickle=False)
+    np.save(final_ts_path(root, shard.index), sim.final_ts(), allow_pickle=False)
+    new = np.sort(sim.order_origin[sim.serial < 0])
+    return SimResult(shard.index, os.getpid(), sim.until, int(sim.final_ts().size), new, time.perf_counter() - t0)
+
+
+def _load_spill(root: str, shard: int) -> Sim:
+    path = spill_path(root, shard)
+    with open(path, "rb") as f:
+        arrays = {name: np.load(f, allow_pickle=False) for name in _SPILL_ORDER}
+    return Sim.from_arrays(arrays)
+
+
+def make_part(
+    gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: str, at: CutAt | None = None
+) -> ShardResult:
+    """Step 2 of a shard: cut its simulation at the run's end and write its part files under `root` (the run's
+    staging directory). Without `at` (one shard on its own), it first simulates and takes its own events."""
+    t0 = time.perf_counter()
+    if at is None:
+        from generator.core.shard import shard_cut
+
+        c = shard_cut(gen, shard)
+    else:
+        c = cut(_load_spill(root, shard.index), at.last_ts, at.take, at.first_serial)
+        spill_path(root, shard.index).unlink(missing_ok=True)
+        final_ts_path(root, shard.index).unlink(missing_ok=True)
+    rows = build_rows(gen, shard, c)
     ts = rows.ts
     counts = np.bincount(rows.fixed["event_type"].indices.to_numpy(), minlength=len(EVENT_TYPES))
     parts = []
@@ -159,6 +236,7 @@ def make_part(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by
         counts=tuple(int(c) for c in counts),
         seconds=time.perf_counter() - t0,
         peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        carried=c.carried.columns(),
     )
 
 

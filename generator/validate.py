@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from generator import manifest
+from generator import manifest, timeline
 from generator.parts import EVENTS_DIR, partition_dir, read_part
 from generator.schema import (
     COLUMNS,
@@ -42,6 +42,7 @@ class Report:
     violations: Counter = field(default_factory=Counter)  # rule -> violating rows (or items)
     examples: dict[str, str] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
+    only_in_s3: list[str] = field(default_factory=list)  # runs uploaded with --no-keep-local: no local parts
     rows: int = 0
 
     def rule(self, name: str, bad: int, example: str = "") -> None:
@@ -71,8 +72,12 @@ def _first_row(table: pa.Table, bad: np.ndarray, cols=("event_id", "event_type")
     return ", ".join(f"{c}={table.column(c)[i].as_py()}" for c in cols)
 
 
-def check_table(table: pa.Table, threshold_ms: int, report: Report | None = None) -> Report:
-    """Every row-level rule of the event model over `table` (one run, or any part of one)."""
+def check_table(table: pa.Table, threshold_ms: int, report: Report | None = None, continued: bool = False) -> Report:
+    """Every row-level rule of the event model over `table` (one run, any part of one, or a whole timeline).
+
+    `continued`: the table is a run that continues a timeline, so it may open with the rest of sessions and
+    orders begun in the run before (a customer's first events need not start with OPEN, an order's with its
+    authorisation); checking the whole timeline at once (`gen validate --all`) holds those to the full rule."""
     r = report or Report()
     table = decoded(table)
     r.rows += table.num_rows
@@ -141,8 +146,8 @@ def check_table(table: pa.Table, threshold_ms: int, report: Report | None = None
             int(pc.sum(pc.greater(per_customer.column(f"{c}_count_distinct"), 1)).as_py() or 0),
         )
 
-    _check_orders(table, codes, r)
-    _check_sessions(table, codes, r)
+    _check_orders(table, codes, r, continued)
+    _check_sessions(table, codes, r, continued)
     return r
 
 
@@ -154,7 +159,7 @@ def _ts(table: pa.Table) -> np.ndarray:
     return table.column("event_ts").combine_chunks().view(pa.int64()).to_numpy(zero_copy_only=False)
 
 
-def _check_orders(table: pa.Table, codes: np.ndarray, r: Report) -> None:
+def _check_orders(table: pa.Table, codes: np.ndarray, r: Report, continued: bool = False) -> None:
     """Along one tracking number: stages in order without gaps, one carrier, one customer, one amount/method."""
     rows = np.flatnonzero(table.column("tracking_number").is_valid().to_numpy(zero_copy_only=False))
     stage_of = np.full(len(EVENT_TYPES) + 1, -1)
@@ -166,9 +171,10 @@ def _check_orders(table: pa.Table, codes: np.ndarray, r: Report) -> None:
     order = np.lexsort((stage, _ts(sub), key))
     key, stage = key[order], stage[order]
     same = np.r_[False, key[1:] == key[:-1]]
-    # The first event of an order in the data is its authorisation, or (for orders placed before the run's
-    # start) a fulfilment stage; every later one is the next stage.
-    bad = np.where(same, stage != np.r_[-9, stage[:-1]] + 1, (stage != 0) & (stage < 2))
+    # The first event of an order in the data is its authorisation, or (for orders placed before the timeline's
+    # start) a fulfilment stage, or in a continuing run any stage; every later one is the next stage.
+    first_ok = np.ones(stage.size, bool) if continued else (stage == 0) | (stage >= 2)
+    bad = np.where(same, stage != np.r_[-9, stage[:-1]] + 1, ~first_ok)
     r.rule(
         "order stages in time order",
         bad.sum(),
@@ -193,8 +199,9 @@ for _a, _bs in SESSION_NEXT.items():
         _NEXT[EVENT_CODE[_a], EVENT_CODE[_b]] = True
 
 
-def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report) -> None:
-    """Per customer in time order, session events follow the session grammar; a payment keeps its checkout's amount."""
+def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report, continued: bool = False) -> None:
+    """Per customer in time order, session events follow the session grammar; a payment keeps its checkout's amount.
+    In a continuing run, a customer's events before their first OPEN may be the rest of an earlier session."""
     rows = np.flatnonzero(np.isin(codes, [EVENT_CODE[t] for t in SESSION_EVENTS]))
     sub = table.take(pa.array(rows))
     cust = _dense(sub.column("customer_id")) if rows.size else np.zeros(0, np.int64)
@@ -202,7 +209,12 @@ def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report) -> None:
     c, t = cust[order], codes[rows][order]
     same = np.r_[False, c[1:] == c[:-1]]
     prev = np.r_[0, t[:-1]]
-    bad = np.where(same, ~_NEXT[prev, t], t != EVENT_CODE["OPEN"])
+    is_open = t == EVENT_CODE["OPEN"]
+    # Events of a customer before their first OPEN here: the tail of a session from the run before.
+    seen = np.cumsum(is_open)
+    opened = seen - np.maximum.accumulate(np.where(~same, seen - is_open, 0))
+    lead = continued & (opened == 0)
+    bad = np.where(same, ~_NEXT[prev, t], ~is_open & ~lead)
     r.rule(
         "session events in funnel order",
         bad.sum(),
@@ -214,17 +226,14 @@ def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report) -> None:
     last_chk = np.maximum.accumulate(np.where(is_chk, np.arange(t.size), -1)) if t.size else t
     paying = np.isin(t, [EVENT_CODE[k] for k in ("PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "ORDER_PLACED")])
     ok = (last_chk >= 0) & (c == c[np.maximum(last_chk, 0)])
-    bad = paying & (~ok | (amount != amount[np.maximum(last_chk, 0)]))
+    bad = paying & np.where(ok, amount != amount[np.maximum(last_chk, 0)], ~lead)
     r.rule("total_amount fixed from CHECKOUT_STARTED to ORDER_PLACED", bad.sum())
 
 
-def validate_run(out: Path, path: Path, report: Report) -> None:
-    """File-level checks of one committed run, then the row-level rules over all its rows."""
-    doc = manifest.read(path)
-    run = doc["run_id"]
-    report.runs.append(run)
-    threshold = int(doc["options"]["latency_threshold_ms"])
+def _read_run(out: Path, doc: dict, report: Report) -> pa.Table | None:
+    """File-level checks of one committed run (parts, state, window); its rows as one table."""
     partition_by = doc["options"]["partition_by"]
+    lo, hi = manifest.parse_iso(doc["window"]["start"]), manifest.parse_iso(doc["window"]["end"])
     tables = []
     for p in doc["parts"]:
         f = out / p["path"]
@@ -238,6 +247,7 @@ def validate_run(out: Path, path: Path, report: Report) -> None:
         report.rule("part rows match manifest", t.num_rows != p["rows"], p["path"])
         ts = _ts(t)
         report.rule("rows sorted by event_ts in each part", int((np.diff(ts) < 0).sum()), p["path"])
+        report.rule("events inside their run's window", int(((ts < lo) | (ts >= hi)).sum()), p["path"])
         if ts.size:
             report.rule(
                 "part time range matches manifest",
@@ -248,26 +258,75 @@ def validate_run(out: Path, path: Path, report: Report) -> None:
             got = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
             report.rule("part sits in its events' partition", want != {"" if got == "." else got}, p["path"])
         tables.append(t)
+    state = doc["timeline"]["state"]
+    f = out / state["path"]
+    report.rule(
+        "run state exists and matches manifest",
+        not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != state["sha256"],
+        state["path"],
+    )
     if not tables:
-        return
+        return None
     table = pa.concat_tables(tables)
     counts = Counter(table.column("event_type").to_pylist())
     report.rule(
         "counts by type match manifest",
         sum(abs(counts.get(k, 0) - v) for k, v in doc["counts_by_type"].items()),
     )
+    wanted = doc["options"]["events"]
     report.rule(
-        "total events match manifest and --events",
-        abs(table.num_rows - doc["events"]) + abs(doc["events"] - doc["options"]["events"]),
+        "total events match manifest (and --events)",
+        abs(table.num_rows - doc["events"]) + (abs(doc["events"] - wanted) if wanted is not None else 0),
     )
-    check_table(table, threshold, report)
+    return table
 
 
-def validate(out: Path, run_id: str | None = None) -> Report:
+def _only_in_s3(out: Path, doc: dict) -> bool:
+    return "s3" in doc and bool(doc["parts"]) and not any((out / p["path"]).exists() for p in doc["parts"])
+
+
+def validate_run(out: Path, doc: dict, report: Report) -> None:
+    """One committed run on its own: its files, then the row rules over its rows."""
+    if _only_in_s3(out, doc):
+        report.only_in_s3.append(doc["run_id"])
+        return
+    report.runs.append(doc["run_id"])
+    table = _read_run(out, doc, report)
+    if table is not None:
+        check_table(table, int(doc["options"]["latency_threshold_ms"]), report, doc["timeline"]["ordinal"] > 0)
+
+
+def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
+    """The whole timeline: every run's files, contiguous windows, then the row rules over all runs at once, so
+    sessions and orders that span runs are checked across the boundary and no event id may repeat."""
+    remote = [d["run_id"] for d in docs if _only_in_s3(out, d)]
+    if remote:
+        raise manifest.ManifestError(
+            f"{out}: run {remote[0]!r} was uploaded with --no-keep-local and has no local parts; --all needs them all"
+        )
+    problems = timeline.chain_problems(out, docs)
+    report.rule("windows contiguous and non-overlapping", len(problems), problems[0] if problems else "")
+    tables = []
+    for doc in docs:
+        report.runs.append(doc["run_id"])
+        t = _read_run(out, doc, report)
+        if t is not None:
+            tables.append(t)
+    if tables:
+        check_table(pa.concat_tables(tables), int(docs[0]["options"]["latency_threshold_ms"]), report)
+
+
+def validate(out: Path, run_id: str | None = None, whole: bool = False) -> Report:
+    """Check the committed runs in `out`: each on its own, or with `whole` the timeline as one; or one run."""
     report = Report()
-    paths = [manifest.manifest_path(out, run_id)] if run_id else manifest.committed(out)
-    if not paths or not all(p.is_file() for p in paths):
+    docs = timeline.committed_runs(out)
+    if run_id:
+        docs = [d for d in docs if d["run_id"] == run_id]
+    if not docs:
         raise manifest.ManifestError(f"{out}: no committed run{f' {run_id!r}' if run_id else ''} (no manifest)")
-    for p in paths:
-        validate_run(out, p, report)
+    if whole:
+        validate_timeline(out, docs, report)
+    else:
+        for doc in docs:
+            validate_run(out, doc, report)
     return report

@@ -9,14 +9,14 @@ from pathlib import Path
 from generator.parts import make_part
 
 
-def die_on_shard_two(gen, shard, root, run_id, partition_by):
+def die_on_shard_two(gen, shard, root, run_id, partition_by, *rest):
     """Behave normally, except on shard 2: leave a half-written temp file, then be SIGKILLed."""
     if shard.index == 2:
         tmp = Path(root) / "events" / f".part-{shard.index:05d}-{run_id}.parquet.{os.getpid()}.tmp"
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_bytes(b"PAR1 half a part")
         os.kill(os.getpid(), signal.SIGKILL)
-    return make_part(gen, shard, root, run_id, partition_by)
+    return make_part(gen, shard, root, run_id, partition_by, *rest)
 
 
 class FaultyProxy:
@@ -118,7 +118,7 @@ class FaultyProxy:
         self.server.server_close()
 
 
-def wait_for_first_report(gen, shard, root, run_id, partition_by):
+def wait_for_first_report(gen, shard, root, run_id, partition_by, *rest):
     """Shards from the third on wait (up to 20 s) until the coordinator has reported a finished shard: proves the
     coordinator takes results as they come, not when all are done."""
     import time
@@ -129,4 +129,4 @@ def wait_for_first_report(gen, shard, root, run_id, partition_by):
             time.sleep(0.01)
         if not list(Path(root).parent.glob("reported-*")):
             raise RuntimeError("no shard was reported while others were still running")
-    return make_part(gen, shard, root, run_id, partition_by)
+    return make_part(gen, shard, root, run_id, partition_by, *rest)

@@ -122,7 +122,7 @@ def test_runs_never_overwrite(tmp_path):
     before = _digests(tmp_path)
     with pytest.raises(ConfigError, match="already committed"):
         run(small_config(tmp_path, events=3_000))
-    run(small_config(tmp_path, events=2_000, run_id="r2", seed=8))
+    run(small_config(tmp_path, events=2_000, run_id="r2"))
     after = _digests(tmp_path)
     assert {k: v for k, v in after.items() if k in before} == before
     assert len(after) > len(before)

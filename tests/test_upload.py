@@ -76,10 +76,11 @@ def test_run_uploads_mirror_the_local_layout_with_verified_checksums(tmp_path, s
     summary = run(small_config(tmp_path, workers=2, events=8_000, shard_size=2_000), uploader=_uploader(s3_server))
     doc = summary.manifest
     local = {p["path"] for p in doc["parts"]}
-    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in local} | {f"lake/v1/{relative_path('r1')}"}
+    state = doc["timeline"]["state"]["path"]
+    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in local | {state}} | {f"lake/v1/{relative_path('r1')}"}
     remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{relative_path('r1')}")["Body"].read())
     assert remote == doc == orjson.loads((tmp_path / relative_path("r1")).read_bytes())
-    assert set(doc["s3"]["checksums"]) == local
+    assert set(doc["s3"]["checksums"]) == local | {state}
     for rel, checksum in doc["s3"]["checksums"].items():
         head = s3.head_object(Bucket=BUCKET, Key=f"lake/v1/{rel}", ChecksumMode="ENABLED")
         assert (
@@ -181,7 +182,9 @@ def test_no_keep_local_removes_the_local_copy_after_the_commit(tmp_path, s3, s3_
     ]
     assert main(args) == 0
     assert not list((tmp_path / "events").rglob("*.parquet"))
-    assert not (tmp_path / relative_path("nk")).exists()
+    assert (tmp_path / relative_path("nk")).exists(), "the manifest and state stay, so the timeline continues"
+    assert main(["validate", str(tmp_path)]) == 0, "a run whose parts are only in S3 is not reported as broken"
+    assert "only in S3): nk" in capsys.readouterr().out
     remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"p/{relative_path('nk')}")["Body"].read())
     assert {f"p/{p['path']}" for p in remote["parts"]} <= _keys(s3, "p/")
 
@@ -193,7 +196,7 @@ def test_bucket_and_endpoint_from_the_environment(tmp_path, s3, s3_server, monke
     args = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "--run-id", "e", "--json"]
     assert main(args) == 0
     summary = orjson.loads(capsys.readouterr().out)
-    assert summary["s3"] == {"bucket": BUCKET, "prefix": "env", "parts": summary["parts"]}
+    assert summary["s3"] == {"bucket": BUCKET, "prefix": "env", "objects": summary["parts"] + 1}  # and the state
     assert f"env/{relative_path('e')}" in _keys(s3)
 
 
@@ -255,7 +258,8 @@ def test_throttling_and_dropped_connections_are_retried(tmp_path, s3, s3_server)
         doc = run(cfg, uploader=uploader).manifest
     assert proxy.failed >= 1 and proxy.dropped >= 1, (proxy.writes, proxy.failed, proxy.dropped)
     assert any(c.endswith("-2") for c in doc["s3"]["checksums"].values()), "multipart parts were retried too"
-    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p['path']}" for p in doc["parts"]} | {f"lake/v1/{relative_path('r1')}"}
+    objects = [p["path"] for p in doc["parts"]] + [doc["timeline"]["state"]["path"], relative_path("r1")]
+    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in objects}
     for p in doc["parts"]:
         body = s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{p['path']}")["Body"].read()
         assert hashlib.sha256(body).hexdigest() == p["sha256"]

@@ -1,14 +1,22 @@
-"""Shards: the plan that splits a run into units of work, and the pure function (config, shard) -> Arrow table.
+"""Shards: the plan that splits a run into units of work, and the pure functions that generate one.
 
-A shard owns a block of customers and a number of events. It simulates its customers' timeline from the run's
-start (already warm with the fulfilment of orders placed in the weeks before), block by block, until the first
-`shard.events` events in time order are final, and returns exactly those, sorted by event_ts.
+A run covers a half-open window [start, end) of a timeline. A shard owns a block of customers. Generating it is
+two steps, so that a run of exactly N events can end at one instant for every shard:
+
+1. `simulate_shard`: the shard's customers live from the run's start (warm with the weeks before on a timeline's
+   first run, or carrying on with the events earlier runs left pending) block by block over a time grid shared by
+   every shard, until the grid point where all events before it are final.
+2. `cut`: given the run's end (the instant after the N-th event of the whole run), the events before it are the
+   shard's rows; those after it that belong to sessions and orders begun before it are carried into the next run;
+   sessions begun after it never happened (the next run simulates that time afresh).
+
+Every random stream is keyed by (seed, purpose, window start, shard, block): the same inputs give the same bytes.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
 import numpy as np
@@ -29,8 +37,10 @@ from generator.core.sessions import (
 from generator.core.streams import QUANTILES, lognormal_quantiles, pick, rng
 from generator.schema import (
     COLUMN_NAMES,
+    EVENT_CODE,
     EVENT_TYPES,
     INVALID_LATENCY,
+    ORDER_STAGES,
     PAYMENT_METHODS,
     PAYMENT_STATUS_BY_TYPE,
     PAYMENT_STATUSES,
@@ -38,13 +48,23 @@ from generator.schema import (
     encoded_schema,
 )
 
-ORDERS_PER_SHARD = 1 << 24
-WARM_UP = 28 * DAY  # orders placed this long before the start still deliver inside the window
+WARM_UP = 28 * DAY  # orders placed this long before a timeline's first start still deliver inside its window
 MAX_CUSTOMERS_PER_SHARD = 250_000
 PART_ROWS_PER_DAY = 50_000
 MIN_SHARD, MAX_SHARD = 50_000, 200_000
 MAX_SHARDS = 50_000
 MAX_WINDOW_DAYS = 3653
+ORDERS_PER_SHARD = 1 << 24  # serial space of one shard generated on its own (`shard_rows`)
+# The time grid of a run sized by events: the instants where the whole run expects these multiples of its events.
+# Shards simulate up to GRID[DEFAULT_STOP] (a little past the expected end); the run's end almost always falls
+# before it, and when it does not, the shards simulate again to the next point.
+GRID = (0.5, 0.8, 0.95, 1.02, 1.06, 1.12, 1.25, 1.5, 2.0, 3.0, 5.0, 8.0)
+DEFAULT_STOP = GRID.index(1.06)
+_FULFILMENT = np.isin(np.arange(len(EVENT_TYPES)), [EVENT_CODE[t] for t in ORDER_STAGES[2:]])
+
+
+def _key(t_us: int) -> int:
+    return t_us & 0xFFFF_FFFF_FFFF_FFFF
 
 
 @dataclass(frozen=True)
@@ -52,12 +72,21 @@ class GenConfig:
     """Everything that decides the bytes of a run's parts."""
 
     seed: int
-    events: int
+    events: int | None  # exactly this many events; None: every event of [start_us, end_us)
     start_us: int
     shard_size: int
     latency_threshold_ms: int
     customers: int
+    end_us: int | None = None  # the window's end, for a run sized by time
+    warm: bool = True  # a timeline's first run starts warm; later runs carry on with the pending events
     behaviour: Behaviour = field(default_factory=default_behaviour, compare=False, repr=False)
+
+    @property
+    def planned_events(self) -> int:
+        """The run's events, or the expected number in its window when it is sized by time."""
+        if self.events is not None:
+            return self.events
+        return max(1, round(expected_events(self, self.start_us, self.end_us or self.start_us)))
 
 
 @dataclass(frozen=True)
@@ -89,29 +118,39 @@ def shard_count(events: int, customers: int, shard_size: int) -> int:
 
 def plan(cfg: GenConfig) -> list[Shard]:
     """Split the population and the event target into shards (independent of how many workers run them)."""
+    events = cfg.planned_events
     # Every shard needs at least one customer: a tiny population makes fewer, larger shards.
-    n = min(shard_count(cfg.events, cfg.customers, cfg.shard_size), cfg.customers)
+    n = min(shard_count(events, cfg.customers, cfg.shard_size), cfg.customers)
     shards = []
     for i in range(n):
         first, count = split(cfg.customers, n, i)
-        shards.append(Shard(i, split(cfg.events, n, i)[1], first, count))
+        shards.append(Shard(i, split(events, n, i)[1], first, count))
     return shards
 
 
 def window_days(cfg: GenConfig) -> float:
-    """Expected days of traffic the run covers."""
+    """Days of traffic the run covers (expected, for a run sized by events)."""
+    if cfg.events is None:
+        return ((cfg.end_us or cfg.start_us) - cfg.start_us) / DAY
     b = cfg.behaviour
     return cfg.events / (cfg.customers * b.sessions_per_day * expected_events_per_session(b))
 
 
-def _block_end(b: Behaviour, t0: int, per_day_events: float, need: int) -> int:
-    """The end of the next block: where the expected events since t0 reach a little above `need`."""
-    target = need * 1.05 + 50
-    horizon = t0
-    done = 0.0
+def expected_events(cfg: GenConfig, t0: int, t1: int) -> float:
+    """Expected events of the whole population in [t0, t1), by the traffic curve."""
+    b = cfg.behaviour
+    _, length, f = hour_buckets(b, t0, t1)
+    return cfg.customers * b.sessions_per_day * expected_events_per_session(b) * float((f * length).sum()) / DAY
+
+
+def _time_of(cfg: GenConfig, target: float) -> int:
+    """The instant where the population's expected events since the start reach `target`."""
+    b = cfg.behaviour
+    per_day = cfg.customers * b.sessions_per_day * expected_events_per_session(b)
+    horizon, done = cfg.start_us, 0.0
     while True:
         lo, length, f = hour_buckets(b, horizon, horizon + 30 * DAY)
-        cum = done + np.cumsum(per_day_events * f * length / DAY)
+        cum = done + np.cumsum(per_day * f * length / DAY)
         i = int(np.searchsorted(cum, target))
         if i < cum.size:
             before = cum[i - 1] if i else done
@@ -119,6 +158,85 @@ def _block_end(b: Behaviour, t0: int, per_day_events: float, need: int) -> int:
             return int(lo[i] + frac * length[i]) + SECOND
         done = float(cum[-1])
         horizon += 30 * DAY
+
+
+def grid(cfg: GenConfig, stop: int) -> list[int]:
+    """The block ends of the run's simulation up to grid point `stop` (the same for every shard)."""
+    if cfg.events is None:
+        return [cfg.end_us]
+    q = [GRID[k] if k < len(GRID) else GRID[-1] * 1.6 ** (k - len(GRID) + 1) for k in range(stop + 1)]
+    ends = [_time_of(cfg, x * cfg.events) for x in q]
+    return [max(e, cfg.start_us + SECOND) for e in ends]
+
+
+@dataclass(eq=False)
+class Pending:
+    """Events simulated by earlier runs that fall at or after this run's start: fulfilment of orders placed
+    before it, and the rest of sessions that were going on at its start. `events.order` holds each order's
+    timeline serial (not a shard-local number); `carrier` is per event (-1 where none)."""
+
+    events: Events
+    carrier: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.events)
+
+    @staticmethod
+    def empty() -> Pending:
+        z64, z8 = np.zeros(0, np.int64), np.zeros(0, np.int8)
+        ev = Events(ts=z64, type=z8, customer=z64, platform=z8, amount=z64, method=z8, order=z64, origin=z64)
+        return Pending(ev, z8)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        return {f.name: getattr(self.events, f.name) for f in fields(Events)} | {"carrier": self.carrier}
+
+    @staticmethod
+    def from_columns(cols: dict[str, np.ndarray]) -> Pending:
+        ev = Events(**{f.name: np.asarray(cols[f.name]) for f in fields(Events)})
+        return Pending(ev, np.asarray(cols["carrier"]))
+
+    def of_customers(self, first: int, count: int) -> Pending:
+        keep = np.flatnonzero((self.events.customer >= first) & (self.events.customer < first + count))
+        return Pending(self.events.take(keep), self.carrier[keep])
+
+    @staticmethod
+    def concat(parts: list[Pending]) -> Pending:
+        parts = [p for p in parts if len(p)] or [Pending.empty()]
+        return Pending(Events.concat([p.events for p in parts]), np.concatenate([p.carrier for p in parts]))
+
+
+@dataclass(eq=False)
+class Sim:
+    """A shard simulated up to `until`: every event it holds before `until` is final. Orders are numbered
+    locally; `serial` holds the timeline serial of orders carried in from earlier runs (-1 for new ones)."""
+
+    events: Events
+    carrier: np.ndarray  # int8 per local order
+    serial: np.ndarray  # int64 per local order
+    order_origin: np.ndarray  # int64 per local order: the start of the session that placed it
+    until: int
+
+    def final_ts(self) -> np.ndarray:
+        ts = self.events.ts
+        return np.sort(ts[ts < self.until])
+
+    def new_orders_before(self, end: int) -> int:
+        """How many orders this run placed in sessions begun before `end`."""
+        return int(np.count_nonzero((self.serial < 0) & (self.order_origin < end)))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        cols = {f"ev_{f.name}": getattr(self.events, f.name) for f in fields(Events)}
+        return cols | {
+            "carrier": self.carrier,
+            "serial": self.serial,
+            "order_origin": self.order_origin,
+            "until": np.array([self.until], np.int64),
+        }
+
+    @staticmethod
+    def from_arrays(a: dict[str, np.ndarray]) -> Sim:
+        ev = Events(**{f.name: a[f"ev_{f.name}"] for f in fields(Events)})
+        return Sim(ev, a["carrier"], a["serial"], a["order_origin"], int(a["until"][0]))
 
 
 class _Stream:
@@ -132,6 +250,8 @@ class _Stream:
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
         self.chunks: list[Events] = []
         self.carriers: list[np.ndarray] = []
+        self.serials: list[np.ndarray] = []
+        self.origins: list[np.ndarray] = []
         self.orders = 0
 
     def arrivals(self, r: np.random.Generator, t0: int, t1: int, per_session: float = 1.0):
@@ -157,49 +277,143 @@ class _Stream:
         ev, carrier = fulfil(r, self.b, placed, self.orders, hub)
         self.chunks.append(ev)
         self.carriers.append(carrier)
+        self.serials.append(np.full(carrier.size, -1, np.int64))
+        self.origins.append(placed.origin)
         self.orders += carrier.size
-        if self.orders >= ORDERS_PER_SHARD:
-            raise OverflowError("a shard placed more orders than its tracking-number space holds")
 
     def warm(self) -> None:
         """Orders placed in the weeks before the start: only their fulfilment events from the start on."""
         start = self.cfg.start_us
-        r = rng(self.cfg.seed, "warm", self.shard.index)
+        r = rng(self.cfg.seed, "warm", _key(start), self.shard.index)
         t, local, platform = self.arrivals(r, start - WARM_UP, start, checkouts_per_session(self.b))
         _, success, _ = pay(r, self.b, t.size)
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
         self.add_orders(r, placed)
         self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
 
+    def carry(self, pending: Pending) -> None:
+        """Take over the events earlier runs left pending: their orders become local orders 0..k-1 (keeping
+        their serials and carriers), and a session still going on delays its customer's next one."""
+        ev = pending.events
+        has_order = ev.order >= 0
+        serial, first, local = np.unique(ev.order[has_order], return_index=True, return_inverse=True)
+        order = np.full(len(ev), -1, np.int64)
+        order[has_order] = local
+        rows = np.flatnonzero(has_order)[first]
+        self.chunks.append(Events(**{**{f.name: getattr(ev, f.name) for f in fields(Events)}, "order": order}))
+        self.carriers.append(pending.carrier[rows].astype(np.int8))
+        self.serials.append(serial.astype(np.int64))
+        self.origins.append(ev.origin[rows])
+        self.orders += serial.size
+        session = ~_FULFILMENT[ev.type]
+        np.maximum.at(self.last_end, ev.customer[session] - self.shard.first_customer, ev.ts[session])
+
     def block(self, i: int, t0: int, t1: int) -> None:
-        r = rng(self.cfg.seed, "block", self.shard.index, i)
+        r = rng(self.cfg.seed, "block", _key(self.cfg.start_us), self.shard.index, i)
         starts, local, platform = self.arrivals(r, t0, t1)
         ev, placed = simulate(r, self.b, starts, self.ids[local], platform, local, self.last_end, self.orders)
         self.chunks.append(ev)
         self.add_orders(r, placed)
 
-    def final_before(self, t: int) -> int:
-        return sum(int(np.count_nonzero(c.ts < t)) for c in self.chunks)
+    def sim(self, until: int) -> Sim:
+        def cat(parts: list[np.ndarray], dtype) -> np.ndarray:
+            return np.concatenate(parts) if parts else np.zeros(0, dtype)
+
+        return Sim(
+            events=Events.concat(self.chunks) if self.chunks else Pending.empty().events,
+            carrier=cat(self.carriers, np.int8),
+            serial=cat(self.serials, np.int64),
+            order_origin=cat(self.origins, np.int64),
+            until=until,
+        )
 
 
-def shard_events(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> tuple[Events, np.ndarray]:
-    """The shard's first `shard.events` events in time order, and the carrier of each of its orders."""
+def simulate_shard(
+    cfg: GenConfig, shard: Shard, pending: Pending | None = None, stop: int = DEFAULT_STOP, pools: Pools | None = None
+) -> Sim:
+    """Simulate the shard over the run's grid up to point `stop`: a timeline's first run starts warm, a later one
+    carries on with `pending` (the events earlier runs left for this shard's customers)."""
     s = _Stream(cfg, shard, pools or default_pools())
-    s.warm()
-    per_day = s.activity.sum() * expected_events_per_session(cfg.behaviour)
-    t0, i = cfg.start_us, 0
-    while True:
-        need = shard.events - s.final_before(t0)
-        t1 = _block_end(cfg.behaviour, t0, per_day, need)
+    if cfg.warm:
+        s.warm()
+    if pending is not None and len(pending):
+        s.carry(pending)
+    t0 = cfg.start_us
+    for i, t1 in enumerate(grid(cfg, stop)):
         s.block(i, t0, t1)
-        t0, i = t1, i + 1
-        if s.final_before(t0) >= shard.events:
-            break
-    every = Events.concat(s.chunks)
-    final = np.flatnonzero(every.ts < t0)
-    order = final[np.argsort(every.ts[final], kind="stable")[: shard.events]]
-    carriers = np.concatenate(s.carriers) if s.carriers else np.zeros(0, np.int8)
-    return every.take(order), carriers
+        t0 = t1
+    return s.sim(t0)
+
+
+@dataclass(eq=False)
+class Cut:
+    """A shard's share of a run: the events it writes (sorted by time, local order numbers, with each local
+    order's serial and carrier) and the events it carries into the next run."""
+
+    written: Events
+    serial: np.ndarray
+    carrier: np.ndarray
+    carried: Pending
+
+
+def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
+    """Split the shard at the run's end, `last_ts + 1`: events before `last_ts`, and the first `take` of those at
+    `last_ts`, are written (other events at `last_ts` move to the end, one microsecond on, into the next run);
+    the rest of sessions and orders begun before the end are carried; those begun after it are dropped. Orders
+    placed in this run get serials from `first_serial` in local order."""
+    ev = sim.events
+    end = last_ts + 1
+    keep = np.flatnonzero(ev.origin < end)
+    kept = ev.take(keep[np.argsort(ev.ts[keep], kind="stable")])
+    at = np.searchsorted(kept.ts, [last_ts, end])
+    n_written = int(at[0]) + min(take, int(at[1] - at[0]))
+    serial = sim.serial.copy()
+    new = np.flatnonzero((serial < 0) & (sim.order_origin < end))
+    serial[new] = first_serial + np.arange(new.size)
+    written = kept.take(np.arange(n_written))
+    later = kept.take(np.arange(n_written, len(kept)))
+    later.ts = np.maximum(later.ts, end)
+    has_order = later.order >= 0
+    carried_carrier = np.where(has_order, sim.carrier[np.maximum(later.order, 0)] if sim.carrier.size else -1, -1)
+    later.order = np.where(has_order, serial[np.maximum(later.order, 0)] if serial.size else -1, -1)
+    return Cut(written, serial, sim.carrier, Pending(later, carried_carrier.astype(np.int8)))
+
+
+def cut_point(final_ts: list[np.ndarray], events: int) -> tuple[int, list[int]] | None:
+    """The instant of the run's last event when `events` are taken from the shards' sorted final times, and how
+    many of the events at that instant each shard takes (in shard order); None when there are too few."""
+    total = sum(a.size for a in final_ts)
+    if total < events:
+        return None
+    lo = min(int(a[0]) for a in final_ts if a.size)
+    hi = max(int(a[-1]) for a in final_ts if a.size)
+    while lo < hi:  # the least t with at least `events` times <= t
+        mid = (lo + hi) // 2
+        if sum(int(np.searchsorted(a, mid, side="right")) for a in final_ts) >= events:
+            hi = mid
+        else:
+            lo = mid + 1
+    left = events - sum(int(np.searchsorted(a, lo, side="left")) for a in final_ts)
+    takes = []
+    for a in final_ts:
+        tied = int(np.searchsorted(a, lo, side="right") - np.searchsorted(a, lo, side="left"))
+        takes.append(min(tied, left))
+        left -= takes[-1]
+    return lo, takes
+
+
+def shard_cut(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Cut:
+    """One shard on its own, as if it were the whole run (tests and benchmarks): its first `shard.events` events,
+    or with a time-sized config every event before the end."""
+    stop = DEFAULT_STOP
+    while True:
+        sim = simulate_shard(cfg, shard, stop=stop, pools=pools)
+        if cfg.events is None:
+            return cut(sim, cfg.end_us - 1, len(sim.events), shard.index * ORDERS_PER_SHARD)
+        point = cut_point([sim.final_ts()], shard.events)
+        if point is not None:
+            return cut(sim, point[0], point[1][0], shard.index * ORDERS_PER_SHARD)
+        stop += 1
 
 
 _EVENT_TYPES = pa.array(EVENT_TYPES)
@@ -274,13 +488,14 @@ def _distinct_codes(values: pa.Array) -> tuple[np.ndarray | None, pa.Array]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
 
-def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> ShardRows:
-    """Generate the shard: its first `shard.events` events in time order, as columns."""
+def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None) -> ShardRows:
+    """The columns of the events a shard writes: ids, latency and its error code drawn here, identities from the
+    customers, tracking numbers from the orders' serials."""
     pools = pools or default_pools()
     b = cfg.behaviour
-    ev, carriers = shard_events(cfg, shard, pools)
+    ev = c.written
     n = len(ev)
-    r = rng(cfg.seed, "columns", shard.index)
+    r = rng(cfg.seed, "columns", _key(cfg.start_us), shard.index)
 
     words = r.integers(0, np.iinfo(np.uint64).max, size=(n, 2), dtype=np.uint64, endpoint=True)
     words[:, 0] = (words[:, 0] & _VERSION_MASK) | _VERSION_4  # octet 6: version 4
@@ -294,8 +509,9 @@ def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Shar
 
     active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
     ident = identities(cfg.seed, shard.first_customer + active, pools)
+    carriers = c.carrier
     used_orders, order_pos = distinct_positions(ev.order, max(len(carriers), 1))
-    tracking = tracking_numbers(cfg.seed, shard.index * ORDERS_PER_SHARD + used_orders, carriers[used_orders], b)
+    tracking = tracking_numbers(cfg.seed, c.serial[used_orders], carriers[used_orders], b)
     carrier = np.where(ev.order >= 0, carriers[np.maximum(ev.order, 0)] if len(carriers) else -1, -1)
 
     amount_valid = ev.amount >= 0
@@ -324,6 +540,11 @@ def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Shar
         (order_pos, used_orders.size, {"tracking_number": (None, tracking)}),  # one per order, never shared
     )
     return ShardRows(ts=ev.ts, fixed=fixed, keyed=keyed)
+
+
+def shard_rows(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> ShardRows:
+    """One shard on its own, as if it were the whole run (tests and benchmarks), as columns."""
+    return build_rows(cfg, shard, shard_cut(cfg, shard, pools), pools)
 
 
 def shard_table(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> pa.Table:
