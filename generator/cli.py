@@ -298,6 +298,31 @@ def report(
             out_console.print(f"wrote {html}", highlight=False)
 
 
+scenario_app = typer.Typer(
+    help="Scenarios: the behaviour a run simulates (scenarios/default.toml unless --scenario names another).",
+    no_args_is_help=True,
+)
+app.add_typer(scenario_app, name="scenario")
+
+
+@scenario_app.command("show")
+def scenario_show(
+    scenario: Annotated[
+        Path | None,
+        typer.Option(help="Scenario file (TOML) laid over the defaults.", show_default="the built-in default"),
+    ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the scenario as JSON.")] = False,
+) -> None:
+    """Print the effective scenario: the defaults with the file's values over them, validated, incidents last."""
+    from generator.scenario import effective_scenario, to_toml
+
+    doc = effective_scenario(scenario)
+    if json:
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write(to_toml(doc, str(scenario) if scenario else ""))
+
+
 @app.command()
 def version() -> None:
     """Print the generator's version."""

@@ -1,5 +1,5 @@
 """The data looks like Nigerian e-commerce: realised statistics of a two-day run against the documented defaults
-(generator/data/behaviour.toml) and the reference data, within stated tolerances."""
+(scenarios/default.toml) and the reference data, within stated tolerances."""
 
 from __future__ import annotations
 

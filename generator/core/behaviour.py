@@ -1,13 +1,17 @@
-"""The behavioural parameters of the simulation, read from the packaged `behaviour.toml` into arrays the core uses.
+"""The behavioural parameters of the simulation, from a scenario (the packaged `scenarios/default.toml` unless
+another is given), as arrays the core uses.
 
 Mixes keyed by a name in the schema (platforms, payment methods, event types) become arrays in the schema's code
-order, so the core indexes them by the same integer codes it writes.
+order, so the core indexes them by the same integer codes it writes. Incidents become, per kind, arrays of
+[start, end) windows in microseconds since the epoch (UTC) with their target codes and values. `from_dict` trusts
+its input: `generator.scenario` validates a scenario file before it gets here.
 """
 
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
 from functools import lru_cache
 from importlib import resources
 
@@ -30,6 +34,83 @@ class Carriers:
     transit_days: np.ndarray
     tracking_prefix: tuple[str, ...]
     tracking_digits: np.ndarray
+
+
+def instant_us(value: datetime | date | str) -> int:
+    """An instant as microseconds since the epoch: a TOML datetime or date, or an ISO 8601 string; UTC when it
+    has no offset. Raises ValueError for anything else."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("z", "Z"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 date or time") from None
+    if isinstance(value, date) and not isinstance(value, datetime):
+        value = datetime.combine(value, time())
+    if not isinstance(value, datetime):
+        raise ValueError(f"{value!r} is not a date or time")
+    value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return (value - _EPOCH) // _MICROSECOND
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = datetime.resolution
+
+
+@dataclass(frozen=True, eq=False)
+class Windows:
+    """Incidents of one kind: [start_us, end_us) windows, the code each one targets (a payment method, platform or
+    carrier; -1 when it targets everything) and its value (a failure rate, a factor, extra days)."""
+
+    start_us: np.ndarray
+    end_us: np.ndarray
+    target: np.ndarray
+    value: np.ndarray
+
+    @classmethod
+    def of(cls, rows: list[tuple[int, int, int, float]]) -> Windows:
+        a = np.array(rows, dtype=object).reshape(len(rows), 4)
+        return cls(a[:, 0].astype(np.int64), a[:, 1].astype(np.int64), a[:, 2].astype(np.int64), a[:, 3].astype(float))
+
+    def __len__(self) -> int:
+        return self.start_us.size
+
+
+@dataclass(frozen=True, eq=False)
+class Incidents:
+    """A scenario's incidents by kind; a flash sale is one window in `traffic` and the same one in `conversion`."""
+
+    payment_outage: Windows  # target: payment method code; value: failure probability per attempt
+    latency_degradation: Windows  # target: platform code; value: latency factor
+    traffic: Windows  # flash sales: session intensity factor
+    conversion: Windows  # flash sales: checkout probability factor
+    carrier_delay: Windows  # target: carrier index; value: extra days in transit
+
+    def __bool__(self) -> bool:
+        return any(
+            len(w)
+            for w in (self.payment_outage, self.latency_degradation, self.traffic, self.conversion, self.carrier_delay)
+        )
+
+    @classmethod
+    def from_list(cls, items: list[dict], carriers: tuple[str, ...]) -> Incidents:
+        rows: dict[str, list[tuple[int, int, int, float]]] = {
+            k: [] for k in ("payment_outage", "latency_degradation", "traffic", "conversion", "carrier_delay")
+        }
+        for inc in items:
+            span = (instant_us(inc["start"]), instant_us(inc["end"]))
+            kind = inc["kind"]
+            if kind == "payment_outage":
+                rows[kind].append((*span, PAYMENT_METHODS.index(inc["method"]), float(inc["failure_rate"])))
+            elif kind == "latency_degradation":
+                rows[kind].append((*span, PLATFORMS.index(inc["platform"]), float(inc["factor"])))
+            elif kind == "flash_sale":
+                rows["traffic"].append((*span, -1, float(inc["traffic_factor"])))
+                rows["conversion"].append((*span, -1, float(inc["conversion_factor"])))
+            elif kind == "carrier_delay":
+                rows[kind].append((*span, carriers.index(inc["carrier"]), float(inc["extra_days"])))
+            else:
+                raise ValueError(f"unknown incident kind {kind!r}")
+        return cls(**{k: Windows.of(v) for k, v in rows.items()})
 
 
 @dataclass(frozen=True, eq=False)
@@ -71,6 +152,7 @@ class Behaviour:
     latency_median_ms: np.ndarray
     latency_sigma: np.ndarray
     latency_threshold_ms: int
+    incidents: Incidents = field(default_factory=lambda: Incidents.from_list([], ()))
 
     @classmethod
     def from_dict(cls, d: dict) -> Behaviour:
@@ -133,10 +215,19 @@ class Behaviour:
             latency_median_ms=_ordered(lat["median_ms"], PLATFORMS, "latency.median_ms"),
             latency_sigma=_ordered(lat["sigma"], PLATFORMS, "latency.sigma"),
             latency_threshold_ms=int(lat["threshold_ms"]),
+            incidents=Incidents.from_list(d.get("incidents", []), names),
         )
+
+
+DEFAULT_SCENARIO = "scenarios/default.toml"  # inside the package
+
+
+def default_scenario() -> dict:
+    """The built-in default scenario as parsed TOML (a fresh dict each call)."""
+    text = resources.files("generator").joinpath(DEFAULT_SCENARIO).read_text(encoding="utf-8")
+    return tomllib.loads(text)
 
 
 @lru_cache(maxsize=1)
 def default_behaviour() -> Behaviour:
-    text = resources.files("generator").joinpath("data/behaviour.toml").read_text(encoding="utf-8")
-    return Behaviour.from_dict(tomllib.loads(text))
+    return Behaviour.from_dict(default_scenario())

@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour
 from generator.core.events import DAY, HOUR, Events
+from generator.core.incidents import extra_transit_days, method_failure_at
 from generator.core.streams import hash_u64, pick
 from generator.schema import EVENT_CODE
 
@@ -31,8 +32,14 @@ class Placed:
     origin: np.ndarray
 
 
-def pay(rng: np.random.Generator, b: Behaviour, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Payment attempts of `k` checkouts: (failures before the outcome, success, method of the last attempt)."""
+def pay(
+    rng: np.random.Generator, b: Behaviour, k: int, *, ts: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Payment attempts of `k` checkouts: (failures before the outcome, success, method of the last attempt).
+
+    `ts` (microseconds, UTC) is when each checkout happens: every attempt of a checkout made inside a payment
+    outage of its method fails at the outage's rate. Without `ts`, no outage applies."""
+    outage = ts is not None and len(b.incidents.payment_outage) > 0
     mix = np.cumsum(b.method_mix)
     method = pick(mix, rng.random(k)).astype(np.int8)
     others = _switch_cdf(b.method_mix)
@@ -40,7 +47,7 @@ def pay(rng: np.random.Generator, b: Behaviour, k: int) -> tuple[np.ndarray, np.
     fails = np.zeros(k, np.int64)
     success = np.zeros(k, bool)
     for attempt in range(b.max_attempts):
-        failed = rng.random(k) < b.method_failure[method]
+        failed = rng.random(k) < (method_failure_at(b, method, ts) if outage else b.method_failure[method])
         success |= alive & ~failed
         lost = alive & failed
         fails += lost
@@ -71,13 +78,17 @@ def basket_kobo(rng: np.random.Generator, b: Behaviour, k: int) -> np.ndarray:
 def fulfil(
     rng: np.random.Generator, b: Behaviour, placed: Placed, first_order: int, hub: np.ndarray
 ) -> tuple[Events, np.ndarray]:
-    """PACKED, SHIPPED and DELIVERED events of placed orders, and each order's carrier code."""
+    """PACKED, SHIPPED and DELIVERED events of placed orders, and each order's carrier code.
+
+    A carrier delay adds its extra days to the transit of that carrier's parcels SHIPPED inside its window."""
     k = placed.ts.size
     carrier = pick(np.cumsum(b.carriers.share), rng.random(k)).astype(np.int8)
     packed = placed.ts + (b.packed_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
     shipped = packed + (b.shipped_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
     days = b.carriers.transit_days[carrier] * np.where(hub, 1.0, b.outside_hubs_factor)
     delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
+    if len(b.incidents.carrier_delay):
+        delivered = delivered + (extra_transit_days(b, carrier, shipped) * DAY).astype(np.int64)
     order = first_order + np.arange(k, dtype=np.int64)
     ev = Events(
         ts=np.concatenate([packed, shipped, delivered]),

@@ -13,6 +13,7 @@ import numpy as np
 
 from generator.core.behaviour import Behaviour
 from generator.core.events import DAY, HOUR, SECOND, Events
+from generator.core.incidents import conversion_factor, traffic_factor
 from generator.core.lifecycle import Placed, basket_kobo, pay
 from generator.core.streams import QUANTILES, lognormal_quantiles
 from generator.schema import EVENT_CODE
@@ -29,7 +30,8 @@ SESSION_PAUSE = 60 * SECOND  # the least time between two sessions of one custom
 
 
 def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
-    """Relative session intensity of each UTC hour (given by its start, us), averaging ~1 over months."""
+    """Relative session intensity of each UTC hour (given by its start, us), averaging ~1 over months outside
+    flash sales, which multiply it."""
     wat = hour_starts + WAT_OFFSET
     hour_of_day = (wat // HOUR) % 24
     days = (wat // DAY).astype("datetime64[D]")
@@ -40,6 +42,8 @@ def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
     f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
     paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
     norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
+    if len(b.incidents.traffic):
+        return f / norm * traffic_factor(b, hour_starts)
     return f / norm
 
 
@@ -87,10 +91,15 @@ def simulate(
     views = np.where(browse, 1 + rng.poisson(b.extra_views_mean, n), 0)
     carted = browse & (rng.random(n) < b.add_to_cart)
     carts = np.where(carted, 1 + rng.binomial(np.maximum(views - 1, 0), b.add_more), 0)
-    checkout = carted & (rng.random(n) < b.checkout)
+    p_checkout = b.checkout
+    if len(b.incidents.conversion):  # flash sales, by the session's start
+        p_checkout = np.minimum(b.checkout * conversion_factor(b, starts), 1.0)
+    checkout = carted & (rng.random(n) < p_checkout)
 
     chk = np.flatnonzero(checkout)
-    fails, success, method = pay(rng, b, chk.size)
+    # Payment outages apply by the session's start: its checkout comes minutes later, inside the same window
+    # but at its edges (the checkout times depend on the attempts, so they cannot be drawn first).
+    fails, success, method = pay(rng, b, chk.size, ts=starts[chk])
     amount = basket_kobo(rng, b, chk.size)
     n_fail = np.zeros(n, np.int64)
     n_fail[chk] = fails
