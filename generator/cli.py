@@ -22,6 +22,7 @@ from generator.config import (
     PARTITIONINGS,
     ConfigError,
     RunConfig,
+    parse_duration,
     parse_start,
     parse_whole,
 )
@@ -44,25 +45,49 @@ class UserError(Exception):
 
 @app.command()
 def run(
-    events: Annotated[str, typer.Option(metavar="INTEGER", help="Exactly this many events.")] = "500000",
+    events: Annotated[
+        str, typer.Option(metavar="INTEGER", help="Exactly this many events.", show_default="500000")
+    ] = "",
+    duration: Annotated[
+        str, typer.Option(help="Size the run by time instead: every event of a window this long (1h, 30m, 1d).")
+    ] = "",
     workers: Annotated[
         str, typer.Option(metavar="INTEGER", help="Worker processes.", show_default="the CPU count")
     ] = "",
     seed: Annotated[
-        str, typer.Option(metavar="INTEGER", help="Seed: the same seed and options give the same bytes.")
-    ] = str(DEFAULT_SEED),
+        str,
+        typer.Option(
+            metavar="INTEGER",
+            help="Seed: the same seed and options give the same bytes.",
+            show_default=f"{DEFAULT_SEED}, or the timeline's",
+        ),
+    ] = "",
     start: Annotated[
-        str, typer.Option(help="Start of the simulated window, ISO 8601 (UTC if no offset).")
-    ] = DEFAULT_START,
+        str,
+        typer.Option(
+            help="Start of the window, ISO 8601 (UTC if no offset).",
+            show_default=f"where OUT's timeline ends, or {DEFAULT_START}",
+        ),
+    ] = "",
     out: Annotated[Path, typer.Option(help="Output root.")] = Path("shards"),
     partition_by: Annotated[str, typer.Option(help=f"Partitioning: {', '.join(PARTITIONINGS)}.")] = "date",
     latency_threshold_ms: Annotated[
-        str, typer.Option(metavar="INTEGER", help="error_code is 'INVALID LATENCY' above this latency.")
-    ] = str(default_behaviour().latency_threshold_ms),
+        str,
+        typer.Option(
+            metavar="INTEGER",
+            help="error_code is 'INVALID LATENCY' above this latency.",
+            show_default=f"{default_behaviour().latency_threshold_ms}, or the timeline's",
+        ),
+    ] = "",
     run_id: Annotated[str, typer.Option(help="Run id (default: UTC time and a random suffix).")] = "",
-    customers: Annotated[str, typer.Option(metavar="INTEGER", help="Size of the customer population.")] = str(
-        default_behaviour().customers
-    ),
+    customers: Annotated[
+        str,
+        typer.Option(
+            metavar="INTEGER",
+            help="Size of the customer population.",
+            show_default=f"{default_behaviour().customers}, or the timeline's",
+        ),
+    ] = "",
     shard_size: Annotated[
         str,
         typer.Option(
@@ -85,23 +110,35 @@ def run(
         bool, typer.Option("--dry-run", help="Check the options and print the plan; generate and write nothing.")
     ] = False,
 ) -> None:
-    """Generate events into OUT: Parquet parts under events/, then the manifest under _manifests/; with --bucket,
-    upload the parts as shards finish and the manifest last. AWS credentials come from the standard chain."""
+    """Generate the next window of OUT's timeline: Parquet parts under events/, the state the next run continues
+    from under _state/, then the manifest under _manifests/. The first run in OUT starts at --start; each later
+    one continues where the last ended. With --bucket, upload as shards finish and the manifest last. AWS
+    credentials come from the standard chain."""
+    from generator import timeline
     from generator.coordinator import run as run_generator
     from generator.dashboard import LiveDashboard, LogLines
 
+    if events and duration:
+        raise UserError("--duration: give either --events or --duration, not both")
     cfg = RunConfig(
-        events=parse_whole("--events", events),
+        events=None if duration else parse_whole("--events", events or "500000"),
+        duration_us=parse_duration(duration) if duration else None,
         workers=parse_whole("--workers", workers) if workers else os.cpu_count() or 1,
-        seed=parse_whole("--seed", seed),
-        start=parse_start(start),
+        seed=parse_whole("--seed", seed) if seed else None,
+        start=parse_start(start) if start else None,
         out=out,
         partition_by=partition_by,
-        latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms),
+        latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms)
+        if latency_threshold_ms
+        else None,
         run_id=run_id,
-        customers=parse_whole("--customers", customers),
+        customers=parse_whole("--customers", customers) if customers else None,
         shard_size=None if shard_size == "auto" else parse_whole("--shard-size", shard_size),
     )
+    # Conflicts with OUT's timeline, and a damaged one, are refused before anything is written.
+    history = timeline.load(out)
+    history.state_bytes()
+    resolved = cfg.resolve(history.last)
     if dry_run:
         from generator.core.shard import plan, window_days
 
@@ -109,13 +146,14 @@ def run(
             from generator.uploader import S3Target
 
             S3Target(bucket, prefix, endpoint_url or None, region or None)  # the name is checked, S3 not called
-        shards = plan(cfg.gen())
+        shards = plan(resolved.gen())
         doc = {
-            "run_id": cfg.run_id,
-            "options": cfg.options(),
+            "run_id": resolved.run_id,
+            "options": resolved.options(),
+            "continues": resolved.previous,
             "shards": len(shards),
-            "workers": min(cfg.workers, len(shards)),
-            "expected_window_days": round(window_days(cfg.gen()), 3),
+            "workers": min(resolved.workers, len(shards)),
+            "expected_window_days": round(window_days(resolved.gen()), 3),
             "out": str(cfg.out),
             "bucket": bucket or None,
             "prefix": prefix or None,
@@ -146,7 +184,7 @@ def run(
         brief["events_per_second"] = round(doc["events"] / max(summary.seconds, 1e-9))
         brief["peak_worker_rss_mib"] = round(summary.peak_worker_rss_kib / 1024, 1)
         if "s3" in doc:
-            brief["s3"] = {k: doc["s3"][k] for k in ("bucket", "prefix")} | {"parts": len(doc["s3"]["checksums"])}
+            brief["s3"] = {k: doc["s3"][k] for k in ("bucket", "prefix")} | {"objects": len(doc["s3"]["checksums"])}
             brief["uploaded_bytes"] = summary.uploaded_bytes
         sys.stdout.write(orjson.dumps(brief).decode() + "\n")
     elif not quiet:
@@ -232,11 +270,20 @@ def _summary_table(doc: dict, seconds: float, path: Path, uploaded: int = 0) -> 
 def validate(
     out: Annotated[Path, typer.Argument(help="Output root holding _manifests/ and events/.")] = Path("shards"),
     run_id: Annotated[str, typer.Option(help="Only this run (default: every committed run).")] = "",
+    whole: Annotated[
+        bool,
+        typer.Option(
+            "--all",
+            help="Check the timeline as one: contiguous windows, and sessions, orders and event ids across runs.",
+        ),
+    ] = False,
 ) -> None:
     """Re-read committed runs through their manifests and check every rule of the event model."""
     from generator.validate import validate as validate_out
 
-    report = validate_out(out, run_id or None)
+    if run_id and whole:
+        raise UserError("--all: checks every run; leave out --run-id")
+    report = validate_out(out, run_id or None, whole)
     t = Table(title=f"{len(report.runs)} run(s), {report.rows:,} rows")
     t.add_column("rule")
     t.add_column("result", justify="right")
@@ -247,9 +294,63 @@ def validate(
             "[green]ok[/]" if not bad else f"[red]{bad:,} violations[/]  {report.examples.get(rule, '')}",
         )
     out_console.print(t)
+    if report.only_in_s3:
+        out_console.print(
+            f"not checked here (uploaded with --no-keep-local, parts only in S3): {', '.join(report.only_in_s3)}",
+            highlight=False,
+        )
     if not report.ok:
         err_console.print(f"gen: validation failed: {sum(report.violations.values()):,} violations", highlight=False)
         raise typer.Exit(1)
+
+
+@app.command()
+def runs(
+    out: Annotated[Path, typer.Argument(help="Output root holding _manifests/.")] = Path("shards"),
+    json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON lines.")] = False,
+) -> None:
+    """List the committed runs of OUT's timeline, oldest first: window, events, parts and bytes."""
+    from generator import timeline
+    from generator.dashboard import human_bytes
+
+    if not out.is_dir():
+        raise UserError(f"OUT: no such directory: {str(out)!r}")
+    docs = timeline.committed_runs(out)
+    rows = [
+        {
+            "run_id": d["run_id"],
+            "ordinal": d["timeline"]["ordinal"],
+            "start": d["window"]["start"],
+            "end": d["window"]["end"],
+            "events": d["events"],
+            "parts": len(d["parts"]),
+            "bytes": d["bytes"],
+            "carried_out": d["timeline"]["carried_out"],
+            "s3": f"s3://{d['s3']['bucket']}/{d['s3']['prefix']}" if "s3" in d else None,
+        }
+        for d in docs
+    ]
+    if json:
+        sys.stdout.write("".join(orjson.dumps(r).decode() + "\n" for r in rows))
+        return
+    t = Table(title=f"{len(rows)} committed run(s) in {escape(str(out))}")
+    for col in ("#", "run id", "window start", "window end", "events", "parts", "size", "pending after"):
+        t.add_column(col, justify="right" if col in ("#", "events", "parts", "size", "pending after") else "left")
+    for r in rows:
+        t.add_row(
+            str(r["ordinal"]),
+            escape(r["run_id"]),
+            r["start"],
+            r["end"],
+            f"{r['events']:,}",
+            str(r["parts"]),
+            human_bytes(r["bytes"]),
+            f"{r['carried_out']:,}",
+        )
+    out_console.print(t)
+    problems = timeline.chain_problems(out, docs)
+    if problems:
+        err_console.print(f"gen: warning: {problems[0]}", highlight=False, markup=False)
 
 
 @app.command("schema")

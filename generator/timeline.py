@@ -62,8 +62,16 @@ class Timeline:
 
     def pending(self) -> Pending:
         """The events the last run left for the next one (checked against its manifest's checksum)."""
-        if self.last is None:
+        data = self.state_bytes()
+        if data is None:
             return Pending.empty()
+        table = pq.read_table(pa.BufferReader(data))
+        return Pending.from_columns({c: table.column(c).to_numpy() for c in _STATE_TYPES})
+
+    def state_bytes(self) -> bytes | None:
+        """The last run's state file, checked against its manifest; None before the first run."""
+        if self.last is None:
+            return None
         info = self.last["timeline"]["state"]
         path = self.out / info["path"]
         try:
@@ -72,8 +80,7 @@ class Timeline:
             raise ManifestError(f"{path}: state of run {self.last['run_id']!r} unreadable ({e.strerror})") from None
         if hashlib.sha256(data).hexdigest() != info["sha256"]:
             raise ManifestError(f"{path}: state of run {self.last['run_id']!r} does not match its manifest's sha256")
-        table = pq.read_table(pa.BufferReader(data))
-        return Pending.from_columns({c: table.column(c).to_numpy() for c in _STATE_TYPES})
+        return data
 
 
 def encode_state(pending: Pending) -> bytes:

@@ -1,0 +1,268 @@
+"""The append-only timeline: runs continue where the last ended, carry their pending events forward, commit their
+state before their manifest, refuse conflicts and concurrent writers, and replay to the same bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generator import manifest, timeline
+from generator.cli import main
+from generator.coordinator import run
+from generator.core.events import DAY
+from generator.core.shard import cut_point
+from generator.parts import read_part
+from generator.validate import check_table, validate
+
+from .conftest import small_config
+
+# 2,000 customers make about 3,000 events a day: the 6,000- and 5,000-event runs cover about two days each and the
+# third a week, so orders placed in the first run are packed, shipped and delivered (about eight days on) later.
+TIMELINE = dict(customers=2_000, shard_size=2_000)
+
+
+def _files(out: Path) -> dict[str, str]:
+    """Every data and state file under `out` with its sha256 (manifests aside: they hold timings)."""
+    return {
+        p.relative_to(out).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for d in ("events", timeline.STATE_DIR)
+        if (out / d).exists()
+        for p in (out / d).rglob("*")
+        if p.is_file()
+    }
+
+
+def _three_runs(out: Path, workers: int = 2) -> Iterator[dict]:
+    """r1 and r2 sized by events, r3 by time (a week); r2 and r3 take seed and population from the timeline."""
+    sizes = {"r1": {"events": 6_000}, "r2": {"events": 5_000}, "r3": {"events": None, "duration_us": 7 * DAY}}
+    for run_id, size in sizes.items():
+        own = TIMELINE if run_id == "r1" else {"seed": None, "customers": None, "shard_size": 2_000}
+        yield run(small_config(out, run_id=run_id, workers=workers, **own, **size)).manifest
+
+
+def _events(out: Path, doc: dict) -> pa.Table:
+    return pa.concat_tables([read_part(out / p["path"]) for p in doc["parts"]])
+
+
+@pytest.fixture(scope="module")
+def history(tmp_path_factory):
+    out = tmp_path_factory.mktemp("timeline")
+    snapshots = []
+    docs = []
+    for i, d in enumerate(_three_runs(out)):
+        docs.append(d)
+        snapshots.append(_files(out))
+        assert i == d["timeline"]["ordinal"]
+    return out, docs, snapshots
+
+
+def test_windows_are_contiguous_and_events_exact(history):
+    out, docs, _ = history
+    assert docs[0]["window"]["start"] == "2025-11-01T00:00:00.000000Z"
+    for a, b in itertools.pairwise(docs):
+        assert b["window"]["start"] == a["window"]["end"]
+        assert b["timeline"]["previous"] == a["run_id"]
+        assert b["timeline"]["orders_before"] == a["timeline"]["orders_after"]
+        assert b["timeline"]["carried_in"] == a["timeline"]["carried_out"]
+    assert [d["events"] for d in docs[:2]] == [6_000, 5_000]
+    # The third run is sized by time: exactly a week, and every event of it.
+    r3 = docs[2]
+    assert manifest.parse_iso(r3["window"]["end"]) - manifest.parse_iso(r3["window"]["start"]) == 7 * DAY
+    assert r3["options"]["events"] is None and r3["options"]["duration"] == "7d"
+    for d in docs:
+        ts = _events(out, d).column("event_ts").cast(pa.int64()).to_numpy()
+        lo, hi = manifest.parse_iso(d["window"]["start"]), manifest.parse_iso(d["window"]["end"])
+        assert ts.min() >= lo and ts.max() < hi
+    assert [r.runs for r in (validate(out),)] == [["r1", "r2", "r3"]]
+
+
+def test_earlier_runs_files_are_never_touched(history):
+    _, _, snapshots = history
+    for before, after in itertools.pairwise(snapshots):
+        assert {k: v for k, v in after.items() if k in before} == before
+        assert len(after) > len(before)
+
+
+def test_the_whole_timeline_validates_and_lifecycles_span_runs(history):
+    out, docs, _ = history
+    report = validate(out, whole=True)
+    assert report.ok, dict(report.violations)
+    assert "windows contiguous and non-overlapping" in report.checked
+    assert validate(out).ok, "each run alone, with the sessions and orders it continues"
+    tables = [
+        _events(out, d).append_column("run", pa.array([i] * _events(out, d).num_rows)) for i, d in enumerate(docs)
+    ]
+    t = pa.concat_tables(tables)
+    placed = t.filter(pc.and_(pc.equal(t["event_type"], "ORDER_PLACED"), pc.equal(t["run"], 0)))
+    delivered = t.filter(pc.and_(pc.equal(t["event_type"], "DELIVERED"), pc.greater(t["run"], 0)))
+    both = placed.select(["tracking_number", "event_ts"]).join(
+        delivered.select(["tracking_number", "event_ts", "run"]),
+        "tracking_number",
+        right_suffix="_delivered",
+        join_type="inner",
+    )
+    assert both.num_rows >= 5, "orders placed in run 1 are delivered in later runs"
+    assert pc.all(pc.less(both["event_ts"], both["event_ts_delivered"])).as_py()
+    assert 2 in both["run"].to_pylist(), "some reach run 3"
+    # Sessions going on at a run's end continue in the next run: the first run alone fails the strict rules there.
+    strict = check_table(_events(out, docs[1]), docs[1]["options"]["latency_threshold_ms"])
+    assert strict.violations["session events in funnel order"] > 0
+    assert check_table(_events(out, docs[1]), 2000, continued=True).ok
+
+
+def test_state_is_committed_with_the_run(history):
+    out, docs, _ = history
+    for d in docs:
+        info = d["timeline"]["state"]
+        data = (out / info["path"]).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == info["sha256"] and len(data) == info["bytes"]
+        assert info["rows"] == d["timeline"]["carried_out"] > 0
+    assert timeline.load(out).pending().events.ts.min() >= manifest.parse_iso(docs[-1]["window"]["end"])
+
+
+def test_replaying_the_runs_gives_the_same_bytes_whatever_the_workers(history, tmp_path):
+    _, _, snapshots = history
+    list(_three_runs(tmp_path / "again", workers=1))
+    assert _files(tmp_path / "again") == snapshots[-1]
+
+
+def test_a_killed_run_is_redone_and_the_history_is_the_same(tmp_path):
+    """SIGKILL the whole `gen run` process group mid-run: nothing is committed, the lock dies with it, and the next
+    attempt redoes the window to the bytes of a history that was never interrupted."""
+    second = {"run_id": "r2", "seed": None, "customers": None, "events": 60_000, "shard_size": 6_000, "workers": 2}
+    calm, crash = tmp_path / "calm", tmp_path / "crash"
+    for out in (calm, crash):
+        run(small_config(out, run_id="r1", events=6_000, workers=2, **TIMELINE))
+    calm_r2 = run(small_config(calm, **second)).manifest
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+    args = [sys.executable, "-m", "generator", "run", "--out", str(crash), "--run-id", "r2", "--events", "60000"]
+    proc = subprocess.Popen([*args, "--workers", "2", "--shard-size", "6000", "-q"], env=env, start_new_session=True)
+    deadline = time.monotonic() + 60
+    while not list((crash / "_staging").glob("r2/_sim/*.npy")) and time.monotonic() < deadline:
+        time.sleep(0.002)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert [d["run_id"] for d in timeline.load(crash).runs] == ["r1"], "the killed run committed nothing"
+    assert (crash / "_staging" / "r2").exists(), "it was killed mid-run"
+    # The next attempt redoes the same window from the same state (and clears the dead run's staging).
+    assert run(small_config(crash, **second)).manifest["window"] == calm_r2["window"]
+    assert not (crash / "_staging").exists()
+    assert _files(crash) == _files(calm)
+
+
+def _refused(out: Path, capsys, *args: str) -> str:
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    assert main(["run", "--out", str(out), "--quiet", *args]) == 2
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before, "nothing written"
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("gen: error: ")
+    return err
+
+
+def test_conflicting_runs_are_refused(tmp_path, capsys):
+    run(small_config(tmp_path, events=3_000, **TIMELINE))
+    assert "inside the window" in _refused(tmp_path, capsys, "--start", "2025-11-01T06:00:00Z")
+    assert "after the end" in _refused(tmp_path, capsys, "--start", "2026-01-01")
+    assert "--seed: 8 differs from 7" in _refused(tmp_path, capsys, "--seed", "8")
+    assert "--customers: 10 differs" in _refused(tmp_path, capsys, "--customers", "10")
+    assert "either --events or --duration" in _refused(tmp_path, capsys, "--duration", "1h", "--events", "5")
+    assert "--duration: not a duration" in _refused(tmp_path, capsys, "--duration", "soon")
+    # Continuing explicitly at the end is not a conflict.
+    end = timeline.load(tmp_path).last["window"]["end"]
+    assert main(["run", "--out", str(tmp_path), "--events", "1000", "--quiet", "--start", end, "--workers", "1"]) == 0
+
+
+def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path, capsys):
+    run(small_config(tmp_path, events=2_000, **TIMELINE))
+    with timeline.lock(tmp_path):
+        assert (tmp_path / timeline.LOCK_FILE).read_text().strip() == str(os.getpid())
+        err = _refused(tmp_path, capsys)
+        assert f"another gen run (pid {os.getpid()}) is writing" in err
+    # Released with its holder: the next run goes ahead.
+    assert main(["run", "--out", str(tmp_path), "--events", "1000", "--quiet", "--workers", "1"]) == 0
+
+
+def test_a_running_gen_holds_the_lock_against_another_process(tmp_path):
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
+    cmd = [sys.executable, "-m", "generator", "run", "--out", str(tmp_path), "--quiet", "--workers", "2"]
+    first = subprocess.Popen([*cmd, "--events", "300000", "--customers", "50000"], env=env)
+    deadline = time.monotonic() + 60
+    while not (tmp_path / "_staging").exists() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    second = subprocess.run([*cmd, "--events", "1000"], env=env, capture_output=True, text=True)
+    assert first.wait(timeout=120) == 0
+    assert second.returncode == 2 and "another gen run" in second.stderr, second.stderr
+    assert len(timeline.load(tmp_path).runs) == 1
+
+
+@pytest.mark.parametrize("content", [b"{not json", orjson.dumps({"format": "someone-else/1", "run_id": "x"})])
+def test_a_corrupted_or_foreign_manifest_stops_the_next_run(tmp_path, capsys, content):
+    run(small_config(tmp_path, events=2_000, **TIMELINE))
+    bad = tmp_path / manifest.MANIFEST_DIR / "zz.json"
+    bad.write_bytes(content)
+    assert str(bad) in _refused(tmp_path, capsys)
+
+
+def test_a_state_that_does_not_match_its_manifest_stops_the_next_run(tmp_path, capsys):
+    doc = run(small_config(tmp_path, events=2_000, **TIMELINE)).manifest
+    state = tmp_path / doc["timeline"]["state"]["path"]
+    state.write_bytes(state.read_bytes()[:-10])
+    assert "does not match its manifest" in _refused(tmp_path, capsys)
+
+
+def test_gen_runs_lists_the_timeline(history, capsys):
+    out, docs, _ = history
+    assert main(["runs", str(out), "--json"]) == 0
+    rows = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [(r["run_id"], r["start"], r["end"], r["events"]) for r in rows] == [
+        (d["run_id"], d["window"]["start"], d["window"]["end"], d["events"]) for d in docs
+    ]
+    assert main(["runs", str(out)]) == 0
+    assert "3 committed run(s)" in capsys.readouterr().out
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 40), max_size=30), min_size=1, max_size=5),
+    st.integers(1, 100),
+)
+def test_the_cut_takes_exactly_the_first_events_across_shards(values, events):
+    """Ties included: the run's last instant and the takes give exactly `events`, never one after a later one."""
+    shards = [np.sort(np.array(v, np.int64)) for v in values]
+    point = cut_point(shards, events)
+    total = sum(a.size for a in shards)
+    if total < events:
+        assert point is None
+        return
+    last, takes = point
+    below = sum(int((a < last).sum()) for a in shards)
+    assert below + sum(takes) == events
+    assert all(0 <= k <= int((a == last).sum()) for k, a in zip(takes, shards, strict=True))
+    assert sum(int((a <= last).sum()) for a in shards) >= events > below
+
+
+@settings(max_examples=6, deadline=None)
+@given(st.integers(0, 2**32), st.integers(200, 3_000), st.integers(200, 3_000), st.integers(300, 5_000))
+def test_any_two_runs_form_one_valid_timeline(tmp_path_factory, seed, first, second, customers):
+    out = tmp_path_factory.mktemp("prop")
+    a = run(small_config(out, run_id="a", seed=seed, customers=customers, events=first, shard_size=700)).manifest
+    b = run(small_config(out, run_id="b", seed=None, customers=None, events=second, shard_size=900)).manifest
+    assert (a["events"], b["events"]) == (first, second)
+    assert b["window"]["start"] == a["window"]["end"]
+    report = validate(out, whole=True)
+    assert report.ok, dict(report.violations)
