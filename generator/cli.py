@@ -70,6 +70,13 @@ def run(
         ),
     ] = "",
     out: Annotated[Path, typer.Option(help="Output root.")] = Path("shards"),
+    scenario: Annotated[
+        Path | None,
+        typer.Option(
+            help="Scenario file (TOML) over scenarios/default.toml: behaviour, incidents.",
+            show_default="the timeline's last, or the default",
+        ),
+    ] = None,
     partition_by: Annotated[str, typer.Option(help=f"Partitioning: {', '.join(PARTITIONINGS)}.")] = "date",
     latency_threshold_ms: Annotated[
         str,
@@ -134,6 +141,7 @@ def run(
         run_id=run_id,
         customers=parse_whole("--customers", customers) if customers else None,
         shard_size=None if shard_size == "auto" else parse_whole("--shard-size", shard_size),
+        scenario=scenario,
     )
     # Conflicts with OUT's timeline, and a damaged one, are refused before anything is written.
     history = timeline.load(out)

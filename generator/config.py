@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from generator.core.behaviour import default_behaviour
+from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
 from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, auto_shard_size, shard_count, window_days
 
@@ -99,11 +99,13 @@ class RunConfig:
     customers: int | None = None
     shard_size: int | None = None  # None: chosen from the event target and the population (auto_shard_size)
     duration_us: int | None = None  # size the run by time instead of events
+    scenario: Path | None = None  # a scenario file; None: the timeline's last scenario, or the built-in default
     # Filled by `resolve` from the timeline in `out`.
     ordinal: int = 0
     previous: str | None = None
     orders_before: int = 0
     resolved: bool = False
+    behaviour: Behaviour = dataclasses.field(default_factory=default_behaviour, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         def positive(value: object, flag: str) -> None:
@@ -144,8 +146,15 @@ class RunConfig:
         """These settings for a run following `last` (the manifest of the directory's last run, or None for the
         first): unset timeline options are taken from it, set ones must agree with it, and the run starts where
         it ended. Raises ConfigError naming the option on a conflict."""
-        b = default_behaviour()
-        fill: dict[str, object] = {"resolved": True}
+        if self.scenario is not None:
+            from generator.scenario import load_scenario  # it needs ConfigError from here
+
+            b = load_scenario(self.scenario)
+        elif last is not None and last.get("scenario"):
+            b = Behaviour.from_dict(last["scenario"])
+        else:
+            b = default_behaviour()
+        fill: dict[str, object] = {"resolved": True, "behaviour": b}
         if last is None:
             fill |= {
                 "seed": DEFAULT_SEED if self.seed is None else self.seed,
@@ -215,7 +224,13 @@ class RunConfig:
             customers=self.customers,
             end_us=None if self.duration_us is None else self.start_us + self.duration_us,
             warm=self.ordinal == 0,
+            behaviour=self.behaviour,
         )
+
+    @property
+    def scenario_doc(self) -> dict:
+        """The effective scenario, as the manifest records it (a later run without --scenario continues it)."""
+        return self.behaviour.raw
 
     def options(self) -> dict[str, object]:
         """The effective options, as recorded in the manifest."""
@@ -230,6 +245,7 @@ class RunConfig:
             "latency_threshold_ms": cfg.latency_threshold_ms,
             "customers": cfg.customers,
             "shard_size": cfg.shard_size,
+            "scenario": None if cfg.scenario is None else str(cfg.scenario),
         }
 
 

@@ -215,7 +215,14 @@ def _run_locked(
             "state": state,
         }
         doc = manifest.build(
-            cfg.run_id, cfg.options(), results, time.perf_counter() - t0, s3, (cfg.start_us, end), place
+            cfg.run_id,
+            cfg.options(),
+            results,
+            time.perf_counter() - t0,
+            s3,
+            (cfg.start_us, end),
+            place,
+            cfg.scenario_doc,
         )
         with _signals_deferred():
             path = _commit(staging, out, results, doc)

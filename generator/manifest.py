@@ -47,9 +47,10 @@ def build(
     s3: dict | None = None,
     window: tuple[int, int] = (0, 0),
     timeline: dict | None = None,
+    scenario: dict | None = None,
 ) -> dict:
     """The manifest of a run covering `window` = [start, end) in microseconds; `timeline` says where the run
-    sits in its directory's timeline and where its state is."""
+    sits in its directory's timeline and where its state is; `scenario` is the effective scenario it simulated."""
     results = sorted(results, key=lambda r: r.shard)
     parts = [p for r in results for p in r.parts]
     counts = [sum(r.counts[i] for r in results) for i in range(len(EVENT_TYPES))]
@@ -74,6 +75,7 @@ def build(
             "last_event_ts": iso(hi),
         },
         "timeline": timeline or {},
+        "scenario": orjson.loads(orjson.dumps(scenario or {})),  # as JSON holds it (instants as ISO text)
         "counts_by_type": dict(zip(EVENT_TYPES, counts, strict=True)),
         **({"s3": s3} if s3 else {}),
         "parts": [

@@ -30,8 +30,9 @@ from generator.parts import write_atomic
 
 STATE_DIR = "_state"
 LOCK_FILE = ".gen.lock"
-# Options that define a timeline: every run of it uses the same ones.
-TIMELINE_OPTIONS = ("seed", "customers", "latency_threshold_ms", "scenario")
+# Options that define a timeline: every run of it uses the same ones. (The scenario may change from run to run, as
+# traffic does, but not the population it draws from.)
+TIMELINE_OPTIONS = ("seed", "customers", "latency_threshold_ms")
 
 _STATE_TYPES = {
     "ts": pa.int64(),
@@ -117,7 +118,7 @@ def chain_problems(out: Path, docs: list[dict]) -> list[str]:
         elif i and d["timeline"]["previous"] != docs[i - 1]["run_id"]:
             problems.append(f"{where}: does not follow run {docs[i - 1]['run_id']!r}")
         elif i and any(d["options"].get(k) != docs[0]["options"].get(k) for k in TIMELINE_OPTIONS):
-            problems.append(f"{where}: seed, population, threshold or scenario differ from the timeline's first run")
+            problems.append(f"{where}: seed, population or threshold differ from the timeline's first run")
         elif manifest.parse_iso(d["window"]["end"]) <= manifest.parse_iso(d["window"]["start"]):
             problems.append(f"{where}: window ends before it starts")
     return problems

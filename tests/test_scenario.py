@@ -323,7 +323,7 @@ def test_a_mix_sums_to_one_within_tolerance(tmp_path_factory, weights, error):
     )
     path = write(tmp_path_factory.mktemp("m"), text)
     if abs(math.fsum(shares) - 1) <= 1e-6:
-        assert load_scenario(path).platform_mix.sum() == pytest.approx(1, abs=1e-6)
+        assert load_scenario(path).platform_mix.sum() == pytest.approx(1, abs=1.1e-6)  # summed in another order
     else:
         with pytest.raises(ScenarioError, match=r": platform\.mix: shares sum to"):
             load_scenario(path)

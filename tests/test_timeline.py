@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from generator import manifest, timeline
 from generator.cli import main
+from generator.config import parse_start
 from generator.coordinator import run
 from generator.core.events import DAY
 from generator.core.shard import cut_point
@@ -266,3 +267,27 @@ def test_any_two_runs_form_one_valid_timeline(tmp_path_factory, seed, first, sec
     assert b["window"]["start"] == a["window"]["end"]
     report = validate(out, whole=True)
     assert report.ok, dict(report.violations)
+
+
+SCENARIOS = Path(__file__).parent.parent / "scenarios"
+
+
+def test_a_scenario_is_recorded_and_continued_until_another_is_given(tmp_path, capsys):
+    outage = SCENARIOS / "payment-outage.toml"
+    first = small_config(tmp_path, events=3_000, scenario=outage, start=parse_start("2025-11-03T06:00:00Z"), **TIMELINE)
+    a = run(first).manifest
+    assert a["options"]["scenario"] == str(outage)
+    assert [i["kind"] for i in a["scenario"]["incidents"]] == ["payment_outage"]
+    b = run(small_config(tmp_path, run_id="r2", seed=None, customers=None, events=2_000)).manifest
+    assert b["options"]["scenario"] is None and b["scenario"] == a["scenario"], "continued without --scenario"
+    c = run(
+        small_config(
+            tmp_path, run_id="r3", seed=None, customers=None, events=2_000, scenario=SCENARIOS / "default.toml"
+        )
+    )
+    assert c.manifest["scenario"]["incidents"] == []
+    assert validate(tmp_path, whole=True).ok
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[payment.failure]\nCARD = 1.7\n")
+    err = _refused(tmp_path, capsys, "--scenario", str(bad))
+    assert err == f"gen: error: {bad}: payment.failure.CARD: 1.7 is not a probability in [0, 1]"

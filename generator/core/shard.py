@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings
+from generator.core.incidents import latency_factor
 from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import activity, home_state, identities, primary_platform
@@ -286,7 +287,7 @@ class _Stream:
         start = self.cfg.start_us
         r = rng(self.cfg.seed, "warm", _key(start), self.shard.index)
         t, local, platform = self.arrivals(r, start - WARM_UP, start, checkouts_per_session(self.b))
-        _, success, _ = pay(r, self.b, t.size)
+        _, success, _ = pay(r, self.b, t.size, ts=t)
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
         self.add_orders(r, placed)
         self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
@@ -505,6 +506,9 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None)
 
     event_ts = pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(ev.ts)])
     latency_ms = latency_table(b)[ev.platform.astype(np.int64) * QUANTILES + r.integers(0, QUANTILES, n)]
+    if len(b.incidents.latency_degradation):  # a degraded platform is slower inside its incident's window
+        factor = latency_factor(b, ev.platform, ev.ts)
+        latency_ms = np.clip(np.rint(latency_ms * factor), 1, np.iinfo(np.int32).max).astype(np.int32)
     slow = latency_ms > cfg.latency_threshold_ms
 
     active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
