@@ -167,6 +167,10 @@ def _run_locked(
                 if point is not None:
                     break
                 stop += 1  # some shard's simulation ends before the run's end: take them all one grid point on
+                if stop > DEFAULT_STOP + 24:
+                    raise RunError(
+                        f"the population made too few events for --events {gen.events}; nothing was committed"
+                    )
                 todo = list(shards)
             last_ts, takes = point
             end = last_ts + 1
@@ -253,7 +257,7 @@ def _end_of_run(gen: GenConfig, shards: list[Shard], sims: dict[int, SimResult],
     simulated far enough to know (or all of them together hold too few events)."""
     if gen.events is None:
         return gen.end_us - 1, [np.iinfo(np.int64).max] * len(shards)
-    times = [np.load(final_ts_path(staging, s.index), mmap_mode="r") for s in shards]
+    times = [np.load(final_ts_path(staging, s.index), mmap_mode="r")[: sims[s.index].final] for s in shards]
     point = cut_point(times, gen.events)
     if point is None or point[0] >= min(sims[s.index].until for s in shards):
         return None

@@ -162,11 +162,12 @@ def spill_path(root: str | Path, shard: int) -> Path:
 
 
 def final_ts_path(root: str | Path, shard: int) -> Path:
+    """The spilled event times, sorted: the first `SimResult.final` of them are the shard's final times."""
     return Path(root) / SIM_DIR / f"shard-{shard:05d}.ts.npy"
 
 
-_SPILL_ORDER = (
-    *(f"ev_{f}" for f in ("ts", "type", "customer", "platform", "amount", "method", "order", "origin")),
+_SPILL_ORDER = (  # ev_ts goes to its own file, where the coordinator reads the final times from
+    *(f"ev_{f}" for f in ("type", "customer", "platform", "amount", "method", "order", "origin")),
     "carrier",
     "serial",
     "order_origin",
@@ -186,15 +187,17 @@ def simulate_part(
     with open(path, "wb") as f:
         for name in _SPILL_ORDER:
             np.save(f, arrays[name], allow_pickle=False)
-    np.save(final_ts_path(root, shard.index), sim.final_ts(), allow_pickle=False)
+    np.save(final_ts_path(root, shard.index), sim.events.ts, allow_pickle=False)
     new = np.sort(sim.order_origin[sim.serial < 0])
-    return SimResult(shard.index, os.getpid(), sim.until, int(sim.final_ts().size), new, time.perf_counter() - t0)
+    final = int(sim.final_ts().size)
+    return SimResult(shard.index, os.getpid(), sim.until, final, new, time.perf_counter() - t0)
 
 
 def _load_spill(root: str, shard: int) -> Sim:
     path = spill_path(root, shard)
     with open(path, "rb") as f:
         arrays = {name: np.load(f, allow_pickle=False) for name in _SPILL_ORDER}
+    arrays["ev_ts"] = np.load(final_ts_path(root, shard), allow_pickle=False)
     return Sim.from_arrays(arrays)
 
 

@@ -61,13 +61,14 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 75,
-    "USER_LOGIN": 51,
-    "PRODUCT_VIEW": 99,
+    "OPEN": 72,
+    "USER_LOGIN": 47,
+    "PRODUCT_VIEW": 102,
     "ADD_TO_CART": 7,
-    "PACKED": 5,
+    "CHECKOUT_STARTED": 1,
+    "PACKED": 6,
     "SHIPPED": 7,
-    "DELIVERED": 6,
+    "DELIVERED": 8,
 }
 
 
