@@ -343,7 +343,8 @@ def runs(
         return
     t = Table(title=f"{len(rows)} committed run(s) in {escape(str(out))}")
     for col in ("#", "run id", "window start", "window end", "events", "parts", "size", "pending after"):
-        t.add_column(col, justify="right" if col in ("#", "events", "parts", "size", "pending after") else "left")
+        right = col in ("#", "events", "parts", "size", "pending after")
+        t.add_column(col, justify="right" if right else "left", overflow="fold")
     for r in rows:
         t.add_row(
             str(r["ordinal"]),
