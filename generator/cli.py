@@ -169,6 +169,14 @@ def run(
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
         return
     uploader = _uploader(bucket, prefix, endpoint_url, region) if bucket else None
+    if uploader:
+        behind = uploader.remote_runs() - {d["run_id"] for d in history.runs}
+        if behind:
+            raise UserError(
+                f"--bucket: {uploader.target.url()} holds {len(behind)} run(s) that {str(out)!r} lacks (e.g. "
+                f"{sorted(behind)[-1]!r}); run `gen pull` with the same --out, --bucket and --prefix first, so this "
+                "run continues that timeline instead of forking it"
+            )
     listener = None
     if not quiet:
         listener = LiveDashboard(err_console) if err_console.is_terminal else LogLines(err_console)
@@ -217,6 +225,33 @@ def _redo_hint(cfg: RunConfig, uploader) -> str:
             f"; the run is committed locally: finish the upload with gen upload --run-id {cfg.run_id} --out {cfg.out}"
         )
     return f"; nothing was committed. Redo it with --run-id {cfg.run_id} (same seed and options give the same bytes)"
+
+
+@app.command()
+def pull(
+    out: Annotated[Path, typer.Option(help="Output root to bring up to date.")] = Path("shards"),
+    bucket: Annotated[str, typer.Option(envvar="GEN_BUCKET", help="S3 bucket.")] = "",
+    prefix: Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")] = "",
+    endpoint_url: Annotated[str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint.")] = "",
+    region: Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region.")] = "",
+) -> None:
+    """Bring OUT up to date with the timeline committed in S3 (the manifests of runs OUT lacks, and the last run's
+    state; parts stay in S3), so that the next `gen run` here continues it. On a fresh machine, run it first."""
+    from generator import timeline
+
+    if not bucket:
+        raise UserError("--bucket: required (or GEN_BUCKET)")
+    uploader = _uploader(bucket, prefix, endpoint_url, region)
+    try:
+        with timeline.lock(out):
+            pulled = timeline.pull(out, uploader.remote_runs(), uploader.fetch)
+    finally:
+        uploader.close()
+    last = timeline.load(out).last
+    where = f"ends at {last['window']['end']} (run {last['run_id']!r})" if last else "is empty"
+    out_console.print(
+        f"pulled {len(pulled)} run(s) from {uploader.target.url()}; the timeline {where}", highlight=False
+    )
 
 
 @app.command()

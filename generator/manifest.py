@@ -48,9 +48,11 @@ def build(
     window: tuple[int, int] = (0, 0),
     timeline: dict | None = None,
     scenario: dict | None = None,
+    faults: dict | None = None,
 ) -> dict:
     """The manifest of a run covering `window` = [start, end) in microseconds; `timeline` says where the run
-    sits in its directory's timeline and where its state is; `scenario` is the effective scenario it simulated."""
+    sits in its directory's timeline and where its state is; `scenario` is the effective scenario it simulated;
+    `faults` lists the ground truth of the data faults injected (only when the scenario injects any)."""
     results = sorted(results, key=lambda r: r.shard)
     parts = [p for r in results for p in r.parts]
     counts = [sum(r.counts[i] for r in results) for i in range(len(EVENT_TYPES))]
@@ -78,6 +80,7 @@ def build(
         "scenario": orjson.loads(orjson.dumps(scenario or {})),  # as JSON holds it (instants as ISO text)
         "counts_by_type": dict(zip(EVENT_TYPES, counts, strict=True)),
         **({"s3": s3} if s3 else {}),
+        **({"faults": faults} if faults else {}),
         "parts": [
             {
                 "path": p.path,
@@ -110,11 +113,20 @@ def write(out: Path, manifest: dict) -> Path:
 
 def read(path: Path) -> dict:
     try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as e:
+        body = path.read_bytes()
+    except OSError as e:
         raise ManifestError(f"{path}: unreadable manifest ({e})") from None
+    return parse(body, str(path))
+
+
+def parse(body: bytes, where: str) -> dict:
+    """A manifest from its bytes; `where` names it in errors."""
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as e:
+        raise ManifestError(f"{where}: unreadable manifest ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ManifestError(f"{path}: not a manifest of this generator (format {FORMAT!r})")
+        raise ManifestError(f"{where}: not a manifest of this generator (format {FORMAT!r})")
     return data
 
 

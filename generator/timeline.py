@@ -14,7 +14,7 @@ import errno
 import fcntl
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,6 +141,37 @@ def load(out: Path) -> Timeline:
     if problems:
         raise ManifestError(problems[0])
     return Timeline(out, tuple(docs))
+
+
+def pull(out: Path, remote: set[str], fetch: Callable[[str], bytes]) -> list[str]:
+    """Bring `out` up to date with a timeline committed elsewhere (S3): the manifests of runs it lacks, and the
+    last run's state, so the next run here continues it. The state is written before the manifests, so `out`
+    never has a last run without its state. Returns the run ids pulled, in timeline order."""
+    local = {d["run_id"] for d in committed_runs(out)}
+    docs = []
+    for run_id in sorted(remote - local):
+        rel = manifest.relative_path(run_id)
+        body = fetch(rel)
+        doc = manifest.parse(body, f"{rel} in S3")
+        if doc.get("run_id") != run_id or "timeline" not in doc:
+            raise ManifestError(f"{rel} in S3: not the manifest of run {run_id!r}")
+        docs.append((doc, body))
+    if not docs:
+        return []
+    chain = sorted([*committed_runs(out), *(d for d, _ in docs)], key=lambda d: d["timeline"]["ordinal"])
+    problems = chain_problems(out, chain)
+    if problems:
+        raise ManifestError(f"pulling would break the timeline: {problems[0]}")
+    last = chain[-1]
+    info = last["timeline"]["state"]
+    if not (out / info["path"]).is_file():
+        data = fetch(info["path"])
+        if hashlib.sha256(data).hexdigest() != info["sha256"]:
+            raise ManifestError(f"{info['path']} in S3 does not match its manifest's sha256")
+        write_atomic(out / info["path"], data)
+    for doc, body in sorted(docs, key=lambda x: x[0]["timeline"]["ordinal"]):
+        write_atomic(manifest.manifest_path(out, doc["run_id"]), body)
+    return [d["run_id"] for d, _ in sorted(docs, key=lambda x: x[0]["timeline"]["ordinal"])]
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from s3transfer.subscribers import BaseSubscriber
 
 from generator.config import ConfigError
 from generator.coordinator import RunError
+from generator.manifest import MANIFEST_DIR
 
 MiB = 1024 * 1024
 CHUNK = 8 * MiB  # multipart threshold and part size
@@ -239,6 +240,23 @@ class Uploader:
             "multipart_chunk_bytes": self.chunk,
             "checksums": checksums,
         }
+
+    # -- the timeline in S3 ---------------------------------------------------------------------------------
+    def remote_runs(self) -> set[str]:
+        """Ids of the runs whose manifests S3 holds under the prefix (the runs committed there)."""
+        prefix = self.target.key(f"{MANIFEST_DIR}/")
+        ids = set()
+        for page in self.checker.get_paginator("list_objects_v2").paginate(Bucket=self.target.bucket, Prefix=prefix):
+            ids |= {
+                o["Key"][len(prefix) : -len(".json")] for o in page.get("Contents", []) if o["Key"].endswith(".json")
+            }
+        return ids
+
+    def fetch(self, rel: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.target.bucket, Key=self.target.key(rel))["Body"].read()
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            raise UploadError(f"{self.target.url(rel)}: {e}") from None
 
     # -- the commit -----------------------------------------------------------------------------------------
     def put_manifest(self, rel: str, body: bytes) -> None:

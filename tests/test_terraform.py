@@ -213,6 +213,11 @@ def test_user_data_renders_to_valid_bash_whose_gen_command_the_cli_accepts(tmp_p
     plan = json.loads(capsys.readouterr().out)
     assert plan["bucket"] == VALUES["bucket"] and plan["workers"] == 8 and plan["options"]["events"] == 500000
     assert "poweroff" in script
+    # Before it, the runner pulls the timeline from the same bucket, prefix and output root (and only then runs).
+    pull = shlex.split(re.search(r"/opt/gen/bin/gen (pull .*?) &&", script.replace("\\\n", " ")).group(1))
+    run_args = shlex.split(command)
+    for flag in ("--out", "--bucket", "--prefix", "--region"):
+        assert pull[pull.index(flag) + 1] == run_args[run_args.index(flag) + 1], flag
 
 
 def _policy_json(tf: dict, bucket: str, prefix: str) -> str:

@@ -18,6 +18,7 @@ import orjson
 import pytest
 from moto.server import ThreadedMotoServer
 
+from generator import timeline
 from generator.cli import main
 from generator.coordinator import run, upload_committed
 from generator.manifest import relative_path
@@ -356,3 +357,43 @@ def test_a_failed_upload_exits_1_with_how_to_finish(tmp_path, s3, s3_server, cap
         main(["upload", "--run-id", "f", "--out", str(tmp_path), "--bucket", BUCKET, "--endpoint-url", s3_server]) == 0
     )
     assert relative_path("f") in _keys(s3)
+
+
+def test_a_fresh_machine_pulls_the_timeline_from_s3_and_continues_it(tmp_path, s3, s3_server, capsys):
+    """The scheduled EC2 runner starts with an empty disk each time: `gen run --bucket` refuses to fork the S3
+    timeline from scratch; `gen pull` brings the manifests and the last state, and the next run continues."""
+    s3_args = ["--bucket", BUCKET, "--prefix", "tl", "--endpoint-url", s3_server]
+    first = tmp_path / "first-machine"
+    base = ["run", "--events", "3000", "--customers", "4000", "--workers", "1", "--quiet", *s3_args]
+    assert main([*base, "--out", str(first), "--run-id", "a", "--no-keep-local"]) == 0
+    fresh = tmp_path / "fresh-machine"
+    assert main([*base, "--out", str(fresh), "--run-id", "b"]) == 2
+    err = capsys.readouterr().err
+    assert "holds 1 run(s) that" in err and "gen pull" in err and err.count("\n") == 1
+    assert not fresh.exists() or not any(fresh.rglob("*.parquet")), "nothing written"
+    assert main(["pull", "--out", str(fresh), *s3_args]) == 0
+    assert "pulled 1 run(s)" in capsys.readouterr().out
+    assert main(["pull", "--out", str(fresh), *s3_args]) == 0, "pulling again is a no-op"
+    assert "pulled 0 run(s)" in capsys.readouterr().out
+    assert main([*base, "--out", str(fresh), "--run-id", "b"]) == 0
+    docs = timeline.load(fresh).runs
+    assert [d["run_id"] for d in docs] == ["a", "b"] and docs[1]["window"]["start"] == docs[0]["window"]["end"]
+    assert docs[1]["timeline"]["carried_in"] == docs[0]["timeline"]["carried_out"] > 0
+    remote = {k.rsplit("/", 1)[-1] for k in _keys(s3, "tl/_manifests/")}
+    assert remote == {"a.json", "b.json"}
+    # The same history made on one machine without S3 has the same bytes.
+    local = tmp_path / "one-machine"
+    for run_id in ("a", "b"):
+        assert main([*base[: -len(s3_args)], "--out", str(local), "--run-id", run_id]) == 0
+    b_parts = {p["path"]: p["sha256"] for p in docs[1]["parts"]}
+    assert b_parts == {p["path"]: p["sha256"] for p in timeline.load(local).runs[1]["parts"]}
+
+
+def test_pull_refuses_a_state_that_does_not_match(tmp_path, s3, s3_server, capsys):
+    s3_args = ["--bucket", BUCKET, "--prefix", "bad", "--endpoint-url", s3_server]
+    args = ["run", "--events", "2000", "--customers", "3000", "--workers", "1", "-q", "--run-id", "a", *s3_args]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    s3.put_object(Bucket=BUCKET, Key="bad/_state/a.parquet", Body=b"not the state")
+    assert main(["pull", "--out", str(tmp_path / "b"), *s3_args]) == 2
+    assert "does not match its manifest" in capsys.readouterr().err
+    assert not (tmp_path / "b" / "_manifests").exists()
