@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from generator import manifest, timeline
+from generator import manifest, sidecar, timeline
 from generator.config import ConfigError, RunConfig
 from generator.core.shard import DEFAULT_STOP, GenConfig, Pending, Shard, cut_point, plan
 from generator.parts import (
@@ -198,6 +198,9 @@ def _run_locked(
         results.sort(key=lambda r: r.shard)
         carried = Pending.concat([Pending.from_columns(r.carried) for r in results if r.carried])
         state = timeline.write_state(staging, cfg.run_id, carried)
+        faults = (
+            sidecar.write(staging, cfg.run_id, results, cfg.behaviour.faults) if cfg.behaviour.faults.any() else None
+        )
         listener.committing()
         syncer.wait()
         s3, upload_error = None, None
@@ -205,6 +208,8 @@ def _run_locked(
             from generator.uploader import UploadError
 
             uploader.submit(staging / state["path"], state["path"], state["sha256"])
+            if faults:
+                uploader.submit(staging / faults["path"], faults["path"], faults["sha256"])
             try:
                 s3 = uploader.describe(uploader.wait(listener.upload_progress))
             except UploadError as e:
@@ -227,6 +232,7 @@ def _run_locked(
             (cfg.start_us, end),
             place,
             cfg.scenario_doc,
+            faults,
         )
         with _signals_deferred():
             path = _commit(staging, out, results, doc)
@@ -280,7 +286,8 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
     listener = listener or Listener()
     doc = manifest.read(manifest.manifest_path(out, run_id))
     try:
-        for p in doc["parts"]:
+        state = doc["timeline"]["state"]
+        for p in [*doc["parts"], state]:
             uploader.submit(out / p["path"], p["path"], p["sha256"])
         doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
         uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))
@@ -395,6 +402,8 @@ def _commit(staging: Path, out: Path, results: list[ShardResult], doc: dict) -> 
     moves = [(staging / p.path, out / p.path) for r in results for p in r.parts]
     state = doc["timeline"]["state"]["path"]
     moves.append((staging / state, out / state))
+    if "faults" in doc:  # the ground truth of the data faults injected, beside the state
+        moves.append((staging / doc["faults"]["path"], out / doc["faults"]["path"]))
     clash = [str(dest) for _, dest in moves if dest.exists()]
     if clash:
         raise RunError(f"refusing to overwrite existing part {clash[0]}")

@@ -24,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
+from generator.core.faults import fault_rng, inject
 from generator.core.shard import GenConfig, Pending, Shard, Sim, build_rows, cut, simulate_shard
 from generator.schema import COLUMNS, EVENT_TYPES, arrow_schema
 
@@ -68,6 +69,9 @@ class ShardResult:
     seconds: float
     peak_rss_kib: int  # the worker process's peak resident memory so far
     carried: dict[str, np.ndarray] | None = None  # Pending.columns() of the events left for the next run
+    # Data faults injected: event_id (n x 16 bytes), kind (FAULT_KINDS code), column (PII_COLUMNS code or -1),
+    # part (index into `parts`); None when the scenario injects none.
+    faults: dict[str, np.ndarray] | None = None
 
 
 @dataclass(frozen=True)
@@ -197,7 +201,7 @@ def _load_spill(root: str, shard: int) -> Sim:
     path = spill_path(root, shard)
     with open(path, "rb") as f:
         arrays = {name: np.load(f, allow_pickle=False) for name in _SPILL_ORDER}
-    arrays["ev_ts"] = np.load(final_ts_path(root, shard), allow_pickle=False)
+    arrays["ev_ts"] = np.load(final_ts_path(root, shard), allow_pickle=False, mmap_mode="r")
     return Sim.from_arrays(arrays)
 
 
@@ -216,20 +220,40 @@ def make_part(
         spill_path(root, shard.index).unlink(missing_ok=True)
         final_ts_path(root, shard.index).unlink(missing_ok=True)
     rows = build_rows(gen, shard, c)
+    slices = _slices(rows.ts, partition_by)
+    dirs = [partition_dir(int(rows.ts[lo]), partition_by) for lo, _ in slices]
+    faulty = None
+    if gen.behaviour.faults.any():
+        faulty = inject(rows, slices, gen.behaviour.faults, fault_rng(gen.seed, gen.start_us, shard.index))
+        rows, slices = faulty.rows, faulty.bounds
     ts = rows.ts
     counts = np.bincount(rows.fixed["event_type"].indices.to_numpy(), minlength=len(EVENT_TYPES))
     parts = []
-    for lo, hi in _slices(ts, partition_by):
-        rel = "/".join(
-            p for p in (EVENTS_DIR, partition_dir(int(ts[lo]), partition_by), part_name(run_id, shard.index)) if p
-        )
+    part_of_row = np.zeros(len(rows), np.int32)
+    for (lo, hi), where in zip(slices, dirs, strict=True):
+        if hi == lo:  # every event of this partition arrived late, in the next one
+            continue
+        rel = "/".join(p for p in (EVENTS_DIR, where, part_name(run_id, shard.index)) if p)
         data = encode(rows.table(lo, hi))
         write_atomic(Path(root) / rel, data, durable=False)
+        part_of_row[lo:hi] = len(parts)
+        span = ts[lo:hi]
         parts.append(
             PartInfo(
-                rel, shard.index, hi - lo, data.size, hashlib.sha256(data).hexdigest(), int(ts[lo]), int(ts[hi - 1])
+                rel, shard.index, hi - lo, data.size, hashlib.sha256(data).hexdigest(), int(span.min()), int(span.max())
             )
         )
+    injected = None
+    if faulty is not None:
+        ids = rows.fixed["event_id"].storage.take(pa.array(faulty.at))
+        injected = {
+            "event_id": np.frombuffer(ids.buffers()[1], np.uint8, 16 * len(ids), ids.offset * 16)
+            .reshape(-1, 16)
+            .copy(),
+            "kind": faulty.kind,
+            "column": faulty.column,
+            "part": part_of_row[faulty.at],
+        }
     return ShardResult(
         shard=shard.index,
         pid=os.getpid(),
@@ -240,6 +264,7 @@ def make_part(
         seconds=time.perf_counter() - t0,
         peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         carried=c.carried.columns(),
+        faults=injected,
     )
 
 

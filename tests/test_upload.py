@@ -129,7 +129,7 @@ def test_existing_objects_are_never_overwritten_and_resume_skips_them(tmp_path, 
     before = s3.head_object(Bucket=BUCKET, Key=f"lake/v1/{rels[0]}")["LastModified"]
     doc = upload_committed(tmp_path, "r1", _uploader(s3_server))
     assert s3.head_object(Bucket=BUCKET, Key=f"lake/v1/{rels[0]}")["LastModified"] == before
-    assert set(doc["s3"]["checksums"]) == set(rels)
+    assert set(doc["s3"]["checksums"]) == {*rels, summary.manifest["timeline"]["state"]["path"]}
     assert f"lake/v1/{relative_path('r1')}" in _keys(s3)
     # Uploading the same run again finds everything in place and changes nothing.
     manifest_key = f"lake/v1/{relative_path('r1')}"
@@ -353,10 +353,11 @@ def test_a_failed_upload_exits_1_with_how_to_finish(tmp_path, s3, s3_server, cap
     err = capsys.readouterr().err
     assert "gen: run failed:" in err and "gen upload --run-id f" in err and "Traceback" not in err
     s3.delete_object(Bucket=BUCKET, Key=str(part))  # the obstacle goes (test cleanup, not the tool)
+    s3.delete_object(Bucket=BUCKET, Key="_state/f.parquet")  # as if the run had stopped before the state went up
     assert (
         main(["upload", "--run-id", "f", "--out", str(tmp_path), "--bucket", BUCKET, "--endpoint-url", s3_server]) == 0
     )
-    assert relative_path("f") in _keys(s3)
+    assert {relative_path("f"), "_state/f.parquet"} <= _keys(s3), "the manifest, and the state the timeline needs"
 
 
 def test_a_fresh_machine_pulls_the_timeline_from_s3_and_continues_it(tmp_path, s3, s3_server, capsys):

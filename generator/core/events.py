@@ -30,7 +30,8 @@ class Events:
     def __len__(self) -> int:
         return len(self.ts)
 
-    def take(self, idx: np.ndarray) -> Events:
+    def take(self, idx: np.ndarray | slice) -> Events:
+        """The events at `idx` (an index array: copies; a slice: views)."""
         return Events(**{f.name: getattr(self, f.name)[idx] for f in fields(self)})
 
     @staticmethod

@@ -377,15 +377,18 @@ def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
     placed in this run get serials from `first_serial` in local order."""
     ev = sim.events
     end = last_ts + 1
-    kept = ev.take(np.flatnonzero(ev.origin < end))  # still sorted by time
-    at = np.searchsorted(kept.ts, [last_ts, end])
+    # Events are sorted by time and none comes before the start of its session, so every event before the end is
+    # from a session begun before it: the written events are a prefix (a view, no copy); only the rest is sorted
+    # into carried and dropped.
+    at = np.searchsorted(ev.ts, [last_ts, end])
     n_written = int(at[0]) + min(take, int(at[1] - at[0]))
+    written = ev.take(slice(0, n_written))
+    tail = ev.take(slice(n_written, len(ev)))
+    later = tail.take(np.flatnonzero(tail.origin < end))
+    later.ts = np.maximum(later.ts, end)
     serial = sim.serial.copy()
     new = np.flatnonzero((serial < 0) & (sim.order_origin < end))
     serial[new] = first_serial + np.arange(new.size)
-    written = kept.take(np.arange(n_written))
-    later = kept.take(np.arange(n_written, len(kept)))
-    later.ts = np.maximum(later.ts, end)
     has_order = later.order >= 0
     carried_carrier = np.where(has_order, sim.carrier[np.maximum(later.order, 0)] if sim.carrier.size else -1, -1)
     later.order = np.where(has_order, serial[np.maximum(later.order, 0)] if serial.size else -1, -1)
