@@ -397,25 +397,42 @@ def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
 
 def cut_point(final_ts: list[np.ndarray], events: int) -> tuple[int, list[int]] | None:
     """The instant of the run's last event when `events` are taken from the shards' sorted final times, and how
-    many of the events at that instant each shard takes (in shard order); None when there are too few."""
+    many of the events at that instant each shard takes (in shard order); None when there are too few.
+
+    A sample of every k-th time brackets the answer between two sample values; the times between them (a few per
+    shard) are gathered and the exact one picked by rank, without reading the arrays whole."""
     total = sum(a.size for a in final_ts)
-    if total < events:
+    if events < 1 or total < events:
         return None
-    lo = min(int(a[0]) for a in final_ts if a.size)
-    hi = max(int(a[-1]) for a in final_ts if a.size)
-    while lo < hi:  # the least t with at least `events` times <= t
-        mid = (lo + hi) // 2
-        if sum(int(np.searchsorted(a, mid, side="right")) for a in final_ts) >= events:
-            hi = mid
+
+    def at_most(v: int) -> int:
+        return sum(int(np.searchsorted(a, v, side="right")) for a in final_ts)
+
+    k = max(1, total // 4096)
+    sample = np.sort(np.concatenate([a[k - 1 :: k] for a in final_ts]))
+    lo_i, hi_i = 0, sample.size  # the least sample index whose value has at least `events` times at or below it
+    while lo_i < hi_i:
+        mid = (lo_i + hi_i) // 2
+        if at_most(int(sample[mid])) >= events:
+            hi_i = mid
         else:
-            lo = mid + 1
-    left = events - sum(int(np.searchsorted(a, lo, side="left")) for a in final_ts)
+            lo_i = mid + 1
+    i = lo_i
+    hi = int(sample[i]) if i < sample.size else max(int(a[-1]) for a in final_ts if a.size)
+    lo = int(sample[i - 1]) if i > 0 else min(int(a[0]) for a in final_ts if a.size) - 1
+    below = at_most(lo)  # < events: the answer is in (lo, hi]
+    between = np.concatenate(
+        [a[np.searchsorted(a, lo, side="right") : np.searchsorted(a, hi, side="right")] for a in final_ts]
+    )
+    rank = events - below - 1
+    last = int(np.partition(between, rank)[rank])
+    left = events - sum(int(np.searchsorted(a, last, side="left")) for a in final_ts)
     takes = []
     for a in final_ts:
-        tied = int(np.searchsorted(a, lo, side="right") - np.searchsorted(a, lo, side="left"))
+        tied = int(np.searchsorted(a, last, side="right") - np.searchsorted(a, last, side="left"))
         takes.append(min(tied, left))
         left -= takes[-1]
-    return lo, takes
+    return last, takes
 
 
 def shard_cut(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Cut:
