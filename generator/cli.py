@@ -336,6 +336,8 @@ def validate(
             rule,
             "[green]ok[/]" if not bad else f"[red]{bad:,} violations[/]  {report.examples.get(rule, '')}",
         )
+    for kind, n in report.expected.items():  # data faults the runs' sidecars list: not violations
+        t.add_row(f"fault {kind}", f"[yellow]{n:,} injected (expected)[/]")
     out_console.print(t)
     if report.only_in_s3:
         out_console.print(

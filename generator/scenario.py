@@ -18,6 +18,7 @@ from pathlib import Path
 
 from generator.config import ConfigError
 from generator.core.behaviour import Behaviour, default_behaviour, default_scenario, instant_us
+from generator.core.faults import FAULT_KINDS
 from generator.schema import PAYMENT_METHODS, PLATFORMS
 
 MIX_TOLERANCE = 1e-6
@@ -180,6 +181,7 @@ SPEC: dict = {
         "sigma": dict.fromkeys(PLATFORMS, _non_negative),
         "threshold_ms": _whole(0),
     },
+    "faults": dict.fromkeys(FAULT_KINDS, _probability),
 }
 _MIXES = ("platform.mix", "payment.mix")
 _INCIDENT_PARAMS: dict[str, dict[str, Check]] = {
@@ -225,6 +227,9 @@ def _check_sums(doc: dict) -> None:
         total = math.fsum(values)
         if abs(total - 1) > MIX_TOLERANCE:
             raise _Invalid(key, f"shares sum to {total:.6g}, not 1")
+    total = math.fsum(doc["faults"].values())
+    if total > 1 + MIX_TOLERANCE:  # one draw per event picks at most one fault
+        raise _Invalid("faults", f"rates sum to {total:.6g}, above 1 (an event gets at most one fault)")
     basket = doc["basket"]
     if basket["min_ngn"] > basket["max_ngn"]:
         raise _Invalid("basket.min_ngn", f"{basket['min_ngn']} is above max_ngn {basket['max_ngn']}")

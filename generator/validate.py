@@ -2,7 +2,8 @@
 
 `check_table` holds the row-level rules (a pure function over an Arrow table, also used by the property
 tests); `validate_run` adds what only files can break: checksums, sizes, counts, sort order and partitions.
-Rules come from `generator.schema`; none is restated here.
+Rules come from `generator.schema`; none is restated here. Data faults a run lists in its sidecar are expected: each
+rule they break skips exactly the listed events (and counts them), and a listed fault must be in the data.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from generator import manifest, timeline
+from generator import manifest, sidecar, timeline
+from generator.core.events import DAY, HOUR
+from generator.core.faults import FAULT_KINDS
 from generator.parts import EVENTS_DIR, partition_dir, read_part
 from generator.schema import (
     COLUMNS,
@@ -44,6 +47,7 @@ class Report:
     runs: list[str] = field(default_factory=list)
     only_in_s3: list[str] = field(default_factory=list)  # runs uploaded with --no-keep-local: no local parts
     rows: int = 0
+    expected: Counter = field(default_factory=Counter)  # fault kind -> faults injected and listed in a sidecar
 
     def rule(self, name: str, bad: int, example: str = "") -> None:
         if name not in self.checked:
@@ -72,15 +76,51 @@ def _first_row(table: pa.Table, bad: np.ndarray, cols=("event_id", "event_type")
     return ", ".join(f"{c}={table.column(c)[i].as_py()}" for c in cols)
 
 
-def check_table(table: pa.Table, threshold_ms: int, report: Report | None = None, continued: bool = False) -> Report:
+def _ids(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A UUID column as 16-byte strings (comparable and sortable by numpy)."""
+    storage = col.combine_chunks().storage if isinstance(col, pa.ChunkedArray) else col.storage
+    return np.frombuffer(storage.buffers()[1], "S16", len(storage), storage.offset * 16)
+
+
+def _listed(ids: np.ndarray, faults: pa.Table | None, kind: str, column: str | None = None) -> np.ndarray:
+    """Per row, whether its event is listed in `faults` as `kind` (altering `column`, when given)."""
+    if faults is None or not faults.num_rows:
+        return np.zeros(ids.size, bool)
+    mask = pc.equal(faults.column("kind"), kind)
+    if column is not None:
+        mask = pc.and_(mask, pc.equal(faults.column("column"), column).fill_null(False))
+    return np.isin(ids, _ids(faults.column("event_id").filter(mask)))
+
+
+def check_table(
+    table: pa.Table,
+    threshold_ms: int,
+    report: Report | None = None,
+    continued: bool = False,
+    faults: pa.Table | None = None,
+) -> Report:
     """Every row-level rule of the event model over `table` (one run, any part of one, or a whole timeline).
 
     `continued`: the table is a run that continues a timeline, so it may open with the rest of sessions and
     orders begun in the run before (a customer's first events need not start with OPEN, an order's with its
-    authorisation); checking the whole timeline at once (`gen validate --all`) holds those to the full rule."""
+    authorisation); checking the whole timeline at once (`gen validate --all`) holds those to the full rule.
+    `faults`: the sidecar rows of the runs in `table`; the listed events are expected to break the rules their
+    fault breaks (a listed duplicate's copies are dropped first; a listed altered value skips that column's rules)."""
     r = report or Report()
     table = decoded(table)
     r.rows += table.num_rows
+    if faults is not None and faults.num_rows and table.schema.get_field_index("event_id") >= 0:
+        ids = _ids(table.column("event_id"))
+        dup = np.flatnonzero(_listed(ids, faults, "duplicate"))
+        _, first = np.unique(ids[dup], return_index=True)
+        keep = np.ones(ids.size, bool)
+        keep[dup] = False
+        keep[dup[first]] = True
+        table = table.filter(pa.array(keep))
+    ids = _ids(table.column("event_id")) if table.schema.get_field_index("event_id") >= 0 else np.zeros(0, "S16")
+    altered = {
+        c: _listed(ids, faults, "missing_pii", c) | _listed(ids, faults, "malformed_contact", c) for c in IDENTITY
+    }
     schema = arrow_schema()
     r.rule("schema", 0 if table.schema.remove_metadata().equals(schema) else 1, f"got {table.schema}")
     if not table.schema.remove_metadata().equals(schema):
@@ -133,14 +173,15 @@ def check_table(table: pa.Table, threshold_ms: int, report: Report | None = None
 
     ids = pc.count_distinct(table.column("event_id").combine_chunks().storage).as_py() if n else 0
     r.rule("event_id unique", n - ids)
-    r.rule(
-        "phone_number is +234 E.164 mobile",
-        _count_false(pc.match_substring_regex(table.column("phone_number"), PHONE)),
-    )
-    r.rule("email well-formed", _count_false(pc.match_substring_regex(table.column("email"), EMAIL)))
+    for c, rule, pattern in (("phone_number", "is +234 E.164 mobile", PHONE), ("email", "well-formed", EMAIL)):
+        values = table.column(c).filter(pa.array(~altered[c]))
+        r.rule(f"{c} {rule}", _count_false(pc.match_substring_regex(values, pattern)))
 
     per_customer = table.group_by("customer_id").aggregate([(c, "count_distinct") for c in IDENTITY])
     for c in IDENTITY:
+        if altered[c].any():  # without the listed altered values
+            kept = table.select(["customer_id", c]).filter(pa.array(~altered[c]))
+            per_customer = kept.group_by("customer_id").aggregate([(c, "count_distinct")])
         r.rule(
             f"{c} fixed per customer",
             int(pc.sum(pc.greater(per_customer.column(f"{c}_count_distinct"), 1)).as_py() or 0),
@@ -230,8 +271,65 @@ def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report, continued: bo
     r.rule("total_amount fixed from CHECKOUT_STARTED to ORDER_PLACED", bad.sum())
 
 
-def _read_run(out: Path, doc: dict, report: Report) -> pa.Table | None:
-    """File-level checks of one committed run (parts, state, window); its rows as one table."""
+def _read_faults(out: Path, doc: dict, report: Report) -> pa.Table | None:
+    """A run's fault sidecar, checked against its manifest and counted as expected; None when it injects none."""
+    info = doc.get("faults")
+    if not info:
+        return None
+    f = out / info["path"]
+    data = f.read_bytes() if f.is_file() else b""
+    report.rule(
+        "fault sidecar exists and matches manifest",
+        hashlib.sha256(data).hexdigest() != info["sha256"],
+        info["path"],
+    )
+    if not data:
+        return None
+    faults = sidecar.read(f)
+    counts = Counter(faults.column("kind").to_pylist())
+    report.rule(
+        "fault counts match manifest",
+        sum(abs(counts.get(k, 0) - info["counts"].get(k, 0)) for k in FAULT_KINDS),
+        info["path"],
+    )
+    report.expected.update({k: counts[k] for k in FAULT_KINDS if counts[k]})
+    return faults
+
+
+def _faults_present(t: pa.Table, ts: np.ndarray, where: tuple[str, str, str], faults: pa.Table, r: Report) -> None:
+    """Every fault listed for one part (`where`: partitioning, the part's partition, its path) is in it: a listed
+    duplicate twice, a late event outside the part's partition, a moved row below the one before it, an altered
+    value empty (missing_pii) or malformed (malformed_contact)."""
+    partition_by, part_dir, path = where
+    ids = _ids(t.column("event_id"))
+    present = 0
+    for kind in FAULT_KINDS:
+        mine = faults.filter(pc.equal(faults.column("kind"), kind))
+        rows = np.flatnonzero(np.isin(ids, _ids(mine.column("event_id"))))
+        if kind == "duplicate":
+            present += int((np.unique(ids[rows], return_counts=True)[1] >= 2).sum())
+        elif kind == "late_arrival":
+            unit = DAY if partition_by == "date" else HOUR
+            keys, inverse = np.unique(ts[rows] // unit, return_inverse=True)
+            dirs = np.array([partition_dir(int(k) * unit, partition_by) for k in keys] or [""])
+            present += int((dirs[inverse] != part_dir).sum())
+        elif kind == "out_of_order":
+            present += int(((rows > 0) & (ts[rows] < ts[np.maximum(rows - 1, 0)])).sum())
+        else:
+            for c in IDENTITY:
+                listed = _ids(mine.filter(pc.equal(mine.column("column"), c).fill_null(False)).column("event_id"))
+                values = t.column(c).take(pa.array(np.flatnonzero(np.isin(ids, listed))))
+                if kind == "missing_pii":
+                    present += int(pc.sum(pc.equal(values, "")).as_py() or 0)
+                elif c in ("phone_number", "email"):
+                    pattern = PHONE if c == "phone_number" else EMAIL
+                    present += _count_false(pc.match_substring_regex(values, pattern))
+    r.rule("listed faults present in their parts", faults.num_rows - present, path)
+
+
+def _read_run(out: Path, doc: dict, report: Report, faults: pa.Table | None = None) -> pa.Table | None:
+    """File-level checks of one committed run (parts, state, window); its rows as one table. `faults`: the run's
+    sidecar rows (`_read_faults`), whose events may break the sort order and partition of their part."""
     partition_by = doc["options"]["partition_by"]
     lo, hi = manifest.parse_iso(doc["window"]["start"]), manifest.parse_iso(doc["window"]["end"])
     tables = []
@@ -246,7 +344,14 @@ def _read_run(out: Path, doc: dict, report: Report) -> pa.Table | None:
         t = read_part(f)
         report.rule("part rows match manifest", t.num_rows != p["rows"], p["path"])
         ts = _ts(t)
-        report.rule("rows sorted by event_ts in each part", int((np.diff(ts) < 0).sum()), p["path"])
+        here = None if faults is None else faults.filter(pc.equal(faults.column("path"), p["path"]))
+        if here is not None and here.num_rows:
+            where = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
+            _faults_present(t, ts, (partition_by, "" if where == "." else where, p["path"]), here, report)
+        ids = _ids(t.column("event_id"))
+        moved = _listed(ids, here, "out_of_order")[1:]
+        report.rule("rows sorted by event_ts in each part", int(((np.diff(ts) < 0) & ~moved).sum()), p["path"])
+        late = _listed(ids, here, "late_arrival")
         report.rule("events inside their run's window", int(((ts < lo) | (ts >= hi)).sum()), p["path"])
         if ts.size:
             report.rule(
@@ -254,7 +359,9 @@ def _read_run(out: Path, doc: dict, report: Report) -> pa.Table | None:
                 (manifest.iso(int(ts.min())), manifest.iso(int(ts.max()))) != (p["min_event_ts"], p["max_event_ts"]),
                 p["path"],
             )
-            want = {partition_dir(int(x), partition_by) for x in (ts.min(), ts.max())}
+        if ts[~late].size:  # late arrivals listed in the sidecar sit in a later partition than their time
+            on_time = ts[~late]
+            want = {partition_dir(int(x), partition_by) for x in (on_time.min(), on_time.max())}
             got = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
             report.rule("part sits in its events' partition", want != {"" if got == "." else got}, p["path"])
         tables.append(t)
@@ -274,9 +381,11 @@ def _read_run(out: Path, doc: dict, report: Report) -> pa.Table | None:
         sum(abs(counts.get(k, 0) - v) for k, v in doc["counts_by_type"].items()),
     )
     wanted = doc["options"]["events"]
+    # --events counts each event once; a listed duplicate is written twice
+    copies = 0 if faults is None else int(pc.sum(pc.equal(faults.column("kind"), "duplicate")).as_py() or 0)
     report.rule(
         "total events match manifest (and --events)",
-        abs(table.num_rows - doc["events"]) + (abs(doc["events"] - wanted) if wanted is not None else 0),
+        abs(table.num_rows - doc["events"]) + (abs(doc["events"] - copies - wanted) if wanted is not None else 0),
     )
     return table
 
@@ -291,9 +400,11 @@ def validate_run(out: Path, doc: dict, report: Report) -> None:
         report.only_in_s3.append(doc["run_id"])
         return
     report.runs.append(doc["run_id"])
-    table = _read_run(out, doc, report)
+    faults = _read_faults(out, doc, report)
+    table = _read_run(out, doc, report, faults)
     if table is not None:
-        check_table(table, int(doc["options"]["latency_threshold_ms"]), report, doc["timeline"]["ordinal"] > 0)
+        threshold = int(doc["options"]["latency_threshold_ms"])
+        check_table(table, threshold, report, doc["timeline"]["ordinal"] > 0, faults)
 
 
 def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
@@ -306,14 +417,18 @@ def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
         )
     problems = timeline.chain_problems(out, docs)
     report.rule("windows contiguous and non-overlapping", len(problems), problems[0] if problems else "")
-    tables = []
+    tables, faults = [], []
     for doc in docs:
         report.runs.append(doc["run_id"])
-        t = _read_run(out, doc, report)
+        f = _read_faults(out, doc, report)
+        t = _read_run(out, doc, report, f)
         if t is not None:
             tables.append(t)
+        if f is not None:
+            faults.append(f)
     if tables:
-        check_table(pa.concat_tables(tables), int(docs[0]["options"]["latency_threshold_ms"]), report)
+        listed = pa.concat_tables(faults) if faults else None
+        check_table(pa.concat_tables(tables), int(docs[0]["options"]["latency_threshold_ms"]), report, faults=listed)
 
 
 def validate(out: Path, run_id: str | None = None, whole: bool = False) -> Report:

@@ -3,8 +3,9 @@ another is given), as arrays the core uses.
 
 Mixes keyed by a name in the schema (platforms, payment methods, event types) become arrays in the schema's code
 order, so the core indexes them by the same integer codes it writes. Incidents become, per kind, arrays of
-[start, end) windows in microseconds since the epoch (UTC) with their target codes and values. `from_dict` trusts
-its input: `generator.scenario` validates a scenario file before it gets here.
+[start, end) windows in microseconds since the epoch (UTC) with their target codes and values; data faults, their
+rates per event in FAULT_KINDS order. `from_dict` trusts its input: `generator.scenario` validates a scenario file
+before it gets here.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from importlib import resources
 
 import numpy as np
 
+from generator.core.faults import FAULT_KINDS
 from generator.schema import EVENT_CODE, EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
 
 
@@ -153,6 +155,7 @@ class Behaviour:
     latency_sigma: np.ndarray
     latency_threshold_ms: int
     incidents: Incidents = field(default_factory=lambda: Incidents.from_list([], ()))
+    faults: np.ndarray = field(default_factory=lambda: np.zeros(len(FAULT_KINDS)))  # rates per event, FAULT_KINDS
 
     @classmethod
     def from_dict(cls, d: dict) -> Behaviour:
@@ -216,6 +219,7 @@ class Behaviour:
             latency_sigma=_ordered(lat["sigma"], PLATFORMS, "latency.sigma"),
             latency_threshold_ms=int(lat["threshold_ms"]),
             incidents=Incidents.from_list(d.get("incidents", []), names),
+            faults=np.array([float(d.get("faults", {}).get(k, 0.0)) for k in FAULT_KINDS]),
         )
 
 
