@@ -287,7 +287,7 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
     doc = manifest.read(manifest.manifest_path(out, run_id))
     try:
         state = doc["timeline"]["state"]
-        for p in [*doc["parts"], state]:
+        for p in [*doc["parts"], state, *([doc["faults"]] if "faults" in doc else [])]:
             uploader.submit(out / p["path"], p["path"], p["sha256"])
         doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
         uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))

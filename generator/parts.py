@@ -3,9 +3,10 @@
 Runs in the workers, in two steps per shard. `simulate_part` simulates the shard and spills the simulation to
 the run's staging directory (raw numpy arrays, read back at memory speed), returning the times the coordinator
 needs to place the run's end. `make_part` reads the spill back, cuts it at that end, cuts the rows at partition
-boundaries (rows are sorted by event_ts, so each partition is one slice), encodes each slice in memory, hashes
-it and writes it under a hidden temporary name, then renames it. Workers return small records (and the events
-they carry into the next run); they never touch the terminal.
+boundaries (rows are sorted by event_ts, so each partition is one slice), injects the scenario's data faults if
+any (`core.faults`), encodes each slice in memory, hashes it and writes it under a hidden temporary name, then
+renames it. Workers return small records (and the events they carry into the next run, and the faults they
+injected); they never touch the terminal.
 """
 
 from __future__ import annotations
