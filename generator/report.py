@@ -20,6 +20,8 @@ import pyarrow.parquet as pq
 from generator import manifest
 from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
+from generator.core.incidents import conversion_factor, extra_transit_days, latency_factor, method_failure_at
+from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.nigeria import default_pools
 from generator.core.sessions import WAT_OFFSET, hour_buckets
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
@@ -47,10 +49,14 @@ class Row:
     # Whether the n behind a share are independent trials, so that the binomial standard error applies (not for
     # events, which cluster in sessions and by customer).
     binomial: bool = True
+    # The standard error of the value where it is not a plain binomial share (a ratio, an inferred rate, a
+    # quantile): derived in the section that makes the row (delta method), and used for z.
+    se: float | None = None
 
     def __post_init__(self) -> None:  # plain floats (numpy scalars would not serialise)
         self.value = None if self.value is None else float(self.value)
         self.target = None if self.target is None else float(self.target)
+        self.se = None if self.se is None else float(self.se)
 
     @property
     def deviation(self) -> float | None:
@@ -63,7 +69,10 @@ class Row:
 
     @property
     def z(self) -> float | None:
-        """For a share of n: the deviation in binomial standard errors (how surprising it is by chance alone)."""
+        """The deviation in standard errors (how surprising it is by chance alone): the row's own `se` where it
+        has one, else for a share of n independent trials the binomial one."""
+        if self.se is not None and self.value is not None and self.target is not None:
+            return (self.value - self.target) / self.se if self.se > 0 else None
         if self.unit != "share" or not self.binomial or self.deviation is None or not self.n or not 0 < self.target < 1:
             return None
         return self.deviation / math.sqrt(self.target * (1 - self.target) / self.n)
@@ -196,6 +205,60 @@ def lognormal_sf(x: float, median: float, sigma: float) -> float:
     return 0.5 * math.erfc(math.log(x / median) / (sigma * math.sqrt(2)))
 
 
+def mixture_quantile(q: float, median: np.ndarray, weight: np.ndarray, sigma: float, shift: np.ndarray | None = None):
+    """The q-quantile of a mixture of shifted lognormals (component i: shift[i] + median[i]·e^(sigma·Z), weight
+    weight[i]), and the mixture's density there, by bisection on the cdf."""
+    median, weight = np.asarray(median, float), np.asarray(weight, float) / np.sum(weight)
+    shift = np.zeros(median.size) if shift is None else np.asarray(shift, float)
+
+    def z(x: float) -> np.ndarray:
+        return np.log(np.maximum(x - shift, 1e-300) / median) / sigma
+
+    lo, hi = float(shift.min()), float((shift + median).max() * math.exp(12 * sigma))
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        cdf = float((weight * 0.5 * np.array([math.erfc(-v / math.sqrt(2)) for v in z(mid)])).sum())
+        lo, hi = (mid, hi) if cdf < q else (lo, mid)
+    x = (lo + hi) / 2
+    above = x > shift
+    dens = weight * np.exp(-(z(x) ** 2) / 2) / (math.sqrt(2 * math.pi) * sigma * np.maximum(x - shift, 1e-300))
+    return x, float(dens[above].sum())
+
+
+def checkout_probability(b: Behaviour, ts: np.ndarray) -> np.ndarray:
+    """Probability that a cart goes to checkout in a session opening at each instant (flash sales raise it)."""
+    if not len(b.incidents.conversion):
+        return np.full(np.shape(ts), b.checkout)
+    return np.minimum(b.checkout * conversion_factor(b, ts), 1.0)
+
+
+def chains_at(b: Behaviour, ts: np.ndarray) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
+    """The payment chains of checkouts at each instant (payment outages change the failure rates): the distinct
+    chains and the index of each checkout's one."""
+    ts = np.asarray(ts, np.int64)
+    if not len(b.incidents.payment_outage) or ts.size == 0:
+        return [payment_chain(b)], np.zeros(ts.size, np.int64)
+    f = method_failure_at(b, np.arange(len(PAYMENT_METHODS))[None, :], ts[:, None])
+    distinct, inverse = np.unique(f, axis=0, return_inverse=True)
+    return [payment_chain(b, row) for row in distinct], inverse.ravel()
+
+
+def mean_chain(b: Behaviour, ts: np.ndarray) -> dict[str, np.ndarray]:
+    """`payment_chain` averaged over checkouts at these instants: every target of the payments section is a ratio
+    of sums of its entries, so averaging the chains gives the exact targets of a mix of normal and outage times."""
+    chains, inverse = chains_at(b, ts)
+    if len(chains) == 1:
+        return chains[0]
+    w = np.bincount(inverse, minlength=len(chains)) / inverse.size
+    return {k: sum(wi * c[k] for wi, c in zip(w, chains, strict=True)) for k in ("success", "failed")}
+
+
+def success_probability(b: Behaviour, ts: np.ndarray) -> np.ndarray:
+    """Probability that a checkout at each instant ends authorised."""
+    chains, inverse = chains_at(b, ts)
+    return np.array([c["success"].sum() for c in chains])[inverse]
+
+
 _Z = {50: 0.0, 95: 1.6448536269514722, 99: 2.3263478740408408}
 
 
@@ -205,15 +268,19 @@ def delay_samples(b: Behaviour, n: int = 20_000) -> dict[str, np.ndarray]:
     r = np.random.default_rng(0)
     packed = b.packed_hours * HOUR * np.exp(b.hours_sigma * r.standard_normal(n))
     shipped = packed + b.shipped_hours * HOUR * np.exp(b.hours_sigma * r.standard_normal(n))
-    pools = default_pools()
-    weights = np.diff(np.r_[0.0, pools.state_cdf])
-    hub_share = float((weights * pools.state_is_hub).sum() / weights.sum())
-    factor = np.where(r.random(n) < hub_share, 1.0, b.outside_hubs_factor)
+    factor = np.where(r.random(n) < hub_share(), 1.0, b.outside_hubs_factor)
     transit = np.exp(b.transit_sigma * r.standard_normal(n)) * factor * DAY
     out = {"packed": np.sort(packed), "shipped": np.sort(shipped)}
     for name, days in zip(b.carriers.names, b.carriers.transit_days, strict=True):
         out[name] = np.sort(shipped + days * transit)
     return out
+
+
+def hub_share() -> float:
+    """Share of the population living in Lagos or the FCT (their parcels travel at the carrier's base time)."""
+    pools = default_pools()
+    weights = np.diff(np.r_[0.0, pools.state_cdf])
+    return float((weights * pools.state_is_hub).sum() / weights.sum())
 
 
 # -- the rows as arrays ---------------------------------------------------------------------------------------------
@@ -297,11 +364,13 @@ def _share(part: float, whole: float) -> float | None:
     return float(part / whole) if whole else None
 
 
-def event_mix(fr: Frame, b: Behaviour) -> Section:
+def event_mix(fr: Frame, s: Sessions, b: Behaviour) -> Section:
     counts = np.bincount(fr.code[fr.code >= 0], minlength=len(EVENT_TYPES))
-    chain = payment_chain(b)
+    # Flash sales and outages change the checkout and payment probabilities by the session's start.
+    chain = mean_chain(b, s.open_ts[s.reached[_CHECKOUT]])
     browse = 1 - b.bounce
-    checkout = browse * b.add_to_cart * b.checkout
+    p_checkout = float(checkout_probability(b, s.open_ts).mean()) if s.open_ts.size else b.checkout
+    checkout = browse * b.add_to_cart * p_checkout
     won = chain["success"].sum()
     per_session = {
         "OPEN": 1.0,
@@ -332,25 +401,35 @@ def event_mix(fr: Frame, b: Behaviour) -> Section:
     )
 
 
-def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int) -> Section:
+def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incident]) -> Section:
     settled = s.open_ts <= end - SETTLE
     total = int(settled.sum())
+    # Checkout and payment success depend on when the session opened (flash sales, outages): each step's target
+    # is the mean probability over the sessions that reached the step before, the expected counts the sums.
+    p_checkout = checkout_probability(b, s.open_ts)
+    p_success = success_probability(b, s.open_ts)
+    carted = s.reached[_CART] & settled
+    checked = s.reached[_CHECKOUT] & settled
+    cart_p = float(p_checkout[carted].mean()) if carted.any() else b.checkout
+    auth_p = float(p_success[checked].mean()) if checked.any() else float(payment_chain(b)["success"].sum())
     steps = [("product view", _VIEW, 1 - b.bounce), ("add to cart", _CART, b.add_to_cart)]
-    steps += [("checkout", _CHECKOUT, b.checkout), ("payment authorised", _AUTH, payment_chain(b)["success"].sum())]
-    steps += [("order placed", _ORDER, 1.0)]
+    steps += [("checkout", _CHECKOUT, cart_p), ("payment authorised", _AUTH, auth_p), ("order placed", _ORDER, 1.0)]
+    base = (1 - b.bounce) * b.add_to_cart
+    won = base * float((p_checkout * p_success)[settled].sum())
+    expected = [total, (1 - b.bounce) * total, base * total, base * float(p_checkout[settled].sum()), won, won]
+    expected = [float(x) for x in expected]
     rows = [Row("sessions", float(total), None, "count")]
-    counts, targets = [total], [float(total)]
-    prev, expect = total, float(total)
+    counts, targets = [total], expected
+    prev = total
     for label, c, p in steps:
         k = int((s.reached[c] & settled).sum())
         rows.append(Row(f"{label} (of the step before)", _share(k, prev), float(p), n=prev))
-        expect *= float(p)
         counts.append(k)
-        targets.append(expect)
         prev = k
-    carted, checked = counts[2], counts[3]
-    rows.append(Row("session → order", _share(counts[-1], total), targets[-1] / total if total else None, n=total))
-    rows.append(Row("cart abandonment", _share(carted - checked, carted), 1 - b.checkout, n=carted))
+    n_cart, n_chk = counts[2], counts[3]
+    rows.append(Row("session → order", _share(counts[-1], total), won / total if total else None, n=total))
+    rows.append(Row("cart abandonment", _share(n_cart - n_chk, n_cart), 1 - cart_p, n=n_cart))
+    rows += _conversion_rows(s, b, settled, incidents)
     notes = [
         f"Sessions are rebuilt per customer from OPEN events; {int((~settled).sum()):,} sessions opening in the last "
         f"{SETTLE // (60 * SECOND)} minutes of the data are left out (they may not have finished)."
@@ -363,17 +442,60 @@ def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int) -> Section:
     )
 
 
+def _windows_mask(ts: np.ndarray, incidents: list[Incident]) -> np.ndarray:
+    inside = np.zeros(ts.shape, bool)
+    for inc in incidents:
+        inside |= (ts >= inc.start) & (ts < inc.end)
+    return inside
+
+
+def _tag(inc: Incident, name: str) -> str:
+    return f"{name} {manifest.iso(inc.start)[:16]}"
+
+
+def _ratio_se(ratio: float, *relative_variances: float) -> float:
+    """Delta method: the standard error of a ratio (or product) of independent estimates from their squared
+    relative standard errors."""
+    return ratio * math.sqrt(sum(relative_variances))
+
+
+def _conversion_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list[Incident]) -> list[Row]:
+    """Per flash sale: carts going to checkout in sessions opening inside its window and outside every sale, and
+    the realised conversion factor (their ratio) against the scenario's."""
+    sales = [i for i in incidents if i.kind == "flash_sale"]
+    carted = s.reached[_CART] & settled
+    p_checkout = checkout_probability(b, s.open_ts)
+    out = carted & ~_windows_mask(s.open_ts, sales)
+    n_out, k_out = int(out.sum()), int((out & s.reached[_CHECKOUT]).sum())
+    p_out = float(p_checkout[out].mean()) if n_out else b.checkout
+    rows = []
+    for inc in sales:
+        tag = _tag(inc, "flash sale")
+        inside = carted & (s.open_ts >= inc.start) & (s.open_ts < inc.end)
+        n_in, k_in = int(inside.sum()), int((inside & s.reached[_CHECKOUT]).sum())
+        p_in = float(p_checkout[inside].mean()) if n_in else b.checkout
+        rows.append(Row(f"{tag}: checkout of carts inside", _share(k_in, n_in), p_in, n=n_in))
+        rows.append(Row(f"{tag}: checkout of carts outside sales", _share(k_out, n_out), p_out, n=n_out))
+        if k_in and k_out:
+            target = p_in / p_out
+            se = _ratio_se(target, (1 - p_in) / (n_in * p_in), (1 - p_out) / (n_out * p_out))
+            value = (k_in / n_in) / (k_out / n_out)
+            rows.append(Row(f"{tag}: conversion factor (inside ÷ outside)", value, target, "mean", n_in, se=se))
+    return rows
+
+
 def _bucket_width(first: int, last: int) -> int:
     return HOUR if last - first <= 3 * DAY else DAY
 
 
 def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incident]) -> Section:
-    chain = payment_chain(b)
+    settled = (s.open_ts <= end - SETTLE) & s.reached[_CHECKOUT]
+    # Outages apply by the checkout session's start: the targets average the chains over the settled checkouts.
+    chain = mean_chain(b, s.open_ts[settled])
     attempts = (fr.code == _FAILED) | (fr.code == _AUTH)
     fails = int((fr.code == _FAILED).sum())
     n_att = int(attempts.sum())
     rows = [Row("failure rate per attempt", _share(fails, n_att), per_attempt_failure(chain), n=n_att)]
-    settled = (s.open_ts <= end - SETTLE) & s.reached[_CHECKOUT]
     n_chk = int(settled.sum())
     mean_fail = float(s.failures[settled].mean()) if n_chk else None
     rows.append(Row("failed attempts per checkout", mean_fail, float(chain["failed"].sum()), "mean", n_chk))
@@ -399,24 +521,14 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
         + ", ".join(f"{m} {f:.1%}" for m, f in zip(PAYMENT_METHODS, b.method_failure, strict=True))
         + ".",
     ]
-    for inc in incidents:
-        if inc.kind != "payment_outage" or inc.params.get("method") not in PAYMENT_METHODS:
-            continue
-        m = PAYMENT_METHODS.index(inc.params["method"])
-        f = b.method_failure.copy()
-        f[m] = float(inc.params.get("failure_rate", f[m]))
-        inside_chain = payment_chain(b, f)
-        inside = (fr.ts >= inc.start) & (fr.ts < inc.end)
-        tag = f"{inc.params['method']} outage {manifest.iso(inc.start)[:16]}"
-        for where, mask, ch in (("inside", inside, inside_chain), ("outside", ~inside, chain)):
-            k = int((attempts & mask).sum())
-            bad = int(((fr.code == _FAILED) & mask).sum())
-            rows.append(Row(f"{tag}: failure per attempt {where}", _share(bad, k), per_attempt_failure(ch), n=k))
-            paid = mask & (fr.code == _AUTH)
-            n_paid = int(paid.sum())
-            share = _share(int((paid & (fr.method == m)).sum()), n_paid)
-            target = ch["success"][:, m].sum() / ch["success"].sum()
-            rows.append(Row(f"{tag}: {inc.params['method']} share of authorised {where}", share, target, n=n_paid))
+    rows += _outage_rows(s, b, settled, incidents)
+    if any(i.kind == "payment_outage" for i in incidents):
+        notes.append(
+            "Outages apply to the checkouts of sessions opening inside their window; the rows inside and outside an "
+            "outage count the settled checkout sessions by their start. PAYMENT_FAILED carries no method, so the "
+            "method's failure rate is inferred from first attempts: a checkout with no failure that ends authorised "
+            "with the method tried it first and succeeded, which happens with probability mix × (1 − failure)."
+        )
     width = _bucket_width(int(fr.ts.min()), int(fr.ts.max())) if fr.ts.size else HOUR
     bucket = fr.ts[attempts] // width
     keys, inv = np.unique(bucket, return_inverse=True)
@@ -427,6 +539,44 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
     chart = {"kind": "line", "x": x, "values": (per / np.maximum(tot, 1)).tolist(), "targets": targets}
     chart["width"] = "hour" if width == HOUR else "day"
     return Section("payments", "Payments", rows, notes, chart)
+
+
+def _outage_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list[Incident]) -> list[Row]:
+    rows = []
+    for inc in incidents:
+        if inc.kind != "payment_outage" or inc.params.get("method") not in PAYMENT_METHODS:
+            continue
+        name = inc.params["method"]
+        m = PAYMENT_METHODS.index(name)
+        tag = _tag(inc, f"{name} outage")
+        inside = (s.open_ts >= inc.start) & (s.open_ts < inc.end)
+        for where, group in (("inside", settled & inside), ("outside", settled & ~inside)):
+            ts = s.open_ts[group]
+            ch = mean_chain(b, ts)
+            n = int(group.sum())
+            bad = int(s.failures[group].sum())
+            method = s.method[group]
+            paid = int((method >= 0).sum())
+            rows.append(
+                Row(
+                    f"{tag}: failure per attempt {where}",
+                    _share(bad, bad + paid),
+                    per_attempt_failure(ch),
+                    n=bad + paid,
+                )
+            )
+            target = ch["success"][:, m].sum() / ch["success"].sum()
+            share = _share(int((method == m).sum()), paid)
+            rows.append(Row(f"{tag}: {name} share of authorised {where}", share, target, n=paid))
+            # The method's own failure rate from first attempts: k ~ Binomial(n, mix·(1 − f)), so f̂ = 1 − k/(mix·n)
+            # has the standard error sqrt(p(1 − p)/n)/mix with p = mix·(1 − f).
+            first_ok = int(((s.failures[group] == 0) & (method == m)).sum())
+            mix = float(b.method_mix[m])
+            f = float(method_failure_at(b, np.full(ts.size, m), ts).mean()) if n else None
+            value = 1 - first_ok / (mix * n) if n else None
+            se = math.sqrt(mix * (1 - f) * (1 - mix * (1 - f)) / n) / mix if n else None
+            rows.append(Row(f"{tag}: {name} failure per first attempt {where}", value, f, n=n, se=se))
+    return rows
 
 
 def _failure_target_at(t: int, b: Behaviour, incidents: list[Incident], chain: dict) -> float:
@@ -443,21 +593,34 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
     labels, values, targets = [], [], []
     n_all = fr.ts.size
     expected_slow = 0.0
+    # Latency degradations multiply the median of a platform's events inside their windows: targets are those of
+    # the mixture of the lognormals the events were drawn from (one per distinct factor, weighted by its events).
+    factor = latency_factor(b, fr.platform, fr.ts) if len(b.incidents.latency_degradation) else np.ones(n_all)
+
+    def slow_target(p: int, mask: np.ndarray) -> float:
+        f, k = np.unique(factor[mask], return_counts=True)
+        med, sig = float(b.latency_median_ms[p]), float(b.latency_sigma[p])
+        return float(sum(c * lognormal_sf(threshold, med * x, sig) for x, c in zip(f, k, strict=True)) / k.sum())
+
     for p, name in enumerate(PLATFORMS):
         mine = fr.platform == p
         lat = fr.latency[mine]
         med, sig = float(b.latency_median_ms[p]), float(b.latency_sigma[p])
+        factors, weights = np.unique(factor[mine], return_counts=True) if lat.size else (np.ones(1), np.ones(1))
         rows.append(
             Row(f"{name}: share of events", _share(lat.size, n_all), float(b.platform_mix[p]), n=n_all, binomial=False)
         )
         got = np.percentile(lat, list(_Z)) if lat.size else [None] * len(_Z)
         for (q, z), v in zip(_Z.items(), got, strict=True):
-            target = med * math.exp(sig * z)
+            if factors.size == 1:
+                target = float(med * factors[0] * math.exp(sig * z))
+            else:
+                target = mixture_quantile(q / 100, med * factors, weights, sig)[0]
             rows.append(Row(f"{name}: p{q}", None if v is None else float(v), target, "ms", int(lat.size)))
             labels.append(f"{name} p{q}")
             values.append(None if v is None else float(v))
             targets.append(target)
-        sf = lognormal_sf(threshold, med, sig)
+        sf = slow_target(p, mine) if lat.size else lognormal_sf(threshold, med, sig)
         expected_slow += sf * lat.size
         rows.append(Row(f"{name}: INVALID LATENCY", _share(int(fr.slow[mine].sum()), lat.size), sf, n=int(lat.size)))
     rows.append(
@@ -467,12 +630,12 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
         if inc.kind != "latency_degradation" or inc.params.get("platform") not in PLATFORMS:
             continue
         p = PLATFORMS.index(inc.params["platform"])
-        mine = (fr.platform == p) & (fr.ts >= inc.start) & (fr.ts < inc.end)
-        k = int(mine.sum())
-        med = float(b.latency_median_ms[p]) * float(inc.params.get("factor", 1.0))
-        target = lognormal_sf(threshold, med, float(b.latency_sigma[p]))
-        label = f"{inc.params['platform']} degradation {manifest.iso(inc.start)[:16]}: INVALID LATENCY inside"
-        rows.append(Row(label, _share(int(fr.slow[mine].sum()), k), target, n=k))
+        inside = (fr.ts >= inc.start) & (fr.ts < inc.end)
+        tag = _tag(inc, f"{inc.params['platform']} degradation")
+        for where, mine in (("inside", (fr.platform == p) & inside), ("outside", (fr.platform == p) & ~inside)):
+            k = int(mine.sum())
+            target = slow_target(p, mine) if k else None
+            rows.append(Row(f"{tag}: INVALID LATENCY {where}", _share(int(fr.slow[mine].sum()), k), target, n=k))
     notes = [
         f"Latency is lognormal per platform (median, sigma from the scenario), so p95 = median·e^(1.645σ) and "
         f"p99 = median·e^(2.326σ); INVALID LATENCY is P(latency > {threshold:,} ms), the run's threshold."
@@ -489,7 +652,7 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
     return Section("latency", "Latency", rows, notes, chart)
 
 
-def orders(fr: Frame, b: Behaviour, end: int) -> tuple[Section, Section]:
+def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tuple[Section, Section]:
     """Orders by the last stage reached per tracking number, and delivery time by carrier."""
     has = fr.order >= 0
     k = int(fr.order.max()) + 1 if has.any() else 0
@@ -505,6 +668,9 @@ def orders(fr: Frame, b: Behaviour, end: int) -> tuple[Section, Section]:
     delivered_ts = np.full(k, -1, np.int64)
     done = fr.code == _C["DELIVERED"]
     delivered_ts[fr.order[done]] = fr.ts[done]
+    shipped_ts = np.full(k, -1, np.int64)
+    sent = fr.code == _C["SHIPPED"]
+    shipped_ts[fr.order[sent]] = fr.ts[sent]
     carrier = np.full(k, -1)
     carrier[fr.order[has]] = fr.carrier[has]
     names = fr.carriers
@@ -551,14 +717,18 @@ def orders(fr: Frame, b: Behaviour, end: int) -> tuple[Section, Section]:
     )
 
     rows, ranges = [], []
-    all_orders = carrier >= 0
+    delays = [i for i in incidents if i.kind == "carrier_delay" and i.params.get("carrier") in b.carriers.names]
+    delayed = {i.params["carrier"] for i in delays}
+    # Carrier shares of the orders placed in the data: an order placed before it shows up only through its later
+    # fulfilment events, more often for a slow carrier (or a delayed one), so those would over-represent it.
+    all_orders = mine & (carrier >= 0)
     n_orders = int(all_orders.sum())
     for i, name in enumerate(b.carriers.names):
         c = names.index(name) if name in names else -2
         rows.append(
             Row(
-                f"{name}: share of orders",
-                _share(int((carrier == c).sum()), n_orders),
+                f"{name}: share of orders placed in the data",
+                _share(int((all_orders & (carrier == c)).sum()), n_orders),
                 float(b.carriers.share[i]),
                 n=n_orders,
             )
@@ -567,22 +737,90 @@ def orders(fr: Frame, b: Behaviour, end: int) -> tuple[Section, Section]:
         span = np.where(delivered_ts[sel] >= 0, delivered_ts[sel], end) - placed_ts[sel]
         got = _km_quantiles(span / DAY, delivered_ts[sel] >= 0, (0.1, 0.5, 0.9))
         want = [float(np.quantile(samples[name], q)) / DAY for q in (0.1, 0.5, 0.9)]
+        if name in delayed:  # the samples know nothing of the delay
+            want = [None] * 3
         n_done = int((delivered_ts[sel] >= 0).sum())
         for q, g, w in zip((10, 50, 90), got, want, strict=True):
             rows.append(Row(f"{name}: p{q} days placed → delivered", g, w, "days", n_done))
         ranges.append({"label": name, "values": got, "targets": want})
+    notes = [
+        "Days from ORDER_PLACED to DELIVERED for orders placed in the data. Orders not yet delivered at the end "
+        "are censored, not dropped: quantiles are Kaplan-Meier estimates (— where too few orders got that far). "
+        "Targets: packing, shipping and transit delays from the scenario, hub and outside-hub customers mixed."
+    ]
+    if delays:
+        rows += _carrier_delay_rows(b, delays, carrier, names, shipped_ts, delivered_ts, end)
+        notes.append(
+            "Carrier delays apply by SHIPPED time, so they are measured on transit (SHIPPED to DELIVERED) of the "
+            "parcels shipped in the data, inside the window and outside it: Kaplan-Meier medians, parcels still in "
+            "transit censored at the end of the data. Placed-to-delivered targets are left out for a delayed carrier."
+        )
     delivery = Section(
         "delivery",
         "Delivery time by carrier",
         rows,
-        [
-            "Days from ORDER_PLACED to DELIVERED for orders placed in the data. Orders not yet delivered at the end "
-            "are censored, not dropped: quantiles are Kaplan-Meier estimates (— where too few orders got that far). "
-            "Targets: packing, shipping and transit delays from the scenario, hub and outside-hub customers mixed."
-        ],
+        notes,
         {"kind": "ranges", "rows": ranges},
     )
     return state_section, delivery
+
+
+def _carrier_delay_rows(
+    b: Behaviour,
+    delays: list[Incident],
+    carrier: np.ndarray,
+    names: list[str],
+    shipped_ts: np.ndarray,
+    delivered_ts: np.ndarray,
+    end: int,
+) -> list[Row]:
+    """Median transit of parcels shipped inside each carrier delay's window, per carrier (the delayed one should
+    take extra_days longer, the others as usual), and of the delayed carrier's parcels shipped outside it.
+
+    Transit is the carrier's days × (1 or the outside-hubs factor, by the population's hub share) × a lognormal
+    of sigma transit_sigma, plus the extra days of the delays covering the SHIPPED time: a mixture of shifted
+    lognormals whose median is the target. The Kaplan-Meier median's standard error is Greenwood's for the
+    survival there over the target density at the median (delta method)."""
+    hub = hub_share()
+    codes = {name: b.carriers.names.index(name) for name in b.carriers.names}
+    rows = []
+    for inc in delays:
+        tag = _tag(inc, f"{inc.params['carrier']} delay")
+        inside = (shipped_ts >= inc.start) & (shipped_ts < inc.end)
+        groups = [(name, "inside", inside) for name in b.carriers.names]
+        groups.insert(1, (inc.params["carrier"], "outside", ~inside))
+        for name, where, when in groups:
+            sel = (shipped_ts >= 0) & when & (carrier == (names.index(name) if name in names else -2))
+            done = delivered_ts[sel] >= 0
+            t = (np.where(done, delivered_ts[sel], end) - shipped_ts[sel]) / DAY
+            extra = extra_transit_days(b, np.full(t.size, codes[name]), shipped_ts[sel])
+            label = f"{tag}: {name} median days shipped → delivered, shipped {where}"
+            if not t.size:
+                rows.append(Row(label, None, None, "days", 0))
+                continue
+            shifts, counts = np.unique(extra, return_counts=True)
+            days = float(b.carriers.transit_days[codes[name]])
+            median = days * np.repeat([[1.0, b.outside_hubs_factor]], shifts.size, 0).ravel()
+            weight = (counts[:, None] * np.array([[hub, 1 - hub]])).ravel()
+            target, density = mixture_quantile(0.5, median, weight, b.transit_sigma, np.repeat(shifts, 2))
+            got, var = _km_median(t, done)
+            se = math.sqrt(var) / density if got is not None and density > 0 else None
+            rows.append(Row(label, got, target, "days", int(done.sum()), se=se))
+    return rows
+
+
+def _km_median(t: np.ndarray, observed: np.ndarray) -> tuple[float | None, float]:
+    """The Kaplan-Meier median of durations (censored where not observed) and Greenwood's variance of the
+    survival estimate at it."""
+    order = np.argsort(t, kind="stable")
+    t, observed = t[order], observed[order]
+    at_risk = t.size - np.arange(t.size)
+    survival = np.cumprod(1 - observed / np.maximum(at_risk, 1))
+    i = np.flatnonzero((survival <= 0.5 + 1e-9) & observed)
+    if not i.size:
+        return None, 0.0
+    terms = np.where(observed, 1 / np.maximum(at_risk * (at_risk - 1.0), 1.0), 0.0)
+    return float(t[i[0]]), float(survival[i[0]] ** 2 * terms[: i[0] + 1].sum())
 
 
 def _cdf(sorted_samples: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -602,7 +840,7 @@ def _km_quantiles(t: np.ndarray, observed: np.ndarray, qs: tuple[float, ...]) ->
     return out
 
 
-def traffic(fr: Frame, b: Behaviour, windows: list[tuple[int, int]]) -> Section:
+def traffic(fr: Frame, b: Behaviour, windows: list[tuple[int, int]], incidents: list[Incident]) -> Section:
     opens = fr.ts[fr.code == _OPEN]
     hour = ((opens + WAT_OFFSET) // HOUR) % 24
     counts = np.bincount(hour, minlength=24)
@@ -620,9 +858,59 @@ def traffic(fr: Frame, b: Behaviour, windows: list[tuple[int, int]]) -> Section:
         "Sessions (OPEN events) by hour of day in West Africa Time (UTC+1). Targets: the scenario's hourly curve "
         "weighted by how much of each hour the data covers (weekend and payday factors included)."
     ]
-    chart = {"kind": "bars", "labels": [f"{h:02d}" for h in range(24)], "values": [r.value for r in rows]}
+    sales = [i for i in incidents if i.kind == "flash_sale"]
+    if sales:
+        rows += _flash_sale_rows(opens, b, windows, sales)
+        notes.append(
+            "Flash sales: sessions per unit of the usual intensity (the hourly curve with its weekend and payday "
+            "factors) inside the sale against outside every sale, whose ratio is the realised traffic factor; and "
+            "sessions inside against the same hours one day earlier, whose target is the ratio of the two "
+            "intensities."
+        )
+    chart = {"kind": "bars", "labels": [f"{h:02d}" for h in range(24)], "values": [r.value for r in rows[:24]]}
     chart |= {"targets": expected.tolist(), "vertical": True, "over_time": _sessions_over_time(opens, b, windows)}
     return Section("traffic", "Traffic by hour of day (WAT)", rows, notes, chart)
+
+
+def _flash_sale_rows(opens: np.ndarray, b: Behaviour, windows: list[tuple[int, int]], sales: list[Incident]):
+    """Session counts are Poisson given the population (each customer's count is Poisson, spread over the hours in
+    proportion to intensity × covered time), so a ratio of two counts has the relative variance 1/N₁ + 1/N₂."""
+    pieces = [hour_buckets(b, t0, t1 + 1) for t0, t1 in windows]
+    lo = np.concatenate([p[0] for p in pieces])
+    length = np.concatenate([p[1] for p in pieces])
+    full = np.concatenate([p[2] for p in pieces])
+    usual = full / traffic_factor_at(b, lo // HOUR * HOUR)
+
+    def covered(a: int, z: int) -> np.ndarray:
+        return np.clip(np.minimum(lo + length, z) - np.maximum(lo, a), 0, None).astype(float)
+
+    def opened(a: int, z: int) -> int:
+        return int(np.searchsorted(opens, z) - np.searchsorted(opens, a))
+
+    opens = np.sort(opens)
+    sale_time = sum((covered(i.start, i.end) for i in sales), np.zeros(lo.size))  # windows may overlap: clip
+    out_time = np.clip(length - sale_time, 0, None)
+    n_out = int((~_windows_mask(opens, sales)).sum())
+    u_out = float((usual * out_time).sum())
+    rows = []
+    for inc in sales:
+        tag = _tag(inc, "flash sale")
+        ov = covered(inc.start, inc.end)
+        n_in, u_in, f_in = opened(inc.start, inc.end), float((usual * ov).sum()), float((full * ov).sum())
+        if u_in > 0 and u_out > 0 and n_out:
+            target = f_in / u_in
+            value = (n_in / u_in) / (n_out / u_out)
+            se = _ratio_se(target, 1 / max(n_in, 1), 1 / n_out)
+            label = f"{tag}: traffic factor (sessions per usual intensity, inside ÷ outside sales)"
+            rows.append(Row(label, value, target, "mean", n_in, se=se))
+        before = covered(inc.start - DAY, inc.end - DAY)
+        n_before, f_before = opened(inc.start - DAY, inc.end - DAY), float((full * before).sum())
+        if f_in > 0 and f_before > 0 and n_before:
+            target = f_in / f_before
+            se = _ratio_se(target, 1 / max(n_in, 1), 1 / n_before)
+            label = f"{tag}: sessions inside ÷ the same hours one day earlier"
+            rows.append(Row(label, n_in / n_before, target, "mean", n_in, se=se))
+    return rows
 
 
 def _sessions_over_time(opens: np.ndarray, b: Behaviour, windows: list[tuple[int, int]]) -> dict:
@@ -648,15 +936,15 @@ def summarise(loaded: Loaded) -> Summary:
     thresholds = {int(d["options"]["latency_threshold_ms"]) for d in loaded.docs}
     threshold = min(thresholds)
     s = sessions(fr)
-    state, delivery = orders(fr, b, end)
+    state, delivery = orders(fr, b, end, incidents)
     sections = [
-        event_mix(fr, b),
-        funnel(fr, s, b, end),
+        event_mix(fr, s, b),
+        funnel(fr, s, b, end, incidents),
         payments(fr, s, b, end, incidents),
         latency(fr, b, threshold, incidents),
         state,
         delivery,
-        traffic(fr, b, loaded.windows),
+        traffic(fr, b, loaded.windows, incidents),
     ]
     if len(thresholds) > 1:
         sections[3].notes.append(f"The runs use different thresholds {sorted(thresholds)}; targets use {threshold}.")

@@ -1,0 +1,230 @@
+"""The shipped example scenarios produce what they promise: for each one, a run whose window covers its incidents
+has realised statistics (computed by `generator.report.summarise`) within stated tolerances of the scenario's
+targets, and the contrast the incident creates is there (inside its window against outside it).
+
+The default scenario is covered by tests/test_report.py (`test_default_run_within_tolerance_of_targets`,
+`test_latency_percentiles_within_tolerance`, `test_session_event_mix_within_tolerance`,
+`test_orders_and_delivery_within_tolerance`): every share of independent trials within MAX_Z binomial standard errors
+of its target, latency percentiles, the event mix and orders by state; it is not repeated here.
+
+Tolerances. Every checked row carries a standard error: binomial shares of independent trials (checkouts,
+carts, events' latencies) sqrt(p(1 - p)/n) at the target p; the inferred first-attempt failure rate of a method
+sqrt(p(1 - p)/n)/mix with p = mix·(1 - f) (a binomial count divided by a constant); ratios of session counts
+(Poisson given the population) target·sqrt(1/N₁ + 1/N₂) and of two binomial shares
+target·sqrt((1 - p₁)/(n₁p₁) + (1 - p₂)/(n₂p₂)) (delta method); Kaplan-Meier medians Greenwood's standard error of
+the survival at the median over the target density there (delta method). A realised value must be within
+MAX_Z = 4.5 of its standard errors of the target: by chance alone |z| > 4.5 has probability ~7e-6 per row, so with
+~60-90 rows per run a failure is a real mismatch. A contrast must be at least MAX_Z standard errors away from what
+the run would show without the incident, which is how each test fails when the incident is not applied.
+
+Every run is seeded (small_config's seed 7), so the outcome is deterministic; the tolerances say it would pass for
+nearly every seed.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pytest
+
+from generator.config import parse_start
+from generator.coordinator import run
+from generator.core.events import DAY, HOUR
+from generator.report import Row, Summary, lognormal_sf, report
+from generator.report_render import html_page
+from generator.scenario import load_scenario
+from generator.schema import PAYMENT_METHODS, PLATFORMS
+from tests.conftest import small_config
+from tests.test_report import MAX_Z
+
+SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
+SECTIONS = ("funnel", "payments", "latency", "traffic", "delivery")
+
+
+def _run(tmp_path_factory, name: str, start: str, hours: float, customers: int) -> Summary:
+    out = tmp_path_factory.mktemp(name)
+    cfg = small_config(
+        out,
+        scenario=SCENARIOS / f"{name}.toml",
+        start=parse_start(start),
+        events=None,
+        duration_us=round(hours * HOUR),
+        customers=customers,
+        workers=2,
+        shard_size=customers // 2,
+    )
+    run(cfg)
+    return report(out)
+
+
+def _row(s: Summary, key: str, *parts: str) -> Row:
+    found = [r for r in s.section(key).rows if all(p in r.label for p in parts)]
+    assert len(found) == 1, (key, parts, [r.label for r in s.section(key).rows])
+    return found[0]
+
+
+def _all_within_tolerance(s: Summary, minimum: int) -> None:
+    """Every row with a standard error (the aggregate targets account for the incidents too) within MAX_Z."""
+    checked = []
+    for key in SECTIONS:
+        for r in s.section(key).rows:
+            if r.z is not None:
+                assert abs(r.z) <= MAX_Z, (key, r)
+                checked.append(r)
+    assert len(checked) >= minimum, len(checked)
+
+
+def _within(r: Row, target: float) -> None:
+    """The row's target is the scenario's number (to 1e-3: a target weighs the data's partial first hour), and the
+    realised value is within MAX_Z standard errors of it."""
+    assert r.target == pytest.approx(target, rel=1e-3), r
+    assert r.se is not None or r.z is not None, r
+    assert abs(r.z) <= MAX_Z, r
+
+
+def _se(r: Row) -> float:
+    if r.se is not None:
+        return r.se
+    return math.sqrt(r.target * (1 - r.target) / r.n)
+
+
+def _away(r: Row, without: float) -> None:
+    """The realised value is more than MAX_Z standard errors from what it would be without the incident."""
+    assert abs(r.value - without) > MAX_Z * _se(r), (r, without)
+
+
+# -- payment outage ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def outage(tmp_path_factory) -> Summary:
+    """05:00-17:00 UTC on 3 November 2025 around the CARD outage (08:00-14:00 UTC), a population of 300,000:
+    ~1,000 settled checkouts inside the window, ~4 times fewer per hour in the early morning outside it."""
+    return _run(tmp_path_factory, "payment-outage", "2025-11-03T05:00:00Z", 12, 300_000)
+
+
+def test_payment_outage_card_fails_inside_the_window(outage):
+    b = load_scenario(SCENARIOS / "payment-outage.toml")
+    (inc,) = outage.incidents
+    assert inc.kind == "payment_outage" and inc.params["method"] == "CARD"
+    normal = float(b.method_failure[PAYMENT_METHODS.index("CARD")])
+    assert normal == pytest.approx(0.18)
+    tag = "CARD outage 2025-11-03T08:00"
+    # CARD's own failure rate per attempt, inferred from first attempts: the outage's inside, the usual outside.
+    inside = _row(outage, "payments", tag, "CARD failure per first attempt inside")
+    outside = _row(outage, "payments", tag, "CARD failure per first attempt outside")
+    _within(inside, inc.params["failure_rate"])
+    _within(outside, normal)
+    _away(inside, normal)
+    assert inside.n >= 500 and outside.n >= 500
+    # All methods together: the failure per attempt jumps inside, and CARD's share of authorised payments drops as
+    # customers switch to transfers and USSD.
+    per_attempt = {w: _row(outage, "payments", tag, f"failure per attempt {w}") for w in ("inside", "outside")}
+    share = {w: _row(outage, "payments", tag, f"CARD share of authorised {w}") for w in ("inside", "outside")}
+    for w in ("inside", "outside"):
+        assert abs(per_attempt[w].z) <= MAX_Z and abs(share[w].z) <= MAX_Z, (per_attempt[w], share[w])
+    _away(per_attempt["inside"], per_attempt["outside"].target)
+    _away(share["inside"], share["outside"].target)
+    _all_within_tolerance(outage, 40)
+
+
+# -- Black Friday --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def black_friday(tmp_path_factory) -> Summary:
+    """Thursday 27 and Friday 28 November 2025 (WAT; both paydays, neither a weekend, so the day before is a normal
+    day with the same intensity), and one hour more so that the sale's last sessions settle; 100,000 customers:
+    ~40,000 sessions and ~4,000 carts on the Thursday."""
+    return _run(tmp_path_factory, "black-friday", "2025-11-26T23:00:00Z", 49, 100_000)
+
+
+def test_black_friday_traffic(black_friday):
+    (sale,) = [i for i in black_friday.incidents if i.kind == "flash_sale"]
+    factor = sale.params["traffic_factor"]
+    assert factor == 2.5 and sale.end - sale.start == DAY
+    tag = "flash sale 2025-11-27T23:00"
+    # Sessions on the day against the same hours of the day before (the intensity curves are the same).
+    same_hours = _row(black_friday, "traffic", tag, "same hours one day earlier")
+    _within(same_hours, factor)
+    _away(same_hours, 1.0)
+    # Sessions per unit of the usual intensity, inside the sale against every hour outside it.
+    normalised = _row(black_friday, "traffic", tag, "traffic factor")
+    _within(normalised, factor)
+    _away(normalised, 1.0)
+
+
+def test_black_friday_conversion(black_friday):
+    (sale,) = [i for i in black_friday.incidents if i.kind == "flash_sale"]
+    tag = "flash sale 2025-11-27T23:00"
+    inside = _row(black_friday, "funnel", tag, "checkout of carts inside")
+    outside = _row(black_friday, "funnel", tag, "checkout of carts outside")
+    _within(inside, 0.30 * sale.params["conversion_factor"])
+    _within(outside, 0.30)
+    _away(inside, 0.30)
+    ratio = _row(black_friday, "funnel", tag, "conversion factor")
+    _within(ratio, sale.params["conversion_factor"])
+    _away(ratio, 1.0)
+
+
+def test_black_friday_latency_and_card_failures(black_friday):
+    """INVALID LATENCY of Android and the web jumps inside their degradation window, iOS stays as usual; card
+    failures inside the gateway overload window are at its rate (too few checkouts in two hours for a contrast at
+    MAX_Z: that contrast is the payment-outage test's)."""
+    b = load_scenario(SCENARIOS / "black-friday.toml")
+    degraded = [i for i in black_friday.incidents if i.kind == "latency_degradation"]
+    assert sorted(i.params["platform"] for i in degraded) == ["ANDROID", "WEB"]
+    for inc in degraded:
+        tag = f"{inc.params['platform']} degradation 2025-11-28T18:00"
+        inside = _row(black_friday, "latency", tag, "INVALID LATENCY inside")
+        outside = _row(black_friday, "latency", tag, "INVALID LATENCY outside")
+        assert abs(inside.z) <= MAX_Z and abs(outside.z) <= MAX_Z, (inside, outside)
+        assert inside.target > 3 * outside.target
+        _away(inside, outside.target)
+    ios = _row(black_friday, "latency", "IOS: INVALID LATENCY")
+    _within(ios, ios.target)
+    p = PLATFORMS.index("IOS")
+    assert ios.target == pytest.approx(lognormal_sf(2000, b.latency_median_ms[p], b.latency_sigma[p]))
+    card = _row(black_friday, "payments", "CARD outage 2025-11-28T19:00", "CARD failure per first attempt inside")
+    _within(card, 0.40)
+    _all_within_tolerance(black_friday, 60)
+    page = html_page(black_friday)
+    assert "conversion factor" in page and "traffic factor" in page
+
+
+# -- carrier delay -------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def carrier_delay(tmp_path_factory) -> Summary:
+    """1-25 November 2025 with 6,000 customers: parcels shipped from 1 to 10 November are inside the Speedaf
+    delay's window (20 October - 10 November), those shipped later outside; ~150 Speedaf parcels each side."""
+    return _run(tmp_path_factory, "carrier-delay", "2025-11-01T00:00:00Z", 24 * 24, 6_000)
+
+
+def test_carrier_delay_speedaf_only(carrier_delay):
+    b = load_scenario(SCENARIOS / "carrier-delay.toml")
+    (inc,) = carrier_delay.incidents
+    extra = inc.params["extra_days"]
+    tag = "Speedaf delay 2025-10-20T00:00"
+    inside = _row(carrier_delay, "delivery", tag, "Speedaf median", "shipped inside")
+    outside = _row(carrier_delay, "delivery", tag, "Speedaf median", "shipped outside")
+    # The model: the median transit shifts by exactly the extra days.
+    assert inside.target - outside.target == pytest.approx(extra, abs=1e-6)
+    for r in (inside, outside):
+        assert r.n >= 80 and abs(r.z) <= MAX_Z, r
+    _away(inside, outside.target)
+    # The realised shift is the scenario's, within the errors of the two medians added in quadrature.
+    shift_se = math.hypot(inside.se, outside.se)
+    assert abs((inside.value - outside.value) - extra) <= MAX_Z * shift_se, (inside, outside)
+    # The other carriers' parcels shipped inside the window travel as usual.
+    for name in b.carriers.names:
+        if name == "Speedaf":
+            continue
+        r = _row(carrier_delay, "delivery", tag, f"{name} median", "shipped inside")
+        if r.n >= 30:
+            usual = float(b.carriers.transit_days[b.carriers.names.index(name)])
+            assert usual < r.target < usual * b.outside_hubs_factor, r  # no extra days in the target
+            assert abs(r.z) <= MAX_Z, r
+    _all_within_tolerance(carrier_delay, 40)
