@@ -28,14 +28,14 @@ import numpy as np
 
 from generator import manifest, sidecar, timeline
 from generator.config import ConfigError, RunConfig
-from generator.core.shard import DEFAULT_STOP, GenConfig, Pending, Shard, cut_point, plan
+from generator.core.shard import DEFAULT_STOP, GenConfig, Pending, Shard, cut_point_sampled, plan
 from generator.parts import (
     SIM_DIR,
     CutAt,
     ShardResult,
     SimResult,
-    final_ts_path,
     make_part,
+    read_final_ts,
     simulate_part,
     sync_dir,
     sync_file,
@@ -263,8 +263,13 @@ def _end_of_run(gen: GenConfig, shards: list[Shard], sims: dict[int, SimResult],
     simulated far enough to know (or all of them together hold too few events)."""
     if gen.events is None:
         return gen.end_us - 1, [np.iinfo(np.int64).max] * len(shards)
-    times = [np.load(final_ts_path(staging, s.index), mmap_mode="r")[: sims[s.index].final] for s in shards]
-    point = cut_point(times, gen.events)
+    results = [sims[s.index] for s in shards]
+    point = cut_point_sampled(
+        [r.sample for r in results],
+        [r.final for r in results],
+        gen.events,
+        lambda i, lo, hi: read_final_ts(staging, shards[i].index, lo, hi),
+    )
     if point is None or point[0] >= min(sims[s.index].until for s in shards):
         return None
     return point

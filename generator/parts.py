@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
 from generator.core.faults import fault_rng, inject
-from generator.core.shard import GenConfig, Pending, Shard, Sim, build_rows, cut, simulate_shard
+from generator.core.shard import GenConfig, Pending, Shard, Sim, build_rows, cut, simulate_shard, time_sample
 from generator.schema import COLUMNS, EVENT_TYPES, arrow_schema
 
 EVENTS_DIR = "events"
@@ -82,6 +82,7 @@ class SimResult:
     pid: int
     until: int  # every event before this instant is simulated
     final: int  # how many events fall before `until`
+    sample: np.ndarray  # every SAMPLE_EVERY-th of the final times (shard.time_sample)
     new_order_origin: np.ndarray  # sorted session starts of the orders this run placed
     seconds: float
 
@@ -168,8 +169,14 @@ def spill_path(root: str | Path, shard: int) -> Path:
 
 
 def final_ts_path(root: str | Path, shard: int) -> Path:
-    """The spilled event times, sorted: the first `SimResult.final` of them are the shard's final times."""
-    return Path(root) / SIM_DIR / f"shard-{shard:05d}.ts.npy"
+    """The spilled event times, sorted, as raw little-endian int64: the first `SimResult.final` of them are the
+    shard's final times (the coordinator reads a few of them by offset)."""
+    return Path(root) / SIM_DIR / f"shard-{shard:05d}.ts"
+
+
+def read_final_ts(root: str | Path, shard: int, i: int, j: int) -> np.ndarray:
+    """Final times i..j-1 of a spilled shard."""
+    return np.fromfile(final_ts_path(root, shard), dtype="<i8", count=j - i, offset=8 * i)
 
 
 _SPILL_ORDER = (  # ev_ts goes to its own file, where the coordinator reads the final times from
@@ -193,17 +200,17 @@ def simulate_part(
     with open(path, "wb") as f:
         for name in _SPILL_ORDER:
             np.save(f, arrays[name], allow_pickle=False)
-    np.save(final_ts_path(root, shard.index), sim.events.ts, allow_pickle=False)
+    sim.events.ts.astype("<i8", copy=False).tofile(final_ts_path(root, shard.index))
     new = np.sort(sim.order_origin[sim.serial < 0])
-    final = int(sim.final_ts().size)
-    return SimResult(shard.index, os.getpid(), sim.until, final, new, time.perf_counter() - t0)
+    final = sim.final_ts()
+    return SimResult(shard.index, os.getpid(), sim.until, final.size, time_sample(final), new, time.perf_counter() - t0)
 
 
 def _load_spill(root: str, shard: int) -> Sim:
     path = spill_path(root, shard)
     with open(path, "rb") as f:
         arrays = {name: np.load(f, allow_pickle=False) for name in _SPILL_ORDER}
-    arrays["ev_ts"] = np.load(final_ts_path(root, shard), allow_pickle=False, mmap_mode="r")
+    arrays["ev_ts"] = np.fromfile(final_ts_path(root, shard), dtype="<i8")
     return Sim.from_arrays(arrays)
 
 

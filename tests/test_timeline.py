@@ -26,7 +26,7 @@ from generator.cli import main
 from generator.config import parse_start
 from generator.coordinator import run
 from generator.core.events import DAY
-from generator.core.shard import cut_point
+from generator.core.shard import cut_point, cut_point_sampled, time_sample
 from generator.parts import read_part
 from generator.validate import check_table, validate
 
@@ -237,15 +237,24 @@ def test_gen_runs_lists_the_timeline(history, capsys):
     assert "3 committed run(s)" in capsys.readouterr().out
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
-    st.lists(st.lists(st.integers(0, 40), max_size=30), min_size=1, max_size=5),
-    st.integers(1, 100),
+    st.lists(st.lists(st.integers(0, 40), max_size=60), min_size=1, max_size=6),
+    st.integers(1, 150),
+    st.sampled_from([1, 2, 3, 5, 8, 64]),
 )
-def test_the_cut_takes_exactly_the_first_events_across_shards(values, events):
-    """Ties included: the run's last instant and the takes give exactly `events`, never one after a later one."""
+def test_the_cut_takes_exactly_the_first_events_across_shards(values, events, every):
+    """Ties included, and whatever the sampling that brackets it: the run's last instant and the takes give
+    exactly `events`, never one after a later one; the shards' times are read only inside the bracket."""
     shards = [np.sort(np.array(v, np.int64)) for v in values]
-    point = cut_point(shards, events)
+    reads = []
+
+    def read(s, i, j):
+        reads.append(j - i)
+        return shards[s][i:j]
+
+    samples = [time_sample(a, every) for a in shards]
+    point = cut_point_sampled(samples, [a.size for a in shards], events, read, every)
     total = sum(a.size for a in shards)
     if total < events:
         assert point is None
@@ -255,6 +264,9 @@ def test_the_cut_takes_exactly_the_first_events_across_shards(values, events):
     assert below + sum(takes) == events
     assert all(0 <= k <= int((a == last).sum()) for k, a in zip(takes, shards, strict=True))
     assert sum(int((a <= last).sum()) for a in shards) >= events > below
+    assert point == cut_point(shards, events, every)
+    if every > 1 and total > 4 * every * len(shards):
+        assert sum(reads) < total, "only the bracket is read"
 
 
 @settings(max_examples=6, deadline=None)

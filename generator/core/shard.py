@@ -16,6 +16,7 @@ Every random stream is keyed by (seed, purpose, window start, shard, block): the
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from functools import lru_cache
 
@@ -395,44 +396,68 @@ def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
     return Cut(written, serial, sim.carrier, Pending(later, carried_carrier.astype(np.int8)))
 
 
-def cut_point(final_ts: list[np.ndarray], events: int) -> tuple[int, list[int]] | None:
+SAMPLE_EVERY = 64  # a shard reports every 64th of its sorted final times; the coordinator reads few others
+
+
+def time_sample(final_ts: np.ndarray, every: int = SAMPLE_EVERY) -> np.ndarray:
+    """Every `every`-th of a shard's sorted final times (the one at index k*every - 1, k = 1, 2, ...)."""
+    return np.ascontiguousarray(final_ts[every - 1 :: every])
+
+
+def cut_point_sampled(
+    samples: list[np.ndarray],
+    sizes: list[int],
+    events: int,
+    read: Callable[[int, int, int], np.ndarray],
+    every: int = SAMPLE_EVERY,
+) -> tuple[int, list[int]] | None:
     """The instant of the run's last event when `events` are taken from the shards' sorted final times, and how
     many of the events at that instant each shard takes (in shard order); None when there are too few.
 
-    A sample of every k-th time brackets the answer between two sample values; the times between them (a few per
-    shard) are gathered and the exact one picked by rank, without reading the arrays whole."""
-    total = sum(a.size for a in final_ts)
-    if events < 1 or total < events:
+    The shards' samples (`time_sample`) bound every count: a shard with c samples at or below v has at least
+    K*c and at most K*c + K - 1 times at or below v (K = `every`). They bracket the answer between two
+    sample values; `read(shard, i, j)` then gives the shard's final times i..j-1 inside the bracket (a few K per
+    shard), and the answer is picked by rank among them. The caller never holds more than the samples."""
+    k, n_shards = every, len(sizes)
+    if events < 1 or sum(sizes) < events:
         return None
-
-    def at_most(v: int) -> int:
-        return sum(int(np.searchsorted(a, v, side="right")) for a in final_ts)
-
-    k = max(1, total // 4096)
-    sample = np.sort(np.concatenate([a[k - 1 :: k] for a in final_ts]))
-    lo_i, hi_i = 0, sample.size  # the least sample index whose value has at least `events` times at or below it
-    while lo_i < hi_i:
-        mid = (lo_i + hi_i) // 2
-        if at_most(int(sample[mid])) >= events:
-            hi_i = mid
-        else:
-            lo_i = mid + 1
-    i = lo_i
-    hi = int(sample[i]) if i < sample.size else max(int(a[-1]) for a in final_ts if a.size)
-    lo = int(sample[i - 1]) if i > 0 else min(int(a[0]) for a in final_ts if a.size) - 1
-    below = at_most(lo)  # < events: the answer is in (lo, hi]
-    between = np.concatenate(
-        [a[np.searchsorted(a, lo, side="right") : np.searchsorted(a, hi, side="right")] for a in final_ts]
+    every = np.sort(np.concatenate(samples)) if samples else np.zeros(0, np.int64)
+    # Upper end: a sample value with at least `events` times at or below it, by the lower bounds alone.
+    j = -(-events // k) - 1
+    hi = int(every[j]) if j < every.size else None
+    # Lower end: a sample value with fewer than `events` times at or below it, even by the upper bounds.
+    j = min((events - 1 - (k - 1) * n_shards) // k - 1, every.size - 1)
+    while j >= 0 and k * int(np.searchsorted(every, every[j], side="right")) + (k - 1) * n_shards >= events:
+        j = int(np.searchsorted(every, every[j], side="left")) - 1
+    lo = int(every[j]) if j >= 0 else None
+    windows, starts = [], []
+    for s, (sample, n) in enumerate(zip(samples, sizes, strict=True)):
+        i0 = 0 if lo is None else k * int(np.searchsorted(sample, lo, side="right"))
+        i1 = n if hi is None else min(k * int(np.searchsorted(sample, hi, side="right")) + k - 1, n)
+        windows.append(read(s, i0, max(i0, i1)))
+        starts.append(i0)
+    below = sum(
+        i0 + (int(np.searchsorted(w, lo, side="right")) if lo is not None else 0)
+        for i0, w in zip(starts, windows, strict=True)
     )
+    between = np.concatenate([w[np.searchsorted(w, lo, side="right") if lo is not None else 0 :] for w in windows])
+    between = between[between <= hi] if hi is not None else between
     rank = events - below - 1
     last = int(np.partition(between, rank)[rank])
-    left = events - sum(int(np.searchsorted(a, last, side="left")) for a in final_ts)
+    left = events - sum(i0 + int(np.searchsorted(w, last, side="left")) for i0, w in zip(starts, windows, strict=True))
     takes = []
-    for a in final_ts:
-        tied = int(np.searchsorted(a, last, side="right") - np.searchsorted(a, last, side="left"))
+    for w in windows:
+        tied = int(np.searchsorted(w, last, side="right") - np.searchsorted(w, last, side="left"))
         takes.append(min(tied, left))
         left -= takes[-1]
     return last, takes
+
+
+def cut_point(final_ts: list[np.ndarray], events: int, every: int = SAMPLE_EVERY) -> tuple[int, list[int]] | None:
+    """`cut_point_sampled` over whole arrays of sorted final times (one shard alone, tests)."""
+    samples = [time_sample(a, every) for a in final_ts]
+    sizes = [a.size for a in final_ts]
+    return cut_point_sampled(samples, sizes, events, lambda s, i, j: final_ts[s][i:j], every)
 
 
 def shard_cut(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Cut:
