@@ -375,7 +375,8 @@ def _read_run(out: Path, doc: dict, report: Report, faults: pa.Table | None = No
     if not tables:
         return None
     table = pa.concat_tables(tables)
-    counts = Counter(table.column("event_type").to_pylist())
+    mix = pc.value_counts(table.column("event_type"))
+    counts = dict(zip(mix.field("values").to_pylist(), mix.field("counts").to_pylist(), strict=True))
     report.rule(
         "counts by type match manifest",
         sum(abs(counts.get(k, 0) - v) for k, v in doc["counts_by_type"].items()),
