@@ -73,6 +73,12 @@ class Listener:
 
     def started(self, run: RunPlan) -> None: ...
 
+    def simulated(self, result: SimResult) -> None:
+        """A shard's first step is done (its simulation is spilled)."""
+
+    def writing(self, events: int, end_us: int) -> None:
+        """The run's end is known: `events` events before `end_us` are now cut and written."""
+
     def shard_done(self, result: ShardResult) -> None: ...
 
     def committing(self) -> None: ...
@@ -159,10 +165,12 @@ def _run_locked(
             stop = DEFAULT_STOP
             todo = list(shards)
             while True:
-                pool.each(
-                    [(simulate_part, (gen, s, str(staging), slices[s.index], stop)) for s in todo],
-                    lambda r: sims.__setitem__(r.shard, r),
-                )
+
+                def simulated(result: SimResult) -> None:
+                    sims[result.shard] = result
+                    listener.simulated(result)
+
+                pool.each([(simulate_part, (gen, s, str(staging), slices[s.index], stop)) for s in todo], simulated)
                 point = _end_of_run(gen, shards, sims, staging)
                 if point is not None:
                     break
@@ -174,6 +182,7 @@ def _run_locked(
                 todo = list(shards)
             last_ts, takes = point
             end = last_ts + 1
+            listener.writing(gen.events or sum(r.before_end for r in sims.values()), end)
             # Step 2: cut every shard at the end and write its parts; orders get serials in shard order.
             serial = cfg.orders_before
             jobs = []

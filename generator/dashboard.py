@@ -6,6 +6,7 @@ for the summary (or `--json`).
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from rich.console import Console, Group
@@ -21,7 +22,8 @@ from rich.progress import (
 from rich.table import Table
 
 from generator.coordinator import Listener, RunPlan
-from generator.parts import ShardResult
+from generator.manifest import iso
+from generator.parts import ShardResult, SimResult
 
 
 def human_bytes(n: float) -> str:
@@ -35,11 +37,19 @@ def human_bytes(n: float) -> str:
 class _Tally(Listener):
     def started(self, run: RunPlan) -> None:
         self.run = run
+        self.simulated_shards = 0
         self.t0 = time.perf_counter()
         self.events = 0
         self.bytes = 0
         self.shards = 0
         self.per_worker: dict[int, list[int]] = {}  # pid -> [shards, events, bytes]
+
+    def simulated(self, result: SimResult) -> None:
+        self.simulated_shards += 1
+
+    def writing(self, events: int, end_us: int) -> None:
+        self.run = dataclasses.replace(self.run, events=events)
+        self.end = iso(end_us)
 
     def shard_done(self, result: ShardResult) -> None:
         self.events += result.rows
@@ -73,7 +83,7 @@ class LiveDashboard(_Tally):
             TextColumn("[bold]{task.description}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("events"),
+            TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
@@ -83,7 +93,8 @@ class LiveDashboard(_Tally):
 
     def started(self, run: RunPlan) -> None:
         super().started(run)
-        self.task = self.progress.add_task("generating", total=run.events)
+        self.sim_task = self.progress.add_task("simulating", total=len(run.shards), unit="shards")
+        self.task = self.progress.add_task("writing", total=run.events, unit="events", start=False)
         self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
         self.live.__enter__()
 
@@ -94,11 +105,24 @@ class LiveDashboard(_Tally):
         for i, (pid, (shards, events, nbytes)) in enumerate(sorted(self.per_worker.items()), 1):
             t.add_row(str(i), str(pid), str(shards), f"{events:,}", human_bytes(nbytes))
         head = (
-            f"run [bold]{self.run.run_id}[/]  ·  {len(self.run.shards)} shards on {self.run.workers} workers\n"
+            f"run [bold]{self.run.run_id}[/]  ·  {len(self.run.shards)} shards on {self.run.workers} workers"
+            f"{f'  ·  ends at {self.end}' if getattr(self, 'end', None) else ''}\n"
             f"[bold]{self.rate():,.0f}[/] events/s  ·  {human_bytes(self.bytes)} written  ·  "
             f"{self.shards}/{len(self.run.shards)} shards done"
         )
         return Group(head, self.progress, *([self.upload_line()] if self.upload_line() else []), t)
+
+    def simulated(self, result: SimResult) -> None:
+        super().simulated(result)
+        self.progress.update(self.sim_task, completed=min(self.simulated_shards, len(self.run.shards)))
+        if self.live:
+            self.live.update(self._render())
+
+    def writing(self, events: int, end_us: int) -> None:
+        super().writing(events, end_us)
+        self.progress.update(self.sim_task, completed=len(self.run.shards))
+        self.progress.update(self.task, total=events)
+        self.progress.start_task(self.task)
 
     def shard_done(self, result: ShardResult) -> None:
         super().shard_done(result)
@@ -136,6 +160,17 @@ class LogLines(_Tally):
             f"gen: run {run.run_id}: {run.events:,} events in {len(run.shards)} shards on {run.workers} workers",
             highlight=False,
         )
+
+    def simulated(self, result: SimResult) -> None:
+        super().simulated(result)
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self.console.print(f"gen: simulated {self.simulated_shards}/{len(self.run.shards)} shards", highlight=False)
+
+    def writing(self, events: int, end_us: int) -> None:
+        super().writing(events, end_us)
+        self.console.print(f"gen: the run ends at {self.end}; writing {events:,} events", highlight=False)
 
     def shard_done(self, result: ShardResult) -> None:
         super().shard_done(result)

@@ -83,6 +83,7 @@ class SimResult:
     until: int  # every event before this instant is simulated
     final: int  # how many events fall before `until`
     sample: np.ndarray  # every SAMPLE_EVERY-th of the final times (shard.time_sample)
+    before_end: int  # for a run sized by time: how many of its events fall before the end
     new_order_origin: np.ndarray  # sorted session starts of the orders this run placed
     seconds: float
 
@@ -203,7 +204,9 @@ def simulate_part(
     sim.events.ts.astype("<i8", copy=False).tofile(final_ts_path(root, shard.index))
     new = np.sort(sim.order_origin[sim.serial < 0])
     final = sim.final_ts()
-    return SimResult(shard.index, os.getpid(), sim.until, final.size, time_sample(final), new, time.perf_counter() - t0)
+    before_end = int(np.searchsorted(final, gen.end_us)) if gen.end_us is not None else 0
+    seconds = time.perf_counter() - t0
+    return SimResult(shard.index, os.getpid(), sim.until, final.size, time_sample(final), before_end, new, seconds)
 
 
 def _load_spill(root: str, shard: int) -> Sim:

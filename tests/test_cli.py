@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -126,6 +127,10 @@ def test_plain_log_lines_when_not_a_terminal(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "\x1b[" not in done.stderr and "\x1b[" not in done.stdout, "no control codes off a terminal"
     assert "gen: 2,000/2,000 events (100%)" in done.stderr
+    doc = json.loads(next((tmp_path / "_manifests").glob("*.json")).read_text())
+    assert f"gen: the run ends at {doc['window']['end']}; writing 2,000 events" in done.stderr, (
+        "end known, then written"
+    )
     assert "ORDER_PLACED" in done.stdout and "manifest:" in done.stdout
 
 
