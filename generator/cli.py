@@ -294,7 +294,7 @@ def _summary_table(doc: dict, seconds: float, path: Path, uploaded: int = 0) -> 
     out_console.print(t)
     out_console.print(
         f"{len(doc['parts'])} parts, {human_bytes(doc['bytes'])}, {doc['events'] / max(seconds, 1e-9):,.0f} events/s "
-        f"in {seconds:.2f} s; window {doc['window']['first_event_ts']} .. {doc['window']['last_event_ts']}\n"
+        f"in {seconds:.2f} s; window {doc['window']['start']} .. {doc['window']['end']}\n"
         f"manifest: {path}",
         highlight=False,
     )

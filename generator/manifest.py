@@ -73,8 +73,8 @@ def build(
         "window": {
             "start": iso(window[0]),
             "end": iso(window[1]),
-            "first_event_ts": iso(lo),
-            "last_event_ts": iso(hi),
+            "first_event_ts": iso(lo) if parts else None,  # a run may hold no event (a quiet second)
+            "last_event_ts": iso(hi) if parts else None,
         },
         "timeline": timeline or {},
         "scenario": orjson.loads(orjson.dumps(scenario or {})),  # as JSON holds it (instants as ISO text)

@@ -113,7 +113,10 @@ def part_name(run_id: str, shard: int) -> str:
 
 
 def _slices(ts: np.ndarray, partition_by: str) -> list[tuple[int, int]]:
-    if partition_by == "none" or ts.size == 0:
+    """Row ranges of the partitions a shard's sorted rows fall in (none for a shard with no events in the run)."""
+    if ts.size == 0:
+        return []
+    if partition_by == "none":
         return [(0, ts.size)]
     key = ts // (DAY if partition_by == "date" else HOUR)
     cuts = np.flatnonzero(np.diff(key)) + 1
@@ -235,7 +238,7 @@ def make_part(
     slices = _slices(rows.ts, partition_by)
     dirs = [partition_dir(int(rows.ts[lo]), partition_by) for lo, _ in slices]
     faulty = None
-    if gen.behaviour.faults.any():
+    if gen.behaviour.faults.any() and len(rows):
         faulty = inject(rows, slices, gen.behaviour.faults, fault_rng(gen.seed, gen.start_us, shard.index))
         rows, slices = faulty.rows, faulty.bounds
     ts = rows.ts

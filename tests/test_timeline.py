@@ -303,3 +303,16 @@ def test_a_scenario_is_recorded_and_continued_until_another_is_given(tmp_path, c
     bad.write_text("[payment.failure]\nCARD = 1.7\n")
     err = _refused(tmp_path, capsys, "--scenario", str(bad))
     assert err == f"gen: error: {bad}: payment.failure.CARD: 1.7 is not a probability in [0, 1]"
+
+
+def test_quiet_windows_commit_with_empty_shards_and_even_no_event(tmp_path):
+    """A run ends at one instant for every shard, so a shard may have nothing before it, and a short window of a
+    small population may hold no event at all: both commit, and the timeline goes on."""
+    quiet = run(small_config(tmp_path, run_id="q", events=None, duration_us=1_000_000, customers=50, shard_size=10))
+    doc = quiet.manifest
+    assert doc["events"] == 0 and doc["parts"] == [] and doc["window"]["first_event_ts"] is None
+    assert doc["timeline"]["carried_out"] > 0, "the warm start's parcels are still on their way"
+    busy = small_config(tmp_path, run_id="b", seed=None, customers=None, events=40, shard_size=10, workers=2)
+    doc = run(busy).manifest
+    assert doc["events"] == 40 and doc["shards"] == 4
+    assert validate(tmp_path, whole=True).ok
