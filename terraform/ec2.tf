@@ -56,7 +56,7 @@ resource "aws_launch_template" "runner" {
     bucket    = aws_s3_bucket.events.id
     prefix    = var.prefix
     workers   = var.workers
-    events    = var.events
+    size_flag = var.duration != "" ? "--duration ${var.duration}" : "--events ${var.events}"
     wheel_key = local.wheel_key
     log_group = aws_cloudwatch_log_group.runner.name
   }))

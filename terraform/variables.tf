@@ -68,6 +68,17 @@ variable "events" {
   }
 }
 
+variable "duration" {
+  description = "Size each run by simulated time instead (gen run --duration), e.g. 1h to match an hourly schedule; empty: use events."
+  type        = string
+  default     = ""
+
+  validation {
+    condition     = var.duration == "" || can(regex("^([0-9]+[wdhms])+$", var.duration))
+    error_message = "duration must be empty or like 1h, 30m, 1d or 1h30m."
+  }
+}
+
 variable "schedule" {
   description = "Optional EventBridge Scheduler expression for recurring runs, e.g. rate(1 hour) or cron(0 2 * * ? *). Empty: no schedule."
   type        = string

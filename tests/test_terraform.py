@@ -168,7 +168,8 @@ VALUES = {
     "bucket": "my-team-temu-ng-events",
     "prefix": "temu-ng/v1",
     "workers": 8,
-    "events": 500000,
+    "events": 500000,  # the perf boot script's
+    "size_flag": "--events 500000",
     "wheel_key": "_artifacts/temu_ng_eventgen-0.1.0-py3-none-any.whl",
     "log_group": "/temu-ng-eventgen/runner",
 }
@@ -198,11 +199,12 @@ def test_perf_user_data_renders_to_valid_bash_and_uploads_results(tmp_path):
     assert "--instance-type" in bench_args.stdout and "--events" in bench_args.stdout
 
 
-def test_user_data_renders_to_valid_bash_whose_gen_command_the_cli_accepts(tmp_path, capsys):
+@pytest.mark.parametrize("size_flag", ["--events 500000", "--duration 1h"])
+def test_user_data_renders_to_valid_bash_whose_gen_command_the_cli_accepts(tmp_path, capsys, size_flag):
     template = (TF / "user_data.sh.tftpl").read_text()
     names = set(re.findall(r"(?<!\$)\$\{(\w+)\}", template))
     assert names <= set(VALUES), names - set(VALUES)
-    script = _render(template, VALUES)
+    script = _render(template, VALUES | {"size_flag": size_flag})
     path = tmp_path / "user_data.sh"
     path.write_text(script)
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0
@@ -211,7 +213,11 @@ def test_user_data_renders_to_valid_bash_whose_gen_command_the_cli_accepts(tmp_p
     args[args.index("--out") + 1] = str(tmp_path / "shards")
     assert main([*args, "--dry-run"]) == 0
     plan = json.loads(capsys.readouterr().out)
-    assert plan["bucket"] == VALUES["bucket"] and plan["workers"] == 8 and plan["options"]["events"] == 500000
+    assert plan["bucket"] == VALUES["bucket"] and plan["workers"] == min(8, plan["shards"])
+    if size_flag.startswith("--events"):
+        assert plan["options"]["events"] == 500000 and plan["options"]["duration"] is None
+    else:
+        assert plan["options"]["events"] is None and plan["options"]["duration"] == "1h"
     assert "poweroff" in script
     # Before it, the runner pulls the timeline from the same bucket, prefix and output root (and only then runs).
     pull = shlex.split(re.search(r"/opt/gen/bin/gen (pull .*?) &&", script.replace("\\\n", " ")).group(1))
