@@ -250,6 +250,7 @@ def _run_locked(
             if upload_error:
                 uploader.abort(cfg.run_id)  # no multipart upload of this run is left open
                 raise UploadFailed(cfg.run_id, out, uploader.target.url(), upload_error)
+            uploader.claim(cfg.ordinal, cfg.run_id)
             uploader.put_manifest(manifest.relative_path(cfg.run_id), manifest.dumps(doc))
             if not keep_local:
                 _remove_local(out, doc)
@@ -304,6 +305,7 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
         for p in [*doc["parts"], state, *([doc["faults"]] if "faults" in doc else [])]:
             uploader.submit(out / p["path"], p["path"], p["sha256"])
         doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
+        uploader.claim(doc["timeline"]["ordinal"], run_id)
         uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))
     except BaseException:
         uploader.abort(run_id)

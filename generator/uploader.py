@@ -22,6 +22,7 @@ from pathlib import Path
 import boto3
 import botocore.config
 import botocore.exceptions
+import orjson
 from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from s3transfer.exceptions import CancelledError
 from s3transfer.subscribers import BaseSubscriber
@@ -30,6 +31,8 @@ from generator.config import ConfigError
 from generator.coordinator import RunError
 from generator.manifest import MANIFEST_DIR
 
+TIMELINE_DIR = "_timeline"  # one object per position of the timeline in S3, written once
+
 MiB = 1024 * 1024
 CHUNK = 8 * MiB  # multipart threshold and part size
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -37,6 +40,17 @@ _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 class UploadError(RunError):
     """An upload failed after its retries; the run stays committed locally and `gen upload` can finish it."""
+
+
+class TimelineTaken(UploadError):
+    """Another run took this run's place in the S3 timeline first (two machines continued the same run)."""
+
+    def __init__(self, url: str, ordinal: int, holder: str, run_id: str):
+        super().__init__(
+            f"run {holder!r} already continued the timeline in {url} at position {ordinal}; run {run_id!r} is "
+            "committed locally only and its manifest was not written to S3. To follow the S3 timeline, `gen pull` "
+            "into a fresh --out"
+        )
 
 
 @dataclass(frozen=True)
@@ -259,6 +273,31 @@ class Uploader:
             raise UploadError(f"{self.target.url(rel)}: {e}") from None
 
     # -- the commit -----------------------------------------------------------------------------------------
+    def claim(self, ordinal: int, run_id: str) -> None:
+        """Take position `ordinal` of the timeline in S3 for this run, with a conditional write of
+        `_timeline/<ordinal>.json`, before its manifest goes up: of two machines that continue the same run at
+        once, one wins and the other's run never becomes part of the S3 timeline. Taking it again for the same
+        run (a retried upload) is fine."""
+        rel = f"{TIMELINE_DIR}/{ordinal:08d}.json"
+        body = orjson.dumps({"ordinal": ordinal, "run_id": run_id}) + b"\n"
+        try:
+            self.client.put_object(
+                Bucket=self.target.bucket,
+                Key=self.target.key(rel),
+                Body=body,
+                ContentType="application/json",
+                ChecksumAlgorithm="SHA256",
+                IfNoneMatch="*",
+            )
+        except botocore.exceptions.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) not in ("PreconditionFailed", "412"):
+                raise UploadError(f"{self.target.url(rel)}: {e}") from None
+            holder = orjson.loads(self.fetch(rel)).get("run_id")
+            if holder != run_id:
+                raise TimelineTaken(self.target.url(), ordinal, str(holder), run_id) from None
+        except botocore.exceptions.BotoCoreError as e:
+            raise UploadError(f"{self.target.url(rel)}: {e}") from None
+
     def put_manifest(self, rel: str, body: bytes) -> None:
         """Write the manifest object, only if it does not exist yet (a conditional write)."""
         try:

@@ -22,7 +22,7 @@ from generator import timeline
 from generator.cli import main
 from generator.coordinator import run, upload_committed
 from generator.manifest import relative_path
-from generator.uploader import S3Target, Uploader, s3_checksum
+from generator.uploader import S3Target, TimelineTaken, Uploader, s3_checksum
 
 from . import faults
 from .conftest import small_config
@@ -78,7 +78,8 @@ def test_run_uploads_mirror_the_local_layout_with_verified_checksums(tmp_path, s
     doc = summary.manifest
     local = {p["path"] for p in doc["parts"]}
     state = doc["timeline"]["state"]["path"]
-    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in local | {state}} | {f"lake/v1/{relative_path('r1')}"}
+    committed = {state, relative_path("r1"), "_timeline/00000000.json"}  # the state, the manifest, its position
+    assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in local | committed}
     remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{relative_path('r1')}")["Body"].read())
     assert remote == doc == orjson.loads((tmp_path / relative_path("r1")).read_bytes())
     assert set(doc["s3"]["checksums"]) == local | {state}
@@ -260,6 +261,7 @@ def test_throttling_and_dropped_connections_are_retried(tmp_path, s3, s3_server)
     assert proxy.failed >= 1 and proxy.dropped >= 1, (proxy.writes, proxy.failed, proxy.dropped)
     assert any(c.endswith("-2") for c in doc["s3"]["checksums"].values()), "multipart parts were retried too"
     objects = [p["path"] for p in doc["parts"]] + [doc["timeline"]["state"]["path"], relative_path("r1")]
+    objects.append("_timeline/00000000.json")
     assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in objects}
     for p in doc["parts"]:
         body = s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{p['path']}")["Body"].read()
@@ -398,3 +400,28 @@ def test_pull_refuses_a_state_that_does_not_match(tmp_path, s3, s3_server, capsy
     assert main(["pull", "--out", str(tmp_path / "b"), *s3_args]) == 2
     assert "does not match its manifest" in capsys.readouterr().err
     assert not (tmp_path / "b" / "_manifests").exists()
+
+
+def test_two_machines_continuing_one_timeline_cannot_fork_it_in_s3(tmp_path, s3, s3_server, capsys):
+    """Both pulled the same last run and both run: the first to take the next position in S3 (a conditional
+    write of _timeline/<position>.json) commits there; the other's manifest never goes up, and it says so."""
+    s3_args = ["--bucket", BUCKET, "--prefix", "race", "--endpoint-url", s3_server]
+    base = ["run", "--events", "2000", "--customers", "3000", "--workers", "1", "-q", *s3_args]
+    assert main([*base, "--out", str(tmp_path / "origin"), "--run-id", "a"]) == 0
+    for machine in ("m1", "m2"):
+        assert main(["pull", "--out", str(tmp_path / machine), *s3_args]) == 0
+    assert main([*base, "--out", str(tmp_path / "m1"), "--run-id", "b1"]) == 0
+    capsys.readouterr()
+    # m2 checked S3 before m1 committed (gen run's up-front check would refuse it now): it runs all the same.
+    late = small_config(tmp_path / "m2", run_id="b2", seed=None, customers=None, events=2_000, workers=1)
+    with pytest.raises(TimelineTaken, match=r"run 'b1' already continued the timeline .* at position 1"):
+        run(late, uploader=_uploader(s3_server, prefix="race"))
+    assert main([*base, "--out", str(tmp_path / "m2"), "--run-id", "b3"]) == 2, "and now it is told to pull"
+    assert {k.rsplit("/", 1)[-1] for k in _keys(s3, "race/_manifests/")} == {"a.json", "b1.json"}
+    claims = {
+        k.rsplit("/", 1)[-1]: orjson.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["run_id"]
+        for k in _keys(s3, "race/_timeline/")
+    }
+    assert claims == {"00000000.json": "a", "00000001.json": "b1"}
+    # Re-uploading a run that holds its position is still a no-op.
+    assert main(["upload", "--run-id", "b1", "--out", str(tmp_path / "m1"), *s3_args]) == 0
