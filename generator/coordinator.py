@@ -28,7 +28,7 @@ import numpy as np
 
 from generator import manifest, sidecar, timeline
 from generator.config import ConfigError, RunConfig
-from generator.core.shard import DEFAULT_STOP, GenConfig, Pending, Shard, cut_point_sampled, plan
+from generator.core.shard import DEFAULT_STOP, ORDER_STRIDE, GenConfig, Pending, Shard, cut_point_sampled, plan
 from generator.parts import (
     SIM_DIR,
     CutAt,
@@ -36,6 +36,7 @@ from generator.parts import (
     SimResult,
     make_part,
     read_final_ts,
+    simulate_and_write,
     simulate_part,
     sync_dir,
     sync_file,
@@ -76,8 +77,8 @@ class Listener:
     def simulated(self, result: SimResult) -> None:
         """A shard's first step is done (its simulation is spilled)."""
 
-    def writing(self, events: int, end_us: int) -> None:
-        """The run's end is known: `events` events before `end_us` are now cut and written."""
+    def writing(self, events: int, end_us: int, exact: bool = True) -> None:
+        """The run's end is known: `events` events before `end_us` (or about that many) are now written."""
 
     def shard_done(self, result: ShardResult) -> None: ...
 
@@ -159,38 +160,7 @@ def _run_locked(
     in_process = workers == 1 and uploader is None
     try:
         with _Workers(workers, in_process) as pool:
-            # Step 1: simulate every shard over the shared grid, until the run's end is known and before it.
             slices = {s.index: pending.of_customers(s.first_customer, s.customers).columns() for s in shards}
-            sims: dict[int, SimResult] = {}
-            stop = DEFAULT_STOP
-            todo = list(shards)
-            while True:
-
-                def simulated(result: SimResult) -> None:
-                    sims[result.shard] = result
-                    listener.simulated(result)
-
-                pool.each([(simulate_part, (gen, s, str(staging), slices[s.index], stop)) for s in todo], simulated)
-                point = _end_of_run(gen, shards, sims, staging)
-                if point is not None:
-                    break
-                stop += 1  # some shard's simulation ends before the run's end: take them all one grid point on
-                if stop > DEFAULT_STOP + 24:
-                    raise RunError(
-                        f"the population made too few events for --events {gen.events}; nothing was committed"
-                    )
-                todo = list(shards)
-            last_ts, takes = point
-            end = last_ts + 1
-            listener.writing(gen.events or sum(r.before_end for r in sims.values()), end)
-            # Step 2: cut every shard at the end and write its parts; orders get serials in shard order.
-            serial = cfg.orders_before
-            jobs = []
-            for s, take in zip(shards, takes, strict=True):
-                jobs.append(
-                    (shard_fn, (gen, s, str(staging), cfg.run_id, cfg.partition_by, CutAt(last_ts, take, serial)))
-                )
-                serial += int(np.searchsorted(sims[s.index].new_order_origin, end))
             results: list[ShardResult] = []
 
             def done(result: ShardResult) -> None:
@@ -202,7 +172,19 @@ def _run_locked(
                     listener.upload_progress(*uploader.stats())
                 listener.shard_done(result)
 
-            pool.each(jobs, done)
+            if gen.events is None:
+                # Sized by time: the end is known, so every shard is simulated, cut and written in one step; each
+                # takes its orders' serials from a block of its own.
+                end = gen.end_us
+                serial = cfg.orders_before + len(shards) * ORDER_STRIDE
+                listener.writing(gen.planned_events, end, exact=False)
+                first = [cfg.orders_before + i * ORDER_STRIDE for i in range(len(shards))]
+                args = [(gen, s, str(staging), cfg.run_id, cfg.partition_by, slices[s.index]) for s in shards]
+                pool.each([(simulate_and_write, (*a, f)) for a, f in zip(args, first, strict=True)], done)
+                if max((r.new_orders for r in results), default=0) > ORDER_STRIDE:
+                    raise RunError(f"a shard placed more than {ORDER_STRIDE:,} orders; use a smaller --shard-size")
+            else:
+                end, serial = _two_steps(cfg, gen, shards, slices, staging, pool, listener, shard_fn, done)
         shutil.rmtree(staging / SIM_DIR, ignore_errors=True)
         results.sort(key=lambda r: r.shard)
         carried = Pending.concat([Pending.from_columns(r.carried) for r in results if r.carried])
@@ -266,6 +248,37 @@ def _run_locked(
         _remove_if_empty(out / STAGING_DIR)
     sent = uploader.stats()[0] if uploader else 0
     return RunSummary(doc, path, time.perf_counter() - t0, max(r.peak_rss_kib for r in results), sent)
+
+
+def _two_steps(cfg, gen, shards, slices, staging, pool, listener, shard_fn, done) -> tuple[int, int]:
+    """A run of exactly `gen.events` events: simulate every shard over the shared grid (spilled), find the instant of
+    the run's last event from all of them, then cut every shard there and write it; orders get serials in shard
+    order. Returns the run's end and the next free order serial."""
+    sims: dict[int, SimResult] = {}
+    stop = DEFAULT_STOP
+    while True:
+
+        def simulated(result: SimResult) -> None:
+            sims[result.shard] = result
+            listener.simulated(result)
+
+        pool.each([(simulate_part, (gen, s, str(staging), slices[s.index], stop)) for s in shards], simulated)
+        point = _end_of_run(gen, shards, sims, staging)
+        if point is not None:
+            break
+        stop += 1  # some shard's simulation ends before the run's end: take them all one grid point on
+        if stop > DEFAULT_STOP + 24:
+            raise RunError(f"the population made too few events for --events {gen.events}; nothing was committed")
+    last_ts, takes = point
+    end = last_ts + 1
+    listener.writing(gen.events, end)
+    serial = cfg.orders_before
+    jobs = []
+    for s, take in zip(shards, takes, strict=True):
+        jobs.append((shard_fn, (gen, s, str(staging), cfg.run_id, cfg.partition_by, CutAt(last_ts, take, serial))))
+        serial += int(np.searchsorted(sims[s.index].new_order_origin, end))
+    pool.each(jobs, done)
+    return end, serial
 
 
 def _end_of_run(gen: GenConfig, shards: list[Shard], sims: dict[int, SimResult], staging: Path):

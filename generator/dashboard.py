@@ -47,9 +47,10 @@ class _Tally(Listener):
     def simulated(self, result: SimResult) -> None:
         self.simulated_shards += 1
 
-    def writing(self, events: int, end_us: int) -> None:
+    def writing(self, events: int, end_us: int, exact: bool = True) -> None:
         self.run = dataclasses.replace(self.run, events=events)
         self.end = iso(end_us)
+        self.exact = exact
 
     def shard_done(self, result: ShardResult) -> None:
         self.events += result.rows
@@ -118,8 +119,8 @@ class LiveDashboard(_Tally):
         if self.live:
             self.live.update(self._render())
 
-    def writing(self, events: int, end_us: int) -> None:
-        super().writing(events, end_us)
+    def writing(self, events: int, end_us: int, exact: bool = True) -> None:
+        super().writing(events, end_us, exact)
         self.progress.update(self.sim_task, completed=len(self.run.shards))
         self.progress.update(self.task, total=events)
         self.progress.start_task(self.task)
@@ -136,6 +137,7 @@ class LiveDashboard(_Tally):
             self.live.update(self._render())
 
     def committing(self) -> None:
+        self.progress.update(self.task, total=self.events, completed=self.events)  # an estimate becomes the count
         if not getattr(self, "upload", None):
             self.close()
 
@@ -168,9 +170,10 @@ class LogLines(_Tally):
             self.last = now
             self.console.print(f"gen: simulated {self.simulated_shards}/{len(self.run.shards)} shards", highlight=False)
 
-    def writing(self, events: int, end_us: int) -> None:
-        super().writing(events, end_us)
-        self.console.print(f"gen: the run ends at {self.end}; writing {events:,} events", highlight=False)
+    def writing(self, events: int, end_us: int, exact: bool = True) -> None:
+        super().writing(events, end_us, exact)
+        about = "" if exact else "about "
+        self.console.print(f"gen: the run ends at {self.end}; writing {about}{events:,} events", highlight=False)
 
     def shard_done(self, result: ShardResult) -> None:
         super().shard_done(result)

@@ -26,7 +26,17 @@ import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
 from generator.core.faults import fault_rng, inject
-from generator.core.shard import GenConfig, Pending, Shard, Sim, build_rows, cut, simulate_shard, time_sample
+from generator.core.shard import (
+    Cut,
+    GenConfig,
+    Pending,
+    Shard,
+    Sim,
+    build_rows,
+    cut,
+    simulate_shard,
+    time_sample,
+)
 from generator.schema import COLUMNS, EVENT_TYPES, arrow_schema
 
 EVENTS_DIR = "events"
@@ -71,6 +81,7 @@ class ShardResult:
     seconds: float
     peak_rss_kib: int  # the worker process's peak resident memory so far
     carried: dict[str, np.ndarray] | None = None  # Pending.columns() of the events left for the next run
+    new_orders: int = 0  # orders this run placed in the shard
     # Data faults injected: event_id (n x 16 bytes), kind (FAULT_KINDS code), column (PII_COLUMNS code or -1),
     # part (index into `parts`); None when the scenario injects none.
     faults: dict[str, np.ndarray] | None = None
@@ -234,6 +245,28 @@ def make_part(
         c = cut(_load_spill(root, shard.index), at.last_ts, at.take, at.first_serial)
         spill_path(root, shard.index).unlink(missing_ok=True)
         final_ts_path(root, shard.index).unlink(missing_ok=True)
+    return _write(gen, shard, root, run_id, partition_by, c, t0)
+
+
+def simulate_and_write(
+    gen: GenConfig,
+    shard: Shard,
+    root: str,
+    run_id: str,
+    partition_by: str,
+    pending: dict[str, np.ndarray] | None,
+    first_serial: int,
+) -> ShardResult:
+    """Both steps at once, for a run sized by time: its end is known before any shard simulates, so a shard is
+    simulated, cut at the end and written without a spill or a wait for the others."""
+    t0 = time.perf_counter()
+    sim = simulate_shard(gen, shard, Pending.from_columns(pending) if pending else None)
+    c = cut(sim, gen.end_us - 1, len(sim.events), first_serial)
+    return _write(gen, shard, root, run_id, partition_by, c, t0)
+
+
+def _write(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: str, c: Cut, t0: float) -> ShardResult:
+    """Build the shard's rows from its cut, inject the scenario's data faults, and write one part per partition."""
     rows = build_rows(gen, shard, c)
     slices = _slices(rows.ts, partition_by)
     dirs = [partition_dir(int(rows.ts[lo]), partition_by) for lo, _ in slices]
@@ -279,6 +312,7 @@ def make_part(
         seconds=time.perf_counter() - t0,
         peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         carried=c.carried.columns(),
+        new_orders=c.new_orders,
         faults=injected,
     )
 

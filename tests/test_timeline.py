@@ -26,7 +26,7 @@ from generator.cli import main
 from generator.config import parse_start
 from generator.coordinator import run
 from generator.core.events import DAY
-from generator.core.shard import cut_point, cut_point_sampled, time_sample
+from generator.core.shard import ORDER_STRIDE, cut_point, cut_point_sampled, time_sample
 from generator.parts import read_part
 from generator.validate import check_table, validate
 
@@ -85,6 +85,11 @@ def test_windows_are_contiguous_and_events_exact(history):
     r3 = docs[2]
     assert manifest.parse_iso(r3["window"]["end"]) - manifest.parse_iso(r3["window"]["start"]) == 7 * DAY
     assert r3["options"]["events"] is None and r3["options"]["duration"] == "7d"
+    # Written in one step per shard, each taking its orders' serials from a block of its own.
+    assert r3["timeline"]["orders_after"] == r3["timeline"]["orders_before"] + r3["shards"] * ORDER_STRIDE
+    placed = pa.concat_tables([_events(out, d) for d in docs]).filter(pc.equal(pc.field("event_type"), "ORDER_PLACED"))
+    assert placed.num_rows > 50
+    assert pc.count_distinct(placed["tracking_number"]).as_py() == placed.num_rows, "one tracking number per order"
     for d in docs:
         ts = _events(out, d).column("event_ts").cast(pa.int64()).to_numpy()
         lo, hi = manifest.parse_iso(d["window"]["start"]), manifest.parse_iso(d["window"]["end"])

@@ -57,6 +57,9 @@ MIN_SHARD, MAX_SHARD = 50_000, 200_000
 MAX_SHARDS = 50_000
 MAX_WINDOW_DAYS = 3653
 ORDERS_PER_SHARD = 1 << 24  # serial space of one shard generated on its own (`shard_rows`)
+# A run sized by time writes every shard in one step, before the others' order counts are known: each shard takes
+# its orders' serials from a block of this many (a shard places tens of thousands of orders at most).
+ORDER_STRIDE = 1 << 20
 # The time grid of a run sized by events: the instants where the whole run expects these multiples of its events,
 # 0.5, 0.8 and 0.95, then 1 + m, 1 + 2m, 1 + 4m, ... with a margin m of 3%, or four standard deviations of a
 # Poisson count for small runs. Shards simulate up to 1 + m (DEFAULT_STOP); the run's end almost always falls
@@ -369,6 +372,7 @@ class Cut:
     serial: np.ndarray
     carrier: np.ndarray
     carried: Pending
+    new_orders: int  # orders of this run (given serials from `first_serial`)
 
 
 def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
@@ -393,7 +397,7 @@ def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
     has_order = later.order >= 0
     carried_carrier = np.where(has_order, sim.carrier[np.maximum(later.order, 0)] if sim.carrier.size else -1, -1)
     later.order = np.where(has_order, serial[np.maximum(later.order, 0)] if serial.size else -1, -1)
-    return Cut(written, serial, sim.carrier, Pending(later, carried_carrier.astype(np.int8)))
+    return Cut(written, serial, sim.carrier, Pending(later, carried_carrier.astype(np.int8)), int(new.size))
 
 
 SAMPLE_EVERY = 64  # a shard reports every 64th of its sorted final times; the coordinator reads few others
