@@ -28,7 +28,17 @@ import numpy as np
 
 from generator import manifest, sidecar, timeline
 from generator.config import ConfigError, RunConfig
-from generator.core.shard import DEFAULT_STOP, ORDER_STRIDE, GenConfig, Pending, Shard, cut_point_sampled, plan
+from generator.core.shard import (
+    DEFAULT_STOP,
+    ORDER_STRIDE,
+    GenConfig,
+    Pending,
+    Shard,
+    cut_point_sampled,
+    early_until,
+    grid,
+    plan,
+)
 from generator.parts import (
     SIM_DIR,
     CutAt,
@@ -184,9 +194,9 @@ def _run_locked(
                 if max((r.new_orders for r in results), default=0) > ORDER_STRIDE:
                     raise RunError(f"a shard placed more than {ORDER_STRIDE:,} orders; use a smaller --shard-size")
             else:
-                end, serial = _two_steps(cfg, gen, shards, slices, staging, pool, listener, shard_fn, done)
+                end, serial = _two_steps(cfg, gen, shards, slices, staging, pool, listener, shard_fn, done, results)
         shutil.rmtree(staging / SIM_DIR, ignore_errors=True)
-        results.sort(key=lambda r: r.shard)
+        results.sort(key=lambda r: (r.shard, r.piece))
         carried = Pending.concat([Pending.from_columns(r.carried) for r in results if r.carried])
         state = timeline.write_state(staging, cfg.run_id, carried)
         faults = (
@@ -250,35 +260,63 @@ def _run_locked(
     return RunSummary(doc, path, time.perf_counter() - t0, max(r.peak_rss_kib for r in results), sent)
 
 
-def _two_steps(cfg, gen, shards, slices, staging, pool, listener, shard_fn, done) -> tuple[int, int]:
-    """A run of exactly `gen.events` events: simulate every shard over the shared grid (spilled), find the instant of
-    the run's last event from all of them, then cut every shard there and write it; orders get serials in shard
-    order. Returns the run's end and the next free order serial."""
+def _two_steps(cfg, gen, shards, slices, staging, pool, listener, shard_fn, done, results) -> tuple[int, int]:
+    """A run of exactly `gen.events` events. Step 1 simulates every shard over the shared grid and writes its
+    events before `early_until` at once (piece 0: before the run's end, wherever it falls), spilling the rest.
+    The run's last instant is then found from all shards' times, and step 2 cuts every shard's rest there and
+    writes it (piece 1). In the rare run that ends before the early instant, the early parts are void: they are
+    left out, and every shard is simulated again and written whole (piece 2). Each shard numbers its new orders
+    from a block of ORDER_STRIDE serials. Returns the run's end and the next free serial."""
     sims: dict[int, SimResult] = {}
+    first = {s.index: cfg.orders_before + i * ORDER_STRIDE for i, s in enumerate(shards)}
     stop = DEFAULT_STOP
+    early = early_until(gen)
+    if early is not None and not gen.start_us < early <= grid(gen, stop)[-1]:
+        early = None  # a tiny run, or not inside what the first round simulates: nothing is written early
+    written_before, skip_before = early, None
     while True:
 
         def simulated(result: SimResult) -> None:
             sims[result.shard] = result
             listener.simulated(result)
+            if result.early is not None:
+                done(result.early)
 
-        pool.each([(simulate_part, (gen, s, str(staging), slices[s.index], stop)) for s in shards], simulated)
+        common = (cfg.run_id, cfg.partition_by)
+        jobs = [
+            (
+                simulate_part,
+                (gen, s, str(staging), slices[s.index], stop, *common, first[s.index], written_before, skip_before),
+            )
+            for s in shards
+        ]
+        pool.each(jobs, simulated)
         point = _end_of_run(gen, shards, sims, staging)
         if point is not None:
             break
         stop += 1  # some shard's simulation ends before the run's end: take them all one grid point on
+        written_before, skip_before = None, early  # the early events are the same, and written already
         if stop > DEFAULT_STOP + 24:
             raise RunError(f"the population made too few events for --events {gen.events}; nothing was committed")
     last_ts, takes = point
     end = last_ts + 1
     listener.writing(gen.events, end)
-    serial = cfg.orders_before
+    void = early is not None and early > last_ts
+    if void:
+        results[:] = [r for r in results if r.piece != 0]  # their files stay in staging, which goes
     jobs = []
     for s, take in zip(shards, takes, strict=True):
-        jobs.append((shard_fn, (gen, s, str(staging), cfg.run_id, cfg.partition_by, CutAt(last_ts, take, serial))))
-        serial += int(np.searchsorted(sims[s.index].new_order_origin, end))
+        again = (slices[s.index], stop) if void else None
+        jobs.append(
+            (
+                shard_fn,
+                (gen, s, str(staging), cfg.run_id, cfg.partition_by, CutAt(last_ts, take, first[s.index], again)),
+            )
+        )
     pool.each(jobs, done)
-    return end, serial
+    if max((r.new_orders for r in results), default=0) > ORDER_STRIDE:
+        raise RunError(f"a shard placed more than {ORDER_STRIDE:,} orders; use a smaller --shard-size")
+    return end, cfg.orders_before + len(shards) * ORDER_STRIDE
 
 
 def _end_of_run(gen: GenConfig, shards: list[Shard], sims: dict[int, SimResult], staging: Path):

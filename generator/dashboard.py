@@ -55,9 +55,9 @@ class _Tally(Listener):
     def shard_done(self, result: ShardResult) -> None:
         self.events += result.rows
         self.bytes += result.bytes
-        self.shards += 1
+        self.shards += result.final  # a shard may report its early piece first
         w = self.per_worker.setdefault(result.pid, [0, 0, 0])
-        w[0] += 1
+        w[0] += result.final
         w[1] += result.rows
         w[2] += result.bytes
 
@@ -178,7 +178,7 @@ class LogLines(_Tally):
     def shard_done(self, result: ShardResult) -> None:
         super().shard_done(result)
         now = time.perf_counter()
-        if now - self.last >= self.every or self.shards == len(self.run.shards):
+        if now - self.last >= self.every or (result.final and self.shards == len(self.run.shards)):
             self.last = now
             pct = 100 * self.events / self.run.events
             self.console.print(

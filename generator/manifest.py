@@ -53,7 +53,7 @@ def build(
     """The manifest of a run covering `window` = [start, end) in microseconds; `timeline` says where the run
     sits in its directory's timeline and where its state is; `scenario` is the effective scenario it simulated;
     `faults` lists the ground truth of the data faults injected (only when the scenario injects any)."""
-    results = sorted(results, key=lambda r: r.shard)
+    results = sorted(results, key=lambda r: (r.shard, r.piece))
     parts = [p for r in results for p in r.parts]
     counts = [sum(r.counts[i] for r in results) for i in range(len(EVENT_TYPES))]
     lo = min((p.min_event_ts for p in parts), default=0)
@@ -68,7 +68,7 @@ def build(
         "schema": describe(),
         "events": sum(r.rows for r in results),
         "bytes": sum(r.bytes for r in results),
-        "shards": len(results),
+        "shards": len({r.shard for r in results}),
         "seconds": round(seconds, 3),
         "window": {
             "start": iso(window[0]),

@@ -34,6 +34,7 @@ from generator.core.shard import (
     Sim,
     build_rows,
     cut,
+    cut_before,
     simulate_shard,
     time_sample,
 )
@@ -85,6 +86,8 @@ class ShardResult:
     # Data faults injected: event_id (n x 16 bytes), kind (FAULT_KINDS code), column (PII_COLUMNS code or -1),
     # part (index into `parts`); None when the scenario injects none.
     faults: dict[str, np.ndarray] | None = None
+    piece: int = 0  # 0: written while simulating (events before the early instant); 1: the rest; 2: written again
+    final: bool = True  # the shard's last piece of the run
 
 
 @dataclass(frozen=True)
@@ -97,16 +100,19 @@ class SimResult:
     before_end: int  # for a run sized by time: how many of its events fall before the end
     new_order_origin: np.ndarray  # sorted session starts of the orders this run placed
     seconds: float
+    early: ShardResult | None = None  # the parts written while simulating
 
 
 @dataclass(frozen=True)
 class CutAt:
     """Where a run ends, for one shard: events before `last_ts`, `take` of those at it; new orders' serials
-    from `first_serial`."""
+    from `first_serial`. `again` (pending events, grid stop): the early parts were void (the run ended before
+    their instant), so simulate the shard again and write all its events as piece 2."""
 
     last_ts: int
     take: int
     first_serial: int
+    again: tuple[dict[str, np.ndarray] | None, int] | None = None
 
 
 def partition_dir(ts_us: int, partition_by: str) -> str:
@@ -119,8 +125,9 @@ def partition_dir(ts_us: int, partition_by: str) -> str:
     return f"dt={day}/hour={(ts_us % DAY) // HOUR:02d}"
 
 
-def part_name(run_id: str, shard: int) -> str:
-    return f"part-{shard:05d}-{run_id}.parquet"
+def part_name(run_id: str, shard: int, piece: int = 0) -> str:
+    """A part's file name: shard, piece (a shard writes at most two per partition and run) and run."""
+    return f"part-{shard:05d}-{piece}-{run_id}.parquet"
 
 
 def _slices(ts: np.ndarray, partition_by: str) -> list[tuple[int, int]]:
@@ -204,30 +211,50 @@ _SPILL_ORDER = (  # ev_ts goes to its own file, where the coordinator reads the 
 
 
 def simulate_part(
-    gen: GenConfig, shard: Shard, root: str, pending: dict[str, np.ndarray] | None, stop: int
+    gen: GenConfig,
+    shard: Shard,
+    root: str,
+    pending: dict[str, np.ndarray] | None,
+    stop: int,
+    run_id: str = "",
+    partition_by: str = "date",
+    first_serial: int = 0,
+    write_before: int | None = None,
+    skip_before: int | None = None,
 ) -> SimResult:
-    """Step 1 of a shard: simulate it up to grid point `stop` and spill the simulation under `root`."""
+    """Step 1 of a shard: simulate it up to grid point `stop`; write its events before `write_before` at once
+    (piece 0: they are before the run's end whatever it turns out to be), or leave out those before
+    `skip_before` (a later round: written already); spill the rest under `root`, with every event time, for
+    step 2."""
     t0 = time.perf_counter()
     sim = simulate_shard(gen, shard, Pending.from_columns(pending) if pending else None, stop)
+    final = sim.final_ts()
+    sample = time_sample(final)
+    new = np.sort(sim.order_origin[sim.serial < 0])
+    before_end = int(np.searchsorted(final, gen.end_us)) if gen.end_us is not None else 0
     path = spill_path(root, shard.index)
     path.parent.mkdir(parents=True, exist_ok=True)
+    sim.events.ts.astype("<i8", copy=False).tofile(final_ts_path(root, shard.index))
+    written = None
+    if write_before is not None:
+        c, sim = cut_before(sim, write_before, first_serial)
+        written = _write(gen, shard, root, run_id, partition_by, c, t0, piece=0, final=False)
+    elif skip_before is not None:
+        _, sim = cut_before(sim, skip_before, first_serial)
     arrays = sim.arrays()
     with open(path, "wb") as f:
         for name in _SPILL_ORDER:
             np.save(f, arrays[name], allow_pickle=False)
-    sim.events.ts.astype("<i8", copy=False).tofile(final_ts_path(root, shard.index))
-    new = np.sort(sim.order_origin[sim.serial < 0])
-    final = sim.final_ts()
-    before_end = int(np.searchsorted(final, gen.end_us)) if gen.end_us is not None else 0
     seconds = time.perf_counter() - t0
-    return SimResult(shard.index, os.getpid(), sim.until, final.size, time_sample(final), before_end, new, seconds)
+    return SimResult(shard.index, os.getpid(), sim.until, final.size, sample, before_end, new, seconds, written)
 
 
 def _load_spill(root: str, shard: int) -> Sim:
     path = spill_path(root, shard)
     with open(path, "rb") as f:
         arrays = {name: np.load(f, allow_pickle=False) for name in _SPILL_ORDER}
-    arrays["ev_ts"] = np.fromfile(final_ts_path(root, shard), dtype="<i8")
+    every_ts = np.fromfile(final_ts_path(root, shard), dtype="<i8")
+    arrays["ev_ts"] = every_ts[every_ts.size - arrays["ev_type"].size :]  # after those written early
     return Sim.from_arrays(arrays)
 
 
@@ -237,15 +264,20 @@ def make_part(
     """Step 2 of a shard: cut its simulation at the run's end and write its part files under `root` (the run's
     staging directory). Without `at` (one shard on its own), it first simulates and takes its own events."""
     t0 = time.perf_counter()
+    piece = 1
     if at is None:
         from generator.core.shard import shard_cut
 
-        c = shard_cut(gen, shard)
+        c, piece = shard_cut(gen, shard), 0
+    elif at.again is not None:
+        pending, stop = at.again
+        sim = simulate_shard(gen, shard, Pending.from_columns(pending) if pending else None, stop)
+        c, piece = cut(sim, at.last_ts, at.take, at.first_serial), 2
     else:
         c = cut(_load_spill(root, shard.index), at.last_ts, at.take, at.first_serial)
-        spill_path(root, shard.index).unlink(missing_ok=True)
-        final_ts_path(root, shard.index).unlink(missing_ok=True)
-    return _write(gen, shard, root, run_id, partition_by, c, t0)
+    spill_path(root, shard.index).unlink(missing_ok=True)
+    final_ts_path(root, shard.index).unlink(missing_ok=True)
+    return _write(gen, shard, root, run_id, partition_by, c, t0, piece=piece)
 
 
 def simulate_and_write(
@@ -265,14 +297,25 @@ def simulate_and_write(
     return _write(gen, shard, root, run_id, partition_by, c, t0)
 
 
-def _write(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: str, c: Cut, t0: float) -> ShardResult:
-    """Build the shard's rows from its cut, inject the scenario's data faults, and write one part per partition."""
-    rows = build_rows(gen, shard, c)
+def _write(
+    gen: GenConfig,
+    shard: Shard,
+    root: str,
+    run_id: str,
+    partition_by: str,
+    c: Cut,
+    t0: float,
+    piece: int = 0,
+    final: bool = True,
+) -> ShardResult:
+    """Build the shard's rows from its cut, inject the scenario's data faults, and write one part per partition
+    (named and drawn as the shard's `piece`-th batch of the run)."""
+    rows = build_rows(gen, shard, c, piece=piece)
     slices = _slices(rows.ts, partition_by)
     dirs = [partition_dir(int(rows.ts[lo]), partition_by) for lo, _ in slices]
     faulty = None
     if gen.behaviour.faults.any() and len(rows):
-        faulty = inject(rows, slices, gen.behaviour.faults, fault_rng(gen.seed, gen.start_us, shard.index))
+        faulty = inject(rows, slices, gen.behaviour.faults, fault_rng(gen.seed, gen.start_us, shard.index, piece))
         rows, slices = faulty.rows, faulty.bounds
     ts = rows.ts
     counts = np.bincount(rows.fixed["event_type"].indices.to_numpy(), minlength=len(EVENT_TYPES))
@@ -281,7 +324,7 @@ def _write(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: s
     for (lo, hi), where in zip(slices, dirs, strict=True):
         if hi == lo:  # every event of this partition arrived late, in the next one
             continue
-        rel = "/".join(p for p in (EVENTS_DIR, where, part_name(run_id, shard.index)) if p)
+        rel = "/".join(p for p in (EVENTS_DIR, where, part_name(run_id, shard.index, piece)) if p)
         data = encode(rows.table(lo, hi))
         write_atomic(Path(root) / rel, data, durable=False)
         part_of_row[lo:hi] = len(parts)
@@ -313,6 +356,8 @@ def _write(gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: s
         peak_rss_kib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         carried=c.carried.columns(),
         new_orders=c.new_orders,
+        piece=piece,
+        final=final,
         faults=injected,
     )
 

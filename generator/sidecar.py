@@ -34,7 +34,7 @@ def sidecar_path(run_id: str) -> str:
 def table(results: list[ShardResult]) -> pa.Table:
     """The faults of a run's shards (in shard order, then by row), as the sidecar's rows."""
     ids, kinds, paths, columns = [], [], [], []
-    for r in sorted(results, key=lambda r: r.shard):
+    for r in sorted(results, key=lambda r: (r.shard, r.piece)):
         f = r.faults
         if f is None or not f["kind"].size:
             continue

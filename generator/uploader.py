@@ -136,6 +136,8 @@ class Uploader:
         self.bytes_sent = 0
         self.parts_done = 0
         self.in_flight = 0
+        self.aborted = threading.Event()  # set by abort: no new transfer starts after it
+        self.starting = threading.Lock()  # a transfer starts, or the uploads are aborted, never both at once
 
     # -- checks ---------------------------------------------------------------------------------------------
     def preflight(self) -> None:
@@ -198,13 +200,13 @@ class Uploader:
                     error = None  # the failed attempt had landed after all (its answer was lost): not again
                     break
                 try:
-                    self.manager.upload(
-                        str(path),
-                        self.target.bucket,
-                        key,
-                        extra_args=extra,
-                        subscribers=[_Progress(self)],
-                    ).result()
+                    with self.starting:
+                        if self.aborted.is_set():  # the run stopped while this part waited for its turn
+                            raise CancelledError(f"{self.target.url(rel)}: upload stopped")
+                        transfer = self.manager.upload(
+                            str(path), self.target.bucket, key, extra_args=extra, subscribers=[_Progress(self)]
+                        )
+                    transfer.result()
                     error = None
                     break
                 except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, OSError) as e:
@@ -330,6 +332,8 @@ class Uploader:
 
     def abort(self, run_id: str) -> None:
         """Stop: cancel transfers in flight and abort any multipart upload of this run left open."""
+        with self.starting:
+            self.aborted.set()
         try:
             # s3transfer 0.19's TransferManager.shutdown hands its cancel_msg on as the exception type to raise in
             # the cancelled transfers: give it one (the CRT manager's shutdown takes no message).

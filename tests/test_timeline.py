@@ -21,10 +21,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import manifest, timeline
+from generator import coordinator, manifest, timeline
 from generator.cli import main
 from generator.config import parse_start
 from generator.coordinator import run
+from generator.core import shard as shard_module
 from generator.core.events import DAY
 from generator.core.shard import ORDER_STRIDE, cut_point, cut_point_sampled, time_sample
 from generator.parts import read_part
@@ -206,7 +207,7 @@ def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path, cap
 def test_a_running_gen_holds_the_lock_against_another_process(tmp_path):
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
     cmd = [sys.executable, "-m", "generator", "run", "--out", str(tmp_path), "--quiet", "--workers", "2"]
-    first = subprocess.Popen([*cmd, "--events", "300000", "--customers", "50000"], env=env)
+    first = subprocess.Popen([*cmd, "--events", "1500000", "--customers", "200000"], env=env)  # a few seconds
     deadline = time.monotonic() + 60
     while not (tmp_path / "_staging").exists() and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -321,3 +322,54 @@ def test_quiet_windows_commit_with_empty_shards_and_even_no_event(tmp_path):
     doc = run(busy).manifest
     assert doc["events"] == 40 and doc["shards"] == 4
     assert validate(tmp_path, whole=True).ok
+
+
+def _pieces(doc: dict) -> set[str]:
+    return {p["path"].rsplit("/", 1)[-1].split("-")[2] for p in doc["parts"]}
+
+
+def test_a_run_writes_most_of_its_events_while_it_simulates(tmp_path):
+    """Events before the early instant go out in step 1 (piece 0), the rest after the end is known (piece 1)."""
+    doc = run(small_config(tmp_path, events=20_000, shard_size=5_000, workers=2)).manifest
+    assert _pieces(doc) == {"0", "1"}
+    early = sum(p["rows"] for p in doc["parts"] if "-0-" in p["path"])
+    assert 0.8 * 20_000 < early < 20_000
+    assert validate(tmp_path).ok
+
+
+def test_more_simulation_rounds_give_the_same_bytes(tmp_path, monkeypatch):
+    """A first round too short for the run's end (forced here) simulates again; the early parts written in the
+    first round are the same events as when one round is enough, and the whole run has the same bytes."""
+    one = tmp_path / "one"
+    run(small_config(one, events=20_000, shard_size=5_000))
+    monkeypatch.setattr(coordinator, "DEFAULT_STOP", coordinator.DEFAULT_STOP - 1)
+    rounds = []
+    monkeypatch.setattr(coordinator, "_end_of_run", _counting(coordinator._end_of_run, rounds))
+    two = tmp_path / "two"
+    run(small_config(two, events=20_000, shard_size=5_000))
+    assert rounds == [False, True], "the first round fell short"
+    assert _files(two) == _files(one)
+
+
+def test_a_run_that_ends_before_its_early_instant_is_written_again(tmp_path, monkeypatch):
+    """If the population runs ahead of its expectation and the run ends before the early instant (forced here by
+    moving that instant past the end), the early parts are void: every shard is written again, whole."""
+    cfg = small_config(tmp_path, events=20_000, shard_size=5_000)
+    late = shard_module._time_of(cfg.resolve(None).gen(), 1.01 * 20_000)
+    monkeypatch.setattr(coordinator, "early_until", lambda gen: late)
+    doc = run(cfg).manifest
+    assert _pieces(doc) == {"2"} and doc["events"] == 20_000
+    assert not (tmp_path / "_staging").exists()
+    assert validate(tmp_path, whole=True).ok
+    assert sorted(p.name for p in (tmp_path / "events").rglob("*.parquet")) == sorted(
+        p["path"].rsplit("/", 1)[-1] for p in doc["parts"]
+    ), "the void early parts were never committed"
+
+
+def _counting(fn, seen):
+    def wrapped(*args):
+        point = fn(*args)
+        seen.append(point is not None)
+        return point
+
+    return wrapped

@@ -255,7 +255,7 @@ def test_throttling_and_dropped_connections_are_retried(tmp_path, s3, s3_server)
     with faults.FaultyProxy(s3_server, every=4) as proxy:
         uploader = _uploader(proxy.url, chunk=5 * 1024 * 1024)
         cfg = small_config(
-            tmp_path, events=300_000, shard_size=150_000, customers=60_000, workers=2, partition_by="none"
+            tmp_path, events=400_000, shard_size=200_000, customers=60_000, workers=2, partition_by="none"
         )
         doc = run(cfg, uploader=uploader).manifest
     assert proxy.failed >= 1 and proxy.dropped >= 1, (proxy.writes, proxy.failed, proxy.dropped)

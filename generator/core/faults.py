@@ -45,9 +45,9 @@ class Faulty:
     column: np.ndarray  # per fault: code into PII_COLUMNS of the value altered, -1 when none was
 
 
-def fault_rng(seed: int, start_us: int, shard: int) -> np.random.Generator:
-    """The faults' random stream for one shard of the run starting at `start_us`."""
-    return rng(seed, "faults", start_us & 0xFFFF_FFFF_FFFF_FFFF, shard)
+def fault_rng(seed: int, start_us: int, shard: int, piece: int = 0) -> np.random.Generator:
+    """The faults' random stream for one shard (and piece of it) of the run starting at `start_us`."""
+    return rng(seed, "faults", start_us & 0xFFFF_FFFF_FFFF_FFFF, shard, *((piece,) if piece else ()))
 
 
 def inject(rows: ShardRows, bounds: list[tuple[int, int]], rates: np.ndarray, r: np.random.Generator) -> Faulty:

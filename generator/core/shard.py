@@ -57,9 +57,14 @@ MIN_SHARD, MAX_SHARD = 50_000, 200_000
 MAX_SHARDS = 50_000
 MAX_WINDOW_DAYS = 3653
 ORDERS_PER_SHARD = 1 << 24  # serial space of one shard generated on its own (`shard_rows`)
-# A run sized by time writes every shard in one step, before the others' order counts are known: each shard takes
-# its orders' serials from a block of this many (a shard places tens of thousands of orders at most).
+# Shards write their events before the others' order counts are known: each shard of a run numbers its new orders
+# from a block of this many serials (a shard places tens of thousands of orders at most; the 10**12 tracking numbers
+# last for a million shards' blocks).
 ORDER_STRIDE = 1 << 20
+# The part of a run sized by events that every shard writes while it simulates: its events before the instant where
+# the run expects (1 - EARLY_MARGIN) of its events. The run's end is later unless the whole population runs ahead of
+# its expectation by the margin (or four standard deviations of a small run); then the shards write again.
+EARLY_MARGIN = 0.08
 # The time grid of a run sized by events: the instants where the whole run expects these multiples of its events,
 # 0.5, 0.8 and 0.95, then 1 + m, 1 + 2m, 1 + 4m, ... with a margin m of 3%, or four standard deviations of a
 # Poisson count for small runs. Shards simulate up to 1 + m (DEFAULT_STOP); the run's end almost always falls
@@ -379,7 +384,7 @@ def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
     """Split the shard at the run's end, `last_ts + 1`: events before `last_ts`, and the first `take` of those at
     `last_ts`, are written (other events at `last_ts` move to the end, one microsecond on, into the next run);
     the rest of sessions and orders begun before the end are carried; those begun after it are dropped. Orders
-    placed in this run get serials from `first_serial` in local order."""
+    placed in this run get serials from `first_serial` in local order (see `number_orders`)."""
     ev = sim.events
     end = last_ts + 1
     # Events are sorted by time and none comes before the start of its session, so every event before the end is
@@ -391,13 +396,40 @@ def cut(sim: Sim, last_ts: int, take: int, first_serial: int) -> Cut:
     tail = ev.take(slice(n_written, len(ev)))
     later = tail.take(np.flatnonzero(tail.origin < end))
     later.ts = np.maximum(later.ts, end)
-    serial = sim.serial.copy()
-    new = np.flatnonzero((serial < 0) & (sim.order_origin < end))
-    serial[new] = first_serial + np.arange(new.size)
+    serial, new_orders = number_orders(sim, first_serial)
     has_order = later.order >= 0
     carried_carrier = np.where(has_order, sim.carrier[np.maximum(later.order, 0)] if sim.carrier.size else -1, -1)
     later.order = np.where(has_order, serial[np.maximum(later.order, 0)] if serial.size else -1, -1)
-    return Cut(written, serial, sim.carrier, Pending(later, carried_carrier.astype(np.int8)), int(new.size))
+    return Cut(written, serial, sim.carrier, Pending(later, carried_carrier.astype(np.int8)), new_orders)
+
+
+def number_orders(sim: Sim, first_serial: int) -> tuple[np.ndarray, int]:
+    """Each local order's timeline serial: carried orders keep theirs, this run's orders take `first_serial`,
+    `first_serial + 1`, ... in local order (those begun after the run's end leave their numbers unused), so a
+    serial never depends on where the run ends. Also how many this run placed."""
+    serial = sim.serial.copy()
+    new = np.flatnonzero(serial < 0)
+    serial[new] = first_serial + np.arange(new.size)
+    return serial, int(new.size)
+
+
+def cut_before(sim: Sim, until_ts: int, first_serial: int) -> tuple[Cut, Sim]:
+    """The shard's events before `until_ts` (at or before the run's end, so all of them are written), and the rest
+    of its simulation to cut at the end later; orders numbered as in `cut`."""
+    ev = sim.events
+    n = int(np.searchsorted(ev.ts, until_ts))
+    serial, new_orders = number_orders(sim, first_serial)
+    early = Cut(ev.take(slice(0, n)), serial, sim.carrier, Pending.empty(), new_orders)
+    rest = Sim(ev.take(slice(n, len(ev))), sim.carrier, serial, sim.order_origin, sim.until)
+    return early, rest
+
+
+def early_until(cfg: GenConfig) -> int | None:
+    """The instant before which a run sized by events writes during the simulation (None: a run sized by time)."""
+    if cfg.events is None:
+        return None
+    margin = max(EARLY_MARGIN, 4 / math.sqrt(cfg.events))
+    return max(cfg.start_us, _time_of(cfg, (1 - margin) * cfg.events)) if margin < 1 else cfg.start_us
 
 
 SAMPLE_EVERY = 64  # a shard reports every 64th of its sorted final times; the coordinator reads few others
@@ -550,14 +582,15 @@ def _distinct_codes(values: pa.Array) -> tuple[np.ndarray | None, pa.Array]:
     return encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64), encoded.dictionary
 
 
-def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None) -> ShardRows:
-    """The columns of the events a shard writes: ids, latency and its error code drawn here, identities from the
-    customers, tracking numbers from the orders' serials."""
+def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None, piece: int = 0) -> ShardRows:
+    """The columns of the events a shard writes (in the shard's `piece`-th batch of the run): ids, latency and its
+    error code drawn here, identities from the customers, tracking numbers from the orders' serials."""
     pools = pools or default_pools()
     b = cfg.behaviour
     ev = c.written
     n = len(ev)
-    r = rng(cfg.seed, "columns", _key(cfg.start_us), shard.index)
+    keys = (_key(cfg.start_us), shard.index) + ((piece,) if piece else ())
+    r = rng(cfg.seed, "columns", *keys)
 
     words = r.integers(0, np.iinfo(np.uint64).max, size=(n, 2), dtype=np.uint64, endpoint=True)
     words[:, 0] = (words[:, 0] & _VERSION_MASK) | _VERSION_4  # octet 6: version 4
