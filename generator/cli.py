@@ -117,9 +117,10 @@ def run(
         bool, typer.Option("--dry-run", help="Check the options and print the plan; generate and write nothing.")
     ] = False,
 ) -> None:
-    """Generate the next window of OUT's timeline: Parquet parts under events/, the state the next run continues
-    from under _state/, then the manifest under _manifests/. The first run in OUT starts at --start; each later
-    one continues where the last ended. With --bucket, upload as shards finish and the manifest last. AWS
+    """Generate the next window of OUT's timeline; with --bucket, upload it as shards finish.
+
+    Writes Parquet parts under events/, the state the next run continues from under _state/, then the manifest under
+    _manifests/. The first run in OUT starts at --start; each later one continues where the last ended. AWS
     credentials come from the standard chain."""
     from generator import timeline
     from generator.coordinator import run as run_generator
@@ -235,8 +236,10 @@ def pull(
     endpoint_url: Annotated[str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint.")] = "",
     region: Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region.")] = "",
 ) -> None:
-    """Bring OUT up to date with the timeline committed in S3 (the manifests of runs OUT lacks, and the last run's
-    state; parts stay in S3), so that the next `gen run` here continues it. On a fresh machine, run it first."""
+    """Bring OUT up to date with the timeline committed in S3, so the next run here continues it.
+
+    Takes the manifests of the runs OUT lacks and the last run's state (the parts stay in S3). On a machine that
+    does not hold the timeline, run it before `gen run --bucket`."""
     from generator import timeline
 
     if not bucket:
