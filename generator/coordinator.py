@@ -260,7 +260,18 @@ def _run_locked(
     return RunSummary(doc, path, time.perf_counter() - t0, max(r.peak_rss_kib for r in results), sent)
 
 
-def _two_steps(cfg, gen, shards, slices, staging, pool, listener, shard_fn, done, results) -> tuple[int, int]:
+def _two_steps(
+    cfg: RunConfig,
+    gen: GenConfig,
+    shards: list[Shard],
+    slices: dict[int, dict[str, np.ndarray]],
+    staging: Path,
+    pool: _Workers,
+    listener: Listener,
+    shard_fn: Callable[..., ShardResult],
+    done: Callable[[ShardResult], None],
+    results: list[ShardResult],
+) -> tuple[int, int]:
     """A run of exactly `gen.events` events. Step 1 simulates every shard over the shared grid and writes its
     events before `early_until` at once (piece 0: before the run's end, wherever it falls), spilling the rest.
     The run's last instant is then found from all shards' times, and step 2 cuts every shard's rest there and
