@@ -138,7 +138,17 @@ def load(out: Path, run_id: str | None = None) -> Loaded:
         paths = manifest.committed(out)
         if not paths:
             raise manifest.ManifestError(f"{out}: no committed run (no manifest under {manifest.MANIFEST_DIR}/)")
-    docs = [manifest.read(p) for p in paths]
+    docs = []
+    for doc in (manifest.read(p) for p in paths):
+        missing = [p["path"] for p in doc["parts"] if not (out / p["path"]).is_file()]
+        if missing and "s3" in doc and len(missing) == len(doc["parts"]):
+            continue  # uploaded with --no-keep-local: its parts are only in S3
+        if missing:
+            raise manifest.ManifestError(f"{out / missing[0]}: part of run {doc['run_id']!r} is missing")
+        if doc["parts"]:  # a run may hold no event (a quiet second)
+            docs.append(doc)
+    if not docs:
+        raise manifest.ManifestError(f"{out}: no committed run with events here (parts only in S3, or none)")
     tables, windows = [], []
     for doc in docs:
         parts = [pq.read_table(out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS]) for p in doc["parts"]]

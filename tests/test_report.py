@@ -303,3 +303,17 @@ def test_orjson_output_is_plain(summary):
     """The JSON summary holds only plain numbers and strings (no numpy scalars sneak through)."""
     doc = orjson.loads(orjson.dumps(summary.to_dict()))
     assert [s["key"] for s in doc["sections"]] == [s.key for s in summary.sections]
+
+
+def test_runs_without_events_or_local_parts(tmp_path, capsys):
+    """A quiet run (no event) is left out of the report; a missing part is an error naming it (exit 2). (Runs
+    whose parts went to S3 with --no-keep-local: tests/test_upload.py.)"""
+    args = ["run", "--out", str(tmp_path), "--customers", "50", "--workers", "1", "-q"]
+    assert main([*args, "--duration", "1s", "--run-id", "quiet"]) == 0
+    assert main([*args, "--events", "300", "--run-id", "busy"]) == 0
+    assert main(["report", str(tmp_path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["events"] == 300
+    busy = manifest.read(manifest.manifest_path(tmp_path, "busy"))
+    (tmp_path / busy["parts"][0]["path"]).unlink()
+    assert main(["report", str(tmp_path)]) == 2
+    assert f"{busy['parts'][0]['path']}: part of run 'busy' is missing" in capsys.readouterr().err

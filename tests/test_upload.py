@@ -187,6 +187,8 @@ def test_no_keep_local_removes_the_local_copy_after_the_commit(tmp_path, s3, s3_
     assert (tmp_path / relative_path("nk")).exists(), "the manifest and state stay, so the timeline continues"
     assert main(["validate", str(tmp_path)]) == 0, "a run whose parts are only in S3 is not reported as broken"
     assert "only in S3): nk" in capsys.readouterr().out
+    assert main(["report", str(tmp_path)]) == 2, "nothing to report on here"
+    assert "no committed run with events here (parts only in S3" in capsys.readouterr().err
     remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"p/{relative_path('nk')}")["Body"].read())
     assert {f"p/{p['path']}" for p in remote["parts"]} <= _keys(s3, "p/")
 
