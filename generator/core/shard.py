@@ -8,9 +8,12 @@ two steps, so that a run of exactly N events can end at one instant for every sh
    every shard, until the grid point where all events before it are final.
 2. `cut`: given the run's end (the instant after the N-th event of the whole run), the events before it are the
    shard's rows; those after it that belong to sessions and orders begun before it are carried into the next run;
-   sessions begun after it never happened (the next run simulates that time afresh).
+   sessions begun after it never happened (the next run simulates that time afresh). `cut_before` takes the events
+   before an earlier instant, which are the shard's rows wherever the end falls, so they can be written during
+   step 1; `cut_point_sampled` finds the end from samples of every shard's times.
 
-Every random stream is keyed by (seed, purpose, window start, shard, block): the same inputs give the same bytes.
+Every random stream is keyed by (seed, purpose, window start, shard, block or piece): the same inputs give the same
+bytes. A shard numbers its new orders from a block of ORDER_STRIDE serials, so no serial depends on the end.
 """
 
 from __future__ import annotations
