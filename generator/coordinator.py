@@ -1,9 +1,11 @@
-"""The coordinator: plans the shards, runs them on a process pool, commits the parts and writes the manifest last.
+"""The coordinator: holds the output directory's lock, continues its timeline, plans the shards, runs them on a
+process pool, commits the parts and the state, and writes the manifest last.
 
 Workers write into `<out>/_staging/<run_id>/` (hidden from Hive-style readers by its leading underscore). Only
-when every shard has succeeded are the parts renamed into `<out>/events/...` and the manifest written. A run
-that fails or is interrupted removes its own staging files and writes no manifest. With an uploader, each part
-goes to S3 as soon as its shard reports, and the S3 manifest is written after the local commit, last of all.
+when every shard has succeeded are the parts and the run's state renamed into place and the manifest written. A
+run that fails or is interrupted removes its own staging files and writes no manifest (a crashed one's staging is
+removed by the next run). With an uploader, each part goes to S3 as soon as its shard reports; after the local
+commit the run takes its position in the S3 timeline and writes the S3 manifest, last of all.
 """
 
 from __future__ import annotations
