@@ -121,7 +121,10 @@ class LiveDashboard(_Tally):
 
     def writing(self, events: int, end_us: int, exact: bool = True) -> None:
         super().writing(events, end_us, exact)
-        self.progress.update(self.sim_task, completed=len(self.run.shards))
+        if self.simulated_shards:
+            self.progress.update(self.sim_task, completed=len(self.run.shards))
+        else:  # a run sized by time knows its end at once: its shards simulate and write in one step
+            self.progress.remove_task(self.sim_task)
         self.progress.update(self.task, total=events)
         self.progress.start_task(self.task)
 
