@@ -69,7 +69,8 @@ class RunPlan:
     run_id: str
     shards: tuple[Shard, ...]
     workers: int
-    events: int
+    events: int  # exact, or expected for a run sized by time
+    by_time: bool = False  # sized by --duration: each shard simulates and writes in one step
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ def _run_locked(
     gen = cfg.gen()
     shards = plan(gen)
     workers = min(cfg.workers, len(shards))
-    listener.started(RunPlan(cfg.run_id, tuple(shards), workers, gen.planned_events))
+    listener.started(RunPlan(cfg.run_id, tuple(shards), workers, gen.planned_events, gen.events is None))
     # Staging left by runs that crashed is nobody's: this run holds the lock.
     shutil.rmtree(out / STAGING_DIR, ignore_errors=True)
     staging = out / STAGING_DIR / cfg.run_id

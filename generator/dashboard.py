@@ -94,7 +94,9 @@ class LiveDashboard(_Tally):
 
     def started(self, run: RunPlan) -> None:
         super().started(run)
-        self.sim_task = self.progress.add_task("simulating", total=len(run.shards), unit="shards")
+        self.sim_task = (
+            None if run.by_time else self.progress.add_task("simulating", total=len(run.shards), unit="shards")
+        )
         self.task = self.progress.add_task("writing", total=run.events, unit="events", start=False)
         self.live = Live(self._render(), console=self.console, refresh_per_second=8, transient=False)
         self.live.__enter__()
@@ -121,10 +123,8 @@ class LiveDashboard(_Tally):
 
     def writing(self, events: int, end_us: int, exact: bool = True) -> None:
         super().writing(events, end_us, exact)
-        if self.simulated_shards:
+        if self.sim_task is not None:  # (a run sized by time knows its end at once: no simulation step to show)
             self.progress.update(self.sim_task, completed=len(self.run.shards))
-        else:  # a run sized by time knows its end at once: its shards simulate and write in one step
-            self.progress.remove_task(self.sim_task)
         self.progress.update(self.task, total=events)
         self.progress.start_task(self.task)
 

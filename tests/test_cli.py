@@ -142,3 +142,30 @@ def test_dry_run_checks_options_and_writes_nothing(tmp_path, capsys):
     assert plan["shards"] == 10 and plan["workers"] == 8 and plan["bucket"] == "my-events"
     assert not out.exists()
     assert main([*args[:-3], "--bucket", "Bad_Name", "--dry-run"]) == 2
+
+
+@pytest.mark.parametrize("size", [{"events": 6_000}, {"events": None, "duration_us": 3_600_000_000}])
+def test_the_live_dashboard_follows_both_steps_of_a_run(tmp_path, size):
+    """On a terminal: shards simulated (runs of exactly N events), then where the run ends and the writing, per
+    worker, up to every event the run wrote."""
+    import io
+
+    from rich.console import Console
+
+    from generator.coordinator import run
+    from generator.dashboard import LiveDashboard
+
+    from .conftest import small_config
+
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160, color_system=None)
+    board = LiveDashboard(console)
+    try:
+        doc = run(small_config(tmp_path, workers=2, **size), board).manifest
+    finally:
+        board.close()
+    text = screen.getvalue()
+    assert f"ends at {doc['window']['end']}" in text
+    assert f"{doc['events']}/{doc['events']}" in text, "the bar ends at the run's own count"
+    assert ("simulating" in text) == (size["events"] is not None)
+    assert "worker" in text and "written" in text
