@@ -98,7 +98,6 @@ class SimResult:
     final: int  # how many events fall before `until`
     sample: np.ndarray  # every SAMPLE_EVERY-th of the final times (shard.time_sample)
     before_end: int  # for a run sized by time: how many of its events fall before the end
-    new_order_origin: np.ndarray  # sorted session starts of the orders this run placed
     seconds: float
     early: ShardResult | None = None  # the parts written while simulating
 
@@ -230,7 +229,6 @@ def simulate_part(
     sim = simulate_shard(gen, shard, Pending.from_columns(pending) if pending else None, stop)
     final = sim.final_ts()
     sample = time_sample(final)
-    new = np.sort(sim.order_origin[sim.serial < 0])
     before_end = int(np.searchsorted(final, gen.end_us)) if gen.end_us is not None else 0
     path = spill_path(root, shard.index)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -246,7 +244,7 @@ def simulate_part(
         for name in _SPILL_ORDER:
             np.save(f, arrays[name], allow_pickle=False)
     seconds = time.perf_counter() - t0
-    return SimResult(shard.index, os.getpid(), sim.until, final.size, sample, before_end, new, seconds, written)
+    return SimResult(shard.index, os.getpid(), sim.until, final.size, sample, before_end, seconds, written)
 
 
 def _load_spill(root: str, shard: int) -> Sim:

@@ -19,7 +19,7 @@ from pathlib import Path
 from generator.config import ConfigError
 from generator.core.behaviour import Behaviour, default_behaviour, default_scenario, instant_us
 from generator.core.faults import FAULT_KINDS
-from generator.schema import PAYMENT_METHODS, PLATFORMS
+from generator.schema import PAYMENT_METHODS, PLATFORMS, SESSION_EVENTS
 
 MIX_TOLERANCE = 1e-6
 INCIDENT_KINDS = ("payment_outage", "latency_degradation", "flash_sale", "carrier_delay")
@@ -118,15 +118,7 @@ def _instant(v: object) -> str | None:
     return None
 
 
-_GAP_EVENTS = (
-    "USER_LOGIN",
-    "PRODUCT_VIEW",
-    "ADD_TO_CART",
-    "CHECKOUT_STARTED",
-    "PAYMENT_AUTHORIZED",
-    "PAYMENT_FAILED",
-    "ORDER_PLACED",
-)
+_GAP_EVENTS = SESSION_EVENTS[1:]  # a gap before every session event but the OPEN that starts it
 _ANY = "*"  # a table whose keys are names the scenario chooses (carriers)
 
 # Every key a scenario may hold, declared once: a check per value, a nested dict per table.

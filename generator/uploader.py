@@ -275,52 +275,43 @@ class Uploader:
             raise UploadError(f"{self.target.url(rel)}: {e}") from None
 
     # -- the commit -----------------------------------------------------------------------------------------
+    def _put_once(self, rel: str, body: bytes) -> bytes | None:
+        """Write an object only if none is at `rel` yet (a conditional write); None when written, else the bytes of
+        the object already there."""
+        try:
+            self.client.put_object(
+                Bucket=self.target.bucket,
+                Key=self.target.key(rel),
+                Body=body,
+                ContentType="application/json",
+                ChecksumAlgorithm="SHA256",
+                IfNoneMatch="*",
+            )
+            return None
+        except botocore.exceptions.ClientError as e:
+            if str(e.response.get("Error", {}).get("Code")) not in ("PreconditionFailed", "412"):
+                raise UploadError(f"{self.target.url(rel)}: {e}") from None
+            return self.fetch(rel)
+        except botocore.exceptions.BotoCoreError as e:
+            raise UploadError(f"{self.target.url(rel)}: {e}") from None
+
     def claim(self, ordinal: int, run_id: str) -> None:
         """Take position `ordinal` of the timeline in S3 for this run, with a conditional write of
         `_timeline/<ordinal>.json`, before its manifest goes up: of two machines that continue the same run at
         once, one wins and the other's run never becomes part of the S3 timeline. Taking it again for the same
         run (a retried upload) is fine."""
-        rel = f"{TIMELINE_DIR}/{ordinal:08d}.json"
-        body = orjson.dumps({"ordinal": ordinal, "run_id": run_id}) + b"\n"
-        try:
-            self.client.put_object(
-                Bucket=self.target.bucket,
-                Key=self.target.key(rel),
-                Body=body,
-                ContentType="application/json",
-                ChecksumAlgorithm="SHA256",
-                IfNoneMatch="*",
-            )
-        except botocore.exceptions.ClientError as e:
-            if str(e.response.get("Error", {}).get("Code")) not in ("PreconditionFailed", "412"):
-                raise UploadError(f"{self.target.url(rel)}: {e}") from None
-            holder = orjson.loads(self.fetch(rel)).get("run_id")
-            if holder != run_id:
-                raise TimelineTaken(self.target.url(), ordinal, str(holder), run_id) from None
-        except botocore.exceptions.BotoCoreError as e:
-            raise UploadError(f"{self.target.url(rel)}: {e}") from None
+        existing = self._put_once(
+            f"{TIMELINE_DIR}/{ordinal:08d}.json", orjson.dumps({"ordinal": ordinal, "run_id": run_id}) + b"\n"
+        )
+        holder = None if existing is None else orjson.loads(existing).get("run_id")
+        if existing is not None and holder != run_id:
+            raise TimelineTaken(self.target.url(), ordinal, str(holder), run_id)
 
     def put_manifest(self, rel: str, body: bytes) -> None:
         """Write the manifest object, only if it does not exist yet (a conditional write)."""
-        try:
-            self.client.put_object(
-                Bucket=self.target.bucket,
-                Key=self.target.key(rel),
-                Body=body,
-                ContentType="application/json",
-                ChecksumAlgorithm="SHA256",
-                IfNoneMatch="*",
-            )
-        except botocore.exceptions.ClientError as e:
-            if str(e.response.get("Error", {}).get("Code")) not in ("PreconditionFailed", "412"):
-                raise UploadError(f"{self.target.url(rel)}: {e}") from None
-            existing = self.client.get_object(Bucket=self.target.bucket, Key=self.target.key(rel))["Body"].read()
-            if existing != body:  # the same manifest already there means the run was committed before
-                raise UploadError(
-                    f"{self.target.url(rel)} already exists with other content; not overwritten"
-                ) from None
-        except botocore.exceptions.BotoCoreError as e:
-            raise UploadError(f"{self.target.url(rel)}: {e}") from None
+        existing = self._put_once(rel, body)
+        if existing is not None and existing != body:  # the same manifest there means the run was committed before
+            raise UploadError(f"{self.target.url(rel)} already exists with other content; not overwritten")
 
     def open_uploads(self, run_id: str) -> list[dict]:
         """Multipart uploads still open under the prefix for this run's objects."""

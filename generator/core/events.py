@@ -39,16 +39,6 @@ class Events:
         return Events(**{f.name: np.concatenate([getattr(p, f.name) for p in parts]) for f in fields(Events)})
 
 
-@dataclass
-class Orders:
-    """Orders placed in a shard, indexed by shard-local order number."""
-
-    carrier: np.ndarray  # int8 carrier code (behaviour.carriers order)
-
-    def __len__(self) -> int:
-        return len(self.carrier)
-
-
 def distinct_positions(keys: np.ndarray, universe: int) -> tuple[np.ndarray, np.ndarray]:
     """The distinct non-negative keys (sorted) and, per element, its position among them (-1 for negatives)."""
     used = np.zeros(universe, bool)

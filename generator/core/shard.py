@@ -245,10 +245,6 @@ class Sim:
         ts = self.events.ts
         return ts[: int(np.searchsorted(ts, self.until))]
 
-    def new_orders_before(self, end: int) -> int:
-        """How many orders this run placed in sessions begun before `end`."""
-        return int(np.count_nonzero((self.serial < 0) & (self.order_origin < end)))
-
     def arrays(self) -> dict[str, np.ndarray]:
         cols = {f"ev_{f.name}": getattr(self.events, f.name) for f in fields(Events)}
         return cols | {
