@@ -47,12 +47,17 @@ ROW_GROUP_SIZE = 128 * 1024
 # for the string columns only, statistics only where they let readers skip data, and delta encoding for the
 # sorted event_ts encode 40% faster and 18% smaller than pyarrow's defaults with zstd. zstd at its default
 # level is what Athena, Spark and DuckDB all read. Random UUIDs do not compress: event_id is stored plain, the
-# same bytes with 4% less encoding time. One row group per part up to 128 Ki rows.
+# same bytes with 4% less encoding time. Delta-packed event_ts gains nothing from zstd either (2.87 MB per
+# million events both ways, 35% less time without), and latency_ms delta-packed and zstd-compressed takes 9%
+# less space and 40% less time than plain and zstd (one million events, each column alone). One row group per
+# part up to 128 Ki rows.
+_DELTA = ("event_ts", "latency_ms")
+_UNCOMPRESSED = ("event_id", "event_ts")
 WRITE_OPTIONS = dict(
-    compression={c.name: "none" if isinstance(c.type, pa.UuidType) else "zstd" for c in COLUMNS},
+    compression={c.name: "none" if c.name in _UNCOMPRESSED else "zstd" for c in COLUMNS},
     use_dictionary=[c.name for c in COLUMNS if pa.types.is_string(c.type)],
     write_statistics=[c.name for c in COLUMNS if c.statistics],
-    column_encoding={"event_ts": "DELTA_BINARY_PACKED"},
+    column_encoding=dict.fromkeys(_DELTA, "DELTA_BINARY_PACKED"),
     row_group_size=ROW_GROUP_SIZE,
     # The dense string columns arrive as Arrow dictionaries (schema.encoded_schema); `encode` stores the event
     # schema itself in their place, so readers get plain strings.

@@ -124,8 +124,8 @@ def test_interrupted_run_exits_cleanly(tmp_path, sig):
     os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode in (130, 143), err.decode()
-    assert "nothing was committed" in err.decode()
-    assert "Traceback" not in err.decode()
+    assert "nothing was committed" in err.decode(), err.decode()
+    assert "Traceback" not in err.decode(), err.decode()
     assert not (tmp_path / "_manifests").exists()
     assert _visible(tmp_path) == []
     assert not (tmp_path / "_staging").exists()
