@@ -101,7 +101,13 @@ class Listener:
 
 
 def _warm_worker() -> None:
-    """Prepare a worker: keep freed memory for reuse, and load the reference data once."""
+    """Prepare a worker: leave Ctrl-C to the coordinator, keep freed memory for reuse, and load the reference data
+    once.
+
+    A terminal's Ctrl-C reaches the whole process group. The coordinator unwinds the run and stops its workers;
+    a worker that took the SIGINT itself would, if caught between two shards, print a KeyboardInterrupt
+    traceback before it is stopped."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     from generator.core.behaviour import default_behaviour
     from generator.core.nigeria import default_pools
 

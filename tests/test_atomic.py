@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -113,6 +115,41 @@ def test_killed_run_leaves_nothing_visible_and_can_be_redone(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert validate(tmp_path).ok
+    assert not (tmp_path / "_staging").exists()
+
+
+def _session_members(leader: int) -> list[int]:
+    """The processes of a session other than its leader (here: the forkserver, the workers, resource trackers)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        pid, sid = int(stat.parent.name), int(fields[3])
+        if sid == leader and pid != leader:
+            members.append(pid)
+    return members
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_workers_leave_ctrl_c_to_the_coordinator(tmp_path):
+    """Ctrl-C reaches every process of the group; only the coordinator acts on it. A SIGINT that reaches the
+    workers alone (busy or between two shards) neither stops the run nor prints a traceback."""
+    proc = _gen(tmp_path, "--events", "1000000")
+    _wait_for_staged_parts(tmp_path, proc)
+    members = _session_members(proc.pid)
+    assert members, "the run has worker processes"
+    for pid in members:
+        with contextlib.suppress(ProcessLookupError):  # one that has just ended
+            os.kill(pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err.decode()
+    assert "Traceback" not in err.decode(), err.decode()
+    manifest = json.loads((tmp_path / "_manifests" / "big.json").read_text())
+    assert manifest["events"] == 1_000_000
+    assert sum(p["rows"] for p in manifest["parts"]) == 1_000_000
     assert not (tmp_path / "_staging").exists()
 
 
