@@ -2,6 +2,8 @@
 
 `check_table` holds the row-level rules (a pure function over an Arrow table, also used by the property
 tests); `validate_run` adds what only files can break: checksums, sizes, counts, sort order and partitions.
+Rows are checked a customer block at a time (a customer's sessions and orders never leave its shard), so memory
+holds one block plus 8 bytes per event for the id uniqueness check, however long the run or timeline.
 Rules come from `generator.schema`; none is restated here. Data faults a run lists in its sidecar are expected: each
 rule they break skips exactly the listed events (and counts them), and a listed fault must be in the data.
 """
@@ -10,17 +12,20 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from generator import manifest, sidecar, timeline
 from generator.core.events import DAY, HOUR
 from generator.core.faults import FAULT_KINDS
-from generator.parts import EVENTS_DIR, partition_dir, read_part
+from generator.core.shard import split
+from generator.parts import EVENTS_DIR, partition_dir
 from generator.schema import (
     COLUMNS,
     EVENT_CODE,
@@ -92,6 +97,21 @@ def _listed(ids: np.ndarray, faults: pa.Table | None, kind: str, column: str | N
     return np.isin(ids, _ids(faults.column("event_id").filter(mask)))
 
 
+def _without_listed_copies(table: pa.Table, faults: pa.Table | None) -> pa.Table:
+    """`table` with the extra copies of the duplicates listed in `faults` dropped (each listed event kept once)."""
+    if faults is None or not faults.num_rows or table.schema.get_field_index("event_id") < 0:
+        return table
+    ids = _ids(table.column("event_id"))
+    dup = np.flatnonzero(_listed(ids, faults, "duplicate"))
+    if not dup.size:
+        return table
+    _, first = np.unique(ids[dup], return_index=True)
+    keep = np.ones(ids.size, bool)
+    keep[dup] = False
+    keep[dup[first]] = True
+    return table.filter(pa.array(keep))
+
+
 def check_table(
     table: pa.Table,
     threshold_ms: int,
@@ -109,14 +129,7 @@ def check_table(
     r = report or Report()
     table = decoded(table)
     r.rows += table.num_rows
-    if faults is not None and faults.num_rows and table.schema.get_field_index("event_id") >= 0:
-        ids = _ids(table.column("event_id"))
-        dup = np.flatnonzero(_listed(ids, faults, "duplicate"))
-        _, first = np.unique(ids[dup], return_index=True)
-        keep = np.ones(ids.size, bool)
-        keep[dup] = False
-        keep[dup[first]] = True
-        table = table.filter(pa.array(keep))
+    table = _without_listed_copies(table, faults)
     ids = _ids(table.column("event_id")) if table.schema.get_field_index("event_id") >= 0 else np.zeros(0, "S16")
     altered = {
         c: _listed(ids, faults, "missing_pii", c) | _listed(ids, faults, "malformed_contact", c) for c in IDENTITY
@@ -125,7 +138,6 @@ def check_table(
     r.rule("schema", 0 if table.schema.remove_metadata().equals(schema) else 1, f"got {table.schema}")
     if not table.schema.remove_metadata().equals(schema):
         return r
-    n = table.num_rows
     codes = _codes(table)
     for c in COLUMNS:
         col = table.column(c.name)
@@ -171,11 +183,10 @@ def check_table(
         _count_false(pc.greater(amount, pa.scalar(0, amount.type))) - amount.null_count,
     )
 
-    ids = pc.count_distinct(table.column("event_id").combine_chunks().storage).as_py() if n else 0
-    r.rule("event_id unique", n - ids)
+    r.rule("event_id unique", _duplicates(_ids(table.column("event_id"))))
     for c, rule, pattern in (("phone_number", "is +234 E.164 mobile", PHONE), ("email", "well-formed", EMAIL)):
         values = table.column(c).filter(pa.array(~altered[c]))
-        r.rule(f"{c} {rule}", _count_false(pc.match_substring_regex(values, pattern)))
+        r.rule(f"{c} {rule}", _rows_not_matching(values, pattern))
 
     per_customer = table.group_by("customer_id").aggregate([(c, "count_distinct") for c in IDENTITY])
     for c in IDENTITY:
@@ -192,6 +203,37 @@ def check_table(
     return r
 
 
+def _duplicates(ids: np.ndarray) -> int:
+    """How many of the 16-byte ids repeat one before them: sorted by their first eight bytes, only ids that share
+    those are compared whole (hashing every id was the slowest rule)."""
+    prefix = _prefix(ids)
+    order = np.argsort(prefix)
+    sorted_prefix = prefix[order]
+    shared = np.flatnonzero(sorted_prefix[1:] == sorted_prefix[:-1])
+    if not shared.size:
+        return 0
+    rows = order[np.unique(np.concatenate([shared, shared + 1]))]
+    return int(rows.size - np.unique(ids[rows]).size)
+
+
+def _rows_not_matching(values: pa.ChunkedArray | pa.Array, pattern: str) -> int:
+    """Rows whose value does not match `pattern` (nulls count as not matching); the pattern runs once per
+    distinct value (identities repeat on every event of their customer)."""
+    encoded = pc.dictionary_encode(values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values)
+    if not len(encoded):
+        return 0
+    bad_value = pc.invert(pc.match_substring_regex(encoded.dictionary, pattern)).to_numpy(zero_copy_only=False)
+    per_value = np.bincount(encoded.indices.fill_null(-1).to_numpy().astype(np.int64) + 1, minlength=bad_value.size + 1)
+    return int(per_value[0] + per_value[1:][bad_value].sum())
+
+
+def _kobo(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
+    """A decimal money column as exact integers (hundredths), nulls as the least int64 (not as Decimal objects,
+    which compare one by one in Python)."""
+    hundredths = pc.cast(pc.multiply(col, pa.scalar(100, pa.int64())), pa.int64())
+    return pc.fill_null(hundredths, np.iinfo(np.int64).min).to_numpy()
+
+
 def _dense(col: pa.ChunkedArray) -> np.ndarray:
     return col.combine_chunks().dictionary_encode().indices.to_numpy(zero_copy_only=False)
 
@@ -206,7 +248,8 @@ def _check_orders(table: pa.Table, codes: np.ndarray, r: Report, continued: bool
     stage_of = np.full(len(EVENT_TYPES) + 1, -1)
     for i, t in enumerate(ORDER_STAGES):
         stage_of[EVENT_CODE[t]] = i
-    sub = table.take(pa.array(rows))
+    columns = ["tracking_number", "event_ts", "carrier", "customer_id", "total_amount", "payment_method"]
+    sub = table.select(columns).take(pa.array(rows))
     key = _dense(sub.column("tracking_number"))
     stage = stage_of[codes[rows]]
     order = np.lexsort((stage, _ts(sub), key))
@@ -225,7 +268,7 @@ def _check_orders(table: pa.Table, codes: np.ndarray, r: Report, continued: bool
         vals = _dense(sub.column(col))[order] if col in ("carrier", "customer_id") else None
         if vals is None:
             # amount and method are set on PAYMENT_AUTHORIZED and ORDER_PLACED only; they must agree.
-            v = sub.column(col).combine_chunks().take(pa.array(order)).to_numpy(zero_copy_only=False)
+            v = (_kobo(sub.column(col)) if col == "total_amount" else _dense(sub.column(col)))[order]
             pair = same & (stage == 1) & (np.r_[-1, stage[:-1]] == 0)
             bad = pair & (v != np.r_[v[:1], v[:-1]])
             r.rule(f"{col} same on PAYMENT_AUTHORIZED and ORDER_PLACED", bad.sum())
@@ -244,7 +287,7 @@ def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report, continued: bo
     """Per customer in time order, session events follow the session grammar; a payment keeps its checkout's amount.
     In a continuing run, a customer's events before their first OPEN may be the rest of an earlier session."""
     rows = np.flatnonzero(np.isin(codes, [EVENT_CODE[t] for t in SESSION_EVENTS]))
-    sub = table.take(pa.array(rows))
+    sub = table.select(["event_id", "event_type", "event_ts", "customer_id", "total_amount"]).take(pa.array(rows))
     cust = _dense(sub.column("customer_id")) if rows.size else np.zeros(0, np.int64)
     order = np.lexsort((rows, _ts(sub), cust))
     c, t = cust[order], codes[rows][order]
@@ -262,7 +305,7 @@ def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report, continued: bo
         _first_row(sub, np.isin(np.arange(len(order)), order[bad])) if bad.any() else "",
     )
 
-    amount = sub.column("total_amount").combine_chunks().take(pa.array(order)).to_numpy(zero_copy_only=False)
+    amount = _kobo(sub.column("total_amount"))[order]
     is_chk = t == EVENT_CODE["CHECKOUT_STARTED"]
     last_chk = np.maximum.accumulate(np.where(is_chk, np.arange(t.size), -1)) if t.size else t
     paying = np.isin(t, [EVENT_CODE[k] for k in ("PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "ORDER_PLACED")])
@@ -327,44 +370,45 @@ def _faults_present(t: pa.Table, ts: np.ndarray, where: tuple[str, str, str], fa
     r.rule("listed faults present in their parts", faults.num_rows - present, path)
 
 
-def _read_run(out: Path, doc: dict, report: Report, faults: pa.Table | None = None) -> pa.Table | None:
-    """File-level checks of one committed run (parts, state, window); its rows as one table. `faults`: the run's
-    sidecar rows (`_read_faults`), whose events may break the sort order and partition of their part."""
+def _check_part(out: Path, doc: dict, p: dict, report: Report, faults: pa.Table | None) -> pa.Table | None:
+    """File-level checks of one part of a run (listed, size, checksum, rows, order, window, partition); its rows."""
     partition_by = doc["options"]["partition_by"]
     lo, hi = manifest.parse_iso(doc["window"]["start"]), manifest.parse_iso(doc["window"]["end"])
-    tables = []
-    for p in doc["parts"]:
-        f = out / p["path"]
-        report.rule("parts listed in the manifest exist", not f.is_file(), p["path"])
-        if not f.is_file():
-            continue
-        data = f.read_bytes()
-        report.rule("part size matches manifest", len(data) != p["bytes"], p["path"])
-        report.rule("part sha256 matches manifest", hashlib.sha256(data).hexdigest() != p["sha256"], p["path"])
-        t = read_part(f)
-        report.rule("part rows match manifest", t.num_rows != p["rows"], p["path"])
-        ts = _ts(t)
-        here = None if faults is None else faults.filter(pc.equal(faults.column("path"), p["path"]))
-        if here is not None and here.num_rows:
-            where = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
-            _faults_present(t, ts, (partition_by, "" if where == "." else where, p["path"]), here, report)
-        ids = _ids(t.column("event_id"))
-        moved = _listed(ids, here, "out_of_order")[1:]
-        report.rule("rows sorted by event_ts in each part", int(((np.diff(ts) < 0) & ~moved).sum()), p["path"])
-        late = _listed(ids, here, "late_arrival")
-        report.rule("events inside their run's window", int(((ts < lo) | (ts >= hi)).sum()), p["path"])
-        if ts.size:
-            report.rule(
-                "part time range matches manifest",
-                (manifest.iso(int(ts.min())), manifest.iso(int(ts.max()))) != (p["min_event_ts"], p["max_event_ts"]),
-                p["path"],
-            )
-        if ts[~late].size:  # late arrivals listed in the sidecar sit in a later partition than their time
-            on_time = ts[~late]
-            want = {partition_dir(int(x), partition_by) for x in (on_time.min(), on_time.max())}
-            got = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
-            report.rule("part sits in its events' partition", want != {"" if got == "." else got}, p["path"])
-        tables.append(t)
+    f = out / p["path"]
+    report.rule("parts listed in the manifest exist", not f.is_file(), p["path"])
+    if not f.is_file():
+        return None
+    data = f.read_bytes()
+    report.rule("part size matches manifest", len(data) != p["bytes"], p["path"])
+    report.rule("part sha256 matches manifest", hashlib.sha256(data).hexdigest() != p["sha256"], p["path"])
+    t = pq.read_table(pa.BufferReader(data))
+    report.rule("part rows match manifest", t.num_rows != p["rows"], p["path"])
+    ts = _ts(t)
+    here = None if faults is None else faults.filter(pc.equal(faults.column("path"), p["path"]))
+    if here is not None and here.num_rows:
+        where = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
+        _faults_present(t, ts, (partition_by, "" if where == "." else where, p["path"]), here, report)
+    ids = _ids(t.column("event_id"))
+    moved = _listed(ids, here, "out_of_order")[1:]
+    report.rule("rows sorted by event_ts in each part", int(((np.diff(ts) < 0) & ~moved).sum()), p["path"])
+    late = _listed(ids, here, "late_arrival")
+    report.rule("events inside their run's window", int(((ts < lo) | (ts >= hi)).sum()), p["path"])
+    if ts.size:
+        report.rule(
+            "part time range matches manifest",
+            (manifest.iso(int(ts.min())), manifest.iso(int(ts.max()))) != (p["min_event_ts"], p["max_event_ts"]),
+            p["path"],
+        )
+    if ts[~late].size:  # late arrivals listed in the sidecar sit in a later partition than their time
+        on_time = ts[~late]
+        want = {partition_dir(int(x), partition_by) for x in (on_time.min(), on_time.max())}
+        got = PurePosixPath(p["path"]).parent.relative_to(EVENTS_DIR).as_posix()
+        report.rule("part sits in its events' partition", want != {"" if got == "." else got}, p["path"])
+    return t
+
+
+def _check_run_files(out: Path, doc: dict, report: Report, counts: Counter, rows: int, faults: pa.Table | None) -> None:
+    """What only the whole of a run's parts can show: its state file, counts by type and total events."""
     state = doc["timeline"]["state"]
     f = out / state["path"]
     report.rule(
@@ -372,11 +416,8 @@ def _read_run(out: Path, doc: dict, report: Report, faults: pa.Table | None = No
         not f.is_file() or hashlib.sha256(f.read_bytes()).hexdigest() != state["sha256"],
         state["path"],
     )
-    if not tables:
-        return None
-    table = pa.concat_tables(tables)
-    mix = pc.value_counts(table.column("event_type"))
-    counts = dict(zip(mix.field("values").to_pylist(), mix.field("counts").to_pylist(), strict=True))
+    if not doc["parts"]:
+        return
     report.rule(
         "counts by type match manifest",
         sum(abs(counts.get(k, 0) - v) for k, v in doc["counts_by_type"].items()),
@@ -386,31 +427,175 @@ def _read_run(out: Path, doc: dict, report: Report, faults: pa.Table | None = No
     copies = 0 if faults is None else int(pc.sum(pc.equal(faults.column("kind"), "duplicate")).as_py() or 0)
     report.rule(
         "total events match manifest (and --events)",
-        abs(table.num_rows - doc["events"]) + (abs(doc["events"] - copies - wanted) if wanted is not None else 0),
+        abs(rows - doc["events"]) + (abs(doc["events"] - copies - wanted) if wanted is not None else 0),
     )
-    return table
+
+
+def _customer_index(t: pa.Table) -> np.ndarray:
+    """Each row's customer index, from its customer_id ("NG" and nine digits); -1 where it is not one."""
+    encoded = pc.dictionary_encode(t.column("customer_id").combine_chunks())
+    ids = encoded.dictionary
+    digits = pc.utf8_slice_codeunits(ids, 2)
+    ok = pc.and_(pc.starts_with(ids, "NG"), pc.match_substring_regex(digits, r"^[0-9]{9}$")).fill_null(False)
+    index = np.asarray(pc.cast(pc.if_else(ok, digits, "-1"), pa.int64()).to_numpy(), np.int64)
+    return np.r_[index, -1][encoded.indices.fill_null(-1).to_numpy().astype(np.int64)]
+
+
+class _Groups:
+    """The rows of one or more runs, checked a customer block at a time, so that memory holds one block (of every
+    run) rather than the runs: a customer's sessions and orders never leave its block. Blocks are the shards of
+    the run with the most of them; a shard of another run is read once, when its first block comes up, and its
+    rows for later blocks wait in memory until theirs."""
+
+    def __init__(self, out: Path, docs: list[dict], report: Report, faults: dict[str, pa.Table | None]):
+        self.out, self.docs, self.report, self.faults = out, docs, report, faults
+        customers = docs[0]["options"]["customers"]
+        widest = max(docs, key=lambda d: d["shards"])
+        self.bounds = np.array(
+            [split(customers, max(widest["shards"], 1), i)[0] for i in range(max(widest["shards"], 1))] + [customers]
+        )
+        self.counts = {d["run_id"]: Counter() for d in docs}
+        self.rows = dict.fromkeys(self.counts, 0)
+        # (first block, run, shard, its customers [a, b)) for every shard that wrote parts, in block order
+        self.shards = []
+        for r, d in enumerate(docs):
+            for i in sorted({p["shard"] for p in d["parts"]}):
+                a, size = split(customers, max(d["shards"], 1), i)
+                self.shards.append((self._block(a), r, i, a, a + size))
+        self.shards.sort()
+
+    def _block(self, customer: int | np.ndarray):
+        """The block of each customer index (the last block for one past the population: reported, not lost)."""
+        return np.minimum(np.searchsorted(self.bounds, customer, side="right") - 1, self.bounds.size - 2)
+
+    def __iter__(self):
+        """(block, the rows of every run in it, as one table) in block order; file rules checked on the way."""
+        waiting: dict[int, list[pa.Table]] = {}
+        k = 0
+        for block in range(self.bounds.size - 1):
+            while k < len(self.shards) and self.shards[k][0] == block:
+                _, r, i, a, b = self.shards[k]
+                k += 1
+                t = self._read_shard(r, i)
+                if t is None or not t.num_rows:
+                    continue
+                customer = _customer_index(t)
+                outside = (customer < a) | (customer >= b)
+                self.report.rule(
+                    "customers in their shard's block",
+                    int(outside.sum()),
+                    f"run {self.docs[r]['run_id']} shard {i}" if outside.any() else "",
+                )
+                where = np.where(outside, block, self._block(customer))
+                for g in np.flatnonzero(np.bincount(where - block)) + block:
+                    rows = t.filter(pa.array(where == g)) if g != block or (where != g).any() else t
+                    waiting.setdefault(int(g), []).append(rows)
+            tables = waiting.pop(block, [])
+            if tables:
+                yield block, pa.concat_tables(tables)
+
+    def _read_shard(self, r: int, shard: int) -> pa.Table | None:
+        doc = self.docs[r]
+        faults = self.faults[doc["run_id"]]
+        tables = []
+        for p in doc["parts"]:
+            if p["shard"] != shard:
+                continue
+            t = _check_part(self.out, doc, p, self.report, faults)
+            if t is None:
+                continue
+            mix = pc.value_counts(t.column("event_type"))
+            self.counts[doc["run_id"]].update(
+                dict(zip(mix.field("values").to_pylist(), mix.field("counts").to_pylist(), strict=True))
+            )
+            self.rows[doc["run_id"]] += t.num_rows
+            tables.append(t)
+        return pa.concat_tables(tables) if tables else None
+
+    def finish(self) -> None:
+        for doc in self.docs:
+            rid = doc["run_id"]
+            _check_run_files(self.out, doc, self.report, self.counts[rid], self.rows[rid], self.faults[rid])
+
+
+class _IdPrefixes:
+    """The first eight bytes of each block's event ids, end to end in one array sized from the manifests:
+    8 bytes per event, where the rows themselves are held a block at a time."""
+
+    def __init__(self, capacity: int):
+        self.values = np.empty(capacity, np.uint64)
+        self.size = 0
+
+    def add(self, ids: np.ndarray) -> None:
+        self.values[self.size : self.size + ids.size] = _prefix(ids)
+        self.size += ids.size
+
+    def shared(self) -> np.ndarray:
+        """The prefixes found more than once (sorts the array in place): in two blocks, or twice in one (a
+        duplicate its block has counted already, which `cross_block_duplicates` tells apart)."""
+        every = self.values[: self.size]
+        every.sort()
+        return np.unique(every[1:][every[1:] == every[:-1]])
+
+
+def _prefix(ids: np.ndarray) -> np.ndarray:
+    return np.frombuffer(ids.tobytes(), "<u8")[::2] if ids.size else np.zeros(0, np.uint64)
+
+
+def cross_block_duplicates(candidates: np.ndarray, full_ids: Callable[[np.ndarray], list[np.ndarray]]) -> int:
+    """Event ids found in more than one block (each block's own duplicates are counted where it is checked).
+
+    `candidates` are the id prefixes seen in two blocks or more (`_IdPrefixes.shared`); `full_ids(candidates)`
+    reads the whole ids with those prefixes back, one array per block, and those decide."""
+    if not candidates.size:
+        return 0
+    per_block = [np.unique(ids) for ids in full_ids(candidates)]
+    every_id = np.sort(np.concatenate(per_block)) if per_block else np.zeros(0, "S16")
+    return int((every_id[1:] == every_id[:-1]).sum())
+
+
+def _check_groups(
+    out: Path, docs: list[dict], report: Report, faults: dict[str, pa.Table | None], continued: bool
+) -> None:
+    groups = _Groups(out, docs, report, faults)
+    listed = [f for f in faults.values() if f is not None]
+    listed = pa.concat_tables(listed) if listed else None
+    threshold = int(docs[0]["options"]["latency_threshold_ms"])
+    prefixes = _IdPrefixes(sum(p["rows"] for d in docs for p in d["parts"]))
+    for _, table in groups:
+        check_table(table, threshold, report, continued, listed)
+        prefixes.add(_ids(_without_listed_copies(decoded(table), listed).column("event_id")))
+    groups.finish()
+
+    def full_ids(candidates: np.ndarray) -> list[np.ndarray]:
+        quiet = _Groups(out, docs, Report(), faults)  # the same rows again; their file rules are counted already
+        found = []
+        for _, table in quiet:
+            ids = _ids(_without_listed_copies(decoded(table), listed).column("event_id"))
+            found.append(ids[np.isin(_prefix(ids), candidates)])
+        return found
+
+    report.rule("event_id unique", cross_block_duplicates(prefixes.shared(), full_ids))
+
+
+def validate_run(out: Path, doc: dict, report: Report) -> None:
+    """One committed run on its own: its files, then the row rules over its rows, a customer block at a time."""
+    if _only_in_s3(out, doc):
+        report.only_in_s3.append(doc["run_id"])
+        return
+    report.runs.append(doc["run_id"])
+    faults = {doc["run_id"]: _read_faults(out, doc, report)}
+    _check_groups(out, [doc], report, faults, doc["timeline"]["ordinal"] > 0)
 
 
 def _only_in_s3(out: Path, doc: dict) -> bool:
     return "s3" in doc and bool(doc["parts"]) and not any((out / p["path"]).exists() for p in doc["parts"])
 
 
-def validate_run(out: Path, doc: dict, report: Report) -> None:
-    """One committed run on its own: its files, then the row rules over its rows."""
-    if _only_in_s3(out, doc):
-        report.only_in_s3.append(doc["run_id"])
-        return
-    report.runs.append(doc["run_id"])
-    faults = _read_faults(out, doc, report)
-    table = _read_run(out, doc, report, faults)
-    if table is not None:
-        threshold = int(doc["options"]["latency_threshold_ms"])
-        check_table(table, threshold, report, doc["timeline"]["ordinal"] > 0, faults)
-
-
 def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
-    """The whole timeline: every run's files, contiguous windows, then the row rules over all runs at once, so
-    sessions and orders that span runs are checked across the boundary and no event id may repeat."""
+    """The whole timeline: every run's files, contiguous windows, then the row rules over all runs at once (a
+    customer block of every run at a time), so sessions and orders that span runs are checked across the boundary
+    and no event id may repeat."""
     remote = [d["run_id"] for d in docs if _only_in_s3(out, d)]
     if remote:
         raise manifest.ManifestError(
@@ -418,18 +603,9 @@ def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
         )
     problems = timeline.chain_problems(out, docs)
     report.rule("windows contiguous and non-overlapping", len(problems), problems[0] if problems else "")
-    tables, faults = [], []
-    for doc in docs:
-        report.runs.append(doc["run_id"])
-        f = _read_faults(out, doc, report)
-        t = _read_run(out, doc, report, f)
-        if t is not None:
-            tables.append(t)
-        if f is not None:
-            faults.append(f)
-    if tables:
-        listed = pa.concat_tables(faults) if faults else None
-        check_table(pa.concat_tables(tables), int(docs[0]["options"]["latency_threshold_ms"]), report, faults=listed)
+    report.runs.extend(d["run_id"] for d in docs)
+    faults = {d["run_id"]: _read_faults(out, d, report) for d in docs}
+    _check_groups(out, docs, report, faults, False)
 
 
 def validate(out: Path, run_id: str | None = None, whole: bool = False) -> Report:

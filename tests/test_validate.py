@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from generator import manifest
+from generator.coordinator import run
 from generator.core.shard import GenConfig, plan, shard_table
 from generator.schema import decoded
-from generator.validate import check_table
+from generator.validate import _duplicates, _IdPrefixes, _prefix, check_table, cross_block_duplicates, validate
+
+from .conftest import small_config
 
 CFG = GenConfig(
     seed=11, events=8_000, start_us=1_761_955_200_000_000, shard_size=8_000, latency_threshold_ms=2000, customers=4_000
@@ -134,3 +143,76 @@ def test_shipping_before_packing_is_reported(table):
             assert "order stages in time order" in check_table(broken, CFG.latency_threshold_ms).violations
             return
     pytest.fail("no order both packed and shipped in the fixture")
+
+
+# -- whole runs, a customer block at a time ------------------------------------------------------------------------
+
+
+@settings(max_examples=60)
+@given(
+    blocks=st.lists(st.lists(st.integers(0, 40), max_size=30), min_size=1, max_size=6),
+    tail=st.integers(0, 3),
+)
+def test_repeated_ids_are_counted_exactly_within_and_across_blocks(blocks, tail):
+    """Ids are drawn from few values whose first eight bytes collide often (only the last bytes differ), so the
+    prefix shortcut is exercised: the counts equal the definitions over whole ids."""
+    as_ids = [
+        np.array(
+            [bytes(8) + (v // (tail + 1)).to_bytes(8, "big") if v % 2 else v.to_bytes(16, "big") for v in block], "S16"
+        )
+        for block in blocks
+    ]
+    for ids in as_ids:
+        assert _duplicates(ids) == ids.size - np.unique(ids).size
+    prefixes = _IdPrefixes(sum(ids.size for ids in as_ids))
+    for ids in as_ids:
+        prefixes.add(ids)
+    in_blocks = Counter(v for ids in as_ids for v in set(ids.tolist()))
+    expected = sum(n - 1 for n in in_blocks.values())
+    found = cross_block_duplicates(prefixes.shared(), lambda c: [ids[np.isin(_prefix(ids), c)] for ids in as_ids])
+    assert found == expected
+
+
+def _rewrite(out: Path, doc: dict, rel: str, table: pa.Table) -> None:
+    """Replace one part and make its manifest agree, so only the row rules can notice what changed."""
+    pq.write_table(table, out / rel)
+    data = (out / rel).read_bytes()
+    entry = next(p for p in doc["parts"] if p["path"] == rel)
+    entry |= {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    (out / manifest.relative_path(doc["run_id"])).write_bytes(manifest.dumps(doc))
+
+
+def _shard_part(doc: dict, shard: int) -> str:
+    return next(p["path"] for p in doc["parts"] if p["shard"] == shard)
+
+
+def _with_column(t: pa.Table, name: str, array: pa.Array) -> pa.Table:
+    i = t.schema.get_field_index(name)
+    return t.set_column(i, t.schema.field(i), array)
+
+
+def test_an_event_id_repeated_in_another_shard_is_reported(tmp_path):
+    run(small_config(tmp_path, events=6_000, shard_size=2_000))
+    doc = orjson.loads((tmp_path / "_manifests" / "r1.json").read_bytes())
+    assert doc["shards"] >= 2
+    first, second = (_shard_part(doc, s) for s in (0, 1))
+    donor = pq.read_table(tmp_path / first).column("event_id").combine_chunks()
+    t = pq.read_table(tmp_path / second)
+    ids = t.column("event_id").combine_chunks()
+    copied = pa.ExtensionArray.from_storage(
+        pa.uuid(), pa.concat_arrays([donor.storage.slice(0, 1), ids.storage.slice(1)])
+    )
+    _rewrite(tmp_path, doc, second, _with_column(t, "event_id", copied))
+    report = validate(tmp_path)
+    assert dict(report.violations) == {"event_id unique": 1}
+
+
+def test_a_customer_outside_its_shards_block_is_reported(tmp_path):
+    run(small_config(tmp_path, events=6_000, shard_size=2_000))
+    doc = orjson.loads((tmp_path / "_manifests" / "r1.json").read_bytes())
+    rel = _shard_part(doc, 0)
+    t = pq.read_table(tmp_path / rel)
+    stranger = f"NG{doc['options']['customers'] - 1:09d}"  # the population's last customer: the last shard's
+    _rewrite(tmp_path, doc, rel, _set(t, "customer_id", 0, stranger))
+    report = validate(tmp_path)
+    assert report.violations["customers in their shard's block"] == 1
