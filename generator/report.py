@@ -119,48 +119,6 @@ class Summary:
         return doc
 
 
-@dataclass
-class Loaded:
-    table: pa.Table
-    docs: list[dict]
-    windows: list[tuple[int, int]]  # each run's first event and the end of its window
-
-
-def load(out: Path, run_id: str | None = None) -> Loaded:
-    """The committed runs under `out` (or the one named), read through their manifests."""
-    if not out.is_dir():
-        raise manifest.ManifestError(f"{out}: no such directory")
-    if run_id:
-        paths = [manifest.manifest_path(out, run_id)]
-        if not paths[0].is_file():
-            raise manifest.ManifestError(f"--run-id: no committed run {run_id!r} in {str(out)!r}")
-    else:
-        paths = manifest.committed(out)
-        if not paths:
-            raise manifest.ManifestError(f"{out}: no committed run (no manifest under {manifest.MANIFEST_DIR}/)")
-    docs = []
-    for doc in (manifest.read(p) for p in paths):
-        missing = [p["path"] for p in doc["parts"] if not (out / p["path"]).is_file()]
-        if missing and "s3" in doc and len(missing) == len(doc["parts"]):
-            continue  # uploaded with --no-keep-local: its parts are only in S3
-        if missing:
-            raise manifest.ManifestError(f"{out / missing[0]}: part of run {doc['run_id']!r} is missing")
-        if doc["parts"]:  # a run may hold no event (a quiet second)
-            docs.append(doc)
-    if not docs:
-        raise manifest.ManifestError(f"{out}: no committed run with events here (parts only in S3, or none)")
-    tables, windows = [], []
-    for doc in docs:
-        parts = [pq.read_table(out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS]) for p in doc["parts"]]
-        t = pa.concat_tables(parts)
-        tables.append(t)
-        ts = pc.min_max(t.column("event_ts").cast(pa.int64()))
-        # The run's cut (every shard's events end there) where the manifest records it, else its last event.
-        end = doc["window"].get("end")
-        windows.append((ts["min"].as_py() or 0, _us(end) if end else ts["max"].as_py() or 0))
-    return Loaded(pa.concat_tables(tables), docs, windows)
-
-
 def scenario_of(docs: list[dict]) -> tuple[Behaviour, list[Incident], str]:
     """The behaviour the runs were generated with, their incidents, and a line saying which scenario it is."""
     scenarios = [d.get("scenario") for d in docs]
@@ -320,19 +278,124 @@ def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 
 
 def frame(table: pa.Table) -> Frame:
-    carrier, carriers = _dictionary(table.column("carrier"))
-    return Frame(
-        ts=table.column("event_ts").cast(pa.int64()).to_numpy(),
-        code=_codes(table.column("event_type"), EVENT_TYPES),
-        customer=_dictionary(table.column("customer_id"))[0],
-        platform=_codes(table.column("platform"), PLATFORMS),
-        latency=table.column("latency_ms").to_numpy().astype(np.int64),
-        slow=table.column("error_code").is_valid().to_numpy(),
-        method=_codes(table.column("payment_method"), PAYMENT_METHODS),
-        carrier=carrier,
-        carriers=carriers,
-        order=_dictionary(table.column("tracking_number"))[0],
-    )
+    """The rows of `table` (the report's columns) as a Frame."""
+    builder = _FrameBuilder()
+    builder.add(table)
+    return builder.frame()
+
+
+def _customer_codes(col: pa.ChunkedArray) -> np.ndarray:
+    """Each row's customer index, read from its customer_id ("NG" and nine digits; -1 for any other text)."""
+    encoded = pc.dictionary_encode(col.combine_chunks())
+    digits = pc.utf8_slice_codeunits(encoded.dictionary, 2)
+    ok = pc.and_(pc.starts_with(encoded.dictionary, "NG"), pc.match_substring_regex(digits, r"^[0-9]{9}$"))
+    index = np.asarray(pc.cast(pc.if_else(ok.fill_null(False), digits, "-1"), pa.int64()).to_numpy(), np.int64)
+    return np.r_[index, -1][encoded.indices.fill_null(-1).to_numpy().astype(np.int64)]
+
+
+class _FrameBuilder:
+    """Collects parts as compact arrays: codes in the narrowest type, customers by their index, and only the few
+    carrier and tracking strings (set on order events alone), coded once every part is in."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, list[np.ndarray]] = {k: [] for k in _NUMERIC}
+        self.carrier: list[pa.Array] = []
+        self.tracking: list[pa.Array] = []
+        self.with_order: list[np.ndarray] = []  # rows (numbered over all parts) that carry an order
+        self.rows = 0
+        self.last_ts: int | None = None
+
+    def add(self, table: pa.Table) -> np.ndarray:
+        """Add one part; its event times."""
+        ts = table.column("event_ts").cast(pa.int64()).to_numpy()
+        cols = {
+            "ts": ts,
+            "code": _codes(table.column("event_type"), EVENT_TYPES).astype(np.int8),
+            "customer": _customer_codes(table.column("customer_id")),
+            "platform": _codes(table.column("platform"), PLATFORMS).astype(np.int8),
+            "latency": table.column("latency_ms").to_numpy().astype(np.int32),
+            "slow": table.column("error_code").is_valid().to_numpy(zero_copy_only=False),
+            "method": _codes(table.column("payment_method"), PAYMENT_METHODS).astype(np.int8),
+        }
+        for k, v in cols.items():
+            self.columns[k].append(v)
+        tracking = table.column("tracking_number").combine_chunks()
+        has = tracking.is_valid().to_numpy(zero_copy_only=False)
+        rows = np.flatnonzero(has)
+        self.with_order.append(rows + self.rows)
+        self.tracking.append(tracking.filter(pa.array(has)))
+        self.carrier.append(table.column("carrier").combine_chunks().take(pa.array(rows)))
+        self.rows += table.num_rows
+        if ts.size:
+            self.last_ts = max(self.last_ts or int(ts.max()), int(ts.max()))
+        return ts
+
+    def frame(self) -> Frame:
+        cols = {k: np.concatenate(v) if v else np.zeros(0, _NUMERIC[k]) for k, v in self.columns.items()}
+        rows = np.concatenate(self.with_order) if self.with_order else np.zeros(0, np.int64)
+        order = np.full(self.rows, -1, np.int32)
+        carrier = np.full(self.rows, -1, np.int8)
+        carriers: list[str] = []
+        if rows.size:
+            order[rows] = _dictionary(pa.chunked_array(self.tracking))[0]
+            codes, carriers = _dictionary(pa.chunked_array(self.carrier))
+            carrier[rows] = codes
+        return Frame(**cols, carrier=carrier, carriers=carriers, order=order)
+
+
+_NUMERIC = {
+    "ts": np.int64,
+    "code": np.int8,
+    "customer": np.int64,
+    "platform": np.int8,
+    "latency": np.int32,
+    "slow": bool,
+    "method": np.int8,
+}
+
+
+@dataclass
+class Loaded:
+    frame: Frame  # every event of the runs, as compact arrays
+    docs: list[dict]
+    windows: list[tuple[int, int]]  # each run's first event and the end of its window
+
+
+def load(out: Path, run_id: str | None = None) -> Loaded:
+    """The committed runs under `out` (or the one named), read through their manifests a part at a time into
+    compact arrays (about 25 bytes per event; the strings are not kept)."""
+    if not out.is_dir():
+        raise manifest.ManifestError(f"{out}: no such directory")
+    if run_id:
+        paths = [manifest.manifest_path(out, run_id)]
+        if not paths[0].is_file():
+            raise manifest.ManifestError(f"--run-id: no committed run {run_id!r} in {str(out)!r}")
+    else:
+        paths = manifest.committed(out)
+        if not paths:
+            raise manifest.ManifestError(f"{out}: no committed run (no manifest under {manifest.MANIFEST_DIR}/)")
+    docs = []
+    for doc in (manifest.read(p) for p in paths):
+        missing = [p["path"] for p in doc["parts"] if not (out / p["path"]).is_file()]
+        if missing and "s3" in doc and len(missing) == len(doc["parts"]):
+            continue  # uploaded with --no-keep-local: its parts are only in S3
+        if missing:
+            raise manifest.ManifestError(f"{out / missing[0]}: part of run {doc['run_id']!r} is missing")
+        if doc["parts"]:  # a run may hold no event (a quiet second)
+            docs.append(doc)
+    if not docs:
+        raise manifest.ManifestError(f"{out}: no committed run with events here (parts only in S3, or none)")
+    builder, windows = _FrameBuilder(), []
+    for doc in docs:
+        first = None
+        for p in doc["parts"]:
+            ts = builder.add(pq.read_table(out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS]))
+            if ts.size:
+                first = int(ts.min()) if first is None else min(first, int(ts.min()))
+        # The run's cut (every shard's events end there) where the manifest records it, else its last event.
+        end = doc["window"].get("end")
+        windows.append((first or 0, _us(end) if end else int(builder.last_ts or 0)))
+    return Loaded(builder.frame(), docs, windows)
 
 
 @dataclass
@@ -494,6 +557,17 @@ def _conversion_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: 
     return rows
 
 
+def _distinct_small(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_inverse=True)` for integers spanning a small range (time buckets): one bincount
+    instead of a sort of every event."""
+    if not values.size:
+        return values[:0], np.zeros(0, np.int64)
+    low = int(values.min())
+    offset = values - low
+    present = np.bincount(offset) > 0
+    return np.flatnonzero(present) + low, (np.cumsum(present) - 1)[offset]
+
+
 def _bucket_width(first: int, last: int) -> int:
     return HOUR if last - first <= 3 * DAY else DAY
 
@@ -541,7 +615,7 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
         )
     width = _bucket_width(int(fr.ts.min()), int(fr.ts.max())) if fr.ts.size else HOUR
     bucket = fr.ts[attempts] // width
-    keys, inv = np.unique(bucket, return_inverse=True)
+    keys, inv = _distinct_small(bucket)
     per = np.bincount(inv, weights=(fr.code[attempts] == _FAILED), minlength=keys.size)
     tot = np.bincount(inv, minlength=keys.size)
     x = (keys * width + width // 2).tolist()
@@ -605,10 +679,17 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
     expected_slow = 0.0
     # Latency degradations multiply the median of a platform's events inside their windows: targets are those of
     # the mixture of the lognormals the events were drawn from (one per distinct factor, weighted by its events).
-    factor = latency_factor(b, fr.platform, fr.ts) if len(b.incidents.latency_degradation) else np.ones(n_all)
+    degraded = len(b.incidents.latency_degradation) > 0
+    factor = latency_factor(b, fr.platform, fr.ts) if degraded else None
+
+    def factors_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct latency factors of the masked events and how many events have each."""
+        if factor is None:
+            return np.ones(1), np.array([int(mask.sum())])
+        return np.unique(factor[mask], return_counts=True)
 
     def slow_target(p: int, mask: np.ndarray) -> float:
-        f, k = np.unique(factor[mask], return_counts=True)
+        f, k = factors_of(mask)
         med, sig = float(b.latency_median_ms[p]), float(b.latency_sigma[p])
         return float(sum(c * lognormal_sf(threshold, med * x, sig) for x, c in zip(f, k, strict=True)) / k.sum())
 
@@ -616,7 +697,7 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
         mine = fr.platform == p
         lat = fr.latency[mine]
         med, sig = float(b.latency_median_ms[p]), float(b.latency_sigma[p])
-        factors, weights = np.unique(factor[mine], return_counts=True) if lat.size else (np.ones(1), np.ones(1))
+        factors, weights = factors_of(mine) if lat.size else (np.ones(1), np.ones(1))
         rows.append(
             Row(f"{name}: share of events", _share(lat.size, n_all), float(b.platform_mix[p]), n=n_all, binomial=False)
         )
@@ -651,7 +732,7 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
         f"p99 = median·e^(2.326σ); INVALID LATENCY is P(latency > {threshold:,} ms), the run's threshold."
     ]
     width = _bucket_width(int(fr.ts.min()), int(fr.ts.max())) if fr.ts.size else HOUR
-    keys, inv = np.unique(fr.ts // width, return_inverse=True)
+    keys, inv = _distinct_small(fr.ts // width)
     rate = np.bincount(inv, weights=fr.slow, minlength=keys.size) / np.maximum(np.bincount(inv), 1)
     over_time = {
         "x": (keys * width + width // 2).tolist(),
@@ -928,7 +1009,8 @@ def _sessions_over_time(opens: np.ndarray, b: Behaviour, windows: list[tuple[int
     if not opens.size:
         return {"x": [], "values": [], "targets": []}
     width = _bucket_width(int(opens.min()), int(opens.max()))
-    keys, counts = np.unique(opens // width, return_counts=True)
+    keys, inv = _distinct_small(opens // width)
+    counts = np.bincount(inv, minlength=keys.size)
     expected = np.zeros(keys.size)
     for t0, t1 in windows:
         lo, length, f = hour_buckets(b, t0, t1 + 1)
@@ -941,7 +1023,7 @@ def _sessions_over_time(opens: np.ndarray, b: Behaviour, windows: list[tuple[int
 
 def summarise(loaded: Loaded) -> Summary:
     b, incidents, note = scenario_of(loaded.docs)
-    fr = frame(loaded.table)
+    fr = loaded.frame
     end = max((w[1] for w in loaded.windows), default=0)
     thresholds = {int(d["options"]["latency_threshold_ms"]) for d in loaded.docs}
     threshold = min(thresholds)
