@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import multiprocessing
 import os
 import shutil
 import signal
@@ -41,6 +40,7 @@ from generator.core.shard import (
     grid,
     plan,
 )
+from generator.launch import worker_context
 from generator.parts import (
     SIM_DIR,
     CutAt,
@@ -129,14 +129,6 @@ def _keep_freed_memory() -> None:
         libc.mallopt(-2, 256 * 1024 * 1024)  # M_TOP_PAD
     except (OSError, AttributeError):
         pass
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    # forkserver: workers fork from a clean server that has already imported the generator, never from the
-    # parent (whose dashboard thread must not be forked mid-draw).
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["generator.parts"])
-    return ctx
 
 
 def run(
@@ -428,7 +420,7 @@ class _Workers:
             # in a child, so the upload threads here are not starved of the interpreter lock by generation.
             _keep_freed_memory()
         else:
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=_context(), initializer=_warm_worker)
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_warm_worker)
 
     def __enter__(self) -> _Workers:
         return self

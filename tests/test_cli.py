@@ -10,6 +10,7 @@ import orjson
 import pytest
 
 from generator.cli import main
+from generator.launch import wants_workers
 
 
 @pytest.mark.parametrize(
@@ -169,3 +170,49 @@ def test_the_live_dashboard_follows_both_steps_of_a_run(tmp_path, size):
     assert f"{doc['events']}/{doc['events']}" in text, "the bar ends at the run's own count"
     assert ("simulating" in text) == (size["events"] is not None)
     assert "worker" in text and "written" in text
+
+
+@pytest.mark.parametrize(
+    ("argv", "cpus", "bucket_env", "expected"),
+    [
+        (["run"], 8, "", True),  # one worker per CPU by default
+        (["run"], 1, "", False),
+        (["run", "--workers", "1"], 8, "", False),  # generated in the coordinator itself
+        (["run", "--workers=1"], 8, "", False),
+        (["run", "--workers", "4", "--events", "10"], 1, "", True),
+        (["run", "--workers", "1", "--bucket", "b"], 8, "", True),  # uploads keep generation in a worker
+        (["run", "--workers", "1"], 8, "b", True),
+        (["run", "--dry-run"], 8, "", False),
+        (["run", "--help"], 8, "", False),
+        (["validate", "shards"], 8, "", False),
+        ([], 8, "", False),
+    ],
+)
+def test_the_worker_server_starts_early_only_for_runs_with_workers(monkeypatch, argv, cpus, bucket_env, expected):
+    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+    monkeypatch.setenv("GEN_BUCKET", bucket_env)
+    assert wants_workers(argv) is expected
+
+
+def test_gen_starts_its_worker_server_before_the_cli_imports(tmp_path):
+    """The console entry point has the forkserver importing the generator while the coordinator imports its own
+    modules, and the run commits."""
+    code = (
+        "import sys\n"
+        "import generator.launch as launch\n"
+        "started = []\n"
+        "real = launch.start_worker_server\n"
+        "def spy():\n"
+        "    started.append('generator.cli' in sys.modules)\n"
+        "    real()\n"
+        "launch.start_worker_server = spy\n"
+        f"sys.argv = ['gen', 'run', '--workers', '2', '--events', '3000', '--out', {str(tmp_path)!r}, '--quiet']\n"
+        "try:\n"
+        "    launch.entry()\n"
+        "except SystemExit as e:\n"
+        "    assert not e.code, e.code\n"
+        "assert started == [False], started\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "_manifests").glob("*.json"))
