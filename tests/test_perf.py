@@ -43,6 +43,8 @@ def test_the_harness_writes_results_markdown_and_chart(tmp_path):
             "2",
             "--naive-events",
             "2000",
+            "--repeat",
+            "2",
             "--out",
             str(tmp_path),
         ],
@@ -53,6 +55,8 @@ def test_the_harness_writes_results_markdown_and_chart(tmp_path):
     assert done.returncode == 0, done.stderr
     results = json.loads((tmp_path / "results.json").read_text())
     assert [r["workers"] for r in results["runs"]] == [1, 2]
+    assert results["repeat"] == 2
+    assert "best of 2" in (tmp_path / "results.md").read_text()
     assert results["runs"][0]["scaling_efficiency"] == 1.0
     for key in (
         "ceiling_events_per_second",
