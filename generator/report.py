@@ -303,7 +303,6 @@ class _FrameBuilder:
         self.tracking: list[pa.Array] = []
         self.with_order: list[np.ndarray] = []  # rows (numbered over all parts) that carry an order
         self.rows = 0
-        self.last_ts: int | None = None
 
     def add(self, table: pa.Table) -> np.ndarray:
         """Add one part; its event times."""
@@ -326,8 +325,6 @@ class _FrameBuilder:
         self.tracking.append(tracking.filter(pa.array(has)))
         self.carrier.append(table.column("carrier").combine_chunks().take(pa.array(rows)))
         self.rows += table.num_rows
-        if ts.size:
-            self.last_ts = max(self.last_ts or int(ts.max()), int(ts.max()))
         return ts
 
     def frame(self) -> Frame:
@@ -387,14 +384,15 @@ def load(out: Path, run_id: str | None = None) -> Loaded:
         raise manifest.ManifestError(f"{out}: no committed run with events here (parts only in S3, or none)")
     builder, windows = _FrameBuilder(), []
     for doc in docs:
-        first = None
+        first, last = [], []
         for p in doc["parts"]:
             ts = builder.add(pq.read_table(out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS]))
             if ts.size:
-                first = int(ts.min()) if first is None else min(first, int(ts.min()))
+                first.append(int(ts.min()))
+                last.append(int(ts.max()))
         # The run's cut (every shard's events end there) where the manifest records it, else its last event.
         end = doc["window"].get("end")
-        windows.append((first or 0, _us(end) if end else int(builder.last_ts or 0)))
+        windows.append((min(first, default=0), _us(end) if end else max(last, default=0)))
     return Loaded(builder.frame(), docs, windows)
 
 
