@@ -26,6 +26,10 @@ from bench_core import ceiling, machine, whole_run  # noqa: E402
 
 from generator.config import RunConfig  # noqa: E402
 
+# A run this small costs what every run costs whatever its size (start-up, workers, the default population's
+# warm start, commit, exit): the part of `seconds` that more workers cannot shorten.
+FIXED_EVENTS = 10_000
+
 
 def worker_counts(max_workers: int) -> list[int]:
     counts, w = [], 1
@@ -77,13 +81,14 @@ def markdown(results: dict) -> str:
         f"{m['cpu']}, {m['cores']} cores, {m['memory_gib']} GiB; Python {m['python']}, pyarrow {m['pyarrow']}, "
         f"numpy {m['numpy']}, generator {m['generator']}",
         "",
-        "| workers | events/s | per worker | scaling efficiency | seconds | peak RSS per worker |",
-        "|---|---|---|---|---|---|",
+        "| workers | events/s | per worker | scaling efficiency | seconds | fixed cost | peak RSS per worker |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in results["runs"]:
         lines.append(
             f"| {r['workers']} | {r['events_per_second']:,} | {r['events_per_second_per_worker']:,} | "
-            f"{r['scaling_efficiency']:.0%} | {r['seconds']:.2f} | {r['peak_worker_rss_mib']} MiB |"
+            f"{r['scaling_efficiency']:.0%} | {r['seconds']:.2f} | {r['fixed_seconds']:.2f} | "
+            f"{r['peak_worker_rss_mib']} MiB |"
         )
     lines += [
         "",
@@ -93,6 +98,10 @@ def markdown(results: dict) -> str:
         f"- one worker / ceiling: {results['one_worker_vs_ceiling']:.2f}; one worker / naive: "
         f"{results['one_worker_vs_naive']:.1f}x",
         f"- bytes per event: {results['bytes_per_event']}",
+        f"- fixed cost: the seconds of a {FIXED_EVENTS:,}-event run with as many workers (start-up, workers, warm "
+        "start, commit, exit). With T the seconds and F the fixed cost, w workers at best take F_w + (T_1 - F_1) / w, "
+        "so scaling efficiency stays under T_1 / (T_1 - F_1 + w F_w): measure scaling with enough events to make F "
+        "small",
     ]
     return "\n".join(lines) + "\n"
 
@@ -115,10 +124,12 @@ def main() -> None:
 
     repeat = max(args.repeat, 1)
     rounds: dict[int, list[tuple[float, float, int]]] = {}  # workers -> (seconds, peak RSS, bytes) of each round
+    fixed: dict[int, list[float]] = {}  # workers -> seconds of a run of FIXED_EVENTS in each round
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         for _ in range(repeat):
             for w in worker_counts(args.max_workers):
                 rounds.setdefault(w, []).append(whole_run(args.events, Path(tmp), workers=w, with_bytes=True))
+                fixed.setdefault(w, []).append(whole_run(FIXED_EVENTS, Path(tmp), workers=w)[0])
         base = min((naive(naive_events, Path(tmp)) for _ in range(repeat)), key=lambda r: r["process_seconds"])
         cfg = RunConfig(events=args.events, workers=1, out=args.out, run_id="bench").gen()
         ceil = ceiling(cfg, Path(tmp), repeat)
@@ -132,6 +143,7 @@ def main() -> None:
                 "events_per_second": round(args.events / seconds),
                 "peak_worker_rss_mib": max(m[1] for m in measured),  # the largest of any round
                 "bytes": measured[0][2],
+                "fixed_seconds": round(min(fixed[w]), 3),
             }
         )
     one = runs[0]["events_per_second"]

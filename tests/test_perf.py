@@ -56,6 +56,7 @@ def test_the_harness_writes_results_markdown_and_chart(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert [r["workers"] for r in results["runs"]] == [1, 2]
     assert results["repeat"] == 2
+    assert all(r["fixed_seconds"] > 0 for r in results["runs"])
     assert "best of 2" in (tmp_path / "results.md").read_text()
     assert results["runs"][0]["scaling_efficiency"] == 1.0
     for key in (
