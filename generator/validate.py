@@ -235,7 +235,8 @@ def _kobo(col: pa.ChunkedArray | pa.Array) -> np.ndarray:
 
 
 def _dense(col: pa.ChunkedArray) -> np.ndarray:
-    return col.combine_chunks().dictionary_encode().indices.to_numpy(zero_copy_only=False)
+    """A code per row, equal where the values are (-1 for null, so two nulls compare equal as None did)."""
+    return col.combine_chunks().dictionary_encode().indices.fill_null(-1).to_numpy().astype(np.int64)
 
 
 def _ts(table: pa.Table) -> np.ndarray:
