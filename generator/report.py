@@ -257,15 +257,15 @@ def hub_share() -> float:
 @dataclass
 class Frame:
     ts: np.ndarray  # int64 us
-    code: np.ndarray  # event code
-    customer: np.ndarray  # int64 code per customer
-    platform: np.ndarray  # platform code
-    latency: np.ndarray
-    slow: np.ndarray  # error_code is INVALID LATENCY
-    method: np.ndarray  # payment method code, -1 where null
-    carrier: np.ndarray  # code into `carriers`, -1 where null
+    code: np.ndarray  # int8 event code
+    customer: np.ndarray  # int64 customer index (from the id), -1 for an id of another shape
+    platform: np.ndarray  # int8 platform code
+    latency: np.ndarray  # int32 ms
+    slow: np.ndarray  # bool: error_code is INVALID LATENCY
+    method: np.ndarray  # int8 payment method code, -1 where null
+    carrier: np.ndarray  # int8 code into `carriers`, -1 where null
     carriers: list[str]
-    order: np.ndarray  # code per tracking number, -1 where null
+    order: np.ndarray  # int32 code per tracking number, -1 where null
 
 
 def _codes(col: pa.ChunkedArray, values: list[str] | tuple[str, ...]) -> np.ndarray:
