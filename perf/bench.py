@@ -22,7 +22,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from bench_core import ceiling, machine, whole_run  # noqa: E402
+from bench_core import byte_compiled, ceiling, machine, whole_run  # noqa: E402
 
 from generator.config import RunConfig  # noqa: E402
 
@@ -116,6 +116,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="300,000 events, at most 2 workers: under a minute")
     ap.add_argument("--instance-type", default=None, help="the EC2 instance type measured (for perf/compare.py)")
     args = ap.parse_args()
+    byte_compiled()
     if args.quick:
         args.events = min(args.events, 300_000)
         args.max_workers = min(args.max_workers, 2)

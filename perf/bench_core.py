@@ -71,6 +71,16 @@ def ceiling(cfg, workdir: Path, repeat: int) -> dict[str, float]:
     return {"one_file_s": one, "part_sized_s": per_part, "defaults_s": defaults, "rows": whole.num_rows}
 
 
+def byte_compiled() -> None:
+    """Byte-compile the generator package, as installing its wheel does, so that whole-process timings do not
+    include compiling its sources (an editable install under PYTHONDONTWRITEBYTECODE would, at every start)."""
+    import compileall
+
+    import generator
+
+    compileall.compile_dir(Path(generator.__file__).parent, quiet=1)
+
+
 def whole_run(events: int, workdir: Path, workers: int = 1, with_bytes: bool = False):
     """Wall-clock seconds of `gen run` from process start to exit, and the peak RSS of its workers in MiB
     (each worker reports its own; with one worker the shards run in the main process); and the bytes written."""
@@ -115,6 +125,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1,000,000 events, one repeat")
     ap.add_argument("--out", type=Path, default=Path("perf/out"))
     args = ap.parse_args()
+    byte_compiled()
     if args.quick:
         args.events, args.repeat = 1_000_000, 1
     args.out.mkdir(parents=True, exist_ok=True)

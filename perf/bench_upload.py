@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 import boto3
+from bench_core import byte_compiled
 from moto.server import ThreadedMotoServer
 
 BUCKET = "bench-events"
@@ -52,6 +53,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1,000,000 events")
     ap.add_argument("--out", type=Path, default=Path("perf/out"))
     args = ap.parse_args()
+    byte_compiled()
     if args.quick:
         args.events = 1_000_000
     args.out.mkdir(parents=True, exist_ok=True)
