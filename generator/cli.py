@@ -323,13 +323,20 @@ def validate(
             help="Check the timeline as one: contiguous windows, and sessions, orders and event ids across runs.",
         ),
     ] = False,
+    workers: Annotated[
+        str,
+        typer.Option(help="Processes checking a run's shards side by side (default: one per CPU; --all uses one)."),
+    ] = "",
 ) -> None:
     """Re-read committed runs through their manifests and check every rule of the event model."""
     from generator.validate import validate as validate_out
 
     if run_id and whole:
         raise UserError("--all: checks every run; leave out --run-id")
-    report = validate_out(out, run_id or None, whole)
+    n = parse_whole("--workers", workers) if workers else os.cpu_count() or 1
+    if n < 1:
+        raise UserError(f"--workers: must be a whole number of at least 1, got {n}")
+    report = validate_out(out, run_id or None, whole, n)
     t = Table(title=f"{len(report.runs)} run(s), {report.rows:,} rows")
     t.add_column("rule")
     t.add_column("result", justify="right")

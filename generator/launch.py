@@ -1,9 +1,9 @@
 """The `gen` command's entry point, and the worker processes' server.
 
-A run with worker processes forks them from a forkserver that has already imported the generator (never from the
-coordinator, whose dashboard thread must not be forked mid-draw). Starting that server takes as long as the
-coordinator's own imports, so `entry` starts it first, when the command line asks for a run with workers, and the
-two import side by side; everything else waits for the CLI. This module imports nothing heavy.
+A run (or a validation) with worker processes forks them from a forkserver that has already imported the
+generator (never from the coordinator, whose dashboard thread must not be forked mid-draw). Starting that server
+takes as long as the coordinator's own imports, so `entry` starts it first, when the command line asks for
+workers, and the two import side by side; everything else waits for the CLI. This module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -30,10 +30,13 @@ def start_worker_server() -> None:
 
 
 def wants_workers(argv: list[str]) -> bool:
-    """Whether this command line runs the generator in worker processes: `gen run` with more than one worker
-    (the default is one per CPU) or with a bucket (uploads keep generation out of the coordinator). A guess from
-    the raw arguments; a wrong one costs an idle server, never a different result."""
-    if not argv or argv[0] != "run" or {"--help", "--dry-run"} & set(argv):
+    """Whether this command line works in worker processes: `gen run` with more than one worker (the default is
+    one per CPU) or with a bucket (uploads keep generation out of the coordinator), or `gen validate` of runs on
+    their own with more than one worker. A guess from the raw arguments; a wrong one costs an idle server, never a
+    different result."""
+    if not argv or argv[0] not in ("run", "validate") or {"--help", "--dry-run"} & set(argv):
+        return False
+    if argv[0] == "validate" and "--all" in argv:
         return False
     workers = None
     for i, arg in enumerate(argv):
@@ -41,7 +44,9 @@ def wants_workers(argv: list[str]) -> bool:
             workers = argv[i + 1]
         elif arg.startswith("--workers="):
             workers = arg.split("=", 1)[1]
-    uploads = "--bucket" in argv or any(a.startswith("--bucket=") for a in argv) or bool(os.environ.get("GEN_BUCKET"))
+    uploads = argv[0] == "run" and (
+        "--bucket" in argv or any(a.startswith("--bucket=") for a in argv) or bool(os.environ.get("GEN_BUCKET"))
+    )
     many = (os.cpu_count() or 1) > 1 if workers is None else workers.strip() != "1"
     return many or uploads
 

@@ -65,6 +65,16 @@ class Report:
     def ok(self) -> bool:
         return not self.violations
 
+    def merge(self, other: Report) -> None:
+        """Add the rules another report checked (of a later block: its rules and examples come after ours)."""
+        for name in other.checked:
+            if name not in self.checked:
+                self.checked.append(name)
+        self.violations.update(other.violations)
+        for name, example in other.examples.items():
+            self.examples.setdefault(name, example)
+        self.rows += other.rows
+
 
 def _codes(table: pa.Table) -> np.ndarray:
     """event_type as integer codes (-1 for unknown types)."""
@@ -471,9 +481,15 @@ class _Groups:
 
     def __iter__(self):
         """(block, the rows of every run in it, as one table) in block order; file rules checked on the way."""
+        return self.blocks(range(self.bounds.size - 1))
+
+    def blocks(self, wanted: range | list[int]):
+        """As iterating, for the blocks `wanted` only (in order): with one run, each block is one shard, read alone."""
         waiting: dict[int, list[pa.Table]] = {}
         k = 0
-        for block in range(self.bounds.size - 1):
+        for block in wanted:
+            while k < len(self.shards) and self.shards[k][0] < block:
+                k += 1  # shards of blocks not wanted (one run: each shard is its own block)
             while k < len(self.shards) and self.shards[k][0] == block:
                 _, r, i, a, b = self.shards[k]
                 k += 1
@@ -528,8 +544,11 @@ class _IdPrefixes:
         self.size = 0
 
     def add(self, ids: np.ndarray) -> None:
-        self.values[self.size : self.size + ids.size] = _prefix(ids)
-        self.size += ids.size
+        self.add_prefixes(_prefix(ids))
+
+    def add_prefixes(self, prefixes: np.ndarray) -> None:
+        self.values[self.size : self.size + prefixes.size] = prefixes
+        self.size += prefixes.size
 
     def shared(self) -> np.ndarray:
         """The prefixes found more than once (sorts the array in place): in two blocks, or twice in one (a
@@ -555,17 +574,56 @@ def cross_block_duplicates(candidates: np.ndarray, full_ids: Callable[[np.ndarra
     return int((every_id[1:] == every_id[:-1]).sum())
 
 
+def check_block(
+    out: Path, docs: list[dict], faults: dict[str, pa.Table | None], continued: bool, block: int
+) -> tuple[Report, np.ndarray, dict[str, Counter], dict[str, int]]:
+    """One customer block of the runs, on its own (in a worker process): its rules in a report of its own, its
+    event ids' prefixes, and each run's counts by type and rows read in it. Only for blocks that are whole shards
+    of every run (a run validated alone), so that no shard is read twice."""
+    report = Report()
+    groups = _Groups(out, docs, report, faults)
+    listed = [f for f in faults.values() if f is not None]
+    listed = pa.concat_tables(listed) if listed else None
+    threshold = int(docs[0]["options"]["latency_threshold_ms"])
+    ids = np.zeros(0, "S16")
+    for _, table in groups.blocks([block]):
+        check_table(table, threshold, report, continued, listed)
+        ids = _ids(_without_listed_copies(decoded(table), listed).column("event_id"))
+    return report, _prefix(ids), groups.counts, groups.rows
+
+
 def _check_groups(
-    out: Path, docs: list[dict], report: Report, faults: dict[str, pa.Table | None], continued: bool
+    out: Path,
+    docs: list[dict],
+    report: Report,
+    faults: dict[str, pa.Table | None],
+    continued: bool,
+    workers: int = 1,
 ) -> None:
     groups = _Groups(out, docs, report, faults)
     listed = [f for f in faults.values() if f is not None]
     listed = pa.concat_tables(listed) if listed else None
     threshold = int(docs[0]["options"]["latency_threshold_ms"])
     prefixes = _IdPrefixes(sum(p["rows"] for d in docs for p in d["parts"]))
-    for _, table in groups:
-        check_table(table, threshold, report, continued, listed)
-        prefixes.add(_ids(_without_listed_copies(decoded(table), listed).column("event_id")))
+    blocks = sorted({first for first, *_ in groups.shards})
+    if workers > 1 and len(docs) == 1 and len(blocks) > 1:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from generator.launch import worker_context
+
+        with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=worker_context()) as pool:
+            futures = [pool.submit(check_block, out, docs, faults, continued, b) for b in blocks]
+            for f in futures:  # in block order: rules and examples come out as they would one block at a time
+                part, block_prefixes, counts, rows = f.result()
+                report.merge(part)
+                prefixes.add_prefixes(block_prefixes)
+                for rid in counts:
+                    groups.counts[rid].update(counts[rid])
+                    groups.rows[rid] += rows[rid]
+    else:
+        for _, table in groups:
+            check_table(table, threshold, report, continued, listed)
+            prefixes.add(_ids(_without_listed_copies(decoded(table), listed).column("event_id")))
     groups.finish()
 
     def full_ids(candidates: np.ndarray) -> list[np.ndarray]:
@@ -579,14 +637,14 @@ def _check_groups(
     report.rule("event_id unique", cross_block_duplicates(prefixes.shared(), full_ids))
 
 
-def validate_run(out: Path, doc: dict, report: Report) -> None:
+def validate_run(out: Path, doc: dict, report: Report, workers: int = 1) -> None:
     """One committed run on its own: its files, then the row rules over its rows, a customer block at a time."""
     if _only_in_s3(out, doc):
         report.only_in_s3.append(doc["run_id"])
         return
     report.runs.append(doc["run_id"])
     faults = {doc["run_id"]: _read_faults(out, doc, report)}
-    _check_groups(out, [doc], report, faults, doc["timeline"]["ordinal"] > 0)
+    _check_groups(out, [doc], report, faults, doc["timeline"]["ordinal"] > 0, workers)
 
 
 def _only_in_s3(out: Path, doc: dict) -> bool:
@@ -609,8 +667,10 @@ def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
     _check_groups(out, docs, report, faults, False)
 
 
-def validate(out: Path, run_id: str | None = None, whole: bool = False) -> Report:
-    """Check the committed runs in `out`: each on its own, or with `whole` the timeline as one; or one run."""
+def validate(out: Path, run_id: str | None = None, whole: bool = False, workers: int = 1) -> Report:
+    """Check the committed runs in `out`: each on its own, or with `whole` the timeline as one; or one run. A run
+    checked on its own is checked a shard at a time in up to `workers` processes (the timeline, whose runs' shards
+    cut across each other, in this one)."""
     report = Report()
     docs = timeline.committed_runs(out)
     if run_id:
@@ -621,5 +681,5 @@ def validate(out: Path, run_id: str | None = None, whole: bool = False) -> Repor
         validate_timeline(out, docs, report)
     else:
         for doc in docs:
-            validate_run(out, doc, report)
+            validate_run(out, doc, report, workers)
     return report

@@ -184,7 +184,11 @@ def test_the_live_dashboard_follows_both_steps_of_a_run(tmp_path, size):
         (["run", "--workers", "1"], 8, "b", True),
         (["run", "--dry-run"], 8, "", False),
         (["run", "--help"], 8, "", False),
-        (["validate", "shards"], 8, "", False),
+        (["validate", "shards"], 8, "", True),  # runs checked a shard per worker
+        (["validate", "shards", "--workers", "1"], 8, "", False),
+        (["validate", "shards", "--all"], 8, "", False),  # the timeline is checked in one process
+        (["validate", "shards"], 8, "b", True),
+        (["schema"], 8, "", False),
         ([], 8, "", False),
     ],
 )

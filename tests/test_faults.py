@@ -381,3 +381,17 @@ def test_inject_lists_exactly_the_faults_in_the_rows(rates, stream):
             if truth[cust] != v
         }
         assert differ == set(f.at[f.column == PII_COLUMNS.index(c)].tolist())
+
+
+def test_runs_checked_a_shard_per_worker_give_the_same_report(faulty):
+    """`gen validate --workers N` checks each run's shards in N processes: the report is the one of checking them
+    one after another, faults and all (rules in the same order, the same counts, examples and rows)."""
+    out = faulty[0]
+
+    def summary(report):
+        return report.checked, dict(report.violations), report.examples, report.rows, dict(report.expected)
+
+    one, three = validate(out, workers=1), validate(out, workers=3)
+    assert one.ok
+    assert summary(one) == summary(three)
+    assert three.runs == one.runs

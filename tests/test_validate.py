@@ -191,7 +191,8 @@ def _with_column(t: pa.Table, name: str, array: pa.Array) -> pa.Table:
     return t.set_column(i, t.schema.field(i), array)
 
 
-def test_an_event_id_repeated_in_another_shard_is_reported(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_an_event_id_repeated_in_another_shard_is_reported(tmp_path, workers):
     run(small_config(tmp_path, events=6_000, shard_size=2_000))
     doc = orjson.loads((tmp_path / "_manifests" / "r1.json").read_bytes())
     assert doc["shards"] >= 2
@@ -203,16 +204,17 @@ def test_an_event_id_repeated_in_another_shard_is_reported(tmp_path):
         pa.uuid(), pa.concat_arrays([donor.storage.slice(0, 1), ids.storage.slice(1)])
     )
     _rewrite(tmp_path, doc, second, _with_column(t, "event_id", copied))
-    report = validate(tmp_path)
+    report = validate(tmp_path, workers=workers)
     assert dict(report.violations) == {"event_id unique": 1}
 
 
-def test_a_customer_outside_its_shards_block_is_reported(tmp_path):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_customer_outside_its_shards_block_is_reported(tmp_path, workers):
     run(small_config(tmp_path, events=6_000, shard_size=2_000))
     doc = orjson.loads((tmp_path / "_manifests" / "r1.json").read_bytes())
     rel = _shard_part(doc, 0)
     t = pq.read_table(tmp_path / rel)
     stranger = f"NG{doc['options']['customers'] - 1:09d}"  # the population's last customer: the last shard's
     _rewrite(tmp_path, doc, rel, _set(t, "customer_id", 0, stranger))
-    report = validate(tmp_path)
+    report = validate(tmp_path, workers=workers)
     assert report.violations["customers in their shard's block"] == 1
