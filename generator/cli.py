@@ -325,7 +325,7 @@ def validate(
     ] = False,
     workers: Annotated[
         str,
-        typer.Option(help="Processes checking a run's shards side by side (default: one per CPU; --all uses one)."),
+        typer.Option(help="Processes checking blocks of customers side by side (default: one per CPU)."),
     ] = "",
 ) -> None:
     """Re-read committed runs through their manifests and check every rule of the event model."""

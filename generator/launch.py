@@ -31,12 +31,9 @@ def start_worker_server() -> None:
 
 def wants_workers(argv: list[str]) -> bool:
     """Whether this command line works in worker processes: `gen run` with more than one worker (the default is
-    one per CPU) or with a bucket (uploads keep generation out of the coordinator), or `gen validate` of runs on
-    their own with more than one worker. A guess from the raw arguments; a wrong one costs an idle server, never a
-    different result."""
+    one per CPU) or with a bucket (uploads keep generation out of the coordinator), or `gen validate` with more
+    than one worker. A guess from the raw arguments; a wrong one costs an idle server, never a different result."""
     if not argv or argv[0] not in ("run", "validate") or {"--help", "--dry-run"} & set(argv):
-        return False
-    if argv[0] == "validate" and "--all" in argv:
         return False
     workers = None
     for i, arg in enumerate(argv):

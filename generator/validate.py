@@ -11,6 +11,7 @@ rule they break skips exactly the listed events (and counts them), and a listed 
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -483,49 +484,66 @@ class _Groups:
         """(block, the rows of every run in it, as one table) in block order; file rules checked on the way."""
         return self.blocks(range(self.bounds.size - 1))
 
-    def blocks(self, wanted: range | list[int]):
-        """As iterating, for the blocks `wanted` only (in order): with one run, each block is one shard, read alone."""
+    def blocks(self, wanted: range):
+        """As iterating, for a contiguous range of blocks only. A shard that begins before the range and reaches
+        into it is read again for its rows there; its file rules and counts belong to the range it begins in."""
         waiting: dict[int, list[pa.Table]] = {}
+        if not len(wanted):
+            return
+        first = wanted[0]
+        for block, r, i, a, b in self.shards:
+            if block < first <= self._block(b - 1):
+                for g, rows in self._split_shard(r, i, a, b, block, Report(), count=False).items():
+                    if g >= first:
+                        waiting.setdefault(g, []).append(rows)
         k = 0
         for block in wanted:
             while k < len(self.shards) and self.shards[k][0] < block:
-                k += 1  # shards of blocks not wanted (one run: each shard is its own block)
+                k += 1
             while k < len(self.shards) and self.shards[k][0] == block:
                 _, r, i, a, b = self.shards[k]
                 k += 1
-                t = self._read_shard(r, i)
-                if t is None or not t.num_rows:
-                    continue
-                customer = _customer_index(t)
-                outside = (customer < a) | (customer >= b)
-                self.report.rule(
-                    "customers in their shard's block",
-                    int(outside.sum()),
-                    f"run {self.docs[r]['run_id']} shard {i}" if outside.any() else "",
-                )
-                where = np.where(outside, block, self._block(customer))
-                for g in np.flatnonzero(np.bincount(where - block)) + block:
-                    rows = t.filter(pa.array(where == g)) if g != block or (where != g).any() else t
-                    waiting.setdefault(int(g), []).append(rows)
+                for g, rows in self._split_shard(r, i, a, b, block, self.report).items():
+                    waiting.setdefault(g, []).append(rows)
             tables = waiting.pop(block, [])
             if tables:
                 yield block, pa.concat_tables(tables)
 
-    def _read_shard(self, r: int, shard: int) -> pa.Table | None:
+    def _split_shard(self, r: int, i: int, a: int, b: int, block: int, report: Report, count: bool = True):
+        """Shard `i` of run `r` (customers [a, b), first block `block`) read and checked into `report`, its rows by
+        block; customers outside [a, b) are reported and checked with the shard's first block."""
+        t = self._read_shard(r, i, report, count)
+        if t is None or not t.num_rows:
+            return {}
+        customer = _customer_index(t)
+        outside = (customer < a) | (customer >= b)
+        report.rule(
+            "customers in their shard's block",
+            int(outside.sum()),
+            f"run {self.docs[r]['run_id']} shard {i}" if outside.any() else "",
+        )
+        where = np.where(outside, block, self._block(customer))
+        blocks = np.flatnonzero(np.bincount(where - block)) + block
+        if blocks.size == 1:
+            return {int(blocks[0]): t}
+        return {int(g): t.filter(pa.array(where == g)) for g in blocks}
+
+    def _read_shard(self, r: int, shard: int, report: Report, count: bool = True) -> pa.Table | None:
         doc = self.docs[r]
         faults = self.faults[doc["run_id"]]
         tables = []
         for p in doc["parts"]:
             if p["shard"] != shard:
                 continue
-            t = _check_part(self.out, doc, p, self.report, faults)
+            t = _check_part(self.out, doc, p, report, faults)
             if t is None:
                 continue
-            mix = pc.value_counts(t.column("event_type"))
-            self.counts[doc["run_id"]].update(
-                dict(zip(mix.field("values").to_pylist(), mix.field("counts").to_pylist(), strict=True))
-            )
-            self.rows[doc["run_id"]] += t.num_rows
+            if count:
+                mix = pc.value_counts(t.column("event_type"))
+                self.counts[doc["run_id"]].update(
+                    dict(zip(mix.field("values").to_pylist(), mix.field("counts").to_pylist(), strict=True))
+                )
+                self.rows[doc["run_id"]] += t.num_rows
             tables.append(t)
         return pa.concat_tables(tables) if tables else None
 
@@ -574,22 +592,21 @@ def cross_block_duplicates(candidates: np.ndarray, full_ids: Callable[[np.ndarra
     return int((every_id[1:] == every_id[:-1]).sum())
 
 
-def check_block(
-    out: Path, docs: list[dict], faults: dict[str, pa.Table | None], continued: bool, block: int
+def check_blocks(
+    out: Path, docs: list[dict], faults: dict[str, pa.Table | None], continued: bool, lo: int, hi: int
 ) -> tuple[Report, np.ndarray, dict[str, Counter], dict[str, int]]:
-    """One customer block of the runs, on its own (in a worker process): its rules in a report of its own, its
-    event ids' prefixes, and each run's counts by type and rows read in it. Only for blocks that are whole shards
-    of every run (a run validated alone), so that no shard is read twice."""
+    """Customer blocks lo..hi-1 of the runs, on their own (in a worker process): their rules in a report of their
+    own, their event ids' prefixes, and each run's counts by type and rows of the shards that begin in them."""
     report = Report()
     groups = _Groups(out, docs, report, faults)
     listed = [f for f in faults.values() if f is not None]
     listed = pa.concat_tables(listed) if listed else None
     threshold = int(docs[0]["options"]["latency_threshold_ms"])
-    ids = np.zeros(0, "S16")
-    for _, table in groups.blocks([block]):
+    prefixes = []
+    for _, table in groups.blocks(range(lo, hi)):
         check_table(table, threshold, report, continued, listed)
-        ids = _ids(_without_listed_copies(decoded(table), listed).column("event_id"))
-    return report, _prefix(ids), groups.counts, groups.rows
+        prefixes.append(_prefix(_ids(_without_listed_copies(decoded(table), listed).column("event_id"))))
+    return report, np.concatenate(prefixes) if prefixes else np.zeros(0, np.uint64), groups.counts, groups.rows
 
 
 def _check_groups(
@@ -605,14 +622,21 @@ def _check_groups(
     listed = pa.concat_tables(listed) if listed else None
     threshold = int(docs[0]["options"]["latency_threshold_ms"])
     prefixes = _IdPrefixes(sum(p["rows"] for d in docs for p in d["parts"]))
-    blocks = sorted({first for first, *_ in groups.shards})
-    if workers > 1 and len(docs) == 1 and len(blocks) > 1:
+    n = groups.bounds.size - 1
+    if workers > 1 and n > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         from generator.launch import worker_context
 
-        with ProcessPoolExecutor(min(workers, len(blocks)), mp_context=worker_context()) as pool:
-            futures = [pool.submit(check_block, out, docs, faults, continued, b) for b in blocks]
+        # Contiguous ranges of blocks, twice as many as workers (the last ones even out); a shard that straddles two
+        # ranges is read by both (a run alone never straddles: its shards are the blocks).
+        cuts = np.linspace(0, n, min(2 * workers, n) + 1).round().astype(int)
+        with ProcessPoolExecutor(min(workers, cuts.size - 1), mp_context=worker_context()) as pool:
+            futures = [
+                pool.submit(check_blocks, out, docs, faults, continued, int(lo), int(hi))
+                for lo, hi in itertools.pairwise(cuts)
+                if hi > lo
+            ]
             for f in futures:  # in block order: rules and examples come out as they would one block at a time
                 part, block_prefixes, counts, rows = f.result()
                 report.merge(part)
@@ -651,7 +675,7 @@ def _only_in_s3(out: Path, doc: dict) -> bool:
     return "s3" in doc and bool(doc["parts"]) and not any((out / p["path"]).exists() for p in doc["parts"])
 
 
-def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
+def validate_timeline(out: Path, docs: list[dict], report: Report, workers: int = 1) -> None:
     """The whole timeline: every run's files, contiguous windows, then the row rules over all runs at once (a
     customer block of every run at a time), so sessions and orders that span runs are checked across the boundary
     and no event id may repeat."""
@@ -664,13 +688,12 @@ def validate_timeline(out: Path, docs: list[dict], report: Report) -> None:
     report.rule("windows contiguous and non-overlapping", len(problems), problems[0] if problems else "")
     report.runs.extend(d["run_id"] for d in docs)
     faults = {d["run_id"]: _read_faults(out, d, report) for d in docs}
-    _check_groups(out, docs, report, faults, False)
+    _check_groups(out, docs, report, faults, False, workers)
 
 
 def validate(out: Path, run_id: str | None = None, whole: bool = False, workers: int = 1) -> Report:
-    """Check the committed runs in `out`: each on its own, or with `whole` the timeline as one; or one run. A run
-    checked on its own is checked a shard at a time in up to `workers` processes (the timeline, whose runs' shards
-    cut across each other, in this one)."""
+    """Check the committed runs in `out`: each on its own, or with `whole` the timeline as one; or one run. Up to
+    `workers` processes check contiguous ranges of customer blocks side by side; the report is the same."""
     report = Report()
     docs = timeline.committed_runs(out)
     if run_id:
@@ -678,7 +701,7 @@ def validate(out: Path, run_id: str | None = None, whole: bool = False, workers:
     if not docs:
         raise manifest.ManifestError(f"{out}: no committed run{f' {run_id!r}' if run_id else ''} (no manifest)")
     if whole:
-        validate_timeline(out, docs, report)
+        validate_timeline(out, docs, report, workers)
     else:
         for doc in docs:
             validate_run(out, doc, report, workers)

@@ -186,7 +186,8 @@ def test_the_live_dashboard_follows_both_steps_of_a_run(tmp_path, size):
         (["run", "--help"], 8, "", False),
         (["validate", "shards"], 8, "", True),  # runs checked a shard per worker
         (["validate", "shards", "--workers", "1"], 8, "", False),
-        (["validate", "shards", "--all"], 8, "", False),  # the timeline is checked in one process
+        (["validate", "shards", "--all", "--workers", "1"], 8, "", False),
+        (["validate", "shards", "--all"], 8, "", True),
         (["validate", "shards"], 8, "b", True),
         (["schema"], 8, "", False),
         ([], 8, "", False),

@@ -384,14 +384,16 @@ def test_inject_lists_exactly_the_faults_in_the_rows(rates, stream):
 
 
 def test_runs_checked_a_shard_per_worker_give_the_same_report(faulty):
-    """`gen validate --workers N` checks each run's shards in N processes: the report is the one of checking them
-    one after another, faults and all (rules in the same order, the same counts, examples and rows)."""
+    """`gen validate --workers N` checks ranges of customer blocks in N processes, run by run or (--all) the
+    timeline at once: the report is the one of checking them one after another, faults and all (rules in the same
+    order, the same counts, examples and rows)."""
     out = faulty[0]
 
     def summary(report):
         return report.checked, dict(report.violations), report.examples, report.rows, dict(report.expected)
 
-    one, three = validate(out, workers=1), validate(out, workers=3)
-    assert one.ok
-    assert summary(one) == summary(three)
-    assert three.runs == one.runs
+    for whole in (False, True):
+        one, three = validate(out, whole=whole, workers=1), validate(out, whole=whole, workers=3)
+        assert one.ok
+        assert summary(one) == summary(three)
+        assert three.runs == one.runs

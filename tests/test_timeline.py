@@ -285,6 +285,9 @@ def test_any_two_runs_form_one_valid_timeline(tmp_path_factory, seed, first, sec
     assert b["window"]["start"] == a["window"]["end"]
     report = validate(out, whole=True)
     assert report.ok, dict(report.violations)
+    # Checked in ranges of customer blocks by three processes (the runs' shards cut across the ranges): the same.
+    three = validate(out, whole=True, workers=3)
+    assert (three.checked, dict(three.violations), three.rows) == (report.checked, dict(report.violations), report.rows)
 
 
 SCENARIOS = Path(__file__).parent.parent / "scenarios"
