@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -28,3 +29,20 @@ def committed_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     summary = run(small_config(out, events=20_000, workers=2, shard_size=5_000))
     return out, summary
+
+
+@contextmanager
+def reaping_semaphores():
+    """Around a `gen` process group killed with SIGKILL: its resource tracker dies with it, so the named semaphores of
+    its process pool stay in /dev/shm; remove the ones that appeared meanwhile (the group is dead by then)."""
+    shm = Path("/dev/shm")
+
+    def names() -> set[str]:
+        return {p.name for p in shm.glob("sem.mp-*")} if shm.is_dir() else set()
+
+    before = names()
+    try:
+        yield
+    finally:
+        for name in names() - before:
+            (shm / name).unlink(missing_ok=True)

@@ -17,7 +17,7 @@ from generator.coordinator import RunError, run
 from generator.validate import validate
 
 from . import faults
-from .conftest import small_config
+from .conftest import reaping_semaphores, small_config
 
 
 def _visible(out: Path) -> list[Path]:
@@ -84,10 +84,11 @@ def _wait_for_staged_parts(out: Path, proc: subprocess.Popen) -> None:
 
 @pytest.mark.slow
 def test_killed_run_leaves_nothing_visible_and_can_be_redone(tmp_path):
-    proc = _gen(tmp_path)
-    _wait_for_staged_parts(tmp_path, proc)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with reaping_semaphores():
+        proc = _gen(tmp_path)
+        _wait_for_staged_parts(tmp_path, proc)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert not (tmp_path / "_manifests").exists()
     assert _visible(tmp_path) == []
     # The same run, redone from scratch, commits normally (the dead attempt's staging is discarded).

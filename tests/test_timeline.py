@@ -31,7 +31,7 @@ from generator.core.shard import ORDER_STRIDE, cut_point, cut_point_sampled, tim
 from generator.parts import read_part
 from generator.validate import check_table, validate
 
-from .conftest import small_config
+from .conftest import reaping_semaphores, small_config
 
 # 2,000 customers make about 3,000 events a day: the 6,000- and 5,000-event runs cover about two days each and the
 # third a week, so orders placed in the first run are packed, shipped and delivered (about eight days on) later.
@@ -158,12 +158,15 @@ def test_a_killed_run_is_redone_and_the_history_is_the_same(tmp_path):
     calm_r2 = run(small_config(calm, **second)).manifest
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).parent.parent))
     args = [sys.executable, "-m", "generator", "run", "--out", str(crash), "--run-id", "r2", "--events", "60000"]
-    proc = subprocess.Popen([*args, "--workers", "2", "--shard-size", "6000", "-q"], env=env, start_new_session=True)
-    deadline = time.monotonic() + 60
-    while not list((crash / "_staging").glob("r2/_sim/*.npy")) and time.monotonic() < deadline:
-        time.sleep(0.002)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with reaping_semaphores():
+        proc = subprocess.Popen(
+            [*args, "--workers", "2", "--shard-size", "6000", "-q"], env=env, start_new_session=True
+        )
+        deadline = time.monotonic() + 60
+        while not list((crash / "_staging").glob("r2/_sim/*.npy")) and time.monotonic() < deadline:
+            time.sleep(0.002)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
     assert [d["run_id"] for d in timeline.load(crash).runs] == ["r1"], "the killed run committed nothing"
     assert (crash / "_staging" / "r2").exists(), "it was killed mid-run"
     # The next attempt redoes the same window from the same state (and clears the dead run's staging).
