@@ -38,6 +38,12 @@ app = typer.Typer(
 out_console = Console()
 err_console = Console(stderr=True)
 
+# The S3 options `run`, `pull` and `upload` share (each also from its environment variable).
+Bucket = Annotated[str, typer.Option(envvar="GEN_BUCKET", help="S3 bucket.")]
+Prefix = Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")]
+EndpointUrl = Annotated[str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint (default: AWS for the region).")]
+Region = Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region (default: the AWS chain's).")]
+
 
 class UserError(Exception):
     """Bad input found after parsing: exit code 2, one line."""
@@ -103,11 +109,9 @@ def run(
         ),
     ] = "auto",
     bucket: Annotated[str, typer.Option(envvar="GEN_BUCKET", help="Also upload the run to this S3 bucket.")] = "",
-    prefix: Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")] = "",
-    endpoint_url: Annotated[
-        str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint (default: AWS for the region).")
-    ] = "",
-    region: Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region (default: the AWS chain's).")] = "",
+    prefix: Prefix = "",
+    endpoint_url: EndpointUrl = "",
+    region: Region = "",
     keep_local: Annotated[
         bool, typer.Option("--keep-local/--no-keep-local", help="Keep local parts after a verified upload.")
     ] = True,
@@ -231,10 +235,10 @@ def _redo_hint(cfg: RunConfig, uploader) -> str:
 @app.command()
 def pull(
     out: Annotated[Path, typer.Option(help="Output root to bring up to date.")] = Path("shards"),
-    bucket: Annotated[str, typer.Option(envvar="GEN_BUCKET", help="S3 bucket.")] = "",
-    prefix: Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")] = "",
-    endpoint_url: Annotated[str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint.")] = "",
-    region: Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region.")] = "",
+    bucket: Bucket = "",
+    prefix: Prefix = "",
+    endpoint_url: EndpointUrl = "",
+    region: Region = "",
 ) -> None:
     """Bring OUT up to date with the timeline committed in S3, so the next run here continues it.
 
@@ -261,10 +265,10 @@ def pull(
 def upload(
     run_id: Annotated[str, typer.Option(help="The committed local run to upload.")],
     out: Annotated[Path, typer.Option(help="Output root holding the run.")] = Path("shards"),
-    bucket: Annotated[str, typer.Option(envvar="GEN_BUCKET", help="S3 bucket.")] = "",
-    prefix: Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")] = "",
-    endpoint_url: Annotated[str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint.")] = "",
-    region: Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region.")] = "",
+    bucket: Bucket = "",
+    prefix: Prefix = "",
+    endpoint_url: EndpointUrl = "",
+    region: Region = "",
 ) -> None:
     """Finish uploading a locally committed run: objects already in S3 with the right checksum are skipped, the
     manifest is written last."""

@@ -23,6 +23,7 @@ from generator.core.events import DAY, HOUR, SECOND
 from generator.core.incidents import conversion_factor, extra_transit_days, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.nigeria import default_pools
+from generator.core.population import customer_index
 from generator.core.sessions import WAT_OFFSET, hour_buckets
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
 
@@ -284,15 +285,6 @@ def frame(table: pa.Table) -> Frame:
     return builder.frame()
 
 
-def _customer_codes(col: pa.ChunkedArray) -> np.ndarray:
-    """Each row's customer index, read from its customer_id ("NG" and nine digits; -1 for any other text)."""
-    encoded = pc.dictionary_encode(col.combine_chunks())
-    digits = pc.utf8_slice_codeunits(encoded.dictionary, 2)
-    ok = pc.and_(pc.starts_with(encoded.dictionary, "NG"), pc.match_substring_regex(digits, r"^[0-9]{9}$"))
-    index = np.asarray(pc.cast(pc.if_else(ok.fill_null(False), digits, "-1"), pa.int64()).to_numpy(), np.int64)
-    return np.r_[index, -1][encoded.indices.fill_null(-1).to_numpy().astype(np.int64)]
-
-
 class _FrameBuilder:
     """Collects parts as compact arrays: codes in the narrowest type, customers by their index, and only the few
     carrier and tracking strings (set on order events alone), coded once every part is in."""
@@ -310,7 +302,7 @@ class _FrameBuilder:
         cols = {
             "ts": ts,
             "code": _codes(table.column("event_type"), EVENT_TYPES).astype(np.int8),
-            "customer": _customer_codes(table.column("customer_id")),
+            "customer": customer_index(table.column("customer_id")),
             "platform": _codes(table.column("platform"), PLATFORMS).astype(np.int8),
             "latency": table.column("latency_ms").to_numpy().astype(np.int32),
             "slow": table.column("error_code").is_valid().to_numpy(zero_copy_only=False),

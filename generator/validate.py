@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from generator import manifest, sidecar, timeline
 from generator.core.events import DAY, HOUR
 from generator.core.faults import FAULT_KINDS
+from generator.core.population import customer_index
 from generator.core.shard import split
 from generator.parts import EVENTS_DIR, partition_dir
 from generator.schema import (
@@ -443,16 +444,6 @@ def _check_run_files(out: Path, doc: dict, report: Report, counts: Counter, rows
     )
 
 
-def _customer_index(t: pa.Table) -> np.ndarray:
-    """Each row's customer index, from its customer_id ("NG" and nine digits); -1 where it is not one."""
-    encoded = pc.dictionary_encode(t.column("customer_id").combine_chunks())
-    ids = encoded.dictionary
-    digits = pc.utf8_slice_codeunits(ids, 2)
-    ok = pc.and_(pc.starts_with(ids, "NG"), pc.match_substring_regex(digits, r"^[0-9]{9}$")).fill_null(False)
-    index = np.asarray(pc.cast(pc.if_else(ok, digits, "-1"), pa.int64()).to_numpy(), np.int64)
-    return np.r_[index, -1][encoded.indices.fill_null(-1).to_numpy().astype(np.int64)]
-
-
 class _Groups:
     """The rows of one or more runs, checked a customer block at a time, so that memory holds one block (of every
     run) rather than the runs: a customer's sessions and orders never leave its block. Blocks are the shards of
@@ -515,7 +506,7 @@ class _Groups:
         t = self._read_shard(r, i, report, count)
         if t is None or not t.num_rows:
             return {}
-        customer = _customer_index(t)
+        customer = customer_index(t.column("customer_id"))
         outside = (customer < a) | (customer >= b)
         report.rule(
             "customers in their shard's block",

@@ -66,6 +66,22 @@ def digit_strings(prefix: str, numbers: np.ndarray, width: int) -> pa.Array:
     return pa.Array.from_buffers(pa.string(), numbers.size, [None, pa.py_buffer(offsets), pa.py_buffer(out)])
 
 
+CUSTOMER_ID_PREFIX, CUSTOMER_ID_DIGITS = "NG", 9
+
+
+def customer_index(ids: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each customer_id's customer index (the inverse of the ids `identities` writes); -1 for any other text.
+    Parsed once per distinct id."""
+    encoded = pc.dictionary_encode(ids.combine_chunks() if isinstance(ids, pa.ChunkedArray) else ids)
+    digits = pc.utf8_slice_codeunits(encoded.dictionary, len(CUSTOMER_ID_PREFIX))
+    ok = pc.and_(
+        pc.starts_with(encoded.dictionary, CUSTOMER_ID_PREFIX),
+        pc.match_substring_regex(digits, f"^[0-9]{{{CUSTOMER_ID_DIGITS}}}$"),
+    ).fill_null(False)
+    index = np.asarray(pc.cast(pc.if_else(ok, digits, "-1"), pa.int64()).to_numpy(), np.int64)
+    return np.r_[index, -1][encoded.indices.fill_null(-1).to_numpy().astype(np.int64)]
+
+
 def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     """The five identity columns for customers `idx` (int64 array), in that order."""
     idx = np.asarray(idx, dtype=np.int64)
@@ -116,7 +132,7 @@ def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     words = pools.email_words
     email = _join(words.take(head), sep, words.take(tail), digit_str, domain)
 
-    customer_id = digit_strings("NG", idx, 9)
+    customer_id = digit_strings(CUSTOMER_ID_PREFIX, idx, CUSTOMER_ID_DIGITS)
     return {
         "customer_id": customer_id,
         "name": name,
