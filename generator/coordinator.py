@@ -31,6 +31,7 @@ from generator import manifest, sidecar, timeline
 from generator.config import ConfigError, RunConfig
 from generator.core.shard import (
     DEFAULT_STOP,
+    MAX_STOP,
     ORDER_STRIDE,
     GenConfig,
     Pending,
@@ -38,6 +39,7 @@ from generator.core.shard import (
     cut_point_sampled,
     early_until,
     grid,
+    next_stop,
     plan,
 )
 from generator.launch import worker_context
@@ -306,9 +308,10 @@ def _two_steps(
         point = _end_of_run(gen, shards, sims, staging)
         if point is not None:
             break
-        stop += 1  # some shard's simulation ends before the run's end: take them all one grid point on
+        # Some shard's simulation ends before the run's end: take them all further along the grid.
+        stop = next_stop(stop, gen.events, gen.events, sum(r.final for r in sims.values()))
         written_before, skip_before = None, early  # the early events are the same, and written already
-        if stop > DEFAULT_STOP + 24:
+        if stop > MAX_STOP:
             raise RunError(f"the population made too few events for --events {gen.events}; nothing was committed")
     last_ts, takes = point
     end = last_ts + 1

@@ -357,6 +357,39 @@ def test_more_simulation_rounds_give_the_same_bytes(tmp_path, monkeypatch):
     assert _files(two) == _files(one)
 
 
+def test_a_small_run_falling_short_jumps_along_the_grid_in_one_round(tmp_path, monkeypatch):
+    """A cold start's first minutes hold far fewer events than expected (no sessions are going on yet), so a run
+    of a thousand events falls short of its first round; the next round goes as far as the shortfall says, not
+    one grid point (three more rounds before), and the bytes are those of stepping point by point."""
+    cfg = dict(events=1_000, customers=1_000_000, shard_size=250)
+    rounds = []
+    monkeypatch.setattr(coordinator, "_end_of_run", _counting(coordinator._end_of_run, rounds))
+    run(small_config(tmp_path / "jump", **cfg))
+    assert rounds == [False, True]
+    stepped = []
+    monkeypatch.setattr(coordinator, "next_stop", lambda stop, *_: stop + 1)
+    monkeypatch.setattr(coordinator, "_end_of_run", _counting(coordinator._end_of_run, stepped))
+    run(small_config(tmp_path / "step", **cfg))
+    assert len(stepped) > 2 and stepped[-1] and not any(stepped[:-1]), "stepping takes more rounds"
+    assert _files(tmp_path / "jump") == _files(tmp_path / "step")
+
+
+@given(
+    stop=st.integers(shard_module.DEFAULT_STOP - 1, shard_module.MAX_STOP),
+    events=st.integers(1, 10**9),
+    wanted=st.integers(1, 10**9),
+    simulated=st.integers(0, 10**9),
+)
+def test_next_stop_moves_on_and_covers_the_shortfall(stop, events, wanted, simulated):
+    k = shard_module.next_stop(stop, events, wanted, simulated)
+    assert stop < k <= max(stop + 1, shard_module.MAX_STOP)
+    need = shard_module.grid_multiple(stop, events) * min(wanted / max(simulated, 1), 4.0)
+    if k < shard_module.MAX_STOP:
+        assert shard_module.grid_multiple(k, events) >= need
+    if k > stop + 1:
+        assert shard_module.grid_multiple(k - 1, events) < need, "no further than the shortfall needs"
+
+
 def test_a_run_that_ends_before_its_early_instant_is_written_again(tmp_path, monkeypatch):
     """If the population runs ahead of its expectation and the run ends before the early instant (forced here by
     moving that instant past the end), the early parts are void: every shard is written again, whole."""
