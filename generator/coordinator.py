@@ -42,7 +42,7 @@ from generator.core.shard import (
     next_stop,
     plan,
 )
-from generator.launch import worker_context
+from generator.launch import worker_context, worker_init
 from generator.parts import (
     SIM_DIR,
     CutAt,
@@ -102,14 +102,10 @@ class Listener:
     def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None: ...
 
 
-def _warm_worker() -> None:
-    """Prepare a worker: leave Ctrl-C to the coordinator, keep freed memory for reuse, and load the reference data
-    once.
-
-    A terminal's Ctrl-C reaches the whole process group. The coordinator unwinds the run and stops its workers;
-    a worker that took the SIGINT itself would, if caught between two shards, print a KeyboardInterrupt
-    traceback before it is stopped."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+def _warm_worker(coordinator: int) -> None:
+    """Prepare a worker: signals left to the coordinator, an exit when the coordinator is gone (`worker_init`),
+    freed memory kept for reuse, and the reference data loaded once."""
+    worker_init(coordinator)
     from generator.core.behaviour import default_behaviour
     from generator.core.nigeria import default_pools
 
@@ -410,6 +406,9 @@ class _Syncer:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+STOP_GRACE_S = 10.0  # how long an interrupted run waits for its workers to finish their shards before killing them
+
+
 class _Workers:
     """The run's worker processes (or this process, for one worker with nothing to upload), kept for both steps.
 
@@ -423,7 +422,9 @@ class _Workers:
             # in a child, so the upload threads here are not starved of the interpreter lock by generation.
             _keep_freed_memory()
         else:
-            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_warm_worker)
+            self.pool = ProcessPoolExecutor(
+                max_workers=workers, mp_context=worker_context(), initializer=_warm_worker, initargs=(os.getpid(),)
+            )
 
     def __enter__(self) -> _Workers:
         return self
@@ -444,17 +445,31 @@ class _Workers:
         except OSError as e:
             raise RunError(f"a worker could not write its part: {e}; nothing was committed") from None
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, *exc) -> None:
         if self.pool is None:
             return
-        # On success every worker is idle; on error or Ctrl-C stop them now rather than finish the queue.
+        if exc_type is None:  # every worker is idle
+            self.pool.shutdown(wait=True)
+            return
+        # On an error, Ctrl-C or SIGTERM: drop the queued shards, let each worker finish the shard it is on (a
+        # fraction of a second) and leave through the pool's own protocol. A worker killed while it sends its
+        # result would leave the pool's result reader, and with it the interpreter's exit, waiting forever for
+        # the rest of the message. Only a worker still busy after STOP_GRACE_S is killed.
         processes = list(getattr(self.pool, "_processes", {}).values())
-        self.pool.shutdown(wait=False, cancel_futures=True)
-        for p in processes:
-            if p.is_alive():
-                p.terminate()
-        for p in processes:
-            p.join(timeout=5)
+        # The pool's own shutdown joins the workers (a second joiner would race it for their exit status), on a
+        # thread so that the wait has a limit.
+        stopping = threading.Thread(
+            target=self.pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, name="stop-workers", daemon=True
+        )
+        stopping.start()
+        try:
+            stopping.join(timeout=STOP_GRACE_S)
+        finally:  # also when a second Ctrl-C cuts the wait short
+            if stopping.is_alive():
+                for p in processes:
+                    with contextlib.suppress(OSError):
+                        p.kill()
+                stopping.join(timeout=5)
 
 
 def _environment_errors(fn, *args):

@@ -10,23 +10,73 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import select
+import signal
 import sys
+import threading
+import time
 
 PRELOAD = ["generator.parts"]  # what every worker needs, imported once in the server
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
+    """The context of every worker pool: the forkserver, preloaded, started if it is not running yet."""
     ctx = multiprocessing.get_context("forkserver")
     ctx.set_forkserver_preload(PRELOAD)
+    start_worker_server()
     return ctx
 
 
 def start_worker_server() -> None:
-    """Start the forkserver now (it imports `PRELOAD` in the background); later pools of `worker_context` use it."""
-    worker_context()
+    """Start the forkserver now (it imports `PRELOAD` in the background); later pools of `worker_context` use it.
+
+    It starts with SIGINT and SIGTERM ignored, and so do the workers it forks: a terminal's Ctrl-C reaches the
+    whole process group and a service manager's stop SIGTERMs every process of the service, but only the
+    coordinator acts on them (it lets the workers finish their shards and leave). A forkserver killed by the
+    signal would lose track of live workers (their exits look immediate to the pool), and a worker killed while
+    sending its result can leave the pool waiting forever for the rest."""
+    multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
     from multiprocessing import forkserver
 
-    forkserver.ensure_running()
+    if threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()
+        return
+    # Dispositions set to "ignore" survive the server's exec; Python then keeps them (and the forkserver gives
+    # its children the SIGINT disposition it started with).
+    saved = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        forkserver.ensure_running()
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
+def worker_init(coordinator: int) -> None:
+    """First thing in every worker: leave SIGINT and SIGTERM to the coordinator (in case the server was started
+    elsewhere), and exit as soon as the coordinator is gone, however it ended (killed too). Nothing else would
+    end it: the pool's queue it waits on never closes under it (each worker holds both ends), and the worker
+    server stays up as long as any worker does."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    threading.Thread(target=_exit_with, args=(coordinator,), name="coordinator-watch", daemon=True).start()
+
+
+def _exit_with(pid: int) -> None:
+    """Wait for process `pid` to end (a pidfd where the kernel has them, else a check a second), then leave."""
+    try:
+        fd = os.pidfd_open(pid)
+    except (AttributeError, OSError):  # not Linux 5.3+, or already gone
+        while True:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            except PermissionError:  # alive, someone else's (cannot be ours, but never mind)
+                pass
+            time.sleep(1)
+    else:
+        select.select([fd], [], [])
+    os._exit(1)
 
 
 def wants_workers(argv: list[str]) -> bool:

@@ -615,14 +615,17 @@ def _check_groups(
     prefixes = _IdPrefixes(sum(p["rows"] for d in docs for p in d["parts"]))
     n = groups.bounds.size - 1
     if workers > 1 and n > 1:
+        import os
         from concurrent.futures import ProcessPoolExecutor
 
-        from generator.launch import worker_context
+        from generator.launch import worker_context, worker_init
 
         # Contiguous ranges of blocks, twice as many as workers (the last ones even out); a shard that straddles two
         # ranges is read by both (a run alone never straddles: its shards are the blocks).
         cuts = np.linspace(0, n, min(2 * workers, n) + 1).round().astype(int)
-        with ProcessPoolExecutor(min(workers, cuts.size - 1), mp_context=worker_context()) as pool:
+        with ProcessPoolExecutor(
+            min(workers, cuts.size - 1), mp_context=worker_context(), initializer=worker_init, initargs=(os.getpid(),)
+        ) as pool:
             futures = [
                 pool.submit(check_blocks, out, docs, faults, continued, int(lo), int(hi))
                 for lo, hi in itertools.pairwise(cuts)

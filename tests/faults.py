@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 from generator.parts import make_part
@@ -17,6 +18,13 @@ def die_on_shard_two(gen, shard, root, run_id, partition_by, *rest):
         tmp.write_bytes(b"PAR1 half a part")
         os.kill(os.getpid(), signal.SIGKILL)
     return make_part(gen, shard, root, run_id, partition_by, *rest)
+
+
+def busy_shard(root: str, index: int) -> int:
+    """A shard's stand-in that marks it started, takes a moment and answers with a result of some size."""
+    (Path(root) / f"started-{index}").touch()
+    time.sleep(0.3)
+    return bytes(200_000)
 
 
 class FaultyProxy:

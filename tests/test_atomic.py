@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from generator import coordinator
 from generator.coordinator import RunError, run
 from generator.validate import validate
 
@@ -135,16 +136,18 @@ def _session_members(leader: int) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
-def test_workers_leave_ctrl_c_to_the_coordinator(tmp_path):
-    """Ctrl-C reaches every process of the group; only the coordinator acts on it. A SIGINT that reaches the
-    workers alone (busy or between two shards) neither stops the run nor prints a traceback."""
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_workers_leave_ctrl_c_and_sigterm_to_the_coordinator(tmp_path, sig):
+    """Ctrl-C reaches every process of the group, a service manager's stop SIGTERMs every process of the
+    service; only the coordinator acts on them. A signal that reaches the workers alone (busy or between two
+    shards) neither stops the run nor prints a traceback."""
     proc = _gen(tmp_path, "--events", "1000000")
     _wait_for_staged_parts(tmp_path, proc)
     members = _session_members(proc.pid)
     assert members, "the run has worker processes"
     for pid in members:
         with contextlib.suppress(ProcessLookupError):  # one that has just ended
-            os.kill(pid, signal.SIGINT)
+            os.kill(pid, sig)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err.decode()
     assert "Traceback" not in err.decode(), err.decode()
@@ -152,6 +155,56 @@ def test_workers_leave_ctrl_c_to_the_coordinator(tmp_path):
     assert manifest["events"] == 1_000_000
     assert sum(p["rows"] for p in manifest["parts"]) == 1_000_000
     assert not (tmp_path / "_staging").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc")
+def test_workers_never_outlive_a_killed_coordinator(tmp_path):
+    """The coordinator alone killed (the OOM killer's pick, a `kill -9` of the main process): the worker server
+    sees it go and exits, and the workers die with the server instead of waiting forever for shards."""
+    with reaping_semaphores():
+        proc = _gen(tmp_path)
+        _wait_for_staged_parts(tmp_path, proc)
+        members = _session_members(proc.pid)
+        assert len(members) >= 3, "a server and two workers"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=60)
+        deadline = time.monotonic() + 60
+        while _alive(members) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _alive(members) == [], "processes of the run outlived it"
+
+
+def _alive(pids: list[int]) -> list[int]:
+    """The processes among `pids` still running (zombies, already dead and waiting for their reaper, are not)."""
+    alive = []
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.append(pid)
+    return alive
+
+
+def test_an_interrupted_pool_lets_its_workers_leave_on_their_own(tmp_path):
+    """Ctrl-C in the coordinator while shards run: the queued shards are dropped, the running ones finish and
+    the workers leave through the pool's own protocol (exit code 0), not killed mid-way (a worker killed while
+    it sends its result can leave the pool waiting forever for the rest, and the interpreter's exit with it);
+    the pool's manager thread has ended, so nothing is left for the exit to wait on."""
+    pool = coordinator._Workers(2, in_process=False)
+    seen: dict[str, list] = {}
+
+    def done(result):
+        seen["processes"] = list(pool.pool._processes.values())
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), pool:
+        pool.each([(faults.busy_shard, (str(tmp_path), i)) for i in range(40)], done)
+    assert [p.exitcode for p in seen["processes"]] == [0, 0]
+    manager = pool.pool._executor_manager_thread
+    assert manager is None or not manager.is_alive()
+    assert len(list(tmp_path.glob("started-*"))) < 40, "the queued shards were dropped"
 
 
 @pytest.mark.slow

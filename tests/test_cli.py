@@ -216,7 +216,7 @@ def test_gen_starts_its_worker_server_before_the_cli_imports(tmp_path):
         "    launch.entry()\n"
         "except SystemExit as e:\n"
         "    assert not e.code, e.code\n"
-        "assert started == [False], started\n"
+        "assert started[:1] == [False], started  # the first start; pools only find it running later\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
