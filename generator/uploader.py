@@ -122,6 +122,10 @@ class Uploader:
                 connect_timeout=5,
                 read_timeout=60,
                 request_checksum_calculation="when_required",
+                # Every object carries its SHA-256 checksum header, which S3 checks against the bytes and which
+                # the request's signature covers; signing the body as well would hash every byte again. botocore
+                # already skips that over HTTPS; this skips it over plain HTTP too (a local S3-compatible store).
+                s3={"payload_signing_enabled": False},
             )
             return session.client("s3", endpoint_url=target.endpoint_url, config=config)
 

@@ -217,6 +217,35 @@ def _refused_up_front(tmp_path, capsys, *args: str) -> str:
     return err
 
 
+@pytest.mark.parametrize("size", [4096, 11 * 1024 * 1024])
+def test_bodies_over_plain_http_are_not_hashed_again_for_the_signature(tmp_path, s3, s3_server, size):
+    """Over plain HTTP botocore would SHA-256 every body for the signature, on top of the checksum header S3
+    verifies (one more pass over every byte in the coordinator). Single PUTs and multipart parts go unsigned,
+    their checksum header signed, and S3 stores the object whole."""
+    path = tmp_path / "part.parquet"
+    path.write_bytes(os.urandom(size))
+    uploader = _uploader(s3_server, chunk=5 * 1024 * 1024)
+    sent = []
+
+    def record(request, **kw):
+        auth = request.headers.get("Authorization")
+        auth = auth.decode() if isinstance(auth, bytes) else auth
+        body_hash = request.headers.get("x-amz-content-sha256")
+        sent.append(
+            (body_hash.decode() if isinstance(body_hash, bytes) else body_hash, "x-amz-checksum-sha256" in auth)
+        )
+
+    for op in ("PutObject", "UploadPart"):
+        uploader.client.meta.events.register(f"before-send.s3.{op}", record)
+    uploader.submit(path, "events/part.parquet", hashlib.sha256(path.read_bytes()).hexdigest())
+    uploader.wait()
+    uploader.close()
+    assert sent and all(h == "UNSIGNED-PAYLOAD" and signed for h, signed in sent), sent
+    assert len(sent) == (1 if size < 5 * 1024 * 1024 else 3)
+    stored = s3.get_object(Bucket=BUCKET, Key=uploader.target.key("events/part.parquet"))["Body"].read()
+    assert stored == path.read_bytes()
+
+
 @pytest.mark.parametrize(
     ("extra", "named"),
     [
