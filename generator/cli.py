@@ -340,7 +340,12 @@ def validate(
     n = parse_whole("--workers", workers) if workers else os.cpu_count() or 1
     if n < 1:
         raise UserError(f"--workers: must be a whole number of at least 1, got {n}")
-    report = validate_out(out, run_id or None, whole, n)
+    try:
+        report = validate_out(out, run_id or None, whole, n)
+    except KeyboardInterrupt:
+        raise Interrupted("; the validation stopped before it finished") from None
+    except Terminated:
+        raise Terminated("; the validation stopped before it finished") from None
     t = Table(title=f"{len(report.runs)} run(s), {report.rows:,} rows")
     t.add_column("rule")
     t.add_column("result", justify="right")

@@ -583,6 +583,21 @@ def cross_block_duplicates(candidates: np.ndarray, full_ids: Callable[[np.ndarra
     return int((every_id[1:] == every_id[:-1]).sum())
 
 
+class ValidationStopped(Exception):
+    """A worker's range left unfinished: the validation was interrupted."""
+
+
+_stop = None  # in a validation worker: set when the coordinator is interrupted
+
+
+def _validation_worker(coordinator: int, stop) -> None:
+    from generator.launch import worker_init
+
+    global _stop
+    worker_init(coordinator)
+    _stop = stop
+
+
 def check_blocks(
     out: Path, docs: list[dict], faults: dict[str, pa.Table | None], continued: bool, lo: int, hi: int
 ) -> tuple[Report, np.ndarray, dict[str, Counter], dict[str, int]]:
@@ -595,6 +610,8 @@ def check_blocks(
     threshold = int(docs[0]["options"]["latency_threshold_ms"])
     prefixes = []
     for _, table in groups.blocks(range(lo, hi)):
+        if _stop is not None and _stop.is_set():
+            raise ValidationStopped
         check_table(table, threshold, report, continued, listed)
         prefixes.append(_prefix(_ids(_without_listed_copies(decoded(table), listed).column("event_id"))))
     return report, np.concatenate(prefixes) if prefixes else np.zeros(0, np.uint64), groups.counts, groups.rows
@@ -618,26 +635,33 @@ def _check_groups(
         import os
         from concurrent.futures import ProcessPoolExecutor
 
-        from generator.launch import worker_context, worker_init
+        from generator.launch import worker_context
 
         # Contiguous ranges of blocks, twice as many as workers (the last ones even out); a shard that straddles two
         # ranges is read by both (a run alone never straddles: its shards are the blocks).
         cuts = np.linspace(0, n, min(2 * workers, n) + 1).round().astype(int)
+        ctx = worker_context()
+        stop = ctx.Event()  # Ctrl-C: each worker leaves its range at the next block (workers ignore the signal)
         with ProcessPoolExecutor(
-            min(workers, cuts.size - 1), mp_context=worker_context(), initializer=worker_init, initargs=(os.getpid(),)
+            min(workers, cuts.size - 1), mp_context=ctx, initializer=_validation_worker, initargs=(os.getpid(), stop)
         ) as pool:
-            futures = [
-                pool.submit(check_blocks, out, docs, faults, continued, int(lo), int(hi))
-                for lo, hi in itertools.pairwise(cuts)
-                if hi > lo
-            ]
-            for f in futures:  # in block order: rules and examples come out as they would one block at a time
-                part, block_prefixes, counts, rows = f.result()
-                report.merge(part)
-                prefixes.add_prefixes(block_prefixes)
-                for rid in counts:
-                    groups.counts[rid].update(counts[rid])
-                    groups.rows[rid] += rows[rid]
+            try:
+                futures = [
+                    pool.submit(check_blocks, out, docs, faults, continued, int(lo), int(hi))
+                    for lo, hi in itertools.pairwise(cuts)
+                    if hi > lo
+                ]
+                for f in futures:  # in block order: rules and examples come out as they would one block at a time
+                    part, block_prefixes, counts, rows = f.result()
+                    report.merge(part)
+                    prefixes.add_prefixes(block_prefixes)
+                    for rid in counts:
+                        groups.counts[rid].update(counts[rid])
+                        groups.rows[rid] += rows[rid]
+            except BaseException:
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
     else:
         for _, table in groups:
             check_table(table, threshold, report, continued, listed)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
 from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
@@ -17,7 +18,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from generator import manifest
+from generator import launch, manifest, timeline
+from generator import validate as validate_module
 from generator.coordinator import run
 from generator.core.shard import GenConfig, plan, shard_table
 from generator.schema import decoded
@@ -218,3 +220,44 @@ def test_a_customer_outside_its_shards_block_is_reported(tmp_path, workers):
     _rewrite(tmp_path, doc, rel, _set(t, "customer_id", 0, stranger))
     report = validate(tmp_path, workers=workers)
     assert report.violations["customers in their shard's block"] == 1
+
+
+def test_an_interrupted_parallel_validation_tells_its_workers_to_stop(committed_run, monkeypatch):
+    """Validation workers leave Ctrl-C to the coordinator; interrupted, it sets the stop flag, and each worker
+    leaves its range of blocks at the next block instead of finishing it."""
+    out, _ = committed_run
+    events = []
+
+    class Recording:
+        def __init__(self, ctx):
+            self.ctx = ctx
+
+        def Event(self):
+            events.append(self.ctx.Event())
+            return events[-1]
+
+        def __getattr__(self, name):
+            return getattr(self.ctx, name)
+
+    monkeypatch.setattr(launch, "worker_context", lambda real=launch.worker_context: Recording(real()))
+
+    def interrupted(self, other):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(validate_module.Report, "merge", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        validate(out, workers=2)
+    assert len(events) == 1 and events[0].is_set()
+
+
+def test_a_stopped_worker_leaves_its_range_at_the_next_block(committed_run, monkeypatch):
+    out, _ = committed_run
+    docs = timeline.committed_runs(out)
+    stop = multiprocessing.get_context("spawn").Event()
+    monkeypatch.setattr(validate_module, "_stop", stop)
+    faults = {d["run_id"]: None for d in docs}
+    _, prefixes, _, _ = validate_module.check_blocks(out, docs, faults, False, 0, 2)
+    assert prefixes.size > 0, "checks blocks while not stopped"
+    stop.set()
+    with pytest.raises(validate_module.ValidationStopped):
+        validate_module.check_blocks(out, docs, faults, False, 0, 2)
