@@ -4,6 +4,7 @@ asserted here: speed is measured by perf/, not by tests."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -120,3 +121,15 @@ def test_compare_fetches_results_from_s3(tmp_path, monkeypatch):
         "c7i.2xlarge/results.json",
     ]
     assert all(p.read_bytes() == sample for p in found)
+
+
+def test_the_device_script_runs_the_harness_and_keeps_its_log(tmp_path):
+    """perf/device.sh as a lent machine would run it, with this interpreter's packages instead of wheels."""
+    env = dict(os.environ, PYTHON=sys.executable, SKIP_WHEELS="1", EVENTS="20000", MAX_WORKERS="1", OUT=str(tmp_path))
+    done = subprocess.run(["bash", str(PERF / "device.sh")], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    results = json.loads((tmp_path / "bench" / "results.json").read_text())
+    assert results["events"] == 20_000 and [r["workers"] for r in results["runs"]] == [1]
+    assert results["instance_type"] == "device-16-core"
+    log = (tmp_path / "log").read_text()
+    assert "pyarrow" in log and "one worker / ceiling" in log
