@@ -280,17 +280,19 @@ def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
 
 def frame(table: pa.Table) -> Frame:
     """The rows of `table` (the report's columns) as a Frame."""
-    builder = _FrameBuilder()
+    builder = _FrameBuilder(table.num_rows)
     builder.add(table)
     return builder.frame()
 
 
 class _FrameBuilder:
-    """Collects parts as compact arrays: codes in the narrowest type, customers by their index, and only the few
-    carrier and tracking strings (set on order events alone), coded once every part is in."""
+    """Fills compact arrays part by part, sized up front from the manifests' row counts (no list of per-part
+    arrays to concatenate at the end, which held every event twice): codes in the narrowest type, customers by
+    their index, and only the few carrier and tracking strings (set on order events alone), coded once every part
+    is in."""
 
-    def __init__(self) -> None:
-        self.columns: dict[str, list[np.ndarray]] = {k: [] for k in _NUMERIC}
+    def __init__(self, rows: int) -> None:
+        self.columns = {k: np.empty(rows, dtype) for k, dtype in _NUMERIC.items()}
         self.carrier: list[pa.Array] = []
         self.tracking: list[pa.Array] = []
         self.with_order: list[np.ndarray] = []  # rows (numbered over all parts) that carry an order
@@ -298,29 +300,36 @@ class _FrameBuilder:
 
     def add(self, table: pa.Table) -> np.ndarray:
         """Add one part; its event times."""
+        lo, hi = self.rows, self.rows + table.num_rows
+        if hi > self.columns["ts"].size:
+            raise manifest.ManifestError(f"a part holds more rows than its manifest lists ({hi:,} so far)")
         ts = table.column("event_ts").cast(pa.int64()).to_numpy()
         cols = {
             "ts": ts,
-            "code": _codes(table.column("event_type"), EVENT_TYPES).astype(np.int8),
+            "code": _codes(table.column("event_type"), EVENT_TYPES),
             "customer": customer_index(table.column("customer_id")),
-            "platform": _codes(table.column("platform"), PLATFORMS).astype(np.int8),
-            "latency": table.column("latency_ms").to_numpy().astype(np.int32),
+            "platform": _codes(table.column("platform"), PLATFORMS),
+            "latency": table.column("latency_ms").to_numpy(),
             "slow": table.column("error_code").is_valid().to_numpy(zero_copy_only=False),
-            "method": _codes(table.column("payment_method"), PAYMENT_METHODS).astype(np.int8),
+            "method": _codes(table.column("payment_method"), PAYMENT_METHODS),
         }
         for k, v in cols.items():
-            self.columns[k].append(v)
+            self.columns[k][lo:hi] = v
         tracking = table.column("tracking_number").combine_chunks()
         has = tracking.is_valid().to_numpy(zero_copy_only=False)
         rows = np.flatnonzero(has)
-        self.with_order.append(rows + self.rows)
+        self.with_order.append(rows + lo)
         self.tracking.append(tracking.filter(pa.array(has)))
         self.carrier.append(table.column("carrier").combine_chunks().take(pa.array(rows)))
-        self.rows += table.num_rows
+        self.rows = hi
         return ts
 
     def frame(self) -> Frame:
-        cols = {k: np.concatenate(v) if v else np.zeros(0, _NUMERIC[k]) for k, v in self.columns.items()}
+        if self.rows != self.columns["ts"].size:
+            raise manifest.ManifestError(
+                f"the parts hold {self.rows:,} rows, their manifests list {self.columns['ts'].size:,}"
+            )
+        cols = self.columns
         rows = np.concatenate(self.with_order) if self.with_order else np.zeros(0, np.int64)
         order = np.full(self.rows, -1, np.int32)
         carrier = np.full(self.rows, -1, np.int8)
@@ -352,7 +361,7 @@ class Loaded:
 
 def load(out: Path, run_id: str | None = None) -> Loaded:
     """The committed runs under `out` (or the one named), read through their manifests a part at a time into
-    compact arrays (about 25 bytes per event; the strings are not kept)."""
+    compact arrays (25 bytes per event; the strings are not kept)."""
     if not out.is_dir():
         raise manifest.ManifestError(f"{out}: no such directory")
     if run_id:
@@ -374,7 +383,7 @@ def load(out: Path, run_id: str | None = None) -> Loaded:
             docs.append(doc)
     if not docs:
         raise manifest.ManifestError(f"{out}: no committed run with events here (parts only in S3, or none)")
-    builder, windows = _FrameBuilder(), []
+    builder, windows = _FrameBuilder(sum(p["rows"] for doc in docs for p in doc["parts"])), []
     for doc in docs:
         first, last = [], []
         for p in doc["parts"]:
@@ -385,7 +394,9 @@ def load(out: Path, run_id: str | None = None) -> Loaded:
         # The run's cut (every shard's events end there) where the manifest records it, else its last event.
         end = doc["window"].get("end")
         windows.append((min(first, default=0), _us(end) if end else max(last, default=0)))
-    return Loaded(builder.frame(), docs, windows)
+    loaded = Loaded(builder.frame(), docs, windows)
+    pa.default_memory_pool().release_unused()  # the parts' buffers, read and let go one at a time
+    return loaded
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -317,3 +318,18 @@ def test_runs_without_events_or_local_parts(tmp_path, capsys):
     (tmp_path / busy["parts"][0]["path"]).unlink()
     assert main(["report", str(tmp_path)]) == 2
     assert f"{busy['parts'][0]['path']}: part of run 'busy' is missing" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("delta", [-1, 1])
+def test_a_manifest_listing_other_row_counts_than_its_parts_is_refused(run_dir, tmp_path, capsys, delta):
+    """The report sizes its arrays from the manifests' row counts; parts holding more or fewer rows than listed
+    are a corrupted run (exit 2, one line), never a silently wrong report."""
+    out = tmp_path / "copy"
+    shutil.copytree(run_dir, out)
+    path = manifest.committed(out)[0]
+    doc = json.loads(path.read_text())
+    doc["parts"][0]["rows"] += delta
+    path.write_text(json.dumps(doc))
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("gen: error:") and err.count("\n") == 1 and "rows" in err, err
