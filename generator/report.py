@@ -7,6 +7,7 @@ numpy and pyarrow) and derives the targets from the `Behaviour` the way the core
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -410,8 +411,34 @@ class Sessions:
     orphans: int  # runs of session events with no OPEN before them in the data
 
 
+SESSION_CHUNK = 2_000_000  # session events sorted at a time (a range of customers: sessions never straddle it)
+
+
 def sessions(fr: Frame) -> Sessions:
-    idx = np.flatnonzero(fr.code <= _ORDER)
+    """Sessions in (customer, start) order. Rows are sorted a range of customers at a time, so the sort's
+    temporaries (some 40 bytes per row) stay bounded however many events there are; the result is the same."""
+    of_sessions = fr.code <= _ORDER
+    if not fr.customer.size:
+        return _sessions(fr, np.zeros(0, np.int64))
+    first, last = int(fr.customer.min()), int(fr.customer.max()) + 1
+    chunks = max(1, -(-int(of_sessions.sum()) // SESSION_CHUNK))
+    edges = np.linspace(first, last, chunks + 1).round().astype(np.int64)
+    edges[-1] = last
+    parts = [
+        _sessions(fr, np.flatnonzero(of_sessions & (fr.customer >= a) & (fr.customer < b)))
+        for a, b in itertools.pairwise(edges.tolist())
+    ]
+    return Sessions(
+        np.concatenate([p.open_ts for p in parts]),
+        {c: np.concatenate([p.reached[c] for p in parts]) for c in parts[0].reached},
+        np.concatenate([p.failures for p in parts]),
+        np.concatenate([p.method for p in parts]),
+        sum(p.orphans for p in parts),
+    )
+
+
+def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:
+    """The sessions of the rows `idx` (whole customers' session events)."""
     idx = idx[np.lexsort((fr.ts[idx], fr.customer[idx]))]
     code, cust = fr.code[idx], fr.customer[idx]
     new = (code == _OPEN) | np.r_[True, cust[1:] != cust[:-1]]

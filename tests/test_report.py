@@ -15,6 +15,7 @@ import orjson
 import pytest
 
 from generator import manifest
+from generator import report as report_module
 from generator.cli import main
 from generator.core.behaviour import default_behaviour
 from generator.core.lifecycle import pay
@@ -333,3 +334,18 @@ def test_a_manifest_listing_other_row_counts_than_its_parts_is_refused(run_dir, 
     assert main(["report", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("gen: error:") and err.count("\n") == 1 and "rows" in err, err
+
+
+def test_sessions_sorted_a_range_of_customers_at_a_time_are_the_same(run_dir, monkeypatch):
+    """The session rebuild sorts one range of customers at a time (bounded temporaries); any chunking gives the
+    sessions of one global sort, in the same order."""
+    fr = load(run_dir).frame
+    whole = report_module.sessions(fr)
+    monkeypatch.setattr(report_module, "SESSION_CHUNK", 7_000)
+    chunked = report_module.sessions(fr)
+    assert int((fr.code <= report_module._ORDER).sum()) > 10 * 7_000, "several chunks"
+    for name in ("open_ts", "failures", "method"):
+        assert np.array_equal(getattr(chunked, name), getattr(whole, name)), name
+    assert chunked.reached.keys() == whole.reached.keys()
+    assert all(np.array_equal(chunked.reached[c], whole.reached[c]) for c in whole.reached)
+    assert chunked.orphans == whole.orphans
