@@ -21,10 +21,8 @@ PRELOAD = ["generator.parts"]  # what every worker needs, imported once in the s
 
 def worker_context() -> multiprocessing.context.BaseContext:
     """The context of every worker pool: the forkserver, preloaded, started if it is not running yet."""
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(PRELOAD)
     start_worker_server()
-    return ctx
+    return multiprocessing.get_context("forkserver")
 
 
 def start_worker_server() -> None:
