@@ -130,6 +130,7 @@ def check_table(
     report: Report | None = None,
     continued: bool = False,
     faults: pa.Table | None = None,
+    contacts: Contacts | None = None,
 ) -> Report:
     """Every row-level rule of the event model over `table` (one run, any part of one, or a whole timeline).
 
@@ -137,7 +138,8 @@ def check_table(
     orders begun in the run before (a customer's first events need not start with OPEN, an order's with its
     authorisation); checking the whole timeline at once (`gen validate --all`) holds those to the full rule.
     `faults`: the sidecar rows of the runs in `table`; the listed events are expected to break the rules their
-    fault breaks (a listed duplicate's copies are dropped first; a listed altered value skips that column's rules)."""
+    fault breaks (a listed duplicate's copies are dropped first; a listed altered value skips that column's rules).
+    `contacts`: collects each customer's e-mail and phone, for the rules across blocks (`Contacts.check`)."""
     r = report or Report()
     table = decoded(table)
     r.rows += table.num_rows
@@ -209,10 +211,49 @@ def check_table(
             f"{c} fixed per customer",
             int(pc.sum(pc.greater(per_customer.column(f"{c}_count_distinct"), 1)).as_py() or 0),
         )
+    if contacts is not None:
+        contacts.add(table, altered)
 
     _check_orders(table, codes, r, continued)
     _check_sessions(table, codes, r, continued)
     return r
+
+
+class Contacts:
+    """Each customer's e-mail and phone number, gathered block by block (one row per customer and value), for the
+    rules that look across blocks: an e-mail address, and a phone number, belongs to one customer."""
+
+    COLUMNS = ("email", "phone_number")
+
+    def __init__(self) -> None:
+        self.tables: dict[str, list[pa.Table]] = {c: [] for c in self.COLUMNS}
+
+    def add(self, table: pa.Table, altered: dict[str, np.ndarray]) -> None:
+        for c in self.COLUMNS:
+            pairs = table.select(["customer_id", c])
+            if altered[c].any():  # an injected fault's value is expected to be anyone's
+                pairs = pairs.filter(pa.array(~altered[c]))
+            self.tables[c].append(pairs.group_by(["customer_id", c]).aggregate([]))
+
+    def merge(self, other: Contacts) -> None:
+        for c in self.COLUMNS:
+            self.tables[c].extend(other.tables[c])
+
+    def check(self, report: Report, population: int) -> None:
+        for c in self.COLUMNS:
+            if c == "phone_number" and population > PHONES_UNIQUE_UP_TO:
+                continue  # subscriber numbers are a permutation of the first ten million customers only
+            tables = self.tables[c]
+            if not tables:
+                continue
+            pairs = pa.concat_tables(tables).group_by(["customer_id", c]).aggregate([])
+            owners = pairs.group_by(c).aggregate([("customer_id", "count")])
+            shared = pc.greater(owners.column("customer_id_count"), 1)
+            example = owners.filter(shared).column(c)[0].as_py() if pc.any(shared).as_py() else ""
+            report.rule(f"{c} belongs to one customer", int(pc.sum(shared).as_py() or 0), example)
+
+
+PHONES_UNIQUE_UP_TO = 10_000_000
 
 
 def _duplicates(ids: np.ndarray) -> int:
@@ -602,19 +643,22 @@ def check_blocks(
     out: Path, docs: list[dict], faults: dict[str, pa.Table | None], continued: bool, lo: int, hi: int
 ) -> tuple[Report, np.ndarray, dict[str, Counter], dict[str, int]]:
     """Customer blocks lo..hi-1 of the runs, on their own (in a worker process): their rules in a report of their
-    own, their event ids' prefixes, and each run's counts by type and rows of the shards that begin in them."""
+    own, their event ids' prefixes, their customers' contacts, and each run's counts by type and rows of the shards
+    that begin in them."""
     report = Report()
     groups = _Groups(out, docs, report, faults)
     listed = [f for f in faults.values() if f is not None]
     listed = pa.concat_tables(listed) if listed else None
     threshold = int(docs[0]["options"]["latency_threshold_ms"])
     prefixes = []
+    contacts = Contacts()
     for _, table in groups.blocks(range(lo, hi)):
         if _stop is not None and _stop.is_set():
             raise ValidationStopped
-        check_table(table, threshold, report, continued, listed)
+        check_table(table, threshold, report, continued, listed, contacts)
         prefixes.append(_prefix(_ids(_without_listed_copies(decoded(table), listed).column("event_id"))))
-    return report, np.concatenate(prefixes) if prefixes else np.zeros(0, np.uint64), groups.counts, groups.rows
+    prefixes = np.concatenate(prefixes) if prefixes else np.zeros(0, np.uint64)
+    return report, prefixes, contacts, groups.counts, groups.rows
 
 
 def _check_groups(
@@ -630,6 +674,7 @@ def _check_groups(
     listed = pa.concat_tables(listed) if listed else None
     threshold = int(docs[0]["options"]["latency_threshold_ms"])
     prefixes = _IdPrefixes(sum(p["rows"] for d in docs for p in d["parts"]))
+    contacts = Contacts()
     n = groups.bounds.size - 1
     if workers > 1 and n > 1:
         import os
@@ -652,9 +697,10 @@ def _check_groups(
                     if hi > lo
                 ]
                 for f in futures:  # in block order: rules and examples come out as they would one block at a time
-                    part, block_prefixes, counts, rows = f.result()
+                    part, block_prefixes, block_contacts, counts, rows = f.result()
                     report.merge(part)
                     prefixes.add_prefixes(block_prefixes)
+                    contacts.merge(block_contacts)
                     for rid in counts:
                         groups.counts[rid].update(counts[rid])
                         groups.rows[rid] += rows[rid]
@@ -664,9 +710,10 @@ def _check_groups(
                 raise
     else:
         for _, table in groups:
-            check_table(table, threshold, report, continued, listed)
+            check_table(table, threshold, report, continued, listed, contacts)
             prefixes.add(_ids(_without_listed_copies(decoded(table), listed).column("event_id")))
     groups.finish()
+    contacts.check(report, max(int(d["options"]["customers"]) for d in docs))
 
     def full_ids(candidates: np.ndarray) -> list[np.ndarray]:
         quiet = _Groups(out, docs, Report(), faults)  # the same rows again; their file rules are counted already

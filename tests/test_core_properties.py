@@ -11,13 +11,14 @@ import pyarrow.compute as pc
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from generator.core import population as population_module
 from generator.core.events import sparse_strings
 from generator.core.nigeria import default_pools
-from generator.core.population import identities
+from generator.core.population import email_reissues, identities, subscriber_numbers
 from generator.core.shard import GenConfig, cut, cut_before, plan, shard_rows, shard_table, simulate_shard, split
 from generator.parts import encode
 from generator.schema import arrow_schema, decoded, encoded_schema
-from generator.validate import check_table
+from generator.validate import Contacts, check_table
 
 START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z in microseconds
 
@@ -70,8 +71,11 @@ def test_a_whole_run_obeys_the_rules_across_shards(cfg):
     tables = [decoded(shard_table(cfg, s)) for s in plan(cfg)]
     table = pa.concat_tables(tables)
     assert table.num_rows == cfg.events, "--events N yields exactly N events"
-    report = check_table(table, cfg.latency_threshold_ms)
+    contacts = Contacts()
+    report = check_table(table, cfg.latency_threshold_ms, contacts=contacts)
+    contacts.check(report, cfg.customers)
     assert report.ok, dict(report.violations) | {"examples": report.examples}
+    assert {"email belongs to one customer", "phone_number belongs to one customer"} <= set(report.checked)
 
 
 @settings(max_examples=25, deadline=None)
@@ -110,6 +114,47 @@ def test_customer_identity_is_a_pure_function_of_seed_and_index(seed, idx):
     for j, i in enumerate(idx[:5]):
         alone = identities(seed, np.array([i]), pools)
         assert {k: v[0].as_py() for k, v in alone.items()} == {k: v[j].as_py() for k, v in together.items()}
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.integers(1, 40_000), st.integers(0, 3))
+def test_emails_and_phones_are_unique_across_the_population(seed, population, attempts):
+    """Whatever the seed and size, no two customers share an e-mail address or a phone number; a customer whose
+    address was taken keeps its words and domain and changes only the number. With few attempts allowed (0: none)
+    the customers left over take numbers no drawn address ends with."""
+    pools = default_pools()
+    population_attempts = population_module.REISSUE_ATTEMPTS
+    try:
+        population_module.REISSUE_ATTEMPTS = attempts
+        population_module._reissued.clear()
+        ids = identities(seed, np.arange(population), pools, population)
+    finally:
+        population_module.REISSUE_ATTEMPTS = population_attempts
+        population_module._reissued.clear()
+    assert len(pc.unique(ids["email"])) == population
+    assert len(pc.unique(ids["phone_number"])) == population
+    natural = identities(seed, np.arange(population), pools)["email"]
+    changed = pc.not_equal(natural, ids["email"])
+    words = r"^([a-z._]*?)[0-9]*(@.*)$"
+    assert pc.replace_substring_regex(natural.filter(changed), words, r"\1\2").equals(
+        pc.replace_substring_regex(ids["email"].filter(changed), words, r"\1\2")
+    )
+
+
+def test_reissued_addresses_are_few_and_look_like_the_rest():
+    """At the default million customers about one in thirty addresses is someone else's already; every one of
+    those customers finds a free address among drawn numbers (none needs the five-digit fallback)."""
+    idx, digits = email_reissues(42, 1_000_000, default_pools())
+    assert 0.02 < idx.size / 1_000_000 < 0.06
+    assert (np.diff(idx) > 0).all() and digits.max() <= population_module.EMAIL_DIGITS_MAX
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.integers(0, 2**63 - 1))
+def test_subscriber_numbers_are_a_permutation_of_seven_digits(seed):
+    s = subscriber_numbers(seed, np.arange(10**5))
+    assert np.unique(s).size == s.size and s.min() >= 0 and s.max() < 10**7
+    assert np.unique(np.diff(s)).size > s.size // 2, "no step pattern along customer ids (an affine map has one or two)"
 
 
 def test_customers_keep_their_identity_in_every_shard_layout():

@@ -222,6 +222,26 @@ def test_a_customer_outside_its_shards_block_is_reported(tmp_path, workers):
     assert report.violations["customers in their shard's block"] == 1
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("column", ["email", "phone_number"])
+def test_a_contact_shared_by_two_customers_in_different_shards_is_reported(tmp_path, workers, column):
+    """One customer of the second shard is given, on every one of its rows (so it stays fixed per customer), the
+    e-mail or phone of a customer of the first shard: each rule sees one block only, the rule across blocks fires."""
+    run(small_config(tmp_path, events=6_000, shard_size=2_000))
+    doc = orjson.loads((tmp_path / "_manifests" / "r1.json").read_bytes())
+    report = validate(tmp_path, workers=workers)
+    assert report.ok and f"{column} belongs to one customer" in report.checked
+    taken = pq.read_table(tmp_path / _shard_part(doc, 0)).column(column)[0].as_py()
+    rel = _shard_part(doc, 1)
+    t = pq.read_table(tmp_path / rel)
+    mine = pc.equal(t.column("customer_id"), t.column("customer_id")[0]).to_numpy(zero_copy_only=False)
+    values = np.array(t.column(column).to_pylist(), dtype=object)
+    values[mine] = taken
+    _rewrite(tmp_path, doc, rel, _with_column(t, column, pa.array(values.tolist(), pa.string())))
+    report = validate(tmp_path, workers=workers)
+    assert dict(report.violations) == {f"{column} belongs to one customer": 1}
+
+
 def test_an_interrupted_parallel_validation_tells_its_workers_to_stop(committed_run, monkeypatch):
     """Validation workers leave Ctrl-C to the coordinator; interrupted, it sets the stop flag, and each worker
     leaves its range of blocks at the next block instead of finishing it."""
@@ -256,7 +276,7 @@ def test_a_stopped_worker_leaves_its_range_at_the_next_block(committed_run, monk
     stop = multiprocessing.get_context("spawn").Event()
     monkeypatch.setattr(validate_module, "_stop", stop)
     faults = {d["run_id"]: None for d in docs}
-    _, prefixes, _, _ = validate_module.check_blocks(out, docs, faults, False, 0, 2)
+    _, prefixes, _, _, _ = validate_module.check_blocks(out, docs, faults, False, 0, 2)
     assert prefixes.size > 0, "checks blocks while not stopped"
     stop.set()
     with pytest.raises(validate_module.ValidationStopped):

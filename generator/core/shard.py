@@ -624,7 +624,7 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
     slow = latency_ms > cfg.latency_threshold_ms
 
     active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
-    ident = identities(cfg.seed, shard.first_customer + active, pools)
+    ident = identities(cfg.seed, shard.first_customer + active, pools, cfg.customers)
     carriers = c.carrier
     used_orders, order_pos = distinct_positions(ev.order, max(len(carriers), 1))
     tracking = tracking_numbers(cfg.seed, c.serial[used_orders], carriers[used_orders], b)
