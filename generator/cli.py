@@ -435,7 +435,8 @@ def show_schema(
     for col in ("#", "column", "type", "nullable", "populated on", "values"):
         t.add_column(col)
     for i, c in enumerate(doc, 1):
-        on = c["populated_on"] if c["populated_on"] == "all" else ", ".join(c["populated_on"])
+        # Either the event types the column is set on, or one phrase saying when ("all", or a condition).
+        on = c["populated_on"] if isinstance(c["populated_on"], str) else ", ".join(c["populated_on"])
         row = (str(i), c["name"], c["type"], "yes" if c["nullable"] else "no", on, ", ".join(c["values"] or []))
         t.add_row(*(escape(x) for x in row))
     out_console.print(t)
