@@ -17,6 +17,7 @@ from rich.table import Table
 
 from generator import __version__, schema
 from generator.config import (
+    DEFAULT_PARTITIONING,
     DEFAULT_SEED,
     DEFAULT_START,
     PARTITIONINGS,
@@ -83,7 +84,12 @@ def run(
             show_default="the timeline's last, or the default",
         ),
     ] = None,
-    partition_by: Annotated[str, typer.Option(help=f"Partitioning: {', '.join(PARTITIONINGS)}.")] = "date",
+    partition_by: Annotated[
+        str,
+        typer.Option(
+            help=f"Partitioning: {', '.join(PARTITIONINGS)}.", show_default=f"{DEFAULT_PARTITIONING}, or the timeline's"
+        ),
+    ] = "",
     latency_threshold_ms: Annotated[
         str,
         typer.Option(
@@ -139,7 +145,7 @@ def run(
         seed=parse_whole("--seed", seed) if seed else None,
         start=parse_start(start) if start else None,
         out=out,
-        partition_by=partition_by,
+        partition_by=partition_by or None,
         latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms)
         if latency_threshold_ms
         else None,
