@@ -157,7 +157,7 @@ def run(
     # Conflicts with OUT's timeline, and a damaged one, are refused before anything is written.
     history = timeline.load(out)
     history.state_bytes()
-    resolved = cfg.resolve(history.last)
+    resolved = cfg.resolve(history.last, history.began)
     if dry_run:
         from generator.core.shard import plan, window_days
 

@@ -143,10 +143,11 @@ class RunConfig:
         if self.duration_us is not None and self.duration_us > MAX_WINDOW_DAYS * DAY:
             raise ConfigError("--duration: at most ten years")
 
-    def resolve(self, last: dict | None) -> RunConfig:
+    def resolve(self, last: dict | None, began: str | None = None) -> RunConfig:
         """These settings for a run following `last` (the manifest of the directory's last run, or None for the
-        first): unset timeline options are taken from it, set ones must agree with it, and the run starts where
-        it ended. Raises ConfigError naming the option on a conflict."""
+        first; `began`: where the timeline's first run started): unset timeline options are taken from it, set
+        ones must agree with it, and the run starts where it ended. Raises ConfigError naming the option on a
+        conflict."""
         if self.scenario is not None:
             from generator.scenario import load_scenario  # it needs ConfigError from here
 
@@ -195,10 +196,17 @@ class RunConfig:
             fill["partition_by"] = layout
             end_time = parse_start(end)
             if self.start is not None and self.start != end_time:
+                given = iso_us(to_us(self.start))
+                if began is not None and self.start < parse_start(began):
+                    raise ConfigError(
+                        f"--start: {given} is before the beginning of the timeline in {str(self.out)!r}, which "
+                        f"starts at {began} and ends at {end} (run {last['run_id']!r}); a run there continues it: "
+                        "omit --start to continue from its end, or use another --out for a new timeline"
+                    )
                 where = "inside the window" if self.start < end_time else "after the end"
                 raise ConfigError(
-                    f"--start: {iso_us(to_us(self.start))} is {where} of the timeline in {str(self.out)!r}, which "
-                    f"ends at {end} (run {last['run_id']!r}); omit --start to continue from there"
+                    f"--start: {given} is {where} of the timeline in {str(self.out)!r}, which ends at {end} "
+                    f"(run {last['run_id']!r}); omit --start to continue from there"
                 )
             fill |= {
                 "start": end_time,

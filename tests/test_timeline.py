@@ -187,6 +187,9 @@ def _refused(out: Path, capsys, *args: str) -> str:
 def test_conflicting_runs_are_refused(tmp_path, capsys):
     run(small_config(tmp_path, events=3_000, **TIMELINE))
     assert "inside the window" in _refused(tmp_path, capsys, "--start", "2025-11-01T06:00:00Z")
+    early = _refused(tmp_path, capsys, "--start", "2025-01-01T00:00:00Z")
+    assert "2025-01-01T00:00:00Z is before the beginning of the timeline" in early, early
+    assert "which starts at 2025-11-01T00:00:00" in early and "inside" not in early
     assert "after the end" in _refused(tmp_path, capsys, "--start", "2026-01-01")
     assert "--seed: 8 differs from 7" in _refused(tmp_path, capsys, "--seed", "8")
     assert "--customers: 10 differs" in _refused(tmp_path, capsys, "--customers", "10")
