@@ -366,7 +366,7 @@ def validate(
     out_console.print(t)
     if report.only_in_s3:
         out_console.print(
-            f"not checked here (uploaded with --no-keep-local, parts only in S3): {', '.join(report.only_in_s3)}",
+            f"not checked here (no parts in this directory; they are in S3): {', '.join(report.only_in_s3)}",
             highlight=False,
         )
     if not report.ok:
