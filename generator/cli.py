@@ -17,6 +17,7 @@ from rich.table import Table
 
 from generator import __version__, schema
 from generator.config import (
+    DEFAULT_PARTITIONING,
     DEFAULT_SEED,
     DEFAULT_START,
     PARTITIONINGS,
@@ -83,7 +84,12 @@ def run(
             show_default="the timeline's last, or the default",
         ),
     ] = None,
-    partition_by: Annotated[str, typer.Option(help=f"Partitioning: {', '.join(PARTITIONINGS)}.")] = "date",
+    partition_by: Annotated[
+        str,
+        typer.Option(
+            help=f"Partitioning: {', '.join(PARTITIONINGS)}.", show_default=f"{DEFAULT_PARTITIONING}, or the timeline's"
+        ),
+    ] = "",
     latency_threshold_ms: Annotated[
         str,
         typer.Option(
@@ -139,7 +145,7 @@ def run(
         seed=parse_whole("--seed", seed) if seed else None,
         start=parse_start(start) if start else None,
         out=out,
-        partition_by=partition_by,
+        partition_by=partition_by or None,
         latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms)
         if latency_threshold_ms
         else None,
@@ -151,7 +157,7 @@ def run(
     # Conflicts with OUT's timeline, and a damaged one, are refused before anything is written.
     history = timeline.load(out)
     history.state_bytes()
-    resolved = cfg.resolve(history.last)
+    resolved = cfg.resolve(history.last, history.began)
     if dry_run:
         from generator.core.shard import plan, window_days
 
@@ -360,7 +366,7 @@ def validate(
     out_console.print(t)
     if report.only_in_s3:
         out_console.print(
-            f"not checked here (uploaded with --no-keep-local, parts only in S3): {', '.join(report.only_in_s3)}",
+            f"not checked here (no parts in this directory; they are in S3): {', '.join(report.only_in_s3)}",
             highlight=False,
         )
     if not report.ok:
@@ -435,7 +441,8 @@ def show_schema(
     for col in ("#", "column", "type", "nullable", "populated on", "values"):
         t.add_column(col)
     for i, c in enumerate(doc, 1):
-        on = c["populated_on"] if c["populated_on"] == "all" else ", ".join(c["populated_on"])
+        # Either the event types the column is set on, or one phrase saying when ("all", or a condition).
+        on = c["populated_on"] if isinstance(c["populated_on"], str) else ", ".join(c["populated_on"])
         row = (str(i), c["name"], c["type"], "yes" if c["nullable"] else "no", on, ", ".join(c["values"] or []))
         t.add_row(*(escape(x) for x in row))
     out_console.print(t)

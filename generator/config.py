@@ -15,6 +15,7 @@ from generator.core.events import DAY, HOUR, SECOND
 from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, auto_shard_size, shard_count, window_days
 
 PARTITIONINGS = ("date", "hour", "none")
+DEFAULT_PARTITIONING = "date"
 DEFAULT_START = "2025-11-01T00:00:00Z"  # a fixed instant, so a default run is reproducible; see README
 DEFAULT_SEED = 42
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
@@ -85,15 +86,15 @@ def _writable(path: Path) -> bool:
 @dataclass(frozen=True)
 class RunConfig:
     """A run's settings. Options left None are the timeline's: a run into a directory that already holds runs
-    continues them (it starts where the last one ended, with its seed, population and threshold); the first
-    run of a directory takes the defaults. `resolve` fills them in."""
+    continues them (it starts where the last one ended, with its seed, population, threshold and partition
+    layout); the first run of a directory takes the defaults. `resolve` fills them in."""
 
     events: int | None = 500_000  # exactly this many events; None with a duration
     workers: int = os.cpu_count() or 1
     seed: int | None = None
     start: datetime | None = None
     out: Path = Path("shards")
-    partition_by: str = "date"
+    partition_by: str | None = None  # None: the timeline's layout, or "date" for the first run
     latency_threshold_ms: int | None = None
     run_id: str = ""
     customers: int | None = None
@@ -129,7 +130,7 @@ class RunConfig:
             not isinstance(self.latency_threshold_ms, int) or self.latency_threshold_ms < 0
         ):
             raise ConfigError(f"--latency-threshold-ms: must be 0 or more, got {self.latency_threshold_ms!r}")
-        if self.partition_by not in PARTITIONINGS:
+        if self.partition_by is not None and self.partition_by not in PARTITIONINGS:
             raise ConfigError(f"--partition-by: must be one of {', '.join(PARTITIONINGS)}, got {self.partition_by!r}")
         if not self.run_id:
             object.__setattr__(self, "run_id", new_run_id())
@@ -142,10 +143,11 @@ class RunConfig:
         if self.duration_us is not None and self.duration_us > MAX_WINDOW_DAYS * DAY:
             raise ConfigError("--duration: at most ten years")
 
-    def resolve(self, last: dict | None) -> RunConfig:
+    def resolve(self, last: dict | None, began: str | None = None) -> RunConfig:
         """These settings for a run following `last` (the manifest of the directory's last run, or None for the
-        first): unset timeline options are taken from it, set ones must agree with it, and the run starts where
-        it ended. Raises ConfigError naming the option on a conflict."""
+        first; `began`: where the timeline's first run started): unset timeline options are taken from it, set
+        ones must agree with it, and the run starts where it ended. Raises ConfigError naming the option on a
+        conflict."""
         if self.scenario is not None:
             from generator.scenario import load_scenario  # it needs ConfigError from here
 
@@ -163,6 +165,7 @@ class RunConfig:
                     b.latency_threshold_ms if self.latency_threshold_ms is None else self.latency_threshold_ms
                 ),
                 "start": DEFAULT_START_TIME if self.start is None else self.start,
+                "partition_by": DEFAULT_PARTITIONING if self.partition_by is None else self.partition_by,
                 "ordinal": 0,
                 "previous": None,
                 "orders_before": 0,
@@ -181,12 +184,29 @@ class RunConfig:
                         "there continues it (use another --out for a new timeline)"
                     )
                 fill[name] = opts[name]
+            # The parts of every run sit in one layout, so that one glob or hive dataset reads them all. (A
+            # timeline written before this was enforced may mix layouts: a run continues its last run's.)
+            layout = opts["partition_by"]
+            if self.partition_by is not None and self.partition_by != layout:
+                raise ConfigError(
+                    f"--partition-by: {self.partition_by} differs from {layout}, the layout of the timeline in "
+                    f"{str(self.out)!r}; a run there continues it in the same layout, so that one glob reads every "
+                    "run (omit --partition-by, or use another --out for a new timeline)"
+                )
+            fill["partition_by"] = layout
             end_time = parse_start(end)
             if self.start is not None and self.start != end_time:
+                given = iso_us(to_us(self.start))
+                if began is not None and self.start < parse_start(began):
+                    raise ConfigError(
+                        f"--start: {given} is before the beginning of the timeline in {str(self.out)!r}, which "
+                        f"starts at {began} and ends at {end} (run {last['run_id']!r}); a run there continues it: "
+                        "omit --start to continue from its end, or use another --out for a new timeline"
+                    )
                 where = "inside the window" if self.start < end_time else "after the end"
                 raise ConfigError(
-                    f"--start: {iso_us(to_us(self.start))} is {where} of the timeline in {str(self.out)!r}, which "
-                    f"ends at {end} (run {last['run_id']!r}); omit --start to continue from there"
+                    f"--start: {given} is {where} of the timeline in {str(self.out)!r}, which ends at {end} "
+                    f"(run {last['run_id']!r}); omit --start to continue from there"
                 )
             fill |= {
                 "start": end_time,

@@ -153,7 +153,7 @@ def _run_locked(
     if manifest.manifest_path(out, cfg.run_id).exists():
         raise ConfigError(f"--run-id: run {cfg.run_id!r} is already committed in {str(out)!r}")
     history = timeline.load(out)
-    cfg = cfg.resolve(history.last)
+    cfg = cfg.resolve(history.last, history.began)
     pending = history.pending()
     gen = cfg.gen()
     shards = plan(gen)

@@ -61,6 +61,11 @@ class Timeline:
     def last(self) -> dict | None:
         return self.runs[-1] if self.runs else None
 
+    @property
+    def began(self) -> str | None:
+        """Where the timeline starts (its first run's window start); None before the first run."""
+        return self.runs[0]["window"]["start"] if self.runs else None
+
     def pending(self) -> Pending:
         """The events the last run left for the next one (checked against its manifest's checksum)."""
         data = self.state_bytes()

@@ -52,7 +52,7 @@ class Report:
     violations: Counter = field(default_factory=Counter)  # rule -> violating rows (or items)
     examples: dict[str, str] = field(default_factory=dict)
     runs: list[str] = field(default_factory=list)
-    only_in_s3: list[str] = field(default_factory=list)  # runs uploaded with --no-keep-local: no local parts
+    only_in_s3: list[str] = field(default_factory=list)  # runs uploaded to S3 whose parts are not in this directory
     rows: int = 0
     expected: Counter = field(default_factory=Counter)  # fault kind -> faults injected and listed in a sidecar
 
@@ -737,18 +737,30 @@ def validate_run(out: Path, doc: dict, report: Report, workers: int = 1) -> None
 
 
 def _only_in_s3(out: Path, doc: dict) -> bool:
+    """No part of the run is here, and it went to S3: uploaded with --no-keep-local, or pulled (`gen pull` brings
+    the manifests and state, never the parts) from a timeline written on another machine."""
     return "s3" in doc and bool(doc["parts"]) and not any((out / p["path"]).exists() for p in doc["parts"])
+
+
+def not_here(out: Path, docs: list[dict]) -> str:
+    """Why runs whose parts are only in S3 cannot be checked in `out`, and how they can be: one sentence."""
+    s3 = docs[0]["s3"]
+    where = f"s3://{s3['bucket']}/{s3['prefix'] + '/' if s3['prefix'] else ''}"
+    which = ", ".join(repr(d["run_id"]) for d in docs[:3]) + (f" and {len(docs) - 3} more" if len(docs) > 3 else "")
+    return (
+        f"run(s) {which} have no parts in {str(out)!r} (they are in {where}: pulled with gen pull, which brings only "
+        "manifests and state, or uploaded with --no-keep-local); gen validate reads local parts: run it where the "
+        f"parts were written, or copy them from S3 into {str(out)!r} under the same paths"
+    )
 
 
 def validate_timeline(out: Path, docs: list[dict], report: Report, workers: int = 1) -> None:
     """The whole timeline: every run's files, contiguous windows, then the row rules over all runs at once (a
     customer block of every run at a time), so sessions and orders that span runs are checked across the boundary
     and no event id may repeat."""
-    remote = [d["run_id"] for d in docs if _only_in_s3(out, d)]
+    remote = [d for d in docs if _only_in_s3(out, d)]
     if remote:
-        raise manifest.ManifestError(
-            f"{out}: run {remote[0]!r} was uploaded with --no-keep-local and has no local parts; --all needs them all"
-        )
+        raise manifest.ManifestError(f"--all needs the parts of every run: {not_here(out, remote)}")
     problems = timeline.chain_problems(out, docs)
     report.rule("windows contiguous and non-overlapping", len(problems), problems[0] if problems else "")
     report.runs.extend(d["run_id"] for d in docs)
@@ -770,4 +782,7 @@ def validate(out: Path, run_id: str | None = None, whole: bool = False, workers:
     else:
         for doc in docs:
             validate_run(out, doc, report, workers)
+        if not report.runs:  # every run's parts are elsewhere: nothing was checked, which is not a pass
+            remote = [d for d in docs if d["run_id"] in report.only_in_s3]
+            raise manifest.ManifestError(f"nothing to validate here: {not_here(out, remote)}")
     return report

@@ -118,6 +118,26 @@ def test_schema_json_lists_the_sixteen_columns(capsys):
     assert "tz=UTC]" in capsys.readouterr().out, "type shown in full, not eaten as markup"
 
 
+def test_schema_table_shows_a_condition_as_one_phrase(monkeypatch, capsys):
+    """A column set on a condition rather than on event types (error_code) shows the condition as written, not
+    split into its characters; columns set on event types list them."""
+    import io
+
+    from rich.console import Console
+
+    screen = io.StringIO()
+    monkeypatch.setattr("generator.cli.out_console", Console(file=screen, width=400, color_system=None))
+    assert main(["schema"]) == 0
+    rows = {line.split("│")[2].strip(): [c.strip() for c in line.split("│")[1:-1]] for line in _table_rows(screen)}
+    assert rows["error_code"][4] == "latency_ms > the run's latency threshold", rows["error_code"]
+    assert rows["payment_method"][4] == "PAYMENT_AUTHORIZED, ORDER_PLACED"
+    assert rows["event_id"][4] == "all"
+
+
+def _table_rows(screen) -> list[str]:
+    return [line for line in screen.getvalue().splitlines() if line.startswith("│")]
+
+
 def test_plain_log_lines_when_not_a_terminal(tmp_path):
     done = subprocess.run(
         [sys.executable, "-m", "generator", "run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000"],

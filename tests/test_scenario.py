@@ -63,6 +63,15 @@ def test_the_repo_root_scenarios_are_the_packaged_ones():
     assert tomllib.loads((root / "default.toml").read_text()) == tomllib.loads(packaged.read_text())
 
 
+def test_the_readme_states_each_default_carriers_tracking_number_width():
+    """The README's tracking number formats follow scenarios/default.toml (a carrier's digits changed there must
+    be changed in the README too)."""
+    readme = " ".join((REPO / "README.md").read_text().split())
+    carriers = default_behaviour().carriers
+    for name, prefix, digits in zip(carriers.names, carriers.tracking_prefix, carriers.tracking_digits, strict=True):
+        assert f"{name} `{prefix}` + {digits} digits" in readme, name
+
+
 def test_no_file_and_an_empty_file_are_the_defaults(tmp_path):
     assert load_scenario(None) is default_behaviour()
     b = load_scenario(write(tmp_path, "# nothing changed\n"))

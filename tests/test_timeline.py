@@ -187,6 +187,9 @@ def _refused(out: Path, capsys, *args: str) -> str:
 def test_conflicting_runs_are_refused(tmp_path, capsys):
     run(small_config(tmp_path, events=3_000, **TIMELINE))
     assert "inside the window" in _refused(tmp_path, capsys, "--start", "2025-11-01T06:00:00Z")
+    early = _refused(tmp_path, capsys, "--start", "2025-01-01T00:00:00Z")
+    assert "2025-01-01T00:00:00Z is before the beginning of the timeline" in early, early
+    assert "which starts at 2025-11-01T00:00:00" in early and "inside" not in early
     assert "after the end" in _refused(tmp_path, capsys, "--start", "2026-01-01")
     assert "--seed: 8 differs from 7" in _refused(tmp_path, capsys, "--seed", "8")
     assert "--customers: 10 differs" in _refused(tmp_path, capsys, "--customers", "10")
@@ -195,6 +198,28 @@ def test_conflicting_runs_are_refused(tmp_path, capsys):
     # Continuing explicitly at the end is not a conflict.
     end = timeline.load(tmp_path).last["window"]["end"]
     assert main(["run", "--out", str(tmp_path), "--events", "1000", "--quiet", "--start", end, "--workers", "1"]) == 0
+
+
+@pytest.mark.parametrize("layout", ["none", "hour"])
+def test_a_continuing_run_keeps_the_timelines_partition_layout(tmp_path, capsys, layout):
+    """Every run of a timeline writes its parts in the first run's layout, so one glob (or a hive dataset) over
+    events/ reads them all: a run without --partition-by takes it, and another --partition-by is refused."""
+    base = ["run", "--out", str(tmp_path), "--quiet", "--workers", "1", "--events", "1500"]
+    assert main([*base, "--customers", "2000", "--partition-by", layout, "--run-id", "a"]) == 0
+    other = "date"
+    err = _refused(tmp_path, capsys, "--partition-by", other, "--events", "1500")
+    assert f"--partition-by: {other} differs from {layout}, the layout of the timeline in" in err, err
+    assert main([*base, "--dry-run"]) == 0
+    assert orjson.loads(capsys.readouterr().out)["options"]["partition_by"] == layout
+    assert main([*base, "--run-id", "b"]) == 0
+    assert main([*base, "--run-id", "c", "--partition-by", layout]) == 0, "the timeline's own layout, spelled out"
+    docs = timeline.load(tmp_path).runs
+    assert [d["options"]["partition_by"] for d in docs] == [layout] * 3
+    depth = {"none": 2, "hour": 4}[layout]  # events/part, events/dt=/hour=/part
+    paths = [p["path"] for d in docs for p in d["parts"]]
+    assert {len(Path(p).parts) for p in paths} == {depth}, paths
+    on_disk = {p.relative_to(tmp_path).as_posix() for p in (tmp_path / "events").rglob("*.parquet")}
+    assert on_disk == set(paths)
 
 
 def test_a_second_writer_is_refused_while_the_first_holds_the_lock(tmp_path, capsys):

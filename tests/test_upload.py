@@ -185,8 +185,11 @@ def test_no_keep_local_removes_the_local_copy_after_the_commit(tmp_path, s3, s3_
     assert main(args) == 0
     assert not list((tmp_path / "events").rglob("*.parquet"))
     assert (tmp_path / relative_path("nk")).exists(), "the manifest and state stay, so the timeline continues"
-    assert main(["validate", str(tmp_path)]) == 0, "a run whose parts are only in S3 is not reported as broken"
-    assert "only in S3): nk" in capsys.readouterr().out
+    # A run whose parts are only in S3 is not reported as broken (exit 1), nor as checked: nothing here to check.
+    assert main(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "nothing to validate here: run(s) 'nk' have no parts in" in err, err
+    assert f"they are in s3://{BUCKET}/p/" in err and "gen validate reads local parts" in err
     assert main(["report", str(tmp_path)]) == 2, "nothing to report on here"
     assert "no committed run with events here (parts only in S3" in capsys.readouterr().err
     remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"p/{relative_path('nk')}")["Body"].read())
@@ -421,6 +424,36 @@ def test_a_fresh_machine_pulls_the_timeline_from_s3_and_continues_it(tmp_path, s
         assert main([*base[: -len(s3_args)], "--out", str(local), "--run-id", run_id]) == 0
     b_parts = {p["path"]: p["sha256"] for p in docs[1]["parts"]}
     assert b_parts == {p["path"]: p["sha256"] for p in timeline.load(local).runs[1]["parts"]}
+
+
+def test_a_pulled_timeline_keeps_its_layout_and_is_validated_only_where_its_parts_are(tmp_path, s3, s3_server, capsys):
+    """A timeline written elsewhere (parts kept there) and pulled here: the next run here continues it in its
+    partition layout (another --partition-by is refused before S3 is touched); `gen validate` says the pulled
+    run's parts are not here rather than passing on nothing, and checks the runs whose parts are."""
+    s3_args = ["--bucket", BUCKET, "--prefix", "lay", "--endpoint-url", s3_server]
+    base = ["run", "--events", "2000", "--customers", "3000", "--workers", "1", "-q", *s3_args]
+    assert main([*base, "--out", str(tmp_path / "origin"), "--run-id", "a", "--partition-by", "hour"]) == 0
+    fresh = tmp_path / "fresh"
+    assert main(["pull", "--out", str(fresh), *s3_args]) == 0
+    capsys.readouterr()
+    for whole, said in (([], "nothing to validate here: "), (["--all"], "--all needs the parts of every run: ")):
+        assert main(["validate", str(fresh), "--workers", "1", *whole]) == 2
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and f"{said}run(s) 'a' have no parts in {str(fresh)!r}" in err, err
+        assert f"they are in s3://{BUCKET}/lay/" in err and "gen validate reads local parts" in err
+    keys = _keys(s3)
+    before = {p: p.stat().st_mtime_ns for p in fresh.rglob("*")}
+    assert main([*base, "--out", str(fresh), "--run-id", "b", "--partition-by", "date"]) == 2
+    err = capsys.readouterr().err
+    assert "--partition-by: date differs from hour, the layout of the timeline" in err and err.count("\n") == 1
+    assert {p: p.stat().st_mtime_ns for p in fresh.rglob("*")} == before and _keys(s3) == keys, "nothing written"
+    assert main([*base, "--out", str(fresh), "--run-id", "b"]) == 0
+    doc = timeline.load(fresh).runs[1]
+    assert doc["options"]["partition_by"] == "hour" and all("/hour=" in p["path"] for p in doc["parts"])
+    assert {f"lay/{p['path']}" for p in doc["parts"]} <= _keys(s3, "lay/events/")
+    assert main(["validate", str(fresh), "--workers", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "1 run(s)" in out and "not checked here (no parts in this directory; they are in S3): a" in out
 
 
 def test_pull_refuses_a_state_that_does_not_match(tmp_path, s3, s3_server, capsys):
