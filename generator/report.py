@@ -825,7 +825,7 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
     ]
     state_section = Section(
         "orders",
-        "Orders by state",
+        "Orders by last stage",
         rows,
         [
             "Last stage reached per tracking number at the end of the data. Targets: each order's chance of having "

@@ -206,7 +206,7 @@ def test_session_event_mix_within_tolerance(summary):
 
 
 def test_orders_and_delivery_within_tolerance(long_dir):
-    """Orders by state: each count within 4.5·sqrt(expected) + 2 of its expectation (a sum of independent
+    """Orders by last stage: each count within 4.5·sqrt(expected) + 2 of its expectation (a sum of independent
     Bernoullis has variance at most its mean). Delivery medians: within 20% for carriers with at least 30
     deliveries (the Kaplan-Meier median of a lognormal-ish delay with spread ~0.4 over 30+ orders has a relative
     standard error under 10%)."""
