@@ -19,6 +19,7 @@ from mimesis.providers.base import BaseDataProvider
 
 CROSS_POOLS = ("christian_english", "muslim_arabic")
 FIRST_NAME_SOURCES = ("native", *CROSS_POOLS)
+RELIGIONS = ("christian", "muslim", "traditional")
 HUBS = ("Lagos", "FCT")  # states where deliveries are fastest
 
 
@@ -34,6 +35,21 @@ def _segmented_cdf(weights: list[list[float]]) -> np.ndarray:
     return np.concatenate(out)
 
 
+def first_name_mix(group: dict, religion: dict) -> list[float]:
+    """Shares of first names from the group's own list, the English/Christian pool and the Arabic/Muslim pool.
+
+    Christians and Muslims of the group use its own names with the group's `native_first_names` share and
+    otherwise the pool of their religion; followers of traditional religions use the group's own names."""
+    c, m, t = (religion[r] for r in RELIGIONS)
+    own = group["native_first_names"]
+    return [c * own["christian"] + m * own["muslim"] + t, c * (1 - own["christian"]), m * (1 - own["muslim"])]
+
+
+def religion_of(state: dict, group_name: str, group: dict) -> dict:
+    """The religious mix of a group where it lives in `state`: the state's override, else the group's own."""
+    return state.get("religion", {}).get(group_name, group["religion"])
+
+
 @dataclass(frozen=True, eq=False)
 class Pools:
     """Everything the population draws from, as flat arrays."""
@@ -43,7 +59,7 @@ class Pools:
     state_is_hub: np.ndarray
     groups: tuple[str, ...]
     group_cdf: np.ndarray  # segmented by state
-    source_cdf: np.ndarray  # segmented by state: native / christian_english / muslim_arabic
+    source_cdf: np.ndarray  # segmented by (state, group), state * len(groups) + group: FIRST_NAME_SOURCES
     first_names: pa.Array
     first_offset: np.ndarray  # per (key, gender): key is a group index, or len(groups) + cross pool index
     first_size: np.ndarray
@@ -91,10 +107,11 @@ class Nigeria(BaseDataProvider):
         state = state or self._state()
         group = self.random.choices(list(state["groups"]), weights=list(state["groups"].values()))[0]
         gender = self.random.choice(("first_male", "first_female"))
-        mix = state["first_name_mix"]
-        source = self.random.choices(list(mix), weights=list(mix.values()))[0]
-        pool = self._dataset["groups"][group] if source == "native" else self._dataset["first_name_pools"][source]
-        return f"{self.random.choice(pool[gender])} {self.random.choice(self._dataset['groups'][group]['last'])}"
+        g = self._dataset["groups"][group]
+        mix = first_name_mix(g, religion_of(state, group, g))
+        source = self.random.choices(FIRST_NAME_SOURCES, weights=mix)[0]
+        pool = g if source == "native" else self._dataset["first_name_pools"][source]
+        return f"{self.random.choice(pool[gender])} {self.random.choice(g['last'])}"
 
     def phone_number(self) -> str:
         ops = self._dataset["operators"]
@@ -161,7 +178,9 @@ class Nigeria(BaseDataProvider):
             state_is_hub=np.array([s["name"] in HUBS for s in states]),
             groups=groups,
             group_cdf=_segmented_cdf([[s["groups"].get(g, 0.0) for g in groups] for s in states]),
-            source_cdf=_segmented_cdf([[s["first_name_mix"].get(k, 0.0) for k in FIRST_NAME_SOURCES] for s in states]),
+            source_cdf=_segmented_cdf(
+                [first_name_mix(d["groups"][g], religion_of(s, g, d["groups"][g])) for s in states for g in groups]
+            ),
             first_names=pa.array(first),
             first_offset=np.array(first_offset, dtype=np.int64),
             first_size=np.array(first_size, dtype=np.int64),

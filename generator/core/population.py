@@ -92,7 +92,10 @@ def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     state = home_state(seed, idx, pools)
     n_groups = len(pools.groups)
     group = _segment_pick(pools.group_cdf, state, u("group")) - state * n_groups
-    source = _segment_pick(pools.source_cdf, state, u("name_source")) - state * 3
+    # The first name's source (the group's own names, English/Christian, Arabic/Muslim) follows the group's
+    # religion where it lives: one distribution per (state, group).
+    segment = state * n_groups + group
+    source = _segment_pick(pools.source_cdf, segment, u("name_source")) - segment * 3
     female = (u("gender") < 0.5).astype(np.int64)
     first_key = np.where(source == 0, group, n_groups + source - 1) * 2 + female
     first_idx = _within(pools.first_offset, pools.first_size, first_key, u("first_name"))
