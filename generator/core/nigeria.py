@@ -70,9 +70,11 @@ class Pools:
     area_lines: pa.Array  # per area, the end of an address: "Opebi, Ikeja, Lagos State"
     area_offset: np.ndarray  # per city
     area_size: np.ndarray
-    street_lines: pa.Array  # per (street, suffix): "Adeola Odeku Street, "
-    street_count: int
-    suffix_cdf: np.ndarray
+    street_lines: pa.Array  # "Hospital Road, ": the generic streets first, then each city's own streets
+    generic_count: int  # street_lines[:generic_count] are found in every town
+    local_offset: np.ndarray  # per city, its own streets in street_lines (size 0: none listed)
+    local_size: np.ndarray
+    street_share: np.ndarray  # per state: chance that a customer in a city with its own streets lives on one
     operator_names: tuple[str, ...]
     operator_cdf: np.ndarray
     prefixes: np.ndarray  # national prefix without the leading 0, e.g. 803, flat over operators
@@ -121,11 +123,10 @@ class Nigeria(BaseDataProvider):
     def address(self) -> str:
         state = self._state()
         city = self.random.choices(state["cities"], weights=[c["weight"] for c in state["cities"]])[0]
-        suffixes = self._dataset["street_suffixes"]
-        suffix = self.random.choices(list(suffixes), weights=list(suffixes.values()))[0]
-        street = self.random.choice(self._dataset["street_names"])
+        local = city.get("streets") and self.random.random() < state["street_share"]
+        street = self.random.choice(city["streets"] if local else self._dataset["generic_streets"])
         return (
-            f"{self.random.randint(1, 120)} {street} {suffix}, {self.random.choice(city['areas'])}, "
+            f"{self.random.randint(1, 120)} {street}, {self.random.choice(city['areas'])}, "
             f"{city['name']}, {state_label(state['name'])}"
         )
 
@@ -156,12 +157,20 @@ class Nigeria(BaseDataProvider):
             last.extend(d["groups"][g]["last"])
 
         area_lines, area_offset, area_size, city_weights = [], [], [], []
+        generic = d["generic_streets"]
+        streets, local_offset, local_size = list(generic), [], []
         for s in states:
             city_weights.append([c["weight"] for c in s["cities"]])
             for c in s["cities"]:
                 area_offset.append(len(area_lines))
                 area_size.append(len(c["areas"]))
                 area_lines.extend(f"{a}, {c['name']}, {state_label(s['name'])}" for a in c["areas"])
+                own = c.get("streets", [])
+                if set(own) & set(generic):
+                    raise ValueError(f"{c['name']}: {sorted(set(own) & set(generic))} listed as generic too")
+                local_offset.append(len(streets))
+                local_size.append(len(own))
+                streets.extend(own)
 
         ops = d["operators"]
         prefixes, prefix_offset, prefix_size = [], [], []
@@ -170,7 +179,6 @@ class Nigeria(BaseDataProvider):
             prefix_size.append(len(o["prefixes"]))
             prefixes.extend(int(p) for p in o["prefixes"])  # "0803" -> 803
 
-        suffixes = d["street_suffixes"]
         domains = d["email_domains"]
         return Pools(
             state_names=pa.array([state_label(s["name"]) for s in states]),
@@ -191,9 +199,11 @@ class Nigeria(BaseDataProvider):
             area_lines=pa.array(area_lines),
             area_offset=np.array(area_offset, dtype=np.int64),
             area_size=np.array(area_size, dtype=np.int64),
-            street_lines=pa.array([f"{st} {sx}, " for st in d["street_names"] for sx in suffixes]),
-            street_count=len(d["street_names"]),
-            suffix_cdf=np.cumsum(list(suffixes.values())).astype(float),
+            street_lines=pa.array([f"{st}, " for st in streets]),
+            generic_count=len(generic),
+            local_offset=np.array(local_offset, dtype=np.int64),
+            local_size=np.array(local_size, dtype=np.int64),
+            street_share=np.array([s["street_share"] for s in states], dtype=float),
             operator_names=tuple(o["name"] for o in ops),
             operator_cdf=np.cumsum([o["share"] for o in ops]).astype(float),
             prefixes=np.array(prefixes, dtype=np.int64),

@@ -108,14 +108,16 @@ def identities(seed: int, idx: np.ndarray, pools: Pools) -> dict[str, pa.Array]:
     subscriber = np.minimum((u("subscriber") * 10_000_000).astype(np.int64), 9_999_999)
     phone = digit_strings("+234", prefix * 10**7 + subscriber, 10)
 
-    # Addresses: a house number (small ones more common), a street, an area of a city of the home state.
+    # Addresses: a house number (small ones more common), a street, an area of a city of the home state. The
+    # street is one of the city's own (with the state's street_share, where the city lists any) or a generic one.
     city = _segment_pick(pools.city_cdf, state, u("city"))
     area = _within(pools.area_offset, pools.area_size, city, u("area"))
     house = (119 * u("house") ** 2).astype(np.int64)  # house numbers 1..120, as an index into their strings
-    street = np.minimum((u("street") * pools.street_count).astype(np.int64), pools.street_count - 1)
-    suffix = pick(pools.suffix_cdf, u("street_suffix"))
-    street_line = street * len(pools.suffix_cdf) + suffix
-    address = _join(pools.house_numbers.take(house), pools.street_lines.take(street_line), pools.area_lines.take(area))
+    us = u("street")
+    own = (pools.local_size[city] > 0) & (u("street_local") < pools.street_share[state])
+    generic = np.minimum((us * pools.generic_count).astype(np.int64), pools.generic_count - 1)
+    street = np.where(own, _within(pools.local_offset, np.maximum(pools.local_size, 1), city, us), generic)
+    address = _join(pools.house_numbers.take(house), pools.street_lines.take(street), pools.area_lines.take(area))
 
     # E-mail local parts from the name in the shapes people pick (ada.okafor, adaokafor, ada_okafor, aokafor,
     # okafor.ada, adao), often followed by digits (a birth year or a number). Words come from the pools'
