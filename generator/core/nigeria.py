@@ -19,6 +19,7 @@ from mimesis.providers.base import BaseDataProvider
 
 CROSS_POOLS = ("christian_english", "muslim_arabic")
 FIRST_NAME_SOURCES = ("native", *CROSS_POOLS)
+RELIGIONS = ("christian", "muslim", "traditional")
 HUBS = ("Lagos", "FCT")  # states where deliveries are fastest
 
 
@@ -34,6 +35,21 @@ def _segmented_cdf(weights: list[list[float]]) -> np.ndarray:
     return np.concatenate(out)
 
 
+def first_name_mix(group: dict, religion: dict) -> list[float]:
+    """Shares of first names from the group's own list, the English/Christian pool and the Arabic/Muslim pool.
+
+    Christians and Muslims of the group use its own names with the group's `native_first_names` share and
+    otherwise the pool of their religion; followers of traditional religions use the group's own names."""
+    c, m, t = (religion[r] for r in RELIGIONS)
+    own = group["native_first_names"]
+    return [c * own["christian"] + m * own["muslim"] + t, c * (1 - own["christian"]), m * (1 - own["muslim"])]
+
+
+def religion_of(state: dict, group_name: str, group: dict) -> dict:
+    """The religious mix of a group where it lives in `state`: the state's override, else the group's own."""
+    return state.get("religion", {}).get(group_name, group["religion"])
+
+
 @dataclass(frozen=True, eq=False)
 class Pools:
     """Everything the population draws from, as flat arrays."""
@@ -43,7 +59,7 @@ class Pools:
     state_is_hub: np.ndarray
     groups: tuple[str, ...]
     group_cdf: np.ndarray  # segmented by state
-    source_cdf: np.ndarray  # segmented by state: native / christian_english / muslim_arabic
+    source_cdf: np.ndarray  # segmented by (state, group), state * len(groups) + group: FIRST_NAME_SOURCES
     first_names: pa.Array
     first_offset: np.ndarray  # per (key, gender): key is a group index, or len(groups) + cross pool index
     first_size: np.ndarray
@@ -54,9 +70,11 @@ class Pools:
     area_lines: pa.Array  # per area, the end of an address: "Opebi, Ikeja, Lagos State"
     area_offset: np.ndarray  # per city
     area_size: np.ndarray
-    street_lines: pa.Array  # per (street, suffix): "Adeola Odeku Street, "
-    street_count: int
-    suffix_cdf: np.ndarray
+    street_lines: pa.Array  # "Hospital Road, ": the generic streets first, then each city's own streets
+    generic_count: int  # street_lines[:generic_count] are found in every town
+    local_offset: np.ndarray  # per city, its own streets in street_lines (size 0: none listed)
+    local_size: np.ndarray
+    street_share: np.ndarray  # per state: chance that a customer in a city with its own streets lives on one
     operator_names: tuple[str, ...]
     operator_cdf: np.ndarray
     prefixes: np.ndarray  # national prefix without the leading 0, e.g. 803, flat over operators
@@ -91,10 +109,11 @@ class Nigeria(BaseDataProvider):
         state = state or self._state()
         group = self.random.choices(list(state["groups"]), weights=list(state["groups"].values()))[0]
         gender = self.random.choice(("first_male", "first_female"))
-        mix = state["first_name_mix"]
-        source = self.random.choices(list(mix), weights=list(mix.values()))[0]
-        pool = self._dataset["groups"][group] if source == "native" else self._dataset["first_name_pools"][source]
-        return f"{self.random.choice(pool[gender])} {self.random.choice(self._dataset['groups'][group]['last'])}"
+        g = self._dataset["groups"][group]
+        mix = first_name_mix(g, religion_of(state, group, g))
+        source = self.random.choices(FIRST_NAME_SOURCES, weights=mix)[0]
+        pool = g if source == "native" else self._dataset["first_name_pools"][source]
+        return f"{self.random.choice(pool[gender])} {self.random.choice(g['last'])}"
 
     def phone_number(self) -> str:
         ops = self._dataset["operators"]
@@ -104,11 +123,10 @@ class Nigeria(BaseDataProvider):
     def address(self) -> str:
         state = self._state()
         city = self.random.choices(state["cities"], weights=[c["weight"] for c in state["cities"]])[0]
-        suffixes = self._dataset["street_suffixes"]
-        suffix = self.random.choices(list(suffixes), weights=list(suffixes.values()))[0]
-        street = self.random.choice(self._dataset["street_names"])
+        local = city.get("streets") and self.random.random() < state["street_share"]
+        street = self.random.choice(city["streets"] if local else self._dataset["generic_streets"])
         return (
-            f"{self.random.randint(1, 120)} {street} {suffix}, {self.random.choice(city['areas'])}, "
+            f"{self.random.randint(1, 120)} {street}, {self.random.choice(city['areas'])}, "
             f"{city['name']}, {state_label(state['name'])}"
         )
 
@@ -139,12 +157,20 @@ class Nigeria(BaseDataProvider):
             last.extend(d["groups"][g]["last"])
 
         area_lines, area_offset, area_size, city_weights = [], [], [], []
+        generic = d["generic_streets"]
+        streets, local_offset, local_size = list(generic), [], []
         for s in states:
             city_weights.append([c["weight"] for c in s["cities"]])
             for c in s["cities"]:
                 area_offset.append(len(area_lines))
                 area_size.append(len(c["areas"]))
                 area_lines.extend(f"{a}, {c['name']}, {state_label(s['name'])}" for a in c["areas"])
+                own = c.get("streets", [])
+                if set(own) & set(generic):
+                    raise ValueError(f"{c['name']}: {sorted(set(own) & set(generic))} listed as generic too")
+                local_offset.append(len(streets))
+                local_size.append(len(own))
+                streets.extend(own)
 
         ops = d["operators"]
         prefixes, prefix_offset, prefix_size = [], [], []
@@ -153,7 +179,6 @@ class Nigeria(BaseDataProvider):
             prefix_size.append(len(o["prefixes"]))
             prefixes.extend(int(p) for p in o["prefixes"])  # "0803" -> 803
 
-        suffixes = d["street_suffixes"]
         domains = d["email_domains"]
         return Pools(
             state_names=pa.array([state_label(s["name"]) for s in states]),
@@ -161,7 +186,9 @@ class Nigeria(BaseDataProvider):
             state_is_hub=np.array([s["name"] in HUBS for s in states]),
             groups=groups,
             group_cdf=_segmented_cdf([[s["groups"].get(g, 0.0) for g in groups] for s in states]),
-            source_cdf=_segmented_cdf([[s["first_name_mix"].get(k, 0.0) for k in FIRST_NAME_SOURCES] for s in states]),
+            source_cdf=_segmented_cdf(
+                [first_name_mix(d["groups"][g], religion_of(s, g, d["groups"][g])) for s in states for g in groups]
+            ),
             first_names=pa.array(first),
             first_offset=np.array(first_offset, dtype=np.int64),
             first_size=np.array(first_size, dtype=np.int64),
@@ -172,9 +199,11 @@ class Nigeria(BaseDataProvider):
             area_lines=pa.array(area_lines),
             area_offset=np.array(area_offset, dtype=np.int64),
             area_size=np.array(area_size, dtype=np.int64),
-            street_lines=pa.array([f"{st} {sx}, " for st in d["street_names"] for sx in suffixes]),
-            street_count=len(d["street_names"]),
-            suffix_cdf=np.cumsum(list(suffixes.values())).astype(float),
+            street_lines=pa.array([f"{st}, " for st in streets]),
+            generic_count=len(generic),
+            local_offset=np.array(local_offset, dtype=np.int64),
+            local_size=np.array(local_size, dtype=np.int64),
+            street_share=np.array([s["street_share"] for s in states], dtype=float),
             operator_names=tuple(o["name"] for o in ops),
             operator_cdf=np.cumsum([o["share"] for o in ops]).astype(float),
             prefixes=np.array(prefixes, dtype=np.int64),

@@ -91,7 +91,10 @@ def _names(seed: int, idx: np.ndarray, pools: Pools) -> tuple[np.ndarray, np.nda
     state = home_state(seed, idx, pools)
     n_groups = len(pools.groups)
     group = _segment_pick(pools.group_cdf, state, u("group")) - state * n_groups
-    source = _segment_pick(pools.source_cdf, state, u("name_source")) - state * 3
+    # The first name's source (the group's own names, English/Christian, Arabic/Muslim) follows the group's
+    # religion where it lives: one distribution per (state, group).
+    segment = state * n_groups + group
+    source = _segment_pick(pools.source_cdf, segment, u("name_source")) - segment * 3
     female = (u("gender") < 0.5).astype(np.int64)
     first_key = np.where(source == 0, group, n_groups + source - 1) * 2 + female
     first_idx = _within(pools.first_offset, pools.first_size, first_key, u("first_name"))
@@ -284,14 +287,16 @@ def identities(seed: int, idx: np.ndarray, pools: Pools, population: int | None 
     prefix = pools.prefixes[_within(pools.prefix_offset, pools.prefix_size, op, u("prefix"))]
     phone = digit_strings("+234", prefix * 10**7 + subscriber_numbers(seed, idx), 10)
 
-    # Addresses: a house number (small ones more common), a street, an area of a city of the home state.
+    # Addresses: a house number (small ones more common), a street, an area of a city of the home state. The
+    # street is one of the city's own (with the state's street_share, where the city lists any) or a generic one.
     city = _segment_pick(pools.city_cdf, state, u("city"))
     area = _within(pools.area_offset, pools.area_size, city, u("area"))
     house = (119 * u("house") ** 2).astype(np.int64)  # house numbers 1..120, as an index into their strings
-    street = np.minimum((u("street") * pools.street_count).astype(np.int64), pools.street_count - 1)
-    suffix = pick(pools.suffix_cdf, u("street_suffix"))
-    street_line = street * len(pools.suffix_cdf) + suffix
-    address = _join(pools.house_numbers.take(house), pools.street_lines.take(street_line), pools.area_lines.take(area))
+    us = u("street")
+    own = (pools.local_size[city] > 0) & (u("street_local") < pools.street_share[state])
+    generic = np.minimum((us * pools.generic_count).astype(np.int64), pools.generic_count - 1)
+    street = np.where(own, _within(pools.local_offset, np.maximum(pools.local_size, 1), city, us), generic)
+    address = _join(pools.house_numbers.take(house), pools.street_lines.take(street), pools.area_lines.take(area))
 
     head, sep, tail, domain = _email_words(seed, idx, pools, first_idx, last_idx)
     digits = _email_digits(seed, idx)

@@ -1,0 +1,158 @@
+"""Customer identities read as Nigerian: first names follow the religion of the surname's ethnic group (and, for
+the Yoruba, the state), and a street named after a place belongs to the customer's own city. Checked against the
+reference data itself (`nigeria.json`), over large customer samples and random customers."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections import Counter
+from functools import lru_cache
+from importlib import resources
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generator.core.nigeria import Nigeria, default_pools, state_label
+from generator.core.population import identities
+
+
+@lru_cache(maxsize=1)
+def _data() -> dict:
+    return json.loads(resources.files("generator").joinpath("data/en/nigeria.json").read_text())
+
+
+def _unique_surnames(group: str) -> set[str]:
+    """Surnames of `group` that no other group uses, so a name's surname tells its group."""
+    groups = _data()["groups"]
+    others = set().union(*(set(v["last"]) for g, v in groups.items() if g != group))
+    return set(groups[group]["last"]) - others
+
+
+def _pool(name: str) -> set[str]:
+    pool = _data()["first_name_pools"][name]
+    return set(pool["first_male"] + pool["first_female"])
+
+
+@pytest.fixture(scope="module")
+def customers() -> dict[str, np.ndarray]:
+    ids = identities(11, np.arange(300_000), default_pools())
+    names = ids["name"].to_pylist()
+    return {
+        "first": np.array([n.split(" ", 1)[0] for n in names]),
+        "last": np.array([n.split(" ", 1)[1] for n in names]),
+        "state": np.array([a.rsplit(", ", 1)[1] for a in ids["address"].to_pylist()]),
+        "address": ids["address"].to_pylist(),
+    }
+
+
+def _shares(customers, group: str, states: list[str] | None = None) -> tuple[int, float, float]:
+    """(count, Arabic/Muslim share, English/Christian share) of first names among `group`'s surnames."""
+    mask = np.isin(customers["last"], list(_unique_surnames(group)))
+    if states is not None:
+        mask &= np.isin(customers["state"], [state_label(s) for s in states])
+    first = customers["first"][mask]
+    return (
+        int(mask.sum()),
+        np.isin(first, list(_pool("muslim_arabic"))).mean(),
+        np.isin(first, list(_pool("christian_english"))).mean(),
+    )
+
+
+def test_first_names_follow_the_religion_of_the_surnames_group(customers):
+    n, arabic, _ = _shares(customers, "igbo")
+    assert n > 20_000 and arabic < 0.03, "Igbo are overwhelmingly Christian"
+    for group in ("hausa_fulani", "kanuri"):
+        n, _, english = _shares(customers, group)
+        assert n > 1_000 and english < 0.04, f"{group} are overwhelmingly Muslim"
+    for group in ("ijaw", "efik_ibibio", "urhobo_isoko", "tiv"):
+        n, arabic, english = _shares(customers, group)
+        assert n > 1_000 and arabic < 0.05 and english > 0.3, f"{group} are mostly Christian"
+    n, arabic, english = _shares(customers, "yoruba")
+    assert n > 20_000 and 0.12 < arabic < 0.40 and 0.12 < english < 0.40, "Yoruba are both Christian and Muslim"
+
+
+def test_yoruba_first_names_follow_the_state(customers):
+    n_east, arabic_east, english_east = _shares(customers, "yoruba", ["Ekiti", "Ondo"])
+    n_north, arabic_north, english_north = _shares(customers, "yoruba", ["Kwara", "Oyo", "Osun"])
+    assert n_east > 1_000 and n_north > 1_000
+    assert arabic_east < 0.12 < 0.2 < arabic_north, "Ekiti and Ondo lean Christian, Kwara, Oyo and Osun Muslim"
+    assert english_east > english_north
+
+
+def _parse(address: str) -> tuple[str, str, str]:
+    """(street, city, state label) of '<house> <street>, <area>, <city>, <state>'."""
+    house, rest = address.split(" ", 1)
+    street, _area, city, state = rest.rsplit(", ", 3)
+    assert house.isdigit()
+    return street, city, state
+
+
+@lru_cache(maxsize=1)
+def _own_streets() -> dict[tuple[str, str], set[str]]:
+    """(city, state label) -> the city's own streets; state label -> all the state's own streets."""
+    out: dict = {}
+    for s in _data()["states"]:
+        label = state_label(s["name"])
+        out[label] = set()
+        for c in s["cities"]:
+            out[(c["name"], label)] = set(c.get("streets", []))
+            out[label] |= out[(c["name"], label)]
+    return out
+
+
+def _check_street(address: str) -> bool:
+    """Whether the address's street is generic or one of its own city's; returns whether it is the city's."""
+    street, city, state = _parse(address)
+    if street in _data()["generic_streets"]:
+        return False
+    assert street in _own_streets()[state], f"{street!r} is not a street of {state}: {address}"
+    assert street in _own_streets()[(city, state)], f"{street!r} is not a street of {city}: {address}"
+    return True
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 2**63 - 1), st.lists(st.integers(0, 10**9), min_size=1, max_size=200))
+def test_a_place_specific_street_is_only_found_in_its_own_city_and_state(seed, idx):
+    for address in identities(seed, np.array(idx), default_pools())["address"].to_pylist():
+        _check_street(address)
+
+
+def test_the_mimesis_provider_places_streets_the_same_way():
+    provider = Nigeria(seed=3)
+    own = [_check_street(provider.address()) for _ in range(3_000)]
+    assert 0.3 < np.mean(own) < 0.8
+
+
+def test_share_of_a_states_own_streets_is_as_configured(customers):
+    n, own = Counter(), Counter()
+    for address in customers["address"]:
+        state = _parse(address)[2]
+        n[state] += 1
+        own[state] += _check_street(address)
+    checked = 0
+    for s in _data()["states"]:
+        label = state_label(s["name"])
+        weights = np.array([c["weight"] for c in s["cities"]], float)
+        listed = np.array([bool(c.get("streets")) for c in s["cities"]])
+        expected = s["street_share"] * weights[listed].sum() / weights.sum()
+        if expected == 0:
+            assert own[label] == 0, label
+            continue
+        assert n[label] > 200, label
+        sigma = np.sqrt(expected * (1 - expected) / n[label])
+        assert abs(own[label] / n[label] - expected) < 5 * sigma, (label, own[label] / n[label], expected)
+        checked += 1
+    assert checked >= 25
+    assert own["Lagos State"] / n["Lagos State"] > 0.6, "most Lagos addresses are on real Lagos streets"
+
+
+def test_a_city_street_listed_as_generic_too_is_refused():
+    """Own and generic streets must not overlap, or an address could not tell which pool its street came from."""
+    provider = Nigeria()
+    provider._dataset = copy.deepcopy(provider._dataset)
+    provider._dataset["states"][0]["cities"][0]["streets"].append(provider._dataset["generic_streets"][0])
+    with pytest.raises(ValueError, match="listed as generic too"):
+        provider.pools()
