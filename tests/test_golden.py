@@ -21,7 +21,7 @@ FIRST_ROWS = [
         "42 Old Airport Street, Katampe, Abuja, FCT",
         "rahamadanladi773@gmail.com",
         "ANDROID",
-        662,
+        264,
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
@@ -33,7 +33,7 @@ FIRST_ROWS = [
         "2 Freetown Street, Onikan, Lagos Island, Lagos State",
         "kunle_oladipo@yahoo.com",
         "ANDROID",
-        149,
+        700,
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
@@ -45,7 +45,7 @@ FIRST_ROWS = [
         "81 Quarry Close, Kawo, Kaduna, Kaduna State",
         "murjanatu.salihu41@gmail.com",
         "ANDROID",
-        94,
+        390,
     ),
 ]
 FIELDS = (

@@ -84,6 +84,17 @@ def test_latency_flags_a_small_percentage(events):
     assert 150 < med["ANDROID"] < 600
 
 
+def test_slow_latencies_form_a_continuous_long_tail(events):
+    """The ANDROID events above the 2000 ms threshold (~1% of ~200,000) take many distinct values, and some lie
+    above 6021 ms, where a 4096-level quantile table of the same lognormal stopped (it gave 45 distinct values
+    there, each repeated dozens of times): about 0.012% of the events, ~25 expected."""
+    android = events.filter(pc.equal(events.column("platform"), "ANDROID")).column("latency_ms").to_numpy()
+    slow = android[android > 2000]
+    assert slow.size > 1_000
+    assert np.unique(slow).size > 0.4 * slow.size
+    assert (android > 6021).sum() >= 5
+
+
 def test_evening_peak_and_night_trough_in_west_africa_time(events):
     opens = events.filter(pc.equal(events.column("event_type"), "OPEN"))
     ts = opens.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
