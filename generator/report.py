@@ -21,8 +21,9 @@ import pyarrow.parquet as pq
 from generator import manifest
 from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
-from generator.core.incidents import conversion_factor, extra_transit_days, latency_factor, method_failure_at
+from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
+from generator.core.lifecycle import delivery_times, stage_times
 from generator.core.nigeria import default_pools
 from generator.core.population import customer_index
 from generator.core.sessions import WAT_OFFSET, hour_buckets
@@ -232,17 +233,38 @@ def success_probability(b: Behaviour, ts: np.ndarray) -> np.ndarray:
 _Z = {50: 0.0, 95: 1.6448536269514722, 99: 2.3263478740408408}
 
 
-def delay_samples(b: Behaviour, n: int = 20_000) -> dict[str, np.ndarray]:
+def delay_samples(b: Behaviour, placed_ts: np.ndarray, n: int = 20_000) -> dict[str, np.ndarray]:
     """Sorted Monte Carlo samples (fixed seed) of an order's delays from ORDER_PLACED, in microseconds: to PACKED,
-    to SHIPPED, and to DELIVERED per carrier (mixing hub and outside-hub customers by the population's share)."""
+    to SHIPPED, and to DELIVERED per carrier, by the core's own `stage_times` for orders placed at instants drawn
+    from `placed_ts` (working hours make the delays depend on when an order is placed), hub and outside-hub
+    customers mixed by the population's share."""
     r = np.random.default_rng(0)
-    packed = b.packed_hours * HOUR * np.exp(b.hours_sigma * r.standard_normal(n))
-    shipped = packed + b.shipped_hours * HOUR * np.exp(b.hours_sigma * r.standard_normal(n))
-    factor = np.where(r.random(n) < hub_share(), 1.0, b.outside_hubs_factor)
-    transit = np.exp(b.transit_sigma * r.standard_normal(n)) * factor * DAY
-    out = {"packed": np.sort(packed), "shipped": np.sort(shipped)}
-    for name, days in zip(b.carriers.names, b.carriers.transit_days, strict=True):
-        out[name] = np.sort(shipped + days * transit)
+    t = r.choice(placed_ts, n) if placed_ts.size else np.zeros(n, np.int64)
+    hub = r.random(n) < hub_share()
+    packed, shipped, _ = stage_times(r, b, t, np.zeros(n, np.int8), hub)
+    out = {"packed": np.sort(packed - t), "shipped": np.sort(shipped - t)}
+    for i, name in enumerate(b.carriers.names):
+        out[name] = np.sort(delivery_times(r, b, shipped, np.full(n, i, np.int8), hub) - t)
+    return out
+
+
+def reached_by(
+    b: Behaviour, placed_ts: np.ndarray, carrier: np.ndarray, end: int, reps: int = 16
+) -> dict[str, np.ndarray]:
+    """Each order's probability of having been PACKED, SHIPPED and DELIVERED before `end`, given when it was placed
+    and its carrier (a scenario carrier index; -1 for none): its fulfilment simulated `reps` times by the core's
+    `stage_times` (fixed seed; hub by the population's share). The estimate of a sum over orders has variance
+    1/reps of the data's own."""
+    r = np.random.default_rng(0)
+    k = placed_ts.size
+    t = np.repeat(placed_ts, reps)
+    hub = r.random(t.size) < hub_share()
+    stages = stage_times(r, b, t, np.repeat(np.maximum(carrier, 0), reps).astype(np.int8), hub)
+    out = {
+        name: (ts < end).reshape(k, reps).mean(axis=1)
+        for name, ts in zip(("packed", "shipped", "delivered"), stages, strict=True)
+    }
+    out["delivered"] = np.where(carrier >= 0, out["delivered"], 0.0)
     return out
 
 
@@ -794,17 +816,13 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
     carrier[fr.order[has]] = fr.carrier[has]
     names = fr.carriers
 
-    # Orders placed inside the data: their expected state at the end of the data, given their age.
+    # Orders placed inside the data: their expected state at the end of the data, given when they were placed.
     mine = placed_ts >= 0
-    age = end - placed_ts[mine]
-    samples = delay_samples(b)
-    reached = {"packed": _cdf(samples["packed"], age), "shipped": _cdf(samples["shipped"], age)}
-    delivered = np.zeros(age.size)
-    car = carrier[mine]
-    for name in b.carriers.names:
-        if name in names:
-            sel = car == names.index(name)
-            delivered[sel] = _cdf(samples[name], age[sel])
+    # The data's carrier codes as the scenario's (-1, also at index -1 for orders without one, where it has none).
+    scenario_code = np.array([b.carriers.names.index(n) if n in b.carriers.names else -1 for n in names] + [-1])
+    reached = reached_by(b, placed_ts[mine], scenario_code[carrier[mine]], end)
+    delivered = reached["delivered"]
+    samples = delay_samples(b, placed_ts[mine])
     expected = {
         "authorised": 0.0,
         "placed": float((1 - reached["packed"]).sum()),
@@ -829,8 +847,8 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
         rows,
         [
             "Last stage reached per tracking number at the end of the data. Targets: each order's chance of having "
-            "reached each stage by then, given its age (fulfilment delays from the scenario). Orders placed before "
-            "the data show only their fulfilment events."
+            "reached each stage by then, given when it was placed (fulfilment delays and working hours from the "
+            "scenario). Orders placed before the data show only their fulfilment events."
         ],
         {"kind": "bars", "labels": list(STATES), "values": counts.tolist(), "targets": list(expected.values())},
     )
@@ -856,7 +874,9 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
         span = np.where(delivered_ts[sel] >= 0, delivered_ts[sel], end) - placed_ts[sel]
         got = _km_quantiles(span / DAY, delivered_ts[sel] >= 0, (0.1, 0.5, 0.9))
         want = [float(np.quantile(samples[name], q)) / DAY for q in (0.1, 0.5, 0.9)]
-        if name in delayed:  # the samples know nothing of the delay
+        if name in delayed:
+            # Measured on transit below: the delay depends on when a parcel ships, and so does whether the data
+            # ends before it arrives; Kaplan-Meier needs censoring independent of the delay.
             want = [None] * 3
         n_done = int((delivered_ts[sel] >= 0).sum())
         for q, g, w in zip((10, 50, 90), got, want, strict=True):
@@ -865,7 +885,8 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
     notes = [
         "Days from ORDER_PLACED to DELIVERED for orders placed in the data. Orders not yet delivered at the end "
         "are censored, not dropped: quantiles are Kaplan-Meier estimates (— where too few orders got that far). "
-        "Targets: packing, shipping and transit delays from the scenario, hub and outside-hub customers mixed."
+        "Targets: packing, shipping and transit delays from the scenario, each stage within its working hours "
+        "(WAT), for orders placed when the data's were; hub and outside-hub customers mixed."
     ]
     if delays:
         rows += _carrier_delay_rows(b, delays, carrier, names, shipped_ts, delivered_ts, end)
@@ -896,11 +917,14 @@ def _carrier_delay_rows(
     """Median transit of parcels shipped inside each carrier delay's window, per carrier (the delayed one should
     take extra_days longer, the others as usual), and of the delayed carrier's parcels shipped outside it.
 
-    Transit is the carrier's days × (1 or the outside-hubs factor, by the population's hub share) × a lognormal
-    of sigma transit_sigma, plus the extra days of the delays covering the SHIPPED time: a mixture of shifted
-    lognormals whose median is the target. The Kaplan-Meier median's standard error is Greenwood's for the
-    survival there over the target density at the median (delta method)."""
-    hub = hub_share()
+    The target is the median of the core's own `delivery_times` for the same parcels (their SHIPPED instants, each
+    simulated enough times for 20,000 draws, fixed seed; hub by the population's share): the carrier's transit,
+    longer outside the hubs, plus the extra days of the delays covering the SHIPPED time, moved into delivery hours.
+    The Kaplan-Meier median's standard error is Greenwood's for the survival there over the target density at the
+    median (delta method), the density averaged over the day around it (deliveries come only in working hours, so
+    it swings within a day on a scale finer than the median's spread)."""
+    r = np.random.default_rng(0)
+    share = hub_share()
     codes = {name: b.carriers.names.index(name) for name in b.carriers.names}
     rows = []
     for inc in delays:
@@ -912,16 +936,15 @@ def _carrier_delay_rows(
             sel = (shipped_ts >= 0) & when & (carrier == (names.index(name) if name in names else -2))
             done = delivered_ts[sel] >= 0
             t = (np.where(done, delivered_ts[sel], end) - shipped_ts[sel]) / DAY
-            extra = extra_transit_days(b, np.full(t.size, codes[name]), shipped_ts[sel])
             label = f"{tag}: {name} median days shipped → delivered, shipped {where}"
             if not t.size:
                 rows.append(Row(label, None, None, "days", 0))
                 continue
-            shifts, counts = np.unique(extra, return_counts=True)
-            days = float(b.carriers.transit_days[codes[name]])
-            median = days * np.repeat([[1.0, b.outside_hubs_factor]], shifts.size, 0).ravel()
-            weight = (counts[:, None] * np.array([[hub, 1 - hub]])).ravel()
-            target, density = mixture_quantile(0.5, median, weight, b.transit_sigma, np.repeat(shifts, 2))
+            sent = np.repeat(shipped_ts[sel], -(-20_000 // t.size))
+            hub = r.random(sent.size) < share
+            model = np.sort(delivery_times(r, b, sent, np.full(sent.size, codes[name], np.int8), hub) - sent) / DAY
+            target = float(np.quantile(model, 0.5))
+            density = float(np.diff(_cdf(model, np.array([target - 0.5, target + 0.5])))[0])
             got, var = _km_median(t, done)
             se = math.sqrt(var) / density if got is not None and density > 0 else None
             rows.append(Row(label, got, target, "days", int(done.sum()), se=se))

@@ -17,7 +17,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from generator.config import ConfigError
-from generator.core.behaviour import Behaviour, default_behaviour, default_scenario, instant_us
+from generator.core.behaviour import (
+    FULFILMENT_STAGES,
+    Behaviour,
+    default_behaviour,
+    default_scenario,
+    instant_us,
+)
 from generator.core.faults import FAULT_KINDS
 from generator.schema import PAYMENT_METHODS, PLATFORMS, SESSION_EVENTS
 
@@ -110,6 +116,15 @@ def _hourly(v: object) -> str | None:
     return None
 
 
+def _opening(v: object) -> str | None:
+    expected = "expected [opening, closing] hours in WAT with 0 <= opening <= closing <= 24 ([0, 0]: closed)"
+    if not isinstance(v, list) or len(v) != 2 or any(_number(x) is not None for x in v):
+        return f"{expected}, got {_show(v)}"
+    if not 0 <= v[0] <= v[1] <= 24:
+        return f"{expected}, got {v}"
+    return None
+
+
 def _instant(v: object) -> str | None:
     try:
         instant_us(v)
@@ -153,6 +168,9 @@ SPEC: dict = {
         "hours_sigma": _non_negative,
         "transit_sigma": _non_negative,
         "outside_hubs_factor": _positive,
+        "hours_wat": {
+            stage: dict.fromkeys(("weekdays", "saturday", "sunday"), _opening) for stage in FULFILMENT_STAGES
+        },
         "carriers": {
             _ANY: {
                 "share": _probability,
@@ -225,6 +243,9 @@ def _check_sums(doc: dict) -> None:
     basket = doc["basket"]
     if basket["min_ngn"] > basket["max_ngn"]:
         raise _Invalid("basket.min_ngn", f"{basket['min_ngn']} is above max_ngn {basket['max_ngn']}")
+    for stage, days in doc["fulfilment"]["hours_wat"].items():
+        if all(opening >= closing for opening, closing in days.values()):
+            raise _Invalid(f"fulfilment.hours_wat.{stage}", "closed every day: its events could never happen")
 
 
 def _check_incidents(items: object, carriers: tuple[str, ...]) -> list[dict]:

@@ -2,22 +2,38 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import math
 import uuid
+from statistics import NormalDist
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from generator.core import population as population_module
-from generator.core.events import sparse_strings
+from generator.core.behaviour import Behaviour, Incidents, default_behaviour
+from generator.core.events import HOUR, sparse_strings
 from generator.core.nigeria import default_pools
 from generator.core.population import email_reissues, identities, subscriber_numbers
-from generator.core.shard import GenConfig, cut, cut_before, plan, shard_rows, shard_table, simulate_shard, split
+from generator.core.shard import (
+    GenConfig,
+    cut,
+    cut_before,
+    latency_ms,
+    plan,
+    shard_rows,
+    shard_table,
+    simulate_shard,
+    split,
+)
+from generator.core.streams import rng
 from generator.parts import encode
-from generator.schema import arrow_schema, decoded, encoded_schema
+from generator.schema import PLATFORMS, arrow_schema, decoded, encoded_schema
 from generator.validate import Contacts, check_table
 
 START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z in microseconds
@@ -236,3 +252,86 @@ def test_writing_early_then_the_rest_equals_cutting_once(cfg, data):
         assert np.array_equal(getattr(later.carried.events, f), getattr(whole.carried.events, f)), f
     elsewhere = cut(sim, int(final[-1]), 1, 1_000)
     assert np.array_equal(elsewhere.serial, whole.serial), "serials do not depend on the end"
+
+
+# -- latency: the scenario's lognormal per platform, continuous, with its whole tail -------------------------------
+
+# A quantile table of 4,096 levels (what latency was once drawn from) tops out at this standard normal quantile:
+# nothing above it, and each of its levels a spike of 1/4096 of the events.
+_TABLE_TOP_Z = NormalDist().inv_cdf(1 - 0.5 / 4096)
+MAX_Z = 4.5  # standard errors (or Poisson sigmas) a realised statistic may sit from its expectation
+
+
+def _with_latency(median: list[float], sigma: list[float], incidents: list[dict] | None = None) -> Behaviour:
+    b = default_behaviour()
+    extra = {"incidents": Incidents.from_list(incidents, b.carriers.names)} if incidents else {}
+    return dataclasses.replace(b, latency_median_ms=np.array(median), latency_sigma=np.array(sigma), **extra)
+
+
+@settings(max_examples=15, deadline=None)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    median=st.lists(st.floats(100, 3_000), min_size=3, max_size=3),
+    sigma=st.lists(st.floats(0.3, 1.2), min_size=3, max_size=3),
+)
+def test_latency_follows_each_platforms_lognormal_into_its_tail(seed, median, sigma):
+    """Per platform, 400,000 draws: quantiles from p1 to p99.9 within MAX_Z standard errors (plus the 1 ms
+    rounding); about n·0.5/4096 values above a 4096-level table's top level, the sample maximum above the law's
+    1 - 10/n quantile (missed with probability e^-10), and no value in the tail repeated more than its
+    probability allows (a table puts 1/4096 of the draws on each of its levels)."""
+    n = 400_000
+    r = np.random.default_rng(seed)
+    platform = np.repeat(np.arange(3, dtype=np.int8), n)
+    got = latency_ms(rng(seed, "latency-test"), _with_latency(median, sigma), platform, np.zeros(3 * n, np.int64))
+    assert got.dtype == np.int32 and got.min() >= 1
+    for p in r.permutation(3):
+        x, m, s = got[platform == p], median[p], sigma[p]
+        for q in (0.01, 0.1, 0.5, 0.9, 0.99, 0.999):
+            z = NormalDist().inv_cdf(q)
+            want = m * math.exp(s * z)
+            se = want * s * math.sqrt(q * (1 - q) / n) / NormalDist().pdf(z)
+            assert abs(np.quantile(x, q) - want) <= MAX_Z * se + 1, (p, q)
+        top = round(m * math.exp(s * _TABLE_TOP_Z))
+        above = int((x > top).sum())
+        expected = n * (1 - NormalDist().cdf(math.log((top + 0.5) / m) / s))
+        assert abs(above - expected) <= MAX_Z * math.sqrt(expected) + 1, (p, above, expected)
+        assert x.max() > m * math.exp(s * NormalDist().inv_cdf(1 - 10 / n)), p
+        tail = x[x > m * math.exp(s * NormalDist().inv_cdf(0.999))]
+        per_value = n * NormalDist().pdf(NormalDist().inv_cdf(0.999)) / (s * tail.min())  # density bound there
+        assert np.unique(tail, return_counts=True)[1].max() <= per_value + MAX_Z * math.sqrt(per_value) + 2, p
+
+
+def test_slow_latencies_are_spread_not_stacked():
+    """Above the 2000 ms threshold, a million default ANDROID draws take thousands of distinct values (a 4096-level
+    table gave 45), none repeated more than the density there allows (~18 per ms at 2000 ms), and the maximum lies
+    far above the table's top level (6021 ms)."""
+    b = default_behaviour()
+    n = 1_000_000
+    x = latency_ms(rng(1, "latency-test"), b, np.zeros(n, np.int8), np.zeros(n, np.int64))
+    slow = x[x > 2000]
+    values, counts = np.unique(slow, return_counts=True)
+    assert values.size > 2_000 and counts.max() <= 45, (values.size, counts.max())
+    assert x.max() > 12_000
+    assert b.latency_median_ms[0] * math.exp(b.latency_sigma[0] * _TABLE_TOP_Z) == pytest.approx(6021, abs=1)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), factor=st.floats(0.2, 20), platform=st.sampled_from(PLATFORMS))
+def test_a_latency_degradation_multiplies_its_platforms_latency_inside_its_window(seed, factor, platform):
+    """The same draws with a degradation: inside its window and on its platform each latency is the factor times
+    the usual one (to the rounding of both to whole ms); elsewhere it is unchanged."""
+    n = 30_000
+    start, end = 1_000 * HOUR, 2_000 * HOUR
+    ts = np.random.default_rng(seed).integers(0, 3_000 * HOUR, n)
+    codes = np.arange(n, dtype=np.int8) % 3
+    usual = _with_latency([320, 260, 420], [0.8, 0.7, 0.85])
+    incident = {"kind": "latency_degradation", "start": "1970-02-11T16:00:00Z", "end": "1970-03-25T08:00:00Z"}
+    slow = _with_latency([320, 260, 420], [0.8, 0.7, 0.85], [incident | {"platform": platform, "factor": factor}])
+    window = slow.incidents.latency_degradation
+    assert (window.start_us[0], window.end_us[0]) == (start, end)
+    a = latency_ms(rng(seed, "latency-test"), usual, codes, ts).astype(float)
+    b = latency_ms(rng(seed, "latency-test"), slow, codes, ts).astype(float)
+    hit = (ts >= start) & (ts < end) & (codes == PLATFORMS.index(platform))
+    assert hit.any()
+    assert np.array_equal(a[~hit], b[~hit])
+    assert (np.abs(b[hit] - np.maximum(np.rint(a[hit] * factor), 1)) <= factor / 2 + 1).all()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import collections
 from pathlib import Path
 
-from generator.config import RunConfig
+from generator.config import RunConfig, parse_start
 from generator.core.shard import plan, shard_table
 from generator.schema import decoded
 
@@ -21,22 +21,10 @@ FIRST_ROWS = [
         "42 Hospital Close, Katampe, Abuja, FCT",
         "rahamadanladi77@gmail.com",
         "ANDROID",
-        662,
+        264,
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:02.641845+00:00",
-        "SHIPPED",
-        "NG000013122",
-        "Kunle Oladipo",
-        "+2349034965355",
-        "2 Bypass Road, Onikan, Lagos Island, Lagos State",
-        "kunle_oladipo@yahoo.com",
-        "ANDROID",
-        149,
-    ),
-    (
-        "c2ee1c37-6cb6-4123-a219-d34b2162f923",
         "2025-11-01 00:00:03.121005+00:00",
         "OPEN",
         "NG000127847",
@@ -45,7 +33,19 @@ FIRST_ROWS = [
         "81 Library Road, Kawo, Kaduna, Kaduna State",
         "murjanatu.salihu120@gmail.com",
         "ANDROID",
-        94,
+        700,
+    ),
+    (
+        "c2ee1c37-6cb6-4123-a219-d34b2162f923",
+        "2025-11-01 00:00:05.484503+00:00",
+        "OPEN",
+        "NG000139551",
+        "Comfort Achebe",
+        "+2347049314461",
+        "110 Water Works Road, Passo, Gwagwalada, FCT",
+        "comforta24@outlook.com",
+        "WEB",
+        519,
     ),
 ]
 FIELDS = (
@@ -61,14 +61,31 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 72,
-    "USER_LOGIN": 47,
-    "PRODUCT_VIEW": 102,
+    "OPEN": 79,
+    "USER_LOGIN": 52,
+    "PRODUCT_VIEW": 111,
     "ADD_TO_CART": 7,
     "CHECKOUT_STARTED": 1,
-    "PACKED": 6,
-    "SHIPPED": 7,
-    "DELIVERED": 8,
+}
+# The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
+# pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
+DAYTIME_START = "2025-11-03T10:00:00Z"
+FIRST_FULFILMENT = [
+    ("2025-11-03 10:00:07.141256+00:00", "PACKED", "NG000098686", "Speedaf", "SPD9542671311057"),
+    ("2025-11-03 10:00:04.714403+00:00", "SHIPPED", "NG000232053", "Speedaf", "SPD9386860877161"),
+    ("2025-11-03 10:00:08.820306+00:00", "DELIVERED", "NG000040612", "GIG Logistics", "GIG577480741208"),
+]
+DAYTIME_COUNTS = {
+    "OPEN": 102,
+    "USER_LOGIN": 63,
+    "PRODUCT_VIEW": 45,
+    "ADD_TO_CART": 1,
+    "CHECKOUT_STARTED": 1,
+    "PAYMENT_AUTHORIZED": 1,
+    "ORDER_PLACED": 1,
+    "PACKED": 7,
+    "SHIPPED": 14,
+    "DELIVERED": 15,
 }
 
 
@@ -80,3 +97,12 @@ def test_default_configuration_first_rows_are_pinned():
     rows = [tuple(str(r[f]) if f in ("event_id", "event_ts") else r[f] for f in FIELDS) for r in table.to_pylist()[:3]]
     assert rows == FIRST_ROWS
     assert collections.Counter(table.column("event_type").to_pylist()) == COUNTS
+
+
+def test_daytime_fulfilment_rows_are_pinned():
+    cfg = RunConfig(events=1000, out=Path("unused"), run_id="golden", start=parse_start(DAYTIME_START)).gen()
+    rows = decoded(shard_table(cfg, plan(cfg)[0])).to_pylist()
+    first = [next(r for r in rows if r["event_type"] == t) for t in ("PACKED", "SHIPPED", "DELIVERED")]
+    fields = ("event_type", "customer_id", "carrier", "tracking_number")
+    assert [(str(r["event_ts"]), *(r[f] for f in fields)) for r in first] == FIRST_FULFILMENT
+    assert collections.Counter(r["event_type"] for r in rows) == DAYTIME_COUNTS

@@ -200,6 +200,18 @@ INVALID = [
     ("[traffic]\nhourly_wat = [1.0, 2.0]\n", "traffic.hourly_wat", "array of 24 numbers"),
     ("[traffic]\npayday_from_day = 40\n", "traffic.payday_from_day", "outside 1..31"),
     ("[basket]\nmin_ngn = 3000000\n", "basket.min_ngn", "above max_ngn"),
+    ("[fulfilment.hours_wat.DELIVERED]\nsunday = [20, 8]\n", "fulfilment.hours_wat.DELIVERED.sunday", "got [20, 8]"),
+    ("[fulfilment.hours_wat.PACKED]\nsunday = [8, 25]\n", "fulfilment.hours_wat.PACKED.sunday", "<= closing <= 24"),
+    ("[fulfilment.hours_wat.PACKED]\nsaturday = [6]\n", "fulfilment.hours_wat.PACKED.saturday", "[opening, closing]"),
+    ('[fulfilment.hours_wat.SHIPPED]\nweekdays = ["8", "18"]\n', "fulfilment.hours_wat.SHIPPED.weekdays", "got ['8'"),
+    ("[fulfilment.hours_wat.SHIPPED]\nweekdays = 8\n", "fulfilment.hours_wat.SHIPPED.weekdays", "got 8"),
+    ("[fulfilment.hours_wat.DELIVERED]\nholidays = [0, 0]\n", "fulfilment.hours_wat.DELIVERED.holidays", "unknown key"),
+    ("[fulfilment.hours_wat.RETURNED]\nweekdays = [8, 18]\n", "fulfilment.hours_wat.RETURNED", "unknown key"),
+    (
+        "[fulfilment.hours_wat.DELIVERED]\nweekdays = [0, 0]\nsaturday = [9, 9]\n",
+        "fulfilment.hours_wat.DELIVERED",
+        "closed every day",
+    ),
     ('[incidents]\nkind = "flash_sale"\n', "incidents", "expected an array of tables"),
     (INCIDENT + 'method = "CARD"\nfailure_rate = 1.5\n', "incidents[0].failure_rate", "not a probability"),
     (INCIDENT + 'method = "BITCOIN"\nfailure_rate = 0.9\n', "incidents[0].method", "unknown payment method"),
@@ -336,6 +348,19 @@ def test_a_mix_sums_to_one_within_tolerance(tmp_path_factory, weights, error):
     else:
         with pytest.raises(ScenarioError, match=r": platform\.mix: shares sum to"):
             load_scenario(path)
+
+
+def test_working_hours_fall_back_day_by_day_and_take_half_hours(tmp_path):
+    """A scenario opening Sunday deliveries from 11:00 to 17:30 changes that day of that stage only."""
+    path = write(tmp_path, "[fulfilment.hours_wat.DELIVERED]\nsunday = [11, 17.5]\n")
+    b = load_scenario(path)
+    d = default_behaviour()
+    hour = 3_600_000_000
+    assert b.hours_wat[2, 6].tolist() == [11 * hour, 17 * hour + hour // 2]
+    assert np.array_equal(b.hours_wat[2, :6], d.hours_wat[2, :6]) and np.array_equal(b.hours_wat[:2], d.hours_wat[:2])
+    assert d.hours_wat[2, 6, 0] == d.hours_wat[2, 6, 1], "closed on Sundays by default"
+    shown = write(tmp_path, to_toml(effective_scenario(path)), "shown.toml")  # `gen scenario show` reads back
+    assert effective_scenario(shown) == effective_scenario(path)
 
 
 def test_to_toml_quotes_names_with_spaces():

@@ -210,8 +210,9 @@ def test_carrier_delay_speedaf_only(carrier_delay):
     tag = "Speedaf delay 2025-10-20T00:00"
     inside = _row(carrier_delay, "delivery", tag, "Speedaf median", "shipped inside")
     outside = _row(carrier_delay, "delivery", tag, "Speedaf median", "shipped outside")
-    # The model: the median transit shifts by exactly the extra days.
-    assert inside.target - outside.target == pytest.approx(extra, abs=1e-6)
+    # The model: the median transit shifts by the extra days (to a quarter of a day: the parcels inside and outside
+    # ship at different instants, so their waits for delivery hours differ a little).
+    assert inside.target - outside.target == pytest.approx(extra, abs=0.25)
     for r in (inside, outside):
         assert r.n >= 80 and abs(r.z) <= MAX_Z, r
     _away(inside, outside.target)
@@ -225,6 +226,8 @@ def test_carrier_delay_speedaf_only(carrier_delay):
         r = _row(carrier_delay, "delivery", tag, f"{name} median", "shipped inside")
         if r.n >= 30:
             usual = float(b.carriers.transit_days[b.carriers.names.index(name)])
-            assert usual < r.target < usual * b.outside_hubs_factor, r  # no extra days in the target
+            # No extra days in the target: the transit, longer outside the hubs, plus under a day's wait for
+            # delivery hours at the median.
+            assert usual < r.target < usual * b.outside_hubs_factor + 1, r
             assert abs(r.z) <= MAX_Z, r
     _all_within_tolerance(carrier_delay, 40)

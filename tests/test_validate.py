@@ -27,8 +27,10 @@ from generator.validate import _duplicates, _IdPrefixes, _prefix, check_table, c
 
 from .conftest import small_config
 
+# From 01:00 WAT on Tuesday 4 November 2025 over about a day: orders are packed and then shipped inside it (from a
+# Saturday, nothing packed in the window ships before Monday's hours).
 CFG = GenConfig(
-    seed=11, events=8_000, start_us=1_761_955_200_000_000, shard_size=8_000, latency_threshold_ms=2000, customers=4_000
+    seed=11, events=8_000, start_us=1_762_214_400_000_000, shard_size=8_000, latency_threshold_ms=2000, customers=4_000
 )
 
 

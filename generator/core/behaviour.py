@@ -18,6 +18,7 @@ from importlib import resources
 
 import numpy as np
 
+from generator.core.events import HOUR
 from generator.core.faults import FAULT_KINDS
 from generator.schema import EVENT_CODE, EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
 
@@ -36,6 +37,24 @@ class Carriers:
     transit_days: np.ndarray
     tracking_prefix: tuple[str, ...]
     tracking_digits: np.ndarray
+
+
+FULFILMENT_STAGES = ("PACKED", "SHIPPED", "DELIVERED")
+
+
+# Working hours of a scenario recorded before they existed (an older run's manifest): around the clock, as its
+# runs were generated, so such a timeline continues and reports as it began.
+AROUND_THE_CLOCK = {
+    stage: {days: [0, 24] for days in ("weekdays", "saturday", "sunday")} for stage in FULFILMENT_STAGES
+}
+
+
+def working_hours(table: dict) -> np.ndarray:
+    """A scenario's `fulfilment.hours_wat` as [opening, closing) microseconds after midnight WAT, shaped (stage, day
+    of the week, 2) with stages in FULFILMENT_STAGES order and days from Monday; an empty span is a closed day."""
+    days = ("weekdays",) * 5 + ("saturday", "sunday")
+    hours = [[table[stage][d] for d in days] for stage in FULFILMENT_STAGES]
+    return np.rint(np.array(hours, dtype=float) * HOUR).astype(np.int64)
 
 
 def instant_us(value: datetime | date | str) -> int:
@@ -148,6 +167,7 @@ class Behaviour:
     transit_sigma: float
     outside_hubs_factor: float
     carriers: Carriers
+    hours_wat: np.ndarray  # when each fulfilment stage can happen: working_hours()
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
     retry_pause_seconds: float
@@ -205,6 +225,7 @@ class Behaviour:
             hours_sigma=float(ful["hours_sigma"]),
             transit_sigma=float(ful["transit_sigma"]),
             outside_hubs_factor=float(ful["outside_hubs_factor"]),
+            hours_wat=working_hours(ful.get("hours_wat", AROUND_THE_CLOCK)),
             carriers=Carriers(
                 names=names,
                 share=np.array([float(car[n]["share"]) for n in names]),

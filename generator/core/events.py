@@ -12,6 +12,8 @@ US = 1
 SECOND = 1_000_000 * US
 HOUR = 3600 * SECOND
 DAY = 24 * HOUR
+WAT_OFFSET = HOUR  # West Africa Time is UTC+1 all year
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
 @dataclass

@@ -1,7 +1,8 @@
 """Payments and order lifecycles: attempts, failures and retries at checkout, then PACKED, SHIPPED, DELIVERED.
 
 An order is born at ORDER_PLACED; its carrier and tracking number are fixed from PAYMENT_AUTHORIZED on.
-Fulfilment comes hours and days later, by carrier, slower outside the Lagos and Abuja hubs.
+Fulfilment comes hours and days later, by carrier, slower outside the Lagos and Abuja hubs, each stage within its
+working hours in West Africa Time.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour
-from generator.core.events import DAY, HOUR, Events
+from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, WAT_OFFSET, Events
 from generator.core.incidents import extra_transit_days, method_failure_at
 from generator.core.streams import hash_u64, pick
 from generator.schema import EVENT_CODE
@@ -78,17 +79,10 @@ def basket_kobo(rng: np.random.Generator, b: Behaviour, k: int) -> np.ndarray:
 def fulfil(
     rng: np.random.Generator, b: Behaviour, placed: Placed, first_order: int, hub: np.ndarray
 ) -> tuple[Events, np.ndarray]:
-    """PACKED, SHIPPED and DELIVERED events of placed orders, and each order's carrier code.
-
-    A carrier delay adds its extra days to the transit of that carrier's parcels SHIPPED inside its window."""
+    """PACKED, SHIPPED and DELIVERED events of placed orders, and each order's carrier code."""
     k = placed.ts.size
     carrier = pick(np.cumsum(b.carriers.share), rng.random(k)).astype(np.int8)
-    packed = placed.ts + (b.packed_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
-    shipped = packed + (b.shipped_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
-    days = b.carriers.transit_days[carrier] * np.where(hub, 1.0, b.outside_hubs_factor)
-    delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
-    if len(b.incidents.carrier_delay):
-        delivered = delivered + (extra_transit_days(b, carrier, shipped) * DAY).astype(np.int64)
+    packed, shipped, delivered = stage_times(rng, b, placed.ts, carrier, hub)
     order = first_order + np.arange(k, dtype=np.int64)
     ev = Events(
         ts=np.concatenate([packed, shipped, delivered]),
@@ -101,6 +95,53 @@ def fulfil(
         origin=np.tile(placed.origin, 3),
     )
     return ev, carrier
+
+
+def stage_times(
+    rng: np.random.Generator, b: Behaviour, placed_ts: np.ndarray, carrier: np.ndarray, hub: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """When orders placed at `placed_ts` are PACKED, SHIPPED and DELIVERED (microseconds, UTC): each stage a
+    lognormal delay after the one before, then moved into its working hours (never earlier)."""
+    k = placed_ts.size
+    packed = placed_ts + (b.packed_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
+    packed = in_working_hours(packed, b.hours_wat[0], rng.random(k))
+    shipped = packed + (b.shipped_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
+    shipped = in_working_hours(shipped, b.hours_wat[1], rng.random(k))
+    return packed, shipped, delivery_times(rng, b, shipped, carrier, hub)
+
+
+def delivery_times(
+    rng: np.random.Generator, b: Behaviour, shipped: np.ndarray, carrier: np.ndarray, hub: np.ndarray
+) -> np.ndarray:
+    """When parcels SHIPPED at `shipped` by `carrier` are DELIVERED: the carrier's transit (longer outside the hubs)
+    plus the extra days of carrier delays covering the SHIPPED time, then moved into delivery hours."""
+    k = shipped.size
+    days = b.carriers.transit_days[carrier] * np.where(hub, 1.0, b.outside_hubs_factor)
+    delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
+    if len(b.incidents.carrier_delay):
+        delivered = delivered + (extra_transit_days(b, carrier, shipped) * DAY).astype(np.int64)
+    return in_working_hours(delivered, b.hours_wat[2], rng.random(k))
+
+
+def in_working_hours(ts: np.ndarray, hours: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Instants (microseconds, UTC) moved into working hours: `hours` holds each weekday's [opening, closing) in
+    microseconds after midnight WAT (Monday first; an empty span is a closed day). An instant inside its day's hours
+    stays; any other moves to the next opening plus `u` (uniform in [0, 1)) of that day's hours, so it lands inside
+    them and never earlier. At least one day must be open."""
+    local = ts + WAT_OFFSET
+    day = local // DAY
+    clock = local - day * DAY
+    weekday = (day + EPOCH_WEEKDAY) % 7
+    opens, closes = hours[:, 0], hours[:, 1]
+    inside = (clock >= opens[weekday]) & (clock < closes[weekday])
+    # Days from each weekday to the next open day after it (1 to 7).
+    is_open = opens < closes
+    ahead = np.array([next(j for j in range(1, 8) if is_open[(w + j) % 7]) for w in range(7)])
+    later = np.where(is_open[weekday] & (clock < opens[weekday]), 0, ahead[weekday])
+    target = (weekday + later) % 7
+    start = (day + later) * DAY + opens[target] - WAT_OFFSET
+    moved = start + (u * (closes[target] - opens[target])).astype(np.int64)
+    return np.where(inside, ts, moved)
 
 
 # Tracking numbers: a bijection of the order's serial number in the timeline (numbered across shards and runs)

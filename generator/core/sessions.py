@@ -12,13 +12,12 @@ from functools import lru_cache
 import numpy as np
 
 from generator.core.behaviour import Behaviour
-from generator.core.events import DAY, HOUR, SECOND, Events
+from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, SECOND, WAT_OFFSET, Events
 from generator.core.incidents import conversion_factor, traffic_factor
 from generator.core.lifecycle import Placed, basket_kobo, pay
 from generator.core.streams import QUANTILES, lognormal_quantiles
 from generator.schema import EVENT_CODE
 
-WAT_OFFSET = HOUR  # West Africa Time is UTC+1 all year
 _OPEN, _LOGIN, _VIEW, _CART = (EVENT_CODE[k] for k in ("OPEN", "USER_LOGIN", "PRODUCT_VIEW", "ADD_TO_CART"))
 _CHECKOUT, _FAILED, _AUTH, _ORDER = (
     EVENT_CODE[k] for k in ("CHECKOUT_STARTED", "PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "ORDER_PLACED")
@@ -35,7 +34,7 @@ def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
     wat = hour_starts + WAT_OFFSET
     hour_of_day = (wat // HOUR) % 24
     days = (wat // DAY).astype("datetime64[D]")
-    weekday = (days.astype(np.int64) + 3) % 7  # 1970-01-01 was a Thursday; Monday = 0
+    weekday = (days.astype(np.int64) + EPOCH_WEEKDAY) % 7  # Monday = 0
     day_of_month = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
     f = b.hourly_wat[hour_of_day]
     f = f * np.where(weekday >= 5, b.weekend_factor, 1.0)

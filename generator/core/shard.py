@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -39,7 +38,7 @@ from generator.core.sessions import (
     hour_buckets,
     simulate,
 )
-from generator.core.streams import QUANTILES, lognormal_quantiles, pick, rng
+from generator.core.streams import pick, rng
 from generator.schema import (
     COLUMN_NAMES,
     EVENT_CODE,
@@ -536,15 +535,22 @@ _VERSION_MASK, _VERSION_4 = np.uint64(~(0xF0 << 48) & (2**64 - 1)), np.uint64(0x
 _VARIANT_MASK, _VARIANT_RFC = np.uint64(~0xC0 & (2**64 - 1)), np.uint64(0x80)
 
 
-@lru_cache(maxsize=8)
-def _latency_table(median: tuple[float, ...], sigma: tuple[float, ...]) -> np.ndarray:
-    rows = [np.clip(np.rint(m * lognormal_quantiles(s)), 1, 600_000) for m, s in zip(median, sigma, strict=True)]
-    return np.concatenate(rows).astype(np.int32)
+_INT32_MAX = np.iinfo(np.int32).max
 
 
-def latency_table(b: Behaviour) -> np.ndarray:
-    """Latency in ms, flat-indexed by platform code * QUANTILES + quantile index (lognormal per platform)."""
-    return _latency_table(tuple(b.latency_median_ms.tolist()), tuple(b.latency_sigma.tolist()))
+def latency_ms(r: np.random.Generator, b: Behaviour, platform: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """Latency in whole ms (int32, at least 1) of events on each platform at each instant: the platform's lognormal
+    (median and sigma from the scenario) drawn exactly, so values are continuous and the tail is the law's own,
+    times a latency degradation's factor inside its window."""
+    p = platform.astype(np.intp)
+    log_ms = r.standard_normal(p.size)
+    log_ms *= b.latency_sigma[p]
+    log_ms += np.log(b.latency_median_ms)[p]
+    if len(b.incidents.latency_degradation):  # a degraded platform is slower inside its incident's window
+        log_ms += np.log(latency_factor(b, platform, ts))
+    ms = np.exp(log_ms, out=log_ms)
+    np.rint(ms, out=ms)
+    return np.clip(ms, 1, _INT32_MAX, out=ms).astype(np.int32)
 
 
 _STATUS_OF_TYPE = np.array(
@@ -617,11 +623,8 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
     event_id = pa.ExtensionArray.from_storage(pa.uuid(), storage)
 
     event_ts = pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(ev.ts)])
-    latency_ms = latency_table(b)[ev.platform.astype(np.int64) * QUANTILES + r.integers(0, QUANTILES, n)]
-    if len(b.incidents.latency_degradation):  # a degraded platform is slower inside its incident's window
-        factor = latency_factor(b, ev.platform, ev.ts)
-        latency_ms = np.clip(np.rint(latency_ms * factor), 1, np.iinfo(np.int32).max).astype(np.int32)
-    slow = latency_ms > cfg.latency_threshold_ms
+    latency = latency_ms(r, b, ev.platform, ev.ts)
+    slow = latency > cfg.latency_threshold_ms
 
     active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
     ident = identities(cfg.seed, shard.first_customer + active, pools, cfg.customers)
@@ -643,7 +646,7 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
         "event_ts": event_ts,
         "event_type": dictionary(ev.type, _EVENT_TYPES),
         "platform": dictionary(ev.platform, _PLATFORMS),
-        "latency_ms": pa.array(latency_ms),
+        "latency_ms": pa.array(latency),
         "error_code": sparse_strings(np.where(slow, 0, -1), (INVALID_LATENCY,)),
         "total_amount": amount,
         "payment_method": sparse_strings(ev.method, PAYMENT_METHODS),

@@ -1,0 +1,173 @@
+"""Fulfilment in working hours (generator/core/lifecycle.py): PACKED, SHIPPED and DELIVERED land inside their
+stage's hours in West Africa Time, never earlier than due and never out of order, as properties over seeds,
+placement instants and schedules; and deliveries over three weeks follow the default hours."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from generator.core.behaviour import (
+    AROUND_THE_CLOCK,
+    FULFILMENT_STAGES,
+    Behaviour,
+    Incidents,
+    default_behaviour,
+    default_scenario,
+    working_hours,
+)
+from generator.core.events import DAY, HOUR
+from generator.core.lifecycle import Placed, fulfil, in_working_hours
+from generator.core.streams import rng
+
+START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z, a Wednesday
+HALF_HOUR = HOUR // 2
+
+
+def _wat(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Day of the week (Monday = 0) and microseconds after midnight in WAT (UTC+1)."""
+    local = ts + HOUR
+    day = local // DAY
+    return (day + 3) % 7, local - day * DAY  # 1970-01-01 was a Thursday
+
+
+def _inside(ts: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    weekday, clock = _wat(ts)
+    return (clock >= hours[weekday, 0]) & (clock < hours[weekday, 1])
+
+
+def _first_opening_after(ts: np.ndarray, hours: np.ndarray) -> np.ndarray:
+    """The first opening instant strictly after each instant, by looking at that day and the seven after it."""
+    local = ts + HOUR
+    day = local // DAY
+    candidates = []
+    for k in range(8):
+        weekday = (day + k + 3) % 7
+        opening = (day + k) * DAY + hours[weekday, 0] - HOUR
+        ok = (hours[weekday, 0] < hours[weekday, 1]) & (opening > ts)
+        candidates.append(np.where(ok, opening, np.iinfo(np.int64).max))
+    return np.min(candidates, axis=0)
+
+
+# A week of hours: each day closed or open over [opening, closing) on the half hour, at least one day open.
+_span = st.one_of(st.just((0, 0)), st.integers(0, 47).flatmap(lambda a: st.tuples(st.just(a), st.integers(a + 1, 48))))
+schedules = (
+    st.lists(_span, min_size=7, max_size=7)
+    .filter(lambda days: any(a < b for a, b in days))
+    .map(lambda days: np.array(days, np.int64) * HALF_HOUR)
+)
+
+
+@settings(max_examples=200)
+@given(seed=st.integers(0, 2**63 - 1), hours=schedules)
+def test_an_instant_moves_into_the_first_working_hours_not_before_it(seed, hours):
+    """Inside its day's hours an instant stays; any other moves to the first opening after it, plus its uniform's
+    share of that day's hours: so every result is inside the hours and never earlier. Openings, closings and the
+    instant just before a closing are among the instants tried."""
+    r = np.random.default_rng(seed)
+    days = r.integers(0, 730, 300)
+    weekday = (days + START_2025 // DAY + 3) % 7
+    edges = START_2025 + days * DAY - HOUR + hours[weekday, r.integers(0, 2, days.size)] - r.integers(0, 2, days.size)
+    ts = np.concatenate([r.integers(START_2025, START_2025 + 730 * DAY, 2_000), edges])
+    u = r.random(ts.size)
+    got = in_working_hours(ts, hours, u)
+    assert _inside(got, hours).all()
+    assert (got >= ts).all()
+    stay = _inside(ts, hours)
+    assert np.array_equal(got[stay], ts[stay])
+    opening = _first_opening_after(ts[~stay], hours)
+    weekday, _ = _wat(opening)
+    length = hours[weekday, 1] - hours[weekday, 0]
+    assert np.array_equal(got[~stay], opening + (u[~stay] * length).astype(np.int64))
+
+
+def _behaviour(hours: np.ndarray | None = None, delay: dict | None = None) -> Behaviour:
+    b = default_behaviour()
+    changes = {}
+    if hours is not None:
+        changes["hours_wat"] = hours
+    if delay is not None:
+        changes["incidents"] = Incidents.from_list([delay], b.carriers.names)
+    return dataclasses.replace(b, **changes)
+
+
+def _placed(r: np.random.Generator, start: int, spread: int, k: int) -> Placed:
+    ts = np.sort(start + r.integers(0, spread, k))
+    return Placed(ts=ts, customer=np.arange(k), platform=np.zeros(k, np.int8), origin=ts)
+
+
+@settings(max_examples=60)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    start=st.integers(START_2025, START_2025 + 730 * DAY),
+    spread=st.sampled_from([HOUR, DAY, 21 * DAY]),
+    hours=st.one_of(st.none(), st.lists(schedules, min_size=3, max_size=3).map(np.stack)),
+    delayed=st.booleans(),
+)
+def test_every_stage_lands_in_its_hours_and_an_order_never_goes_back(seed, start, spread, hours, delayed):
+    """For orders placed at any instants, under the default hours or any others: PACKED, SHIPPED and DELIVERED each
+    inside their stage's hours in WAT, and placed <= PACKED <= SHIPPED <= DELIVERED. With a carrier delay, its
+    parcels shipped inside the window still take at least its extra days from SHIPPED to DELIVERED."""
+    delay = None
+    if delayed:
+        iso = np.datetime64(start + spread // 2, "us").astype(str) + "Z"
+        end = np.datetime64(start + spread + 10 * DAY, "us").astype(str) + "Z"
+        delay = {"kind": "carrier_delay", "start": iso, "end": end, "carrier": "Speedaf", "extra_days": 5.0}
+    b = _behaviour(hours, delay)
+    r = np.random.default_rng(seed)
+    k = 1_500
+    placed = _placed(r, start, spread, k)
+    ev, carrier = fulfil(rng(seed, "fulfil-test"), b, placed, 0, r.random(k) < 0.5)
+    stages = ev.ts.reshape(3, k)
+    for i, name in enumerate(FULFILMENT_STAGES):
+        assert _inside(stages[i], b.hours_wat[i]).all(), name
+    packed, shipped, delivered = stages
+    assert (placed.ts <= packed).all() and (packed <= shipped).all() and (shipped <= delivered).all()
+    if delayed:
+        w = b.incidents.carrier_delay
+        hit = (carrier == b.carriers.names.index("Speedaf")) & (shipped >= w.start_us[0]) & (shipped < w.end_us[0])
+        assert (delivered[hit] - shipped[hit] >= 5 * DAY).all()
+
+
+def test_deliveries_over_three_weeks_follow_the_default_hours():
+    """200,000 orders placed at any hour over three weeks: no PACKED, SHIPPED or DELIVERED at 02:00-05:00 WAT, none
+    shipped or delivered on a Sunday and none packed outside its Sunday shift (08:00-16:00); and every hour each
+    stage is open, Monday to Saturday, holds its share of the events (the hours are used, not just respected):
+    within half to twice the mean per open hour."""
+    b = default_behaviour()
+    k = 200_000
+    r = np.random.default_rng(11)
+    placed = _placed(r, START_2025, 21 * DAY, k)
+    ev, _ = fulfil(rng(11, "fulfil-test"), b, placed, 0, r.random(k) < 0.5)
+    for i, stage in enumerate(FULFILMENT_STAGES):
+        ts = ev.ts[i * k : (i + 1) * k]
+        weekday, clock = _wat(ts)
+        hour = clock // HOUR
+        assert not np.isin(hour, [2, 3, 4]).any(), stage
+        sunday = weekday == 6
+        if stage == "PACKED":
+            assert ((hour[sunday] >= 8) & (hour[sunday] < 16)).all()
+        else:
+            assert not sunday.any(), stage
+        counts = np.zeros((7, 24))
+        np.add.at(counts, (weekday, hour), 1)
+        week = working_hours(default_scenario()["fulfilment"]["hours_wat"])[i] // HOUR
+        open_hours = np.array([[week[d, 0] <= h < week[d, 1] for h in range(24)] for d in range(7)])
+        assert counts[~open_hours].sum() == 0, stage
+        mean = counts[open_hours].mean()
+        assert (counts[:6][open_hours[:6]] > mean / 2).all() and (counts[open_hours] < 2 * mean).all(), stage
+
+
+def test_a_scenario_recorded_before_working_hours_fulfils_around_the_clock():
+    """An older run's manifest has no `fulfilment.hours_wat`: its timeline continues (and is reported) as it was
+    generated, every stage at any hour."""
+    raw = default_scenario()
+    del raw["fulfilment"]["hours_wat"]
+    b = Behaviour.from_dict(raw)
+    assert np.array_equal(b.hours_wat, working_hours(AROUND_THE_CLOCK))
+    ts = np.random.default_rng(0).integers(START_2025, START_2025 + 30 * DAY, 10_000)
+    for i in range(3):
+        assert np.array_equal(in_working_hours(ts, b.hours_wat[i], np.zeros(ts.size)), ts)
