@@ -1,6 +1,7 @@
 """Customer identities read as Nigerian: first names follow the religion of the surname's ethnic group (and, for
-the Yoruba, the state), and a street named after a place belongs to the customer's own city. Checked against the
-reference data itself (`nigeria.json`), over large customer samples and random customers."""
+the Yoruba, the state), the Middle Belt's own peoples carry their own names in their own states, and a street named
+after a place belongs to the customer's own city. Checked against the reference data itself (`nigeria.json`), over
+large customer samples and random customers."""
 
 from __future__ import annotations
 
@@ -34,6 +35,29 @@ def _unique_surnames(group: str) -> set[str]:
 def _pool(name: str) -> set[str]:
     pool = _data()["first_name_pools"][name]
     return set(pool["first_male"] + pool["first_female"])
+
+
+def _unique_first_names(group: str) -> set[str]:
+    """First names of `group` that no other group and neither cross-group pool uses (Bitrus, Rifkatu, Gyang; not
+    Ladi or Danjuma, which Hausa Muslims carry too)."""
+    groups = _data()["groups"]
+    others = set().union(*(set(v["first_male"] + v["first_female"]) for g, v in groups.items() if g != group))
+    own = set(groups[group]["first_male"] + groups[group]["first_female"])
+    return own - others - _pool("christian_english") - _pool("muslim_arabic")
+
+
+def test_every_state_mix_is_a_distribution_over_the_listed_groups():
+    d = _data()
+    for g, v in d["groups"].items():
+        assert sum(v["religion"].values()) == pytest.approx(1.0, abs=1e-9), g
+        assert all(0 <= x <= 1 for x in v["native_first_names"].values()), g
+        for key in ("first_male", "first_female", "last"):
+            assert all(x.isascii() and x.replace("-", "").isalpha() for x in v[key]), (g, key)
+    for s in d["states"]:
+        assert set(s["groups"]) <= set(d["groups"]) and min(s["groups"].values()) > 0, s["name"]
+        assert sum(s["groups"].values()) == pytest.approx(1.0, abs=1e-9), s["name"]
+        for g, mix in s.get("religion", {}).items():
+            assert g in s["groups"] and sum(mix.values()) == pytest.approx(1.0, abs=1e-9), (s["name"], g)
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +94,8 @@ def test_first_names_follow_the_religion_of_the_surnames_group(customers):
     for group in ("ijaw", "efik_ibibio", "urhobo_isoko", "tiv"):
         n, arabic, english = _shares(customers, group)
         assert n > 1_000 and arabic < 0.05 and english > 0.3, f"{group} are mostly Christian"
+    n, arabic, english = _shares(customers, "middle_belt")
+    assert n > 5_000 and arabic < 0.25 and english > 0.2, "the Middle Belt's peoples are mostly Christian"
     n, arabic, english = _shares(customers, "yoruba")
     assert n > 20_000 and 0.12 < arabic < 0.40 and 0.12 < english < 0.40, "Yoruba are both Christian and Muslim"
 
@@ -80,6 +106,37 @@ def test_yoruba_first_names_follow_the_state(customers):
     assert n_east > 1_000 and n_north > 1_000
     assert arabic_east < 0.12 < 0.2 < arabic_north, "Ekiti and Ondo lean Christian, Kwara, Oyo and Osun Muslim"
     assert english_east > english_north
+
+
+def _state_first_names(customers, state: str) -> tuple[int, float, float]:
+    """(count, Arabic/Muslim share, English/Christian or Middle Belt share) of the first names of `state`'s
+    customers, whatever their group."""
+    first = customers["first"][customers["state"] == state_label(state)]
+    christian = _pool("christian_english") | _unique_first_names("middle_belt")
+    return len(first), np.isin(first, list(_pool("muslim_arabic"))).mean(), np.isin(first, list(christian)).mean()
+
+
+def test_plateau_and_kaduna_first_names_are_mostly_christian_or_middle_belt(customers):
+    n, arabic, christian = _state_first_names(customers, "Plateau")
+    assert n > 2_000 and christian >= 0.5 and arabic < 0.25, "Plateau is majority Christian"
+    n, arabic, christian = _state_first_names(customers, "Kaduna")
+    assert n > 5_000 and christian >= 0.3 and arabic < 0.45, "southern Kaduna is largely Christian"
+    n, arabic, christian = _state_first_names(customers, "Kano")
+    assert n > 5_000 and christian < 0.06 and arabic > 0.6, "Kano is overwhelmingly Muslim"
+
+
+def test_middle_belt_names_are_found_in_the_middle_belt(customers):
+    surname = np.isin(customers["last"], list(_unique_surnames("middle_belt")))
+    first = np.isin(customers["first"], list(_unique_first_names("middle_belt")))
+
+    def share(of: np.ndarray, state: str) -> float:
+        return of[customers["state"] == state_label(state)].mean()
+
+    for state in ("Plateau", "Kaduna", "Nasarawa", "Taraba", "Adamawa"):
+        assert share(surname, state) > 0.2 and share(first, state) > 0.08, state
+    assert share(surname, "Plateau") > 0.35, "Plateau's own peoples are the largest part of its customers"
+    assert share(surname, "Lagos") < 0.02 and share(first, "Lagos") < 0.01, "few Middle Belt customers in Lagos"
+    assert share(surname, "Kano") == 0 and share(surname, "Anambra") == 0
 
 
 def _parse(address: str) -> tuple[str, str, str]:
