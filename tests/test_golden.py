@@ -4,9 +4,14 @@ a decision (update these values in the same commit and say why), never an accide
 from __future__ import annotations
 
 import collections
+import re
 from pathlib import Path
 
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
 from generator.config import RunConfig, parse_start
+from generator.coordinator import run
 from generator.core.shard import plan, shard_table
 from generator.schema import decoded
 
@@ -106,3 +111,15 @@ def test_daytime_fulfilment_rows_are_pinned():
     fields = ("event_type", "customer_id", "carrier", "tracking_number")
     assert [(str(r["event_ts"]), *(r[f] for f in fields)) for r in first] == FIRST_FULFILMENT
     assert collections.Counter(r["event_type"] for r in rows) == DAYTIME_COUNTS
+
+
+def test_the_readme_sample_row_is_what_the_generator_writes(tmp_path):
+    """README shows the first ORDER_PLACED row of `gen run --events 20000 --run-id demo`; it is that row."""
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    block = text.split("The first ORDER_PLACED row of `gen run --events 20000 --run-id demo`", 1)[1]
+    block = block.split("```text\n", 1)[1].split("```", 1)[0]
+    shown = dict(pair.split("=", 1) for pair in re.split(r"  +|\n", block.strip()))
+    run(RunConfig(events=20_000, workers=1, out=tmp_path, run_id="demo"))
+    table = ds.dataset(tmp_path / "events", format="parquet", partitioning="hive").to_table().sort_by("event_ts")
+    first = table.filter(pc.equal(table.column("event_type"), "ORDER_PLACED")).slice(0, 1).to_pylist()[0]
+    assert shown == {k: str(first[k]) for k in shown}
