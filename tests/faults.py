@@ -20,10 +20,12 @@ def die_on_shard_two(gen, shard, root, run_id, partition_by, *rest):
     return make_part(gen, shard, root, run_id, partition_by, *rest)
 
 
-def busy_shard(root: str, index: int) -> int:
-    """A shard's stand-in that marks it started, takes a moment and answers with a result of some size."""
+def busy_shard(root: str, index: int) -> bytes:
+    """A shard's stand-in that marks it started, takes a moment, marks it finished and answers with a result of
+    some size."""
     (Path(root) / f"started-{index}").touch()
     time.sleep(0.3)
+    (Path(root) / f"finished-{index}").touch()
     return bytes(200_000)
 
 

@@ -190,21 +190,23 @@ def _alive(pids: list[int]) -> list[int]:
 def test_an_interrupted_pool_lets_its_workers_leave_on_their_own(tmp_path):
     """Ctrl-C in the coordinator while shards run: the queued shards are dropped, the running ones finish and
     the workers leave through the pool's own protocol (exit code 0), not killed mid-way (a worker killed while
-    it sends its result can leave the pool waiting forever for the rest, and the interpreter's exit with it);
-    the pool's manager thread has ended, so nothing is left for the exit to wait on."""
+    it sends its result can leave the pool waiting for the rest); the pool's manager thread has ended, so
+    nothing is left for the interpreter's exit to wait on."""
     pool = coordinator._Workers(2, in_process=False)
-    seen: dict[str, list] = {}
+    seen: dict[str, object] = {}
 
     def done(result):
         seen["processes"] = list(pool.pool._processes.values())
+        seen["manager"] = pool.pool._executor_manager_thread  # shutdown() forgets it
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt), pool:
         pool.each([(faults.busy_shard, (str(tmp_path), i)) for i in range(40)], done)
     assert [p.exitcode for p in seen["processes"]] == [0, 0]
-    manager = pool.pool._executor_manager_thread
-    assert manager is None or not manager.is_alive()
-    assert len(list(tmp_path.glob("started-*"))) < 40, "the queued shards were dropped"
+    assert not seen["manager"].is_alive()
+    started = {p.name.split("-")[1] for p in tmp_path.glob("started-*")}
+    assert len(started) < 40, "the queued shards were dropped"
+    assert {p.name.split("-")[1] for p in tmp_path.glob("finished-*")} == started, "the running shards finished"
 
 
 @pytest.mark.slow
