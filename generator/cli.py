@@ -339,6 +339,7 @@ def validate(
     ] = "",
 ) -> None:
     """Re-read committed runs through their manifests and check every rule of the event model."""
+    from generator.validate import WorkerDied
     from generator.validate import validate as validate_out
 
     if run_id and whole:
@@ -352,6 +353,11 @@ def validate(
         raise Interrupted("; the validation stopped before it finished") from None
     except Terminated:
         raise Terminated("; the validation stopped before it finished") from None
+    except WorkerDied as e:
+        err_console.print(
+            f"gen: validation failed: {e}; it stopped before it finished", highlight=False, markup=False, soft_wrap=True
+        )
+        raise typer.Exit(1) from None
     t = Table(title=f"{len(report.runs)} run(s), {report.rows:,} rows")
     t.add_column("rule")
     t.add_column("result", justify="right")

@@ -42,7 +42,7 @@ from generator.core.shard import (
     next_stop,
     plan,
 )
-from generator.launch import worker_context, worker_init
+from generator.launch import STOP_GRACE_S, stop_pool, worker_context, worker_init
 from generator.parts import (
     SIM_DIR,
     CutAt,
@@ -406,9 +406,6 @@ class _Syncer:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-STOP_GRACE_S = 10.0  # how long an interrupted run waits for its workers to finish their shards before killing them
-
-
 class _Workers:
     """The run's worker processes (or this process, for one worker with nothing to upload), kept for both steps.
 
@@ -452,24 +449,9 @@ class _Workers:
             self.pool.shutdown(wait=True)
             return
         # On an error, Ctrl-C or SIGTERM: drop the queued shards, let each worker finish the shard it is on (a
-        # fraction of a second) and leave through the pool's own protocol. A worker killed while it sends its
-        # result would leave the pool's result reader, and with it the interpreter's exit, waiting forever for
-        # the rest of the message. Only a worker still busy after STOP_GRACE_S is killed.
-        processes = list(getattr(self.pool, "_processes", {}).values())
-        # The pool's own shutdown joins the workers (a second joiner would race it for their exit status), on a
-        # thread so that the wait has a limit.
-        stopping = threading.Thread(
-            target=self.pool.shutdown, kwargs={"wait": True, "cancel_futures": True}, name="stop-workers", daemon=True
-        )
-        stopping.start()
-        try:
-            stopping.join(timeout=STOP_GRACE_S)
-        finally:  # also when a second Ctrl-C cuts the wait short
-            if stopping.is_alive():
-                for p in processes:
-                    with contextlib.suppress(OSError):
-                        p.kill()
-                stopping.join(timeout=5)
+        # fraction of a second) and leave; kill those still busy after STOP_GRACE_S, and every worker at once when
+        # one has died (the pool is broken).
+        stop_pool(self.pool, STOP_GRACE_S)
 
 
 def _environment_errors(fn, *args):

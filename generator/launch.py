@@ -3,11 +3,13 @@
 A run (or a validation) with worker processes forks them from a forkserver that has already imported the
 generator (never from the coordinator, whose dashboard thread must not be forked mid-draw). Starting that server
 takes as long as the coordinator's own imports, so `entry` starts it first, when the command line asks for
-workers, and the two import side by side; everything else waits for the CLI. This module imports nothing heavy.
+workers, and the two import side by side; everything else waits for the CLI. `stop_pool` ends a pool of those
+workers that was interrupted or broken, within a limit. This module imports nothing heavy.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import select
@@ -17,6 +19,8 @@ import threading
 import time
 
 PRELOAD = ["generator.parts"]  # what every worker needs, imported once in the server
+STOP_GRACE_S = 10.0  # how long an interrupted pool's workers may take to finish their jobs before they are killed
+KILL_WAIT_S = 5.0  # how long a pool whose workers were killed may take to notice and end
 
 
 def worker_context() -> multiprocessing.context.BaseContext:
@@ -32,7 +36,8 @@ def start_worker_server() -> None:
     whole process group and a service manager's stop SIGTERMs every process of the service, but only the
     coordinator acts on them (it lets the workers finish their shards and leave). A forkserver killed by the
     signal would lose track of live workers (their exits look immediate to the pool), and a worker killed while
-    sending its result can leave the pool waiting forever for the rest."""
+    sending its result leaves the pool waiting for the rest (`stop_pool` gets it out). The pool's own cleanup
+    after a worker died abruptly SIGTERMs the others; they ignore that too, and `stop_pool` kills them."""
     multiprocessing.get_context("forkserver").set_forkserver_preload(PRELOAD)
     from multiprocessing import forkserver
 
@@ -75,6 +80,39 @@ def _exit_with(pid: int) -> None:
     else:
         select.select([fd], [], [])
     os._exit(1)
+
+
+def stop_pool(pool, grace_s: float = STOP_GRACE_S) -> None:
+    """Shut down a `ProcessPoolExecutor` of these workers after an error, Ctrl-C or SIGTERM, within a limit.
+
+    Queued jobs are dropped, and each worker finishes the job it is on and leaves through the pool's own protocol
+    (one killed while it sends its result would leave the pool's result reader waiting for the rest). Those still
+    busy after `grace_s` seconds are killed, and so is every worker at once when the pool is broken (a worker died
+    abruptly: the OOM killer, a segfault): a broken pool reads no more results, and its own cleanup waits without
+    a limit for workers that ignore the SIGTERM it sends them, one of which may be blocked forever on a result
+    larger than the pipe's buffer. Once the workers are killed, this process's end of the result pipe for writing
+    is closed too, the last one: a reader left waiting for the rest of a result that a killed worker was sending
+    sees the pipe end, takes the pool as broken and ends. Returns once the pool's manager thread has ended, so that
+    the interpreter's exit has nothing to wait on (after `grace_s` + `KILL_WAIT_S` at most)."""
+    manager = pool._executor_manager_thread  # None before the first job; shutdown() forgets it and the rest
+    processes = list((pool._processes or {}).values())
+    results = pool._result_queue
+    pool.shutdown(wait=False, cancel_futures=True)  # the manager thread carries it out; joined here, with limits
+    if manager is None:
+        return
+    try:
+        deadline = time.monotonic() + grace_s
+        while manager.is_alive() and not pool._broken and time.monotonic() < deadline:
+            manager.join(timeout=0.05)
+    finally:  # also when a second Ctrl-C cuts the wait short
+        if manager.is_alive():
+            for p in processes:
+                with contextlib.suppress(OSError, ValueError):  # gone already, or closed
+                    p.kill()
+            results._writer.close()  # nobody else closes it: shutdown() was told not to wait
+            manager.join(timeout=KILL_WAIT_S)
+        if not manager.is_alive():
+            results.close()  # as shutdown(wait=True) would have
 
 
 def wants_workers(argv: list[str]) -> bool:

@@ -12,10 +12,15 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +45,9 @@ from generator.schema import (
     arrow_schema,
     decoded,
 )
+
+if TYPE_CHECKING:
+    from multiprocessing.synchronize import Event
 
 PHONE = r"^\+234[789][01][0-9]{8}$"
 EMAIL = r"^[a-z0-9][a-z0-9._]*@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$"
@@ -628,6 +636,10 @@ class ValidationStopped(Exception):
     """A worker's range left unfinished: the validation was interrupted."""
 
 
+class WorkerDied(RuntimeError):
+    """A validation worker process died (the OOM killer, a segfault): the validation could not finish."""
+
+
 _stop = None  # in a validation worker: set when the coordinator is interrupted
 
 
@@ -637,6 +649,27 @@ def _validation_worker(coordinator: int, stop) -> None:
     global _stop
     worker_init(coordinator)
     _stop = stop
+
+
+@contextmanager
+def _validation_pool(workers: int) -> Iterator[tuple[ProcessPoolExecutor, Event]]:
+    """`workers` processes for `check_blocks`, and the flag that stops them. Ctrl-C, SIGTERM or an error here
+    sets the flag (the workers ignore the signals): each worker leaves its range at the next block, and
+    `stop_pool` kills any still busy after STOP_GRACE_S, or all of them at once when one has died."""
+    from generator.launch import stop_pool, worker_context
+
+    ctx = worker_context()
+    stop = ctx.Event()
+    pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_validation_worker, initargs=(os.getpid(), stop))
+    try:
+        yield pool, stop
+    except BaseException as e:
+        stop.set()
+        stop_pool(pool)
+        if isinstance(e, BrokenProcessPool):
+            raise WorkerDied(f"a worker process died ({e})") from None
+        raise
+    pool.shutdown(wait=True)
 
 
 def check_blocks(
@@ -677,37 +710,23 @@ def _check_groups(
     contacts = Contacts()
     n = groups.bounds.size - 1
     if workers > 1 and n > 1:
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        from generator.launch import worker_context
-
         # Contiguous ranges of blocks, twice as many as workers (the last ones even out); a shard that straddles two
         # ranges is read by both (a run alone never straddles: its shards are the blocks).
         cuts = np.linspace(0, n, min(2 * workers, n) + 1).round().astype(int)
-        ctx = worker_context()
-        stop = ctx.Event()  # Ctrl-C: each worker leaves its range at the next block (workers ignore the signal)
-        with ProcessPoolExecutor(
-            min(workers, cuts.size - 1), mp_context=ctx, initializer=_validation_worker, initargs=(os.getpid(), stop)
-        ) as pool:
-            try:
-                futures = [
-                    pool.submit(check_blocks, out, docs, faults, continued, int(lo), int(hi))
-                    for lo, hi in itertools.pairwise(cuts)
-                    if hi > lo
-                ]
-                for f in futures:  # in block order: rules and examples come out as they would one block at a time
-                    part, block_prefixes, block_contacts, counts, rows = f.result()
-                    report.merge(part)
-                    prefixes.add_prefixes(block_prefixes)
-                    contacts.merge(block_contacts)
-                    for rid in counts:
-                        groups.counts[rid].update(counts[rid])
-                        groups.rows[rid] += rows[rid]
-            except BaseException:
-                stop.set()
-                pool.shutdown(wait=True, cancel_futures=True)
-                raise
+        with _validation_pool(min(workers, cuts.size - 1)) as (pool, _):
+            futures = [
+                pool.submit(check_blocks, out, docs, faults, continued, int(lo), int(hi))
+                for lo, hi in itertools.pairwise(cuts)
+                if hi > lo
+            ]
+            for f in futures:  # in block order: rules and examples come out as they would one block at a time
+                part, block_prefixes, block_contacts, counts, rows = f.result()
+                report.merge(part)
+                prefixes.add_prefixes(block_prefixes)
+                contacts.merge(block_contacts)
+                for rid in counts:
+                    groups.counts[rid].update(counts[rid])
+                    groups.rows[rid] += rows[rid]
     else:
         for _, table in groups:
             check_table(table, threshold, report, continued, listed, contacts)

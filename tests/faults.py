@@ -20,10 +20,12 @@ def die_on_shard_two(gen, shard, root, run_id, partition_by, *rest):
     return make_part(gen, shard, root, run_id, partition_by, *rest)
 
 
-def busy_shard(root: str, index: int) -> int:
-    """A shard's stand-in that marks it started, takes a moment and answers with a result of some size."""
+def busy_shard(root: str, index: int) -> bytes:
+    """A shard's stand-in that marks it started, takes a moment, marks it finished and answers with a result of
+    some size."""
     (Path(root) / f"started-{index}").touch()
     time.sleep(0.3)
+    (Path(root) / f"finished-{index}").touch()
     return bytes(200_000)
 
 
@@ -138,3 +140,34 @@ def wait_for_first_report(gen, shard, root, run_id, partition_by, *rest):
         if not list(Path(root).parent.glob("reported-*")):
             raise RuntimeError("no shard was reported while others were still running")
     return make_part(gen, shard, root, run_id, partition_by, *rest)
+
+
+def die_now(root: str) -> None:
+    """Die abruptly, as the OOM killer or a segfault ends a worker, leaving a mark first."""
+    (Path(root) / "died").touch()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def large_result_once_broken(size: int) -> bytes:
+    """Wait until the pool, having seen another worker die, SIGTERMs this one in its cleanup (workers ignore
+    that), then answer with `size` bytes: more than the result pipe holds, so sending them blocks until someone
+    reads (a broken pool reads no more)."""
+    terminated = []
+    signal.signal(signal.SIGTERM, lambda *_: terminated.append(True))
+    deadline = time.monotonic() + 10
+    while not terminated and time.monotonic() < deadline:
+        time.sleep(0.01)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    return bytes(size)
+
+
+def half_sent_result(root: str) -> None:
+    """Send the first bytes of a result and never the rest, as a worker killed while sending its result leaves
+    it; mark that, then wait to be killed."""
+    import struct
+    import sys
+
+    result_queue = sys._getframe(1).f_locals["result_queue"]  # the pool's worker loop, which called this job
+    os.write(result_queue._writer.fileno(), struct.pack("!i", 1_000_000) + bytes(100))
+    (Path(root) / "half-sent").touch()
+    time.sleep(3600)

@@ -9,12 +9,14 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from generator import coordinator
 from generator.coordinator import RunError, run
+from generator.launch import stop_pool, worker_context, worker_init
 from generator.validate import validate
 
 from . import faults
@@ -190,21 +192,95 @@ def _alive(pids: list[int]) -> list[int]:
 def test_an_interrupted_pool_lets_its_workers_leave_on_their_own(tmp_path):
     """Ctrl-C in the coordinator while shards run: the queued shards are dropped, the running ones finish and
     the workers leave through the pool's own protocol (exit code 0), not killed mid-way (a worker killed while
-    it sends its result can leave the pool waiting forever for the rest, and the interpreter's exit with it);
-    the pool's manager thread has ended, so nothing is left for the exit to wait on."""
+    it sends its result can leave the pool waiting for the rest); the pool's manager thread has ended, so
+    nothing is left for the interpreter's exit to wait on."""
     pool = coordinator._Workers(2, in_process=False)
-    seen: dict[str, list] = {}
+    seen: dict[str, object] = {}
 
     def done(result):
         seen["processes"] = list(pool.pool._processes.values())
+        seen["manager"] = pool.pool._executor_manager_thread  # shutdown() forgets it
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt), pool:
         pool.each([(faults.busy_shard, (str(tmp_path), i)) for i in range(40)], done)
     assert [p.exitcode for p in seen["processes"]] == [0, 0]
-    manager = pool.pool._executor_manager_thread
-    assert manager is None or not manager.is_alive()
-    assert len(list(tmp_path.glob("started-*"))) < 40, "the queued shards were dropped"
+    assert not seen["manager"].is_alive()
+    started = {p.name.split("-")[1] for p in tmp_path.glob("started-*")}
+    assert len(started) < 40, "the queued shards were dropped"
+    assert {p.name.split("-")[1] for p in tmp_path.glob("finished-*")} == started, "the running shards finished"
+
+
+_WORKER_DIES = """
+import sys, time
+from pathlib import Path
+from tests import faults
+
+path, root = sys.argv[1:]
+# A third job: Python 3.11's pool starts the second worker after waking its manager for the second job, so
+# without a later wake-up the manager could go on watching the first worker alone, and miss the second's death.
+jobs = [(faults.die_now, (root,)), (faults.large_result_once_broken, (10_000_000,)), (int, ())]
+try:
+    if path == "run":
+        from generator.coordinator import _Workers
+
+        with _Workers(2, in_process=False) as pool:
+            pool.each(jobs, lambda result: None)
+    else:
+        from generator.validate import _validation_pool
+
+        with _validation_pool(2) as (pool, _):
+            for f in [pool.submit(fn, *args) for fn, args in jobs]:
+                f.result()
+except Exception as e:
+    print(type(e).__name__, e, flush=True)
+print(f"died {time.time() - (Path(root) / 'died').stat().st_mtime:.2f}", flush=True)
+"""
+
+
+@pytest.mark.parametrize(("path", "error"), [("run", "RunError a worker process died"), ("validate", "WorkerDied")])
+def test_a_worker_that_dies_ends_the_pool_at_once(tmp_path, path, error):
+    """A worker killed abruptly (the OOM killer, a segfault): the pool's own cleanup SIGTERMs the others, which
+    ignore it, finish their job and would wait forever to send a result larger than the pipe holds. `gen run`
+    fails, and `gen validate` stops, within a second or two with the error, and the process exits."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WORKER_DIES, path, str(tmp_path)],
+        cwd=Path(__file__).parent.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # hung: the workers leave with it (their coordinator watch)
+        raise
+    assert proc.returncode == 0, err
+    lines = out.splitlines()
+    assert lines[0].startswith(error), out
+    seconds = float(lines[-1].split()[1])
+    assert seconds < 4, f"ended {seconds:.1f} s after the worker died"
+
+
+def test_a_worker_killed_half_way_through_its_result_leaves_nothing_waiting(tmp_path):
+    """A worker killed while it sends its result (here: one that sent a part and then hangs until it is
+    killed) leaves the pool's reader waiting for the rest; stopping the pool ends that wait too, or the
+    interpreter's exit would join the reader forever."""
+    pool = ProcessPoolExecutor(1, mp_context=worker_context(), initializer=worker_init, initargs=(os.getpid(),))
+    pool.submit(faults.half_sent_result, str(tmp_path))
+    manager, results = pool._executor_manager_thread, pool._result_queue
+    deadline = time.monotonic() + 30
+    while not (tmp_path / "half-sent").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    try:
+        t0 = time.monotonic()
+        stop_pool(pool, grace_s=0.5)
+        assert not manager.is_alive()
+        assert time.monotonic() - t0 < 3
+    finally:
+        if manager.is_alive():  # let this test process exit all the same
+            results._writer.close()
 
 
 @pytest.mark.slow

@@ -102,6 +102,18 @@ def test_validate_fails_on_a_tampered_part(tmp_path, capsys):
     assert "sha256" in captured.out and "validation failed" in captured.err
 
 
+def test_validate_whose_worker_died_fails_with_one_line(tmp_path, capsys, monkeypatch):
+    from generator import validate
+
+    def died(*args):
+        raise validate.WorkerDied("a worker process died (terminated abruptly)")
+
+    monkeypatch.setattr(validate, "validate", died)
+    assert main(["validate", str(tmp_path), "--workers", "2"]) == 1
+    err = capsys.readouterr().err
+    assert "gen: validation failed: a worker process died" in err and "Traceback" not in err
+
+
 def test_validate_refuses_a_foreign_manifest(tmp_path, capsys):
     (tmp_path / "_manifests").mkdir()
     (tmp_path / "_manifests" / "x.json").write_text('{"hello": "world"}')

@@ -399,6 +399,30 @@ def test_a_small_run_falling_short_jumps_along_the_grid_in_one_round(tmp_path, m
     assert _files(tmp_path / "jump") == _files(tmp_path / "step")
 
 
+def test_a_shard_on_its_own_that_never_reaches_its_events_gives_up(monkeypatch):
+    """`shard_cut` (tests, benchmarks) gives up at the grid's last point, as a run does, instead of simulating
+    further and further for ever."""
+    stops = []
+
+    class NoEvents:
+        def final_ts(self):
+            return np.zeros(0, np.int64)
+
+    def simulate(cfg, shard, stop, pools=None):
+        stops.append(stop)
+        if len(stops) > 100:
+            raise AssertionError(f"still simulating at grid point {stop}")
+        return NoEvents()
+
+    monkeypatch.setattr(shard_module, "simulate_shard", simulate)
+    cfg = shard_module.GenConfig(
+        seed=1, events=500, start_us=1_761_955_200_000_000, shard_size=500, latency_threshold_ms=2000, customers=1_000
+    )
+    with pytest.raises(ValueError, match="too few events"):
+        shard_module.shard_cut(cfg, shard_module.plan(cfg)[0])
+    assert stops[-1] == shard_module.MAX_STOP
+
+
 @given(
     stop=st.integers(shard_module.DEFAULT_STOP - 1, shard_module.MAX_STOP),
     events=st.integers(1, 10**9),

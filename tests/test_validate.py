@@ -283,3 +283,15 @@ def test_a_stopped_worker_leaves_its_range_at_the_next_block(committed_run, monk
     stop.set()
     with pytest.raises(validate_module.ValidationStopped):
         validate_module.check_blocks(out, docs, faults, False, 0, 2)
+
+
+def test_the_stop_flag_reaches_the_workers(committed_run):
+    """The flag the coordinator sets when interrupted is the one each validation worker checks between blocks:
+    a range submitted once it is set is left at its first block."""
+    out, _ = committed_run
+    docs = timeline.committed_runs(out)
+    faults = {d["run_id"]: None for d in docs}
+    with pytest.raises(validate_module.ValidationStopped), validate_module._validation_pool(1) as (pool, stop):
+        assert pool.submit(validate_module.check_blocks, out, docs, faults, False, 0, 1).result()[1].size > 0
+        stop.set()
+        pool.submit(validate_module.check_blocks, out, docs, faults, False, 0, 2).result()

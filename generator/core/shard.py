@@ -514,7 +514,8 @@ def cut_point(final_ts: list[np.ndarray], events: int, every: int = SAMPLE_EVERY
 
 def shard_cut(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Cut:
     """One shard on its own, as if it were the whole run (tests and benchmarks): its first `shard.events` events,
-    or with a time-sized config every event before the end."""
+    or with a time-sized config every event before the end. Raises ValueError when the shard has not made
+    `shard.events` events by the grid's last point (`MAX_STOP`), where a run gives up too."""
     stop = DEFAULT_STOP
     while True:
         sim = simulate_shard(cfg, shard, stop=stop, pools=pools)
@@ -524,6 +525,8 @@ def shard_cut(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Cut:
         if point is not None:
             return cut(sim, point[0], point[1][0], shard.index * ORDERS_PER_SHARD)
         stop = next_stop(stop, cfg.events, shard.events, sim.final_ts().size)
+        if stop > MAX_STOP:
+            raise ValueError(f"shard {shard.index}: the population made too few events for {shard.events}")
 
 
 _EVENT_TYPES = pa.array(EVENT_TYPES)
