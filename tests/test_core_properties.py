@@ -31,7 +31,7 @@ from generator.core.shard import (
     simulate_shard,
     split,
 )
-from generator.core.streams import rng
+from generator.core.streams import pick, rng, segment_pick
 from generator.parts import encode
 from generator.schema import PLATFORMS, arrow_schema, decoded, encoded_schema
 from generator.validate import Contacts, check_table
@@ -345,3 +345,48 @@ def test_a_latency_degradation_multiplies_its_platforms_latency_inside_its_windo
     assert hit.any()
     assert np.array_equal(a[~hit], b[~hit])
     assert (np.abs(b[hit] - np.maximum(np.rint(a[hit] * factor), 1)) <= factor / 2 + 1).all()
+
+
+def _reference_pick(cdf: np.ndarray, v: np.ndarray) -> np.ndarray:
+    return np.minimum(np.searchsorted(cdf, v, side="right"), len(cdf) - 1)
+
+
+_UNIFORMS = st.one_of(
+    st.floats(0.0, 1.0, exclude_max=True),
+    st.integers(0, 4095).map(lambda b: b / 4096),  # a lookup slice's edge
+    st.integers(0, 4095).map(lambda b: float(np.nextafter(b / 4096, 0)) if b else 0.0),
+    st.just(float(np.nextafter(1.0, 0.0))),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.one_of(st.just(0.0), st.floats(1e-9, 1e6)), min_size=1, max_size=40).filter(lambda w: sum(w) > 0),
+    st.lists(_UNIFORMS, min_size=1, max_size=300),
+)
+def test_pick_is_the_binary_search_it_replaces(weights, us):
+    """The lookup table gives exactly what `searchsorted(cdf, u * total, "right")` gives, zero weights, slice edges
+    and the last float below 1 included."""
+    cdf = np.cumsum(weights)
+    u = np.array(us)
+    assert np.array_equal(pick(cdf, u), _reference_pick(cdf, u * cdf[-1]))
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.lists(st.one_of(st.just(0.0), st.floats(1e-6, 1e3)), min_size=1, max_size=6).filter(lambda w: sum(w) > 0),
+        min_size=1,
+        max_size=120,
+    ),
+    st.lists(st.tuples(st.integers(0, 10**6), _UNIFORMS), min_size=1, max_size=300),
+)
+def test_segment_pick_is_the_binary_search_it_replaces(segments, draws):
+    """The same for segmented cdfs (one distribution per segment, as the pools store the per-state mixes), with
+    as many segments as the pools have and more than the table's finer slicing allows."""
+    width = max(len(w) for w in segments)
+    rows = [np.r_[w, [0.0] * (width - len(w))] for w in segments]  # equal-sized segments, as the pools' are
+    cdf = np.concatenate([i + np.r_[np.cumsum(w)[:-1] / w.sum(), 1.0] for i, w in enumerate(rows)])
+    seg = np.array([s % len(segments) for s, _ in draws])
+    u = np.array([x for _, x in draws])
+    assert np.array_equal(segment_pick(cdf, seg, u), _reference_pick(cdf, seg + u))

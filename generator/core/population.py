@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour
 from generator.core.nigeria import Pools
-from generator.core.streams import hash_u64, hash_uniform, pick
+from generator.core.streams import hash_u64, hash_uniform, pick, segment_pick
 
 IDENTITY_COLUMNS = ("customer_id", "name", "phone_number", "address", "email")
 
@@ -34,11 +34,6 @@ def primary_platform(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
 
 def home_state(seed: int, idx: np.ndarray, pools: Pools) -> np.ndarray:
     return pick(pools.state_cdf, hash_uniform(seed, "state", idx))
-
-
-def _segment_pick(cdf: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
-    """Draw from distribution `segment` of a segmented cdf, returning the flat index of the outcome."""
-    return np.minimum(np.searchsorted(cdf, segment + u, side="right"), len(cdf) - 1)
 
 
 def _within(offset: np.ndarray, size: np.ndarray, key: np.ndarray, u: np.ndarray) -> np.ndarray:
@@ -90,11 +85,11 @@ def _names(seed: int, idx: np.ndarray, pools: Pools) -> tuple[np.ndarray, np.nda
 
     state = home_state(seed, idx, pools)
     n_groups = len(pools.groups)
-    group = _segment_pick(pools.group_cdf, state, u("group")) - state * n_groups
+    group = segment_pick(pools.group_cdf, state, u("group")) - state * n_groups
     # The first name's source (the group's own names, English/Christian, Arabic/Muslim) follows the group's
     # religion where it lives: one distribution per (state, group).
     segment = state * n_groups + group
-    source = _segment_pick(pools.source_cdf, segment, u("name_source")) - segment * 3
+    source = segment_pick(pools.source_cdf, segment, u("name_source")) - segment * 3
     female = (u("gender") < 0.5).astype(np.int64)
     first_key = np.where(source == 0, group, n_groups + source - 1) * 2 + female
     first_idx = _within(pools.first_offset, pools.first_size, first_key, u("first_name"))
@@ -116,8 +111,8 @@ def _email_words(
     nf, nl = len(pools.first_names), len(pools.last_names)
     fw, fi, lw, li = first_idx, nf + first_idx, 2 * nf + last_idx, 2 * nf + nl + last_idx
     shape = pick(_EMAIL_SHAPE_CDF, hash_uniform(seed, "email_shape", idx))
-    head = np.choose(shape, [fw, fw, fw, fi, lw, fw])
-    tail = np.choose(shape, [lw, lw, lw, lw, fw, li])
+    head = np.where(shape == 3, fi, np.where(shape == 4, lw, fw))  # shapes: [fw, fw, fw, fi, lw, fw]
+    tail = np.where(shape == 4, fw, np.where(shape == 5, li, lw))  # [lw, lw, lw, lw, fw, li]
     domain = pick(pools.domain_cdf, hash_uniform(seed, "email_domain", idx))
     return head, _EMAIL_SEP_OF_SHAPE[shape], tail, domain
 
@@ -289,7 +284,7 @@ def identities(seed: int, idx: np.ndarray, pools: Pools, population: int | None 
 
     # Addresses: a house number (small ones more common), a street, an area of a city of the home state. The
     # street is one of the city's own (with the state's street_share, where the city lists any) or a generic one.
-    city = _segment_pick(pools.city_cdf, state, u("city"))
+    city = segment_pick(pools.city_cdf, state, u("city"))
     area = _within(pools.area_offset, pools.area_size, city, u("area"))
     house = (119 * u("house") ** 2).astype(np.int64)  # house numbers 1..120, as an index into their strings
     us = u("street")

@@ -51,7 +51,49 @@ def hash_uniform(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
 
 def pick(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Index drawn from a discrete distribution given its cumulative weights (last = total) and uniforms."""
-    return np.minimum(np.searchsorted(cdf, u * cdf[-1], side="right"), len(cdf) - 1)
+    return _search(cdf, u * cdf[-1], u, None)
+
+
+def segment_pick(cdf: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Draw from distribution `segment` of a segmented cdf (distribution s spans [s, s + 1]), returning the flat
+    index of the outcome."""
+    return _search(cdf, segment + u, u, segment)
+
+
+# Both are `searchsorted(cdf, v, side="right")`, clamped to the last index, with v increasing in u. A binary search
+# per draw costs tens of nanoseconds; a table of the answer for each of M equal slices of u (per segment) gives it
+# at once wherever the slice holds no step of the cdf, and the search runs only for draws in the others (about
+# one in M / steps). The answers are the search's own, bit for bit: the slice's edges are computed as the draws
+# are (s + u, or u * total, at u = b / M), and rounding is monotone, so a draw in a slice lies between its edges.
+_lookups: dict[tuple[bytes, bool], tuple[int, np.ndarray]] = {}
+
+
+def _lookup(cdf: np.ndarray, segmented: bool) -> tuple[int, np.ndarray]:
+    key = (cdf.tobytes(), segmented)
+    found = _lookups.get(key)
+    if found is None:
+        segments = int(cdf[-1] + 0.5) if segmented else 1
+        m = 4096 if segments == 1 else 1024 if segments <= 64 else 256
+        b = np.arange(m + 1) / m
+        edges = (np.arange(segments)[:, None] + b[None, :]) if segmented else (b * cdf[-1])[None, :]
+        at = np.searchsorted(cdf, edges.ravel(), side="right").reshape(segments, m + 1)
+        table = np.where(at[:, :-1] == at[:, 1:], np.minimum(at[:, :-1], len(cdf) - 1), -1).astype(np.int32)
+        if len(_lookups) >= 256:
+            _lookups.clear()
+        found = _lookups[key] = (m, table.ravel())
+    return found
+
+
+def _search(cdf: np.ndarray, v: np.ndarray, u: np.ndarray, segment: np.ndarray | None) -> np.ndarray:
+    m, table = _lookup(cdf, segment is not None)
+    slot = (u * m).astype(np.int64)
+    if segment is not None:
+        slot += segment * m
+    out = table[slot].astype(np.int64)
+    miss = np.flatnonzero(out < 0)
+    if miss.size:
+        out[miss] = np.minimum(np.searchsorted(cdf, v[miss], side="right"), len(cdf) - 1)
+    return out
 
 
 QUANTILES = 4096
