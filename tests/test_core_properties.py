@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from generator.core import population as population_module
 from generator.core.behaviour import Behaviour, Incidents, default_behaviour
-from generator.core.events import HOUR, sparse_strings
+from generator.core.events import HOUR, sparse_strings, stable_order
 from generator.core.nigeria import default_pools
 from generator.core.population import email_reissues, identities, subscriber_numbers
 from generator.core.shard import (
@@ -390,3 +390,16 @@ def test_segment_pick_is_the_binary_search_it_replaces(segments, draws):
     seg = np.array([s % len(segments) for s, _ in draws])
     u = np.array([x for _, x in draws])
     assert np.array_equal(segment_pick(cdf, seg, u), _reference_pick(cdf, seg + u))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-(2**62), 2**62), max_size=300),
+    st.integers(0, 2**62),
+    st.integers(1, 2**40),
+)
+def test_stable_order_is_a_stable_argsort(values, base, spread):
+    """Packed or not (keys spread over more than 63 bits less the positions' width fall back), with ties."""
+    for keys in (np.array(values, np.int64), base + np.array(values, np.int64) % spread, np.array(values) % 3):
+        keys = np.asarray(keys, np.int64)
+        assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))

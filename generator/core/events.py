@@ -16,6 +16,24 @@ WAT_OFFSET = HOUR  # West Africa Time is UTC+1 all year
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday (Monday = 0)
 
 
+def stable_order(keys: np.ndarray) -> np.ndarray:
+    """`np.argsort(keys, kind="stable")` of int64 keys: when the keys' range and the positions fit in 63 bits
+    together, the packed (key, position) pairs are sorted as plain integers (a vectorised sort, several times
+    faster than a stable argsort) and the positions read back; ties keep their order either way."""
+    n = keys.size
+    if n < 2:
+        return np.arange(n, dtype=np.int64)
+    lo, hi = int(keys.min()), int(keys.max())
+    shift = (n - 1).bit_length()
+    if (hi - lo).bit_length() + shift > 63:
+        return np.argsort(keys, kind="stable")
+    packed = (keys - lo) << shift
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << shift) - 1
+    return packed
+
+
 @dataclass
 class Events:
     """Events as codes: strings (identities, tracking numbers) are attached only when a part is built."""

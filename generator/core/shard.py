@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour, default_behaviour
-from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings
+from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings, stable_order
 from generator.core.incidents import latency_factor
 from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers
 from generator.core.nigeria import Pools, default_pools
@@ -359,7 +359,7 @@ class _Stream:
 
         events = Events.concat(self.chunks) if self.chunks else Pending.empty().events
         return Sim(
-            events=events.take(np.argsort(events.ts, kind="stable")),
+            events=events.take(stable_order(events.ts)),
             carrier=cat(self.carriers, np.int8),
             serial=cat(self.serials, np.int64),
             order_origin=cat(self.origins, np.int64),
