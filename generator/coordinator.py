@@ -31,7 +31,6 @@ from generator import manifest, sidecar, timeline
 from generator.config import ConfigError, RunConfig
 from generator.core.shard import (
     DEFAULT_STOP,
-    MAX_STOP,
     ORDER_STRIDE,
     GenConfig,
     Pending,
@@ -39,6 +38,7 @@ from generator.core.shard import (
     cut_point_sampled,
     early_until,
     grid,
+    last_stop,
     next_stop,
     plan,
 )
@@ -305,10 +305,10 @@ def _two_steps(
         if point is not None:
             break
         # Some shard's simulation ends before the run's end: take them all further along the grid.
-        stop = next_stop(stop, gen.events, gen.events, sum(r.final for r in sims.values()))
-        written_before, skip_before = None, early  # the early events are the same, and written already
-        if stop > MAX_STOP:
+        if stop >= last_stop(gen):
             raise RunError(f"the population made too few events for --events {gen.events}; nothing was committed")
+        stop = min(next_stop(stop, gen.events, gen.events, sum(r.final for r in sims.values())), last_stop(gen))
+        written_before, skip_before = None, early  # the early events are the same, and written already
     last_ts, takes = point
     end = last_ts + 1
     listener.writing(gen.events, end)

@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from generator import coordinator, manifest, timeline
 from generator.cli import main
 from generator.config import parse_start
-from generator.coordinator import run
+from generator.coordinator import RunError, run
 from generator.core import shard as shard_module
 from generator.core.events import DAY
 from generator.core.shard import ORDER_STRIDE, cut_point, cut_point_sampled, time_sample
@@ -420,7 +420,25 @@ def test_a_shard_on_its_own_that_never_reaches_its_events_gives_up(monkeypatch):
     )
     with pytest.raises(ValueError, match="too few events"):
         shard_module.shard_cut(cfg, shard_module.plan(cfg)[0])
-    assert stops[-1] == shard_module.MAX_STOP
+    assert stops[-1] == shard_module.last_stop(cfg)
+    assert shard_module.grid(cfg, stops[-1])[-1] == shard_module.grid_cap(cfg), "ten years simulated"
+
+
+# Seed 396 gives customer 0 an activity of 1.1e-5 sessions a day (the population's mean is 0.3): alone, it needs
+# some 30,000 times its expected window for 500 events.
+_IDLE = dict(seed=396, customers=1, events=500)
+
+
+def test_a_population_far_below_its_expectation_is_refused_within_ten_years_of_simulation(tmp_path):
+    """Its grid stops at ten years from the start (it went on to 2**24 times the expected window, whose hourly
+    traffic curve alone needed tens of gigabytes): the shard on its own raises, a run exits with nothing
+    committed."""
+    cfg = shard_module.GenConfig(start_us=1_761_955_200_000_000, shard_size=500, latency_threshold_ms=2000, **_IDLE)
+    with pytest.raises(ValueError, match="too few events"):
+        shard_module.shard_cut(cfg, shard_module.plan(cfg)[0])
+    with pytest.raises(RunError, match="too few events"):
+        run(small_config(tmp_path, shard_size=500, **_IDLE))
+    assert not (tmp_path / "_manifests").exists() or not any((tmp_path / "_manifests").iterdir())
 
 
 @given(

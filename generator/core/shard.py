@@ -189,16 +189,31 @@ def _time_of(cfg: GenConfig, target: float) -> int:
     b = cfg.behaviour
     per_day = cfg.customers * b.sessions_per_day * expected_events_per_session(b)
     horizon, done = cfg.start_us, 0.0
-    while True:
+    while horizon < grid_cap(cfg):
         lo, length, f = hour_buckets(b, horizon, horizon + 30 * DAY)
         cum = done + np.cumsum(per_day * f * length / DAY)
         i = int(np.searchsorted(cum, target))
         if i < cum.size:
             before = cum[i - 1] if i else done
             frac = (target - before) / (cum[i] - before)
-            return int(lo[i] + frac * length[i]) + SECOND
+            return min(int(lo[i] + frac * length[i]) + SECOND, grid_cap(cfg))
         done = float(cum[-1])
         horizon += 30 * DAY
+    return grid_cap(cfg)
+
+
+def grid_cap(cfg: GenConfig) -> int:
+    """How far a run's simulation may go: ten years from its start (a population so far below its expectation
+    that its events need longer is refused, as a run expected to take longer is)."""
+    return cfg.start_us + MAX_WINDOW_DAYS * DAY
+
+
+def last_stop(cfg: GenConfig) -> int:
+    """The last grid point a run simulates to: the first that reaches `grid_cap`, or MAX_STOP."""
+    k = DEFAULT_STOP
+    while k < MAX_STOP and _time_of(cfg, grid_multiple(k, cfg.events) * cfg.events) < grid_cap(cfg):
+        k += 1
+    return k
 
 
 def grid(cfg: GenConfig, stop: int) -> list[int]:
@@ -515,7 +530,7 @@ def cut_point(final_ts: list[np.ndarray], events: int, every: int = SAMPLE_EVERY
 def shard_cut(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Cut:
     """One shard on its own, as if it were the whole run (tests and benchmarks): its first `shard.events` events,
     or with a time-sized config every event before the end. Raises ValueError when the shard has not made
-    `shard.events` events by the grid's last point (`MAX_STOP`), where a run gives up too."""
+    `shard.events` events by the grid's last point (`last_stop`), where a run gives up too."""
     stop = DEFAULT_STOP
     while True:
         sim = simulate_shard(cfg, shard, stop=stop, pools=pools)
@@ -524,9 +539,9 @@ def shard_cut(cfg: GenConfig, shard: Shard, pools: Pools | None = None) -> Cut:
         point = cut_point([sim.final_ts()], shard.events)
         if point is not None:
             return cut(sim, point[0], point[1][0], shard.index * ORDERS_PER_SHARD)
-        stop = next_stop(stop, cfg.events, shard.events, sim.final_ts().size)
-        if stop > MAX_STOP:
+        if stop >= last_stop(cfg):
             raise ValueError(f"shard {shard.index}: the population made too few events for {shard.events}")
+        stop = min(next_stop(stop, cfg.events, shard.events, sim.final_ts().size), last_stop(cfg))
 
 
 _EVENT_TYPES = pa.array(EVENT_TYPES)
