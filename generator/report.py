@@ -361,7 +361,7 @@ class Loaded:
 
 def load(out: Path, run_id: str | None = None) -> Loaded:
     """The committed runs under `out` (or the one named), read through their manifests a part at a time into
-    compact arrays (25 bytes per event; the strings are not kept)."""
+    compact arrays (the Frame: 29 bytes per event; the strings are not kept)."""
     if not out.is_dir():
         raise manifest.ManifestError(f"{out}: no such directory")
     if run_id:
