@@ -7,7 +7,6 @@ numpy and pyarrow) and derives the targets from the `Behaviour` the way the core
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -384,7 +383,7 @@ class Loaded:
 
 def load(out: Path, run_id: str | None = None) -> Loaded:
     """The committed runs under `out` (or the one named), read through their manifests a part at a time into
-    compact arrays (25 bytes per event; the strings are not kept)."""
+    compact arrays (the Frame: 29 bytes per event; the strings are not kept)."""
     if not out.is_dir():
         raise manifest.ManifestError(f"{out}: no such directory")
     if run_id:
@@ -433,23 +432,16 @@ class Sessions:
     orphans: int  # runs of session events with no OPEN before them in the data
 
 
-SESSION_CHUNK = 2_000_000  # session events sorted at a time (a range of customers: sessions never straddle it)
+SESSION_CHUNK = 2_000_000  # about this many session events sorted at a time (a range of customers: sessions never
+# straddle it)
+SESSION_BLOCK = 1 << 16  # rows counted and placed into their range at a time; the most groups customers are counted in
 
 
 def sessions(fr: Frame) -> Sessions:
-    """Sessions in (customer, start) order. Rows are sorted a range of customers at a time, so the sort's
-    temporaries (some 40 bytes per row) stay bounded however many events there are; the result is the same."""
-    of_sessions = fr.code <= _ORDER
-    if not fr.customer.size:
-        return _sessions(fr, np.zeros(0, np.int64))
-    first, last = int(fr.customer.min()), int(fr.customer.max()) + 1
-    chunks = max(1, -(-int(of_sessions.sum()) // SESSION_CHUNK))
-    edges = np.linspace(first, last, chunks + 1).round().astype(np.int64)
-    edges[-1] = last
-    parts = [
-        _sessions(fr, np.flatnonzero(of_sessions & (fr.customer >= a) & (fr.customer < b)))
-        for a, b in itertools.pairwise(edges.tolist())
-    ]
+    """Sessions in (customer, start) order. Rows are sorted a range of customers at a time, each range holding
+    about SESSION_CHUNK session events, so the sort's temporaries stay bounded however many events there are and
+    however unevenly they fall on customers; the result is the same as one global sort's."""
+    parts = [_sessions(fr, rows) for rows in _customer_ranges(fr)]
     return Sessions(
         np.concatenate([p.open_ts for p in parts]),
         {c: np.concatenate([p.reached[c] for p in parts]) for c in parts[0].reached},
@@ -457,6 +449,48 @@ def sessions(fr: Frame) -> Sessions:
         np.concatenate([p.method for p in parts]),
         sum(p.orphans for p in parts),
     )
+
+
+def _customer_ranges(fr: Frame) -> list[np.ndarray]:
+    """The rows of the session events split by ranges of customers, each range's rows in ascending order.
+
+    Session events are counted per group of customers (at most SESSION_BLOCK groups; one customer each up to that
+    many customers), and a range ends where the count reaches the next multiple of SESSION_CHUNK: it holds fewer
+    than SESSION_CHUNK events besides its first group's. The rows are then placed into their ranges by a counting
+    sort. Both passes go SESSION_BLOCK rows at a time: the work is linear in the events, and besides temporaries
+    bounded by SESSION_BLOCK, what is held is the placed rows, 4 bytes per session event (8 beyond 2**32 rows)."""
+    of_sessions = fr.code <= _ORDER
+    total = int(np.count_nonzero(of_sessions))
+    if not total:
+        return [np.zeros(0, np.int64)]
+    first = int(fr.customer.min())
+    span = int(fr.customer.max()) - first + 1
+    width = -(-span // SESSION_BLOCK)  # customers per group
+    blocks = range(0, fr.code.size, SESSION_BLOCK)
+
+    def group(customer: np.ndarray) -> np.ndarray:
+        return (customer - first) // width if width > 1 else customer - first
+
+    held = np.zeros(-(-span // width), np.int64)  # session events per group
+    for lo in blocks:
+        part = slice(lo, lo + SESSION_BLOCK)
+        held += np.bincount(group(fr.customer[part][of_sessions[part]]), minlength=held.size)
+    np.cumsum(held, out=held)  # ... of the groups up to each
+    cuts = np.searchsorted(held, np.arange(SESSION_CHUNK, total, SESSION_CHUNK), side="right")
+    cuts = np.unique(cuts[cuts > 0])  # the first group of each range but the first (a heavy group is one range)
+    number = np.min_scalar_type(cuts.size)  # uint8 or uint16 range numbers, which argsort radix-sorts
+    range_of = np.repeat(np.arange(cuts.size + 1, dtype=number), np.diff(cuts, prepend=0, append=held.size))
+    ends = np.r_[held[cuts - 1], total]  # where each range ends in `rows`
+    free = ends - np.diff(ends, prepend=0)  # each range's next free slot
+    rows = np.empty(total, np.uint32 if fr.code.size <= 2**32 else np.int64)
+    for lo in blocks:
+        block = np.flatnonzero(of_sessions[lo : lo + SESSION_BLOCK]) + lo  # its session events' rows
+        r = range_of[group(fr.customer[block])]
+        count = np.bincount(r, minlength=free.size)
+        shift = free - (np.cumsum(count) - count)  # from a row's place among the block's, sorted by range
+        rows[np.arange(r.size) + np.repeat(shift, count)] = block[np.argsort(r, kind="stable")]
+        free += count
+    return np.split(rows, ends[:-1])
 
 
 def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:

@@ -3,6 +3,7 @@ targets within stated tolerances, the HTML page, and the exit-2 paths."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -13,6 +14,8 @@ import duckdb
 import numpy as np
 import orjson
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
 from generator import manifest
 from generator import report as report_module
@@ -20,7 +23,7 @@ from generator.cli import main
 from generator.core.behaviour import default_behaviour
 from generator.core.lifecycle import pay
 from generator.report import SETTLE, _km_quantiles, load, payment_chain, per_attempt_failure, report
-from generator.schema import PLATFORMS
+from generator.schema import EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
 
 # How far a realised share may sit from its target, in binomial standard errors. Each checked share is a count of
 # independent trials (sessions, checkouts, attempts, events' latencies); by chance alone |z| > 4.5 happens about
@@ -336,16 +339,93 @@ def test_a_manifest_listing_other_row_counts_than_its_parts_is_refused(run_dir, 
     assert err.startswith("gen: error:") and err.count("\n") == 1 and "rows" in err, err
 
 
+def _same_sessions(a: report_module.Sessions, b: report_module.Sessions) -> None:
+    for name in ("open_ts", "failures", "method"):
+        assert np.array_equal(getattr(a, name), getattr(b, name)), name
+    assert a.reached.keys() == b.reached.keys()
+    assert all(np.array_equal(a.reached[c], b.reached[c]) for c in b.reached)
+    assert a.orphans == b.orphans
+
+
+def _one_sort(fr: report_module.Frame) -> report_module.Sessions:
+    """The sessions of one global sort of every session event (what the ranges must add up to)."""
+    return report_module._sessions(fr, np.flatnonzero(fr.code <= report_module._ORDER))
+
+
+def _ranges_hold_their_rows_in_order(fr: report_module.Frame, ranges: list[np.ndarray]) -> list[np.ndarray]:
+    """Every session event's row is in one range, each range's rows ascend (ties in time then keep the rows'
+    order, as in one stable sort), and the ranges are disjoint runs of customers in order; their customers."""
+    assert np.array_equal(np.sort(np.concatenate(ranges)), np.flatnonzero(fr.code <= report_module._ORDER))
+    assert all(np.all(np.diff(r.astype(np.int64)) > 0) for r in ranges)
+    customers = [fr.customer[r] for r in ranges if r.size]
+    assert all(a.max() < b.min() for a, b in itertools.pairwise(customers))
+    return customers
+
+
 def test_sessions_sorted_a_range_of_customers_at_a_time_are_the_same(run_dir, monkeypatch):
     """The session rebuild sorts one range of customers at a time (bounded temporaries); any chunking gives the
     sessions of one global sort, in the same order."""
     fr = load(run_dir).frame
-    whole = report_module.sessions(fr)
+    whole = _one_sort(fr)
+    _same_sessions(report_module.sessions(fr), whole)
     monkeypatch.setattr(report_module, "SESSION_CHUNK", 7_000)
-    chunked = report_module.sessions(fr)
+    monkeypatch.setattr(report_module, "SESSION_BLOCK", 5_000)  # several blocks, and customers counted 10 to a group
     assert int((fr.code <= report_module._ORDER).sum()) > 10 * 7_000, "several chunks"
-    for name in ("open_ts", "failures", "method"):
-        assert np.array_equal(getattr(chunked, name), getattr(whole, name)), name
-    assert chunked.reached.keys() == whole.reached.keys()
-    assert all(np.array_equal(chunked.reached[c], whole.reached[c]) for c in whole.reached)
-    assert chunked.orphans == whole.orphans
+    assert fr.customer.max() - fr.customer.min() > 5_000, "customers counted in groups"
+    _ranges_hold_their_rows_in_order(fr, report_module._customer_ranges(fr))
+    _same_sessions(report_module.sessions(fr), whole)
+
+
+def _frame(ts: list[int], code: list[int], customer: list[int], method: list[int] | None = None):
+    """A Frame of the columns the session rebuild reads."""
+    none8 = np.zeros(0, np.int8)
+    return report_module.Frame(
+        ts=np.array(ts, np.int64), code=np.array(code, np.int8), customer=np.array(customer, np.int64),
+        platform=none8, latency=np.zeros(0, np.int32), slow=np.zeros(0, bool),
+        method=np.array([-1] * len(ts) if method is None else method, np.int8), carrier=none8, carriers=[],
+        order=np.zeros(0, np.int32),
+    )  # fmt: skip
+
+
+@st.composite
+def _frames(draw) -> report_module.Frame:
+    """A few rows over a few customers, some far apart (so that they are counted in groups), -1 (an id of another
+    shape) among them; any event codes (-1, an unknown type, included), and times with many ties."""
+    n = draw(st.integers(0, 60))
+    pool = draw(st.lists(st.one_of(st.integers(-1, 12), st.integers(0, 10**9)), min_size=1, max_size=8))
+
+    def column(values: st.SearchStrategy) -> list[int]:
+        return draw(st.lists(values, min_size=n, max_size=n))
+
+    customer, code = column(st.sampled_from(pool)), column(st.integers(-1, len(EVENT_TYPES) - 1))
+    return _frame(column(st.integers(0, 4)), code, customer, column(st.integers(-1, len(PAYMENT_METHODS) - 1)))
+
+
+@given(fr=_frames(), chunk=st.integers(1, 12), block=st.integers(1, 16))
+@example(  # one customer heavier than a range, then two in one range, then groups with no session event
+    fr=_frame([3, 1, 2, 0, 0, 1, 1, 2], [2, 0, 2, 0, 2, 0, 3, 9], [5, 5, 5, 7, 7, 8, 8, 40]), chunk=2, block=3
+)
+@example(  # four busy customers then sixteen with one event each: ranges spaced evenly over them would not do
+    fr=_frame(list(range(40)), [0, 2, 3, 2, 0, 2] * 4 + [0] * 16, [*np.repeat(range(4), 6).tolist(), *range(4, 20)]),
+    chunk=14,
+    block=32,
+)
+def test_sessions_are_one_global_sorts_however_the_ranges_fall(fr, chunk, block):
+    """Whatever the range and block sizes, and however unevenly the events fall on customers: the ranges hold
+    their rows in order, there are no more of them than ceil(events / SESSION_CHUNK), and each holds fewer than
+    SESSION_CHUNK events besides its first group of customers' (placed by event counts, not evenly over the
+    customers' indices); and the sessions are those of one global sort, in the same order."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(report_module, "SESSION_CHUNK", chunk)
+        mp.setattr(report_module, "SESSION_BLOCK", block)
+        ranges = report_module._customer_ranges(fr)
+        chunked = report_module.sessions(fr)
+    customers = _ranges_hold_their_rows_in_order(fr, ranges)
+    total = int((fr.code <= report_module._ORDER).sum())
+    assert len(ranges) <= max(1, -(-total // chunk))
+    if total:
+        width = -(-(int(fr.customer.max()) - int(fr.customer.min()) + 1) // block)  # customers per counted group
+        for c in customers:
+            group = (c - fr.customer.min()) // width
+            assert c.size - int((group == group.min()).sum()) < chunk
+    _same_sessions(chunked, _one_sort(fr))

@@ -18,7 +18,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from generator import coordinator, manifest, timeline
@@ -271,20 +271,37 @@ def test_gen_runs_lists_the_timeline(history, capsys):
     assert "3 committed run(s)" in capsys.readouterr().out
 
 
+def _bracket(samples: list[np.ndarray], events: int, k: int) -> tuple[int | None, int | None]:
+    """The sample values `cut_point_sampled` brackets the run's last instant by, as its docstring defines them: the
+    largest with fewer than `events` times at or below it even by the samples' upper bounds (k*c + k - 1 for a
+    shard with c samples at or below), and the smallest with at least `events` by their lower bounds (k*c); None
+    where there is none."""
+    values = np.unique(np.concatenate(samples))
+    at_or_below = [sum(int(np.searchsorted(s, v, side="right")) for s in samples) for v in values.tolist()]
+    lo = [v for v, c in zip(values, at_or_below, strict=True) if k * c + (k - 1) * len(samples) < events]
+    hi = [v for v, c in zip(values, at_or_below, strict=True) if k * c >= events]
+    return (int(max(lo)) if lo else None), (int(min(hi)) if hi else None)
+
+
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(st.lists(st.integers(0, 40), max_size=60), min_size=1, max_size=6),
     st.integers(1, 150),
     st.sampled_from([1, 2, 3, 5, 8, 64]),
 )
+@example(values=[[0] * 9], events=1, every=2)  # one instant: the whole shard is the bracket's upper end
+@example(values=[list(range(100)), [50] * 300], events=120, every=8)  # 300 at 50 in (47, 50]: all read, 7 of the rest
 def test_the_cut_takes_exactly_the_first_events_across_shards(values, events, every):
     """Ties included, and whatever the sampling that brackets it: the run's last instant and the takes give
-    exactly `events`, never one after a later one; the shards' times are read only inside the bracket."""
+    exactly `events`, never one after a later one. The shards' times are read only around the bracket, two sample
+    values lo < last <= hi: each shard's read holds its times in (lo, hi] and at most every - 1 more on either
+    side. That is a few `every` per shard, save where many times are one instant inside the bracket: the one read
+    per shard holds all of them (the takes count them), as in the explicit examples."""
     shards = [np.sort(np.array(v, np.int64)) for v in values]
-    reads = []
+    reads = {}
 
     def read(s, i, j):
-        reads.append(j - i)
+        reads[s] = j - i
         return shards[s][i:j]
 
     samples = [time_sample(a, every) for a in shards]
@@ -299,8 +316,13 @@ def test_the_cut_takes_exactly_the_first_events_across_shards(values, events, ev
     assert all(0 <= k <= int((a == last).sum()) for k, a in zip(takes, shards, strict=True))
     assert sum(int((a <= last).sum()) for a in shards) >= events > below
     assert point == cut_point(shards, events, every)
-    if every > 1 and total > 4 * every * len(shards):
-        assert sum(reads) < total, "only the bracket is read"
+    lo, hi = _bracket(samples, events, every)
+    assert (lo is None or lo < last) and (hi is None or last <= hi)
+    for s, a in enumerate(shards):
+        inside = (a > (np.iinfo(np.int64).min if lo is None else lo)) & (
+            a <= (np.iinfo(np.int64).max if hi is None else hi)
+        )
+        assert reads[s] <= int(inside.sum()) + 2 * (every - 1), "only the bracket is read"
 
 
 @settings(max_examples=6, deadline=None)

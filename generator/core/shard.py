@@ -483,8 +483,10 @@ def cut_point_sampled(
 
     The shards' samples (`time_sample`) bound every count: a shard with c samples at or below v has at least
     K*c and at most K*c + K - 1 times at or below v (K = `every`). They bracket the answer between two
-    sample values; `read(shard, i, j)` then gives the shard's final times i..j-1 inside the bracket (a few K per
-    shard), and the answer is picked by rank among them. The caller never holds more than the samples."""
+    sample values lo < answer <= hi; `read(shard, i, j)` then gives the shard's final times i..j-1 around the
+    bracket: its times in (lo, hi] and at most K - 1 more on either side. That is a few K per shard, save where many
+    times are one instant inside the bracket: the one window per shard holds all of them (the takes count them).
+    The answer is picked by rank among them. The caller never holds more than the samples and these reads."""
     k, n_shards = every, len(sizes)
     if events < 1 or sum(sizes) < events:
         return None
