@@ -30,13 +30,13 @@ import numpy as np
 from generator import manifest, sidecar, timeline
 from generator.config import ConfigError, RunConfig
 from generator.core.shard import (
-    DEFAULT_STOP,
     ORDER_STRIDE,
     GenConfig,
     Pending,
     Shard,
     cut_point_sampled,
     early_until,
+    first_stop,
     grid,
     last_stop,
     next_stop,
@@ -279,7 +279,7 @@ def _two_steps(
     from a block of ORDER_STRIDE serials. Returns the run's end and the next free serial."""
     sims: dict[int, SimResult] = {}
     first = {s.index: cfg.orders_before + i * ORDER_STRIDE for i, s in enumerate(shards)}
-    stop = DEFAULT_STOP
+    stop = first_stop(gen)
     early = early_until(gen)
     if early is not None and not gen.start_us < early <= grid(gen, stop)[-1]:
         early = None  # a tiny run, or not inside what the first round simulates: nothing is written early

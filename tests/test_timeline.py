@@ -395,7 +395,7 @@ def test_more_simulation_rounds_give_the_same_bytes(tmp_path, monkeypatch):
     first round are the same events as when one round is enough, and the whole run has the same bytes."""
     one = tmp_path / "one"
     run(small_config(one, events=20_000, shard_size=5_000))
-    monkeypatch.setattr(coordinator, "DEFAULT_STOP", coordinator.DEFAULT_STOP - 1)
+    monkeypatch.setattr(coordinator, "first_stop", lambda gen: shard_module.DEFAULT_STOP - 1)
     rounds = []
     monkeypatch.setattr(coordinator, "_end_of_run", _counting(coordinator._end_of_run, rounds))
     two = tmp_path / "two"
@@ -407,8 +407,10 @@ def test_more_simulation_rounds_give_the_same_bytes(tmp_path, monkeypatch):
 def test_a_small_run_falling_short_jumps_along_the_grid_in_one_round(tmp_path, monkeypatch):
     """A cold start's first minutes hold far fewer events than expected (no sessions are going on yet), so a run
     of a thousand events falls short of its first round; the next round goes as far as the shortfall says, not
-    one grid point (three more rounds before), and the bytes are those of stepping point by point."""
+    one grid point (three more rounds before), and the bytes are those of stepping point by point. (Runs this
+    short now start further along the grid, `first_stop`; the first round is held at DEFAULT_STOP here.)"""
     cfg = dict(events=1_000, customers=1_000_000, shard_size=250)
+    monkeypatch.setattr(coordinator, "first_stop", lambda gen: shard_module.DEFAULT_STOP)
     rounds = []
     monkeypatch.setattr(coordinator, "_end_of_run", _counting(coordinator._end_of_run, rounds))
     run(small_config(tmp_path / "jump", **cfg))
@@ -501,3 +503,20 @@ def _counting(fn, seen):
         return point
 
     return wrapped
+
+
+def test_a_short_first_run_simulates_once(tmp_path, monkeypatch):
+    """A 10,000-event first run from the default start (01:00 WAT, no parcels moving at night) falls short of
+    the expectation by more than the grid's margin in its first minutes; it starts far enough along the grid to
+    need one round (it took two), with the same bytes (the grid is the same)."""
+    rounds = []
+    monkeypatch.setattr(coordinator, "_end_of_run", _counting(coordinator._end_of_run, rounds))
+    run(small_config(tmp_path / "first", events=10_000, customers=1_000_000, shard_size=None))
+    assert len(rounds) == 1 and rounds[0]
+    cfg = small_config(tmp_path / "x", events=10_000, customers=1_000_000, shard_size=None).resolve(None).gen()
+    assert shard_module.first_stop(cfg) > shard_module.DEFAULT_STOP
+    monkeypatch.setattr(coordinator, "first_stop", lambda gen: shard_module.DEFAULT_STOP)
+    rounds.clear()
+    run(small_config(tmp_path / "stepped", events=10_000, customers=1_000_000, shard_size=None))
+    assert len(rounds) == 2
+    assert _files(tmp_path / "first") == _files(tmp_path / "stepped")
