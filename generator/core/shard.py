@@ -74,8 +74,8 @@ EARLY_MARGIN = 0.05
 # The time grid of a run sized by events: the instants where the whole run expects these multiples of its events,
 # 0.5, 0.8 and 0.95, then 1 + m, 1 + 2m, 1 + 4m, ... with a margin m of 3%, or four standard deviations of a
 # Poisson count for small runs. Shards simulate up to 1 + m (DEFAULT_STOP; short runs a little further, see
-# `first_stop`); the run's end almost always falls before it (the expectation is within about 1% at the default scenario), and when it does not, every shard
-# simulates again to the next point.
+# `first_stop`); the run's end almost always falls before it (the expectation is within about 1% at the default
+# scenario), and when it does not, every shard simulates again to the next point.
 GRID_HEAD = (0.5, 0.8, 0.95)
 DEFAULT_STOP = len(GRID_HEAD)
 MAX_STOP = DEFAULT_STOP + 24  # 1 + m * 2**24: a population this far below its expectation is refused
