@@ -7,6 +7,7 @@ import math
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
+from statistics import NormalDist
 
 from rich.console import Console
 from rich.table import Table
@@ -15,9 +16,16 @@ from generator.manifest import iso
 from generator.parts import write_atomic
 from generator.report import Row, Section, Summary
 
-# Deviations further than this many binomial standard errors from the target are flagged (by chance alone
-# about 3 in 1,000 shares would be).
+# Deviations are marked beyond the number of standard errors that chance alone exceeds in about one report in a
+# hundred, given how many statistics the report compares with a target (3.6 for the default run's 37; at least
+# FLAG_Z): with 3 for each, about one default report in ten marked a statistic that was only chance.
 FLAG_Z = 3.0
+FAMILY_RATE = 0.01
+
+
+def flag_level(s: Summary) -> float:
+    n = sum(r.z is not None for sec in s.sections for r in sec.rows)
+    return max(FLAG_Z, NormalDist().inv_cdf(1 - FAMILY_RATE / 2 / max(n, 1)))
 
 
 def value_text(row: Row, v: float | None) -> str:
@@ -41,8 +49,8 @@ def deviation_text(row: Row) -> str:
     return f"{100 * d:+.2f} pp" if row.unit == "share" else f"{100 * d:+.1f}%"
 
 
-def flagged(row: Row) -> bool:
-    return row.z is not None and abs(row.z) > FLAG_Z
+def flagged(row: Row, level: float = FLAG_Z) -> bool:
+    return row.z is not None and abs(row.z) > level
 
 
 def _n(row: Row) -> str:
@@ -50,8 +58,10 @@ def _n(row: Row) -> str:
 
 
 def print_tables(s: Summary, console: Console) -> None:
+    level = flag_level(s)
     console.print(
-        f"{len(s.runs)} run(s), {s.events:,} events, {iso(s.first_ts)} .. {iso(s.last_ts)}; targets: {s.scenario}",
+        f"{len(s.runs)} run(s), {s.events:,} events, {iso(s.first_ts)} .. {iso(s.last_ts)}; targets: {s.scenario}; "
+        f"deviations beyond {level:.1f} standard errors in red (chance alone, about one report in a hundred)",
         highlight=False,
     )
     for sec in s.sections:
@@ -62,7 +72,11 @@ def print_tables(s: Summary, console: Console) -> None:
         for r in sec.rows:
             dev = deviation_text(r)
             t.add_row(
-                r.label, value_text(r, r.value), value_text(r, r.target), f"[red]{dev}[/]" if flagged(r) else dev, _n(r)
+                r.label,
+                value_text(r, r.value),
+                value_text(r, r.target),
+                f"[red]{dev}[/]" if flagged(r, level) else dev,
+                _n(r),
             )
         console.print(t)
 
@@ -280,6 +294,7 @@ def _charts(sec: Section, s: Summary) -> list[str]:
 
 
 def html_page(s: Summary) -> str:
+    level = flag_level(s)
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -287,7 +302,8 @@ def html_page(s: Summary) -> str:
         "<h1>Event log report</h1>",
         f'<p class="meta">{len(s.runs)} run(s): {escape(", ".join(s.runs))}<br>{s.events:,} events, '
         f"{escape(iso(s.first_ts))} .. {escape(iso(s.last_ts))}<br>Targets: {escape(s.scenario)}. Deviations more "
-        f"than {FLAG_Z:g} standard errors from a target are <span class=bad>marked</span>.</p>",
+        f"than {level:.1f} standard errors from a target are <span class=bad>marked</span> (chance alone exceeds "
+        "that in about one report in a hundred).</p>",
     ]
     if s.incidents:
         items = "".join(
@@ -300,7 +316,7 @@ def html_page(s: Summary) -> str:
         parts.extend(_charts(sec, s))
         parts.append("<table><tr><th>statistic</th><th>value</th><th>target</th><th>deviation</th><th>n</th></tr>")
         for r in sec.rows:
-            cls = ' class="bad"' if flagged(r) else ""
+            cls = ' class="bad"' if flagged(r, level) else ""
             parts.append(
                 f"<tr><td>{escape(r.label)}</td><td>{escape(value_text(r, r.value))}</td>"
                 f"<td>{escape(value_text(r, r.target))}</td><td{cls}>{escape(deviation_text(r))}</td>"

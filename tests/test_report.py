@@ -429,3 +429,22 @@ def test_sessions_are_one_global_sorts_however_the_ranges_fall(fr, chunk, block)
             group = (c - fr.customer.min()) // width
             assert c.size - int((group == group.min()).sum()) < chunk
     _same_sessions(chunked, _one_sort(fr))
+
+
+def test_marked_deviations_allow_for_how_many_statistics_the_report_compares():
+    """With one statistic a deviation is marked beyond 3 standard errors; with many, beyond the level chance alone
+    exceeds in one report in a hundred (3.64 for 37), so a 3.2 one is not marked and a 4.0 one is."""
+    from generator.report import Row, Section, Summary
+    from generator.report_render import flag_level, flagged
+
+    def summary(zs: list[float]) -> Summary:
+        rows = [Row(f"r{i}", 0.5 + z * 0.005, 0.5, "share", n=10_000) for i, z in enumerate(zs)]
+        return Summary(["r"], 1, 0, 1, "s", [], [Section("k", "t", rows, [], None)])
+
+    assert flag_level(summary([0.0])) == 3.0
+    many = summary([3.2, 4.0] + [0.0] * 35)
+    level = flag_level(many)
+    assert level == pytest.approx(3.642, abs=0.01)
+    rows = many.sections[0].rows
+    assert [flagged(r, level) for r in rows[:2]] == [False, True]
+    assert flagged(rows[0])  # against the single-statistic level
