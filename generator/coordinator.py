@@ -50,6 +50,7 @@ from generator.parts import (
     SimResult,
     make_part,
     read_final_ts,
+    save_reissues,
     simulate_and_write,
     simulate_part,
     sync_dir,
@@ -168,6 +169,8 @@ def _run_locked(
     committed = False
     in_process = workers == 1 and uploader is None
     try:
+        if not in_process:  # once here rather than once in every worker
+            save_reissues(staging, gen)
         with _Workers(workers, in_process) as pool:
             slices = {s.index: pending.of_customers(s.first_customer, s.customers).columns() for s in shards}
             results: list[ShardResult] = []

@@ -26,6 +26,8 @@ import pyarrow.parquet as pq
 
 from generator.core.events import DAY, HOUR
 from generator.core.faults import fault_rng, inject
+from generator.core.nigeria import default_pools
+from generator.core.population import adopt_reissues, email_reissues
 from generator.core.shard import (
     Cut,
     GenConfig,
@@ -300,6 +302,22 @@ def simulate_and_write(
     return _write(gen, shard, root, run_id, partition_by, c, t0)
 
 
+REISSUES_FILE = "reissues.npy"  # in a run's staging: the population's e-mail reissues, worked out by the coordinator
+
+
+def save_reissues(root: Path, gen: GenConfig) -> None:
+    """Work out the population's e-mail reissues once, for all the run's workers (see `_adopt_reissues`)."""
+    idx, digits = email_reissues(gen.seed, gen.customers, default_pools())
+    np.save(root / REISSUES_FILE, np.stack([idx, digits]), allow_pickle=False)
+
+
+def _adopt_reissues(root: str, gen: GenConfig) -> None:
+    path = Path(root) / REISSUES_FILE
+    if path.is_file():
+        idx, digits = np.load(path, allow_pickle=False)
+        adopt_reissues(gen.seed, gen.customers, default_pools(), idx, digits)
+
+
 def _write(
     gen: GenConfig,
     shard: Shard,
@@ -313,6 +331,7 @@ def _write(
 ) -> ShardResult:
     """Build the shard's rows from its cut, inject the scenario's data faults, and write one part per partition
     (named and drawn as the shard's `piece`-th batch of the run)."""
+    _adopt_reissues(root, gen)
     rows = build_rows(gen, shard, c, piece=piece)
     slices = _slices(rows.ts, partition_by)
     dirs = [partition_dir(int(rows.ts[lo]), partition_by) for lo, _ in slices]

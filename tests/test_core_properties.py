@@ -427,3 +427,22 @@ def test_stable_order_is_a_stable_argsort(values, base, spread):
     for keys in (np.array(values, np.int64), base + np.array(values, np.int64) % spread, np.array(values) % 3):
         keys = np.asarray(keys, np.int64)
         assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
+
+
+def test_a_run_works_out_the_email_reissues_once_for_its_workers(tmp_path, monkeypatch):
+    """The coordinator saves them in staging; a worker adopts them instead of working them out (here it would
+    fail to), and gets the same table."""
+    from generator import parts
+
+    cfg = GenConfig(
+        seed=5, events=100, start_us=START_2025, shard_size=100, latency_threshold_ms=2000, customers=200_000
+    )
+    population_module._reissued.clear()
+    parts.save_reissues(tmp_path, cfg)
+    want = email_reissues(cfg.seed, cfg.customers, default_pools())
+    population_module._reissued.clear()
+    monkeypatch.setattr(population_module, "_address_hashes", None)  # working them out would raise
+    parts._adopt_reissues(str(tmp_path), cfg)
+    got = email_reissues(cfg.seed, cfg.customers, default_pools())
+    assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)) and want[0].size > 0
+    population_module._reissued.clear()

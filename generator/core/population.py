@@ -190,8 +190,9 @@ def email_reissues(seed: int, population: int, pools: Pools) -> tuple[np.ndarray
     is already someone's (a lower-numbered customer's) picks another number, and another while that one is taken
     too. Returns the customers who had to (sorted) and the number each ended with.
 
-    A pure function of (seed, population): every process works it out once, when it first builds identities
-    (about 0.2 s and 16 bytes per customer for a million customers)."""
+    A pure function of (seed, population), worked out once per process when it first builds identities (about
+    0.2 s and 16 bytes per customer for a million customers), or once by a run's coordinator for all its workers
+    (`adopt_reissues`)."""
     key = (seed, population, id(pools))
     if key in _reissued:
         return _reissued[key][1:]
@@ -238,6 +239,16 @@ def email_reissues(seed: int, population: int, pools: Pools) -> tuple[np.ndarray
         _reissued.pop(next(iter(_reissued)))
     _reissued[key] = (pools, *result)
     return result
+
+
+def adopt_reissues(seed: int, population: int, pools: Pools, idx: np.ndarray, digits: np.ndarray) -> None:
+    """Take `email_reissues(seed, population, pools)` as worked out elsewhere (by a run's coordinator, once for
+    all its workers), so that this process need not work it out again."""
+    key = (seed, population, id(pools))
+    if key not in _reissued:
+        if len(_reissued) >= 4:
+            _reissued.pop(next(iter(_reissued)))
+        _reissued[key] = (pools, np.asarray(idx, np.int64), np.asarray(digits, np.int64))
 
 
 def _sorted_contains(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
