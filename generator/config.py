@@ -12,6 +12,7 @@ from pathlib import Path
 
 from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
+from generator.core.population import IDENTITY_SCHEME
 from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, auto_shard_size, shard_count, window_days
 
 PARTITIONINGS = ("date", "hour", "none")
@@ -172,6 +173,14 @@ class RunConfig:
             }
         else:
             opts, end = last["options"], last["window"]["end"]
+            scheme = last.get("identity_scheme", 1)
+            if scheme != IDENTITY_SCHEME:
+                raise ConfigError(
+                    f"--out: the timeline in {str(self.out)!r} was written by generator "
+                    f"{last.get('generator_version', '?')}, whose customers have other identities (scheme {scheme}, "
+                    f"this generator's {IDENTITY_SCHEME}): a run here would change their names, phones and addresses; "
+                    "continue it with that generator, or use another --out for a new timeline"
+                )
             for name, flag in (
                 ("seed", "--seed"),
                 ("customers", "--customers"),

@@ -12,6 +12,7 @@ from pathlib import Path
 import orjson
 
 from generator import __version__
+from generator.core.population import IDENTITY_SCHEME
 from generator.parts import ShardResult, write_atomic
 from generator.schema import EVENT_TYPES, describe
 
@@ -62,6 +63,7 @@ def build(
         "format": FORMAT,
         "run_id": run_id,
         "generator_version": __version__,
+        "identity_scheme": IDENTITY_SCHEME,
         "created_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "seed": options["seed"],
         "options": options,

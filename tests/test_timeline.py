@@ -25,6 +25,7 @@ from generator import coordinator, manifest, timeline
 from generator.cli import main
 from generator.config import parse_start
 from generator.coordinator import RunError, run
+from generator.core import population
 from generator.core import shard as shard_module
 from generator.core.events import DAY
 from generator.core.shard import ORDER_STRIDE, cut_point, cut_point_sampled, time_sample
@@ -198,6 +199,24 @@ def test_conflicting_runs_are_refused(tmp_path, capsys):
     # Continuing explicitly at the end is not a conflict.
     end = timeline.load(tmp_path).last["window"]["end"]
     assert main(["run", "--out", str(tmp_path), "--events", "1000", "--quiet", "--start", end, "--workers", "1"]) == 0
+
+
+@pytest.mark.parametrize("scheme", [None, 1])
+def test_a_timeline_of_an_earlier_identity_scheme_is_not_continued(tmp_path, capsys, scheme):
+    """A timeline begun by a generator that drew identities another way (0.1: no field in its manifests) would
+    give its customers new names, phones and addresses in the next run: refused, exit 2, nothing written."""
+    run(small_config(tmp_path, events=1_000, **TIMELINE))
+    path = tmp_path / "_manifests" / "r1.json"
+    doc = orjson.loads(path.read_bytes())
+    assert doc["identity_scheme"] == population.IDENTITY_SCHEME
+    if scheme is None:
+        del doc["identity_scheme"]
+        doc["generator_version"] = "0.1.0"
+    else:
+        doc["identity_scheme"] = scheme
+    path.write_bytes(orjson.dumps(doc))
+    err = _refused(tmp_path, capsys, "--events", "1000")
+    assert "whose customers have other identities (scheme 1, this generator's 2)" in err, err
 
 
 @pytest.mark.parametrize("layout", ["none", "hour"])

@@ -1,8 +1,11 @@
-"""The customer population: every attribute of customer i is a pure function of (seed, i).
+"""The customer population: every attribute of customer i is a pure function of (seed, i), and of the population's
+size for the e-mail address (unique across the population: `email_reissues`).
 
 Numeric traits (activity, primary platform, home state) are cheap and computed for whole customer blocks; the
 identity strings (id, name, phone, email, address) are built only for the customers a shard actually writes,
-whole columns at a time with Arrow compute over the `nigeria` pools.
+whole columns at a time with Arrow compute over the `nigeria` pools. The e-mail reissues are worked out once per
+run over the whole population (about 0.2 s and 16 bytes per customer at a million customers; 3.5 s and ~300 MB at
+ten million, where 14% of addresses are taken twice).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from generator.core.nigeria import Pools
 from generator.core.streams import hash_u64, hash_uniform, pick, segment_pick
 
 IDENTITY_COLUMNS = ("customer_id", "name", "phone_number", "address", "email")
+# Which way identities are drawn, recorded in every manifest: a timeline continues only under the scheme that began
+# it, or its customers would change names, phones and addresses from one run to the next. 1: generator 0.1 (no
+# manifest field); 2: unique e-mails and phones, first names by the group's religion, streets per city (0.2).
+IDENTITY_SCHEME = 2
 
 
 def activity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
