@@ -43,7 +43,8 @@ FULFILMENT_STAGES = ("PACKED", "SHIPPED", "DELIVERED")
 
 
 # Working hours of a scenario recorded before they existed (an older run's manifest): around the clock, as its
-# runs were generated, so such a timeline continues and reports as it began.
+# runs were generated, so `gen report` reads such a run against the targets it was generated with. (Continuing
+# such a timeline is refused: its customers' identities were drawn another way, see IDENTITY_SCHEME.)
 AROUND_THE_CLOCK = {
     stage: {days: [0, 24] for days in ("weekdays", "saturday", "sunday")} for stage in FULFILMENT_STAGES
 }
