@@ -413,7 +413,19 @@ def test_segment_pick_is_the_binary_search_it_replaces(segments, draws):
     cdf = np.concatenate([i + np.r_[np.cumsum(w)[:-1] / w.sum(), 1.0] for i, w in enumerate(rows)])
     seg = np.array([s % len(segments) for s, _ in draws])
     u = np.array([x for _, x in draws])
-    assert np.array_equal(segment_pick(cdf, seg, u), _reference_pick(cdf, seg + u))
+    v = np.minimum(seg + u, np.nextafter(seg + 1.0, 0.0))  # s + u kept inside its segment
+    assert np.array_equal(segment_pick(cdf, seg, u), _reference_pick(cdf, v))
+
+
+def test_a_draw_just_below_one_stays_in_its_segment():
+    """s + (1 - 2**-53) rounds to s + 1 for s >= 1: a plain search gave the next segment's first outcome (a group
+    or name source past the last one, for a customer of the last segments)."""
+    pools = default_pools()
+    u = np.array([np.nextafter(1.0, 0.0)])
+    for cdf, k in ((pools.group_cdf, len(pools.groups)), (pools.source_cdf, 3)):
+        segments = np.arange(int(cdf[-1] + 0.5))
+        got = segment_pick(cdf, segments, np.repeat(u, segments.size))
+        assert ((got >= segments * k) & (got < (segments + 1) * k)).all()
 
 
 @settings(max_examples=200, deadline=None)

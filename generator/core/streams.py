@@ -56,8 +56,13 @@ def pick(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
 
 def segment_pick(cdf: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Draw from distribution `segment` of a segmented cdf (distribution s spans [s, s + 1]), returning the flat
-    index of the outcome."""
-    return _search(cdf, segment + u, u, segment)
+    index of the outcome. (s + u can round up to s + 1 for u just below 1 once s > 0: kept below it, so the draw
+    stays in its segment.)"""
+    return _search(cdf, _in_segment(segment + u, segment), u, segment)
+
+
+def _in_segment(v: np.ndarray, segment: np.ndarray) -> np.ndarray:
+    return np.minimum(v, np.nextafter(segment + 1.0, 0.0))
 
 
 # Both are `searchsorted(cdf, v, side="right")`, clamped to the last index, with v increasing in u. A binary search
@@ -75,7 +80,11 @@ def _lookup(cdf: np.ndarray, segmented: bool) -> tuple[int, np.ndarray]:
         segments = int(cdf[-1] + 0.5) if segmented else 1
         m = 4096 if segments == 1 else 1024 if segments <= 64 else 256
         b = np.arange(m + 1) / m
-        edges = (np.arange(segments)[:, None] + b[None, :]) if segmented else (b * cdf[-1])[None, :]
+        if segmented:
+            s = np.arange(segments)[:, None]
+            edges = _in_segment(s + b[None, :], s)
+        else:
+            edges = (b * cdf[-1])[None, :]
         at = np.searchsorted(cdf, edges.ravel(), side="right").reshape(segments, m + 1)
         table = np.where(at[:, :-1] == at[:, 1:], np.minimum(at[:, :-1], len(cdf) - 1), -1).astype(np.int32)
         if len(_lookups) >= 256:
