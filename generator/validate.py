@@ -672,6 +672,15 @@ def _validation_pool(workers: int) -> Iterator[tuple[ProcessPoolExecutor, Event]
     pool.shutdown(wait=True)
 
 
+def _check_block(
+    table: pa.Table, threshold: int, report: Report, continued: bool, listed: pa.Table | None, contacts: Contacts
+) -> np.ndarray:
+    """One block's row rules, into `report` and `contacts`; returns its event ids (listed duplicates' copies left
+    out), for the rule across blocks."""
+    check_table(table, threshold, report, continued, listed, contacts)
+    return _ids(_without_listed_copies(decoded(table), listed).column("event_id"))
+
+
 def check_blocks(
     out: Path, docs: list[dict], faults: dict[str, pa.Table | None], continued: bool, lo: int, hi: int
 ) -> tuple[Report, np.ndarray, dict[str, Counter], dict[str, int]]:
@@ -688,8 +697,7 @@ def check_blocks(
     for _, table in groups.blocks(range(lo, hi)):
         if _stop is not None and _stop.is_set():
             raise ValidationStopped
-        check_table(table, threshold, report, continued, listed, contacts)
-        prefixes.append(_prefix(_ids(_without_listed_copies(decoded(table), listed).column("event_id"))))
+        prefixes.append(_prefix(_check_block(table, threshold, report, continued, listed, contacts)))
     prefixes = np.concatenate(prefixes) if prefixes else np.zeros(0, np.uint64)
     return report, prefixes, contacts, groups.counts, groups.rows
 
@@ -729,8 +737,7 @@ def _check_groups(
                     groups.rows[rid] += rows[rid]
     else:
         for _, table in groups:
-            check_table(table, threshold, report, continued, listed, contacts)
-            prefixes.add(_ids(_without_listed_copies(decoded(table), listed).column("event_id")))
+            prefixes.add(_check_block(table, threshold, report, continued, listed, contacts))
     groups.finish()
     contacts.check(report, max(int(d["options"]["customers"]) for d in docs))
 
