@@ -260,7 +260,7 @@ def test_a_worker_that_dies_ends_the_pool_at_once(tmp_path, path, error):
     lines = out.splitlines()
     assert lines[0].startswith(error), out
     seconds = float(lines[-1].split()[1])
-    assert seconds < 4, f"ended {seconds:.1f} s after the worker died"
+    assert seconds < 7, f"ended {seconds:.1f} s after the worker died"  # it took 10 s (run) or for ever
 
 
 def test_a_worker_killed_half_way_through_its_result_leaves_nothing_waiting(tmp_path):
@@ -277,7 +277,7 @@ def test_a_worker_killed_half_way_through_its_result_leaves_nothing_waiting(tmp_
         t0 = time.monotonic()
         stop_pool(pool, grace_s=0.5)
         assert not manager.is_alive()
-        assert time.monotonic() - t0 < 3
+        assert time.monotonic() - t0 < 8  # the grace, then the kill; it waited for ever
     finally:
         if manager.is_alive():  # let this test process exit all the same
             results._writer.close()
