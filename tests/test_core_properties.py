@@ -68,24 +68,23 @@ CORE_RULES = {
 fast = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-def shard_table(cfg: GenConfig, shard) -> pa.Table:
-    """The shard's table; a configuration a run refuses (a population that makes too few events within ten years
-    of simulation: one or a few idle customers) is not an example."""
-    try:
-        return core_shard_table(cfg, shard)
-    except ValueError as e:
-        if "too few events" not in str(e):
-            raise
-        reject()
+def _unless_refused(build):
+    """`build(cfg, shard)`, where a configuration a run refuses (a population that makes too few events within
+    ten years of simulation: one or a few idle customers) is not an example."""
+
+    def built(cfg: GenConfig, shard):
+        try:
+            return build(cfg, shard)
+        except ValueError as e:
+            if "too few events" not in str(e):
+                raise
+            reject()
+
+    return built
 
 
-def shard_rows(cfg: GenConfig, shard):
-    try:
-        return core_shard_rows(cfg, shard)
-    except ValueError as e:
-        if "too few events" not in str(e):
-            raise
-        reject()
+shard_table = _unless_refused(core_shard_table)
+shard_rows = _unless_refused(core_shard_rows)
 
 
 @fast
