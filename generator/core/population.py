@@ -241,11 +241,8 @@ def email_reissues(seed: int, population: int, pools: Pools) -> tuple[np.ndarray
     idx = np.concatenate(chosen_idx)
     digits = np.concatenate(chosen_digits)
     by_idx = np.argsort(idx)
-    result = (idx[by_idx], digits[by_idx])
-    if len(_reissued) >= 4:
-        _reissued.pop(next(iter(_reissued)))
-    _reissued[key] = (pools, *result)
-    return result
+    adopt_reissues(seed, population, pools, idx[by_idx], digits[by_idx])
+    return _reissued[key][1:]
 
 
 def adopt_reissues(seed: int, population: int, pools: Pools, idx: np.ndarray, digits: np.ndarray) -> None:
