@@ -1,7 +1,7 @@
 """Customer identities read as Nigerian: first names follow the religion of the surname's ethnic group (and, for
-the Yoruba, the state), the Middle Belt's own peoples carry their own names in their own states, and a street named
-after a place belongs to the customer's own city. Checked against the reference data itself (`nigeria.json`), over
-large customer samples and random customers."""
+the Yoruba, the state), the Middle Belt's own peoples and the Ebira carry their own names in their own states, and a
+street named after a place belongs to the customer's own city. Checked against the reference data itself
+(`nigeria.json`), over large customer samples and random customers."""
 
 from __future__ import annotations
 
@@ -96,6 +96,8 @@ def test_first_names_follow_the_religion_of_the_surnames_group(customers):
         assert n > 1_000 and arabic < 0.05 and english > 0.3, f"{group} are mostly Christian"
     n, arabic, english = _shares(customers, "middle_belt")
     assert n > 5_000 and arabic < 0.25 and english > 0.2, "the Middle Belt's peoples are mostly Christian"
+    n, arabic, english = _shares(customers, "ebira")
+    assert n > 800 and 0.25 < arabic < 0.5 and 0.08 < english < 0.25, "the Ebira are mostly Muslim, many Christian"
     n, arabic, english = _shares(customers, "yoruba")
     assert n > 20_000 and 0.12 < arabic < 0.40 and 0.12 < english < 0.40, "Yoruba are both Christian and Muslim"
 
@@ -137,6 +139,30 @@ def test_middle_belt_names_are_found_in_the_middle_belt(customers):
     assert share(surname, "Plateau") > 0.35, "Plateau's own peoples are the largest part of its customers"
     assert share(surname, "Lagos") < 0.02 and share(first, "Lagos") < 0.01, "few Middle Belt customers in Lagos"
     assert share(surname, "Kano") == 0 and share(surname, "Anambra") == 0
+
+
+def test_ebira_names_are_found_in_kogi_at_the_configured_share(customers):
+    """An Ebira surname (one no other group uses) appears in Kogi as often as the state's Ebira share times the part
+    of the group's surnames that are its own, within four binomial standard deviations; in the FCT, Nasarawa and
+    Edo at their small shares; never in Kano, Lagos or Anambra, which list no Ebira."""
+    groups = _data()["groups"]
+    own = _unique_surnames("ebira")
+    surname = np.isin(customers["last"], list(own))
+    first = np.isin(customers["first"], list(_unique_first_names("ebira")))
+    mixes = {s["name"]: s["groups"] for s in _data()["states"]}
+
+    def observed(of: np.ndarray, state: str) -> tuple[int, float]:
+        in_state = customers["state"] == state_label(state)
+        return int(in_state.sum()), of[in_state].mean()
+
+    for state in ("Kogi", "FCT", "Nasarawa", "Edo"):
+        n, share = observed(surname, state)
+        expected = mixes[state]["ebira"] * len(own) / len(groups["ebira"]["last"])
+        assert n > 1_000 and abs(share - expected) < 4 * np.sqrt(expected * (1 - expected) / n), (state, share)
+    assert observed(surname, "Kogi")[1] > 0.2, "the Ebira are one of Kogi's three largest peoples"
+    assert observed(first, "Kogi")[1] > 0.06, "Ebira first names such as Ozovehe and Ohunene are common in Kogi"
+    for state in ("Kano", "Lagos", "Anambra"):
+        assert observed(surname, state)[1] < 0.002 and observed(first, state)[1] < 0.002, state
 
 
 def _parse(address: str) -> tuple[str, str, str]:
