@@ -18,7 +18,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, ThreadPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,7 +42,7 @@ from generator.core.shard import (
     next_stop,
     plan,
 )
-from generator.launch import STOP_GRACE_S, stop_pool, worker_context, worker_init
+from generator.launch import STOP_GRACE_S, Gate, stop_pool, worker_context, worker_init
 from generator.parts import (
     SIM_DIR,
     CutAt,
@@ -205,14 +205,16 @@ def _run_locked(
             sidecar.write(staging, cfg.run_id, results, cfg.behaviour.faults) if cfg.behaviour.faults.any() else None
         )
         listener.committing()
-        syncer.wait()
+        with Gate():  # Ctrl-C and SIGTERM act after these, not inside a thread pool's locks
+            syncer.wait()
+            if uploader:
+                uploader.submit(staging / state["path"], state["path"], state["sha256"])
+                if faults:
+                    uploader.submit(staging / faults["path"], faults["path"], faults["sha256"])
         s3, upload_error = None, None
         if uploader:
             from generator.uploader import UploadError
 
-            uploader.submit(staging / state["path"], state["path"], state["sha256"])
-            if faults:
-                uploader.submit(staging / faults["path"], faults["path"], faults["sha256"])
             try:
                 s3 = uploader.describe(uploader.wait(listener.upload_progress))
             except UploadError as e:
@@ -367,8 +369,9 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
     doc = manifest.read(manifest.manifest_path(out, run_id))
     try:
         state = doc["timeline"]["state"]
-        for p in [*doc["parts"], state, *([doc["faults"]] if "faults" in doc else [])]:
-            uploader.submit(out / p["path"], p["path"], p["sha256"])
+        with Gate():  # Ctrl-C and SIGTERM act after these, not inside the upload pool's locks
+            for p in [*doc["parts"], state, *([doc["faults"]] if "faults" in doc else [])]:
+                uploader.submit(out / p["path"], p["path"], p["sha256"])
         doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
         uploader.claim(doc["timeline"]["ordinal"], run_id)
         uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))
@@ -430,16 +433,22 @@ class _Workers:
         return self
 
     def each(self, jobs: list[tuple[Callable, tuple]], on_done: Callable) -> None:
-        if self.pool is None:
-            for fn, args in jobs:
-                on_done(_environment_errors(fn, *args))
-            return
+        """Ctrl-C and SIGTERM take effect between results (in this process: between jobs, a shard's time), never
+        inside the pool's machinery (see `launch.Gate`)."""
+        with Gate() as gate:
+            if self.pool is None:
+                for fn, args in jobs:
+                    on_done(_environment_errors(fn, *args))
+                    gate.deliver()
+                return
+            self._each(gate, jobs, on_done)
+
+    def _each(self, gate: Gate, jobs: list[tuple[Callable, tuple]], on_done: Callable) -> None:
         try:
-            pending = {self.pool.submit(fn, *args) for fn, args in jobs}
-            while pending:
-                done, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for f in done:
-                    on_done(f.result())
+            futures = [self.pool.submit(fn, *args) for fn, args in jobs]
+            gate.watch(futures)
+            for _ in futures:
+                on_done(gate.next_done().result())
         except BrokenProcessPool as e:
             raise RunError(f"a worker process died ({e}); nothing was committed") from None
         except OSError as e:

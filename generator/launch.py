@@ -4,7 +4,8 @@ A run (or a validation) with worker processes forks them from a forkserver that 
 generator (never from the coordinator, whose dashboard thread must not be forked mid-draw). Starting that server
 takes as long as the coordinator's own imports, so `entry` starts it first, when the command line asks for
 workers, and the two import side by side; everything else waits for the CLI. `stop_pool` ends a pool of those
-workers that was interrupted or broken, within a limit. This module imports nothing heavy.
+workers that was interrupted or broken, within a limit. `Gate` holds Ctrl-C and SIGTERM while the command waits
+on futures, and acts on them where it is safe to. This module imports nothing heavy.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import queue
 import select
 import signal
 import sys
@@ -113,6 +115,80 @@ def stop_pool(pool, grace_s: float = STOP_GRACE_S) -> None:
             manager.join(timeout=KILL_WAIT_S)
         if not manager.is_alive():
             results.close()  # as shutdown(wait=True) would have
+
+
+_SIGNALLED = object()  # what a held signal puts on a gate's queue, to wake the thread waiting on it
+
+
+class Gate:
+    """Holds SIGINT and SIGTERM in the main thread while a command waits on futures, and acts on them between.
+
+    Python raises a signal's exception (KeyboardInterrupt, the CLI's Terminated) at whatever line the main thread
+    is on. Inside the futures library that can leave a future's lock taken for good (`concurrent.futures.wait`
+    takes them one by one): the thread or process pool's manager then blocks on it when it finishes that job, and
+    the interpreter's exit, which joins that manager, waits for ever after the command said it stopped. Within a
+    gate a signal is only noted (and wakes `next_done`); `deliver` raises what its handler would have, at a line
+    of ours, once the gate is put back. Futures handed to `watch` come back from `next_done` as they finish.
+    Outside the main thread, where no handler runs, a gate holds nothing."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._events: queue.SimpleQueue = queue.SimpleQueue()  # reentrant: safe to put on from a signal handler
+        self._arrived: list[int] = []
+        self._held: dict[int, object] = {}
+
+    def __enter__(self) -> Gate:
+        if threading.current_thread() is threading.main_thread():
+            for s in self.SIGNALS:
+                handler = signal.getsignal(s)
+                if handler not in (signal.SIG_IGN, None):  # an ignored signal stays ignored
+                    self._held[s] = signal.signal(s, self._note)
+        return self
+
+    def __exit__(self, exc_type, *exc) -> None:
+        if exc_type is None:
+            self.deliver()  # a signal that came with the last result still counts
+        self._open()
+
+    def _note(self, signum: int, frame) -> None:
+        self._arrived.append(signum)
+        self._events.put(_SIGNALLED)
+
+    def _open(self) -> None:
+        held, self._held = self._held, {}
+        for s, handler in held.items():
+            signal.signal(s, handler)
+
+    def deliver(self) -> None:
+        """If a signal arrived, put the handlers back and act as the first one's would have: raise its exception
+        (or end the process, for a signal left to its default action)."""
+        if not self._arrived:
+            return
+        signum = self._arrived[0]
+        self._arrived.clear()
+        handler = self._held.get(signum, signal.SIG_DFL)
+        self._open()
+        if callable(handler):
+            handler(signum, None)  # raises, as the default SIGINT handler and the CLI's SIGTERM handler do
+        else:
+            signal.raise_signal(signum)  # left to the default action: end the process as the signal would have
+
+    def watch(self, futures) -> None:
+        for f in futures:
+            f.add_done_callback(self._events.put)
+
+    def next_done(self, timeout: float | None = None):
+        """The next watched future to finish (each once), or None after `timeout` seconds with none; a signal
+        that arrived meanwhile is delivered here."""
+        while True:
+            self.deliver()
+            try:
+                item = self._events.get(timeout=timeout)
+            except queue.Empty:
+                return None
+            if item is not _SIGNALLED:
+                return item
 
 
 def wants_workers(argv: list[str]) -> bool:

@@ -15,7 +15,6 @@ import ipaddress
 import re
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import wait as wait_futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from s3transfer.subscribers import BaseSubscriber
 
 from generator.config import ConfigError
 from generator.coordinator import RunError
+from generator.launch import Gate
 from generator.manifest import MANIFEST_DIR
 
 TIMELINE_DIR = "_timeline"  # one object per position of the timeline in S3, written once
@@ -237,11 +237,13 @@ class Uploader:
     def wait(self, progress=None) -> dict[str, str]:
         """Each part's S3 checksum by path, once all are uploaded and verified; the first failure otherwise.
         `progress(bytes, done, in_flight)` is called a few times a second meanwhile."""
-        pending = set(self.futures)
-        while pending:
-            _, pending = wait_futures(pending, timeout=0.25)
-            if progress:
-                progress(*self.stats())
+        with Gate() as gate:  # Ctrl-C and SIGTERM act here, not inside the futures' locks (see `Gate`)
+            gate.watch(self.futures)
+            left = len(self.futures)
+            while left:
+                left -= gate.next_done(timeout=0.25) is not None
+                if progress:
+                    progress(*self.stats())
         checksums = {}
         for f in self.futures:
             try:

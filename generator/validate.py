@@ -32,6 +32,7 @@ from generator.core.events import DAY, HOUR
 from generator.core.faults import FAULT_KINDS
 from generator.core.population import customer_index
 from generator.core.shard import split
+from generator.launch import Gate
 from generator.parts import EVENTS_DIR, partition_dir
 from generator.schema import (
     COLUMNS,
@@ -721,13 +722,17 @@ def _check_groups(
         # Contiguous ranges of blocks, twice as many as workers (the last ones even out); a shard that straddles two
         # ranges is read by both (a run alone never straddles: its shards are the blocks).
         cuts = np.linspace(0, n, min(2 * workers, n) + 1).round().astype(int)
-        with _validation_pool(min(workers, cuts.size - 1)) as (pool, _):
+        # Ctrl-C and SIGTERM act between results, never inside the futures' locks (see `launch.Gate`)
+        with _validation_pool(min(workers, cuts.size - 1)) as (pool, _), Gate() as gate:
             futures = [
                 pool.submit(check_blocks, out, docs, faults, continued, int(lo), int(hi))
                 for lo, hi in itertools.pairwise(cuts)
                 if hi > lo
             ]
+            gate.watch(futures)
             for f in futures:  # in block order: rules and examples come out as they would one block at a time
+                while not f.done():
+                    gate.next_done()
                 part, block_prefixes, block_contacts, counts, rows = f.result()
                 report.merge(part)
                 prefixes.add_prefixes(block_prefixes)

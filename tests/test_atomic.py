@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from generator import coordinator
 from generator.coordinator import RunError, run
 from generator.launch import stop_pool, worker_context, worker_init
+from generator.uploader import Uploader
 from generator.validate import validate
 
 from . import faults
@@ -281,6 +285,82 @@ def test_a_worker_killed_half_way_through_its_result_leaves_nothing_waiting(tmp_
     finally:
         if manager.is_alive():  # let this test process exit all the same
             results._writer.close()
+
+
+class _SignalAtLine:
+    """A tracer for this thread that sends this process SIGTERM as it runs its `k`-th line inside the futures
+    library or `threading`: a signal arriving at exactly that point."""
+
+    LIBRARY = (os.path.dirname(concurrent.futures.__file__), threading.__file__)
+
+    def __init__(self, k: int):
+        self.k, self.lines, self.sent = k, 0, False
+
+    def __call__(self, frame, event, arg):
+        return self._line if frame.f_code.co_filename.startswith(self.LIBRARY) else None
+
+    def _line(self, frame, event, arg):
+        if event == "line":
+            self.lines += 1
+            if self.lines == self.k:
+                self.sent = True
+                signal.raise_signal(signal.SIGTERM)
+        return self._line
+
+
+def _sweep_signal_lines(wait_on, prepare=lambda pool: pool) -> int:
+    """Send SIGTERM at each line, in turn, that the main thread runs in the futures library while
+    `wait_on(prepare(pool))` waits for six jobs of a thread pool. Each time the command's Terminated must come out
+    of it, and no future may be left locked (its worker thread would block on it for ever, and the interpreter's
+    exit join that thread). Returns how many points were tried."""
+    from generator.cli import Terminated, _terminated
+
+    saved = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        k, tried = 1, 0
+        while True:
+            pool = ThreadPoolExecutor(2)
+            prepared = prepare(pool)
+            tracer = _SignalAtLine(k)
+            outcome = None
+            sys.settrace(tracer)
+            try:
+                wait_on(prepared)
+            except Terminated:
+                outcome = "terminated"
+            finally:
+                sys.settrace(None)
+            pool.shutdown(wait=False, cancel_futures=True)
+            for t in list(pool._threads):
+                t.join(timeout=5)
+                assert not t.is_alive(), f"signal at line {k}: a pool thread is blocked on a future's lock"
+            if not tracer.sent:  # the wait ended before its k-th line: every point was tried
+                return tried
+            assert outcome == "terminated", f"signal at line {k}: lost"
+            assert signal.getsignal(signal.SIGTERM) is _terminated
+            k, tried = k + 1, tried + 1
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+
+
+def test_a_signal_anywhere_in_the_wait_for_shards_leaves_no_future_locked():
+    """The run's wait for its shards' results (CI once hung for ever after `gen: terminated`: the SIGTERM had
+    come while `concurrent.futures.wait` held some of its futures' locks)."""
+
+    def wait_on(pool):
+        workers = coordinator._Workers.__new__(coordinator._Workers)
+        workers.in_process, workers.pool = False, pool
+        workers.each([(time.sleep, (0.002,)) for _ in range(6)], lambda result: None)
+
+    assert _sweep_signal_lines(wait_on) > 50
+
+
+def test_a_signal_anywhere_in_the_wait_for_uploads_leaves_no_future_locked():
+    def submit(pool):  # the parts were submitted within the wait for shards (tested above)
+        part = lambda: time.sleep(0.002) or ("part", "checksum")  # noqa: E731
+        return SimpleNamespace(futures=[pool.submit(part) for _ in range(6)], stats=lambda: (0, 0, 0))
+
+    assert _sweep_signal_lines(Uploader.wait, submit) > 50
 
 
 @pytest.mark.slow
