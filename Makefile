@@ -36,7 +36,12 @@ $(CHECKOV_VENV)/.installed:
 checkov: $(CHECKOV_VENV)/.installed
 	cd terraform && ../$(CHECKOV_VENV)/bin/checkov -d . --framework terraform --skip-download --quiet --compact
 
-test: lint checkov
+# Spark (a reader of our Parquet in one test) is large: installed for the tests only, not for `make run`.
+$(VENV)/.installed-spark: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,spark]'
+	touch $@
+
+test: lint checkov $(VENV)/.installed-spark
 	$(BIN)/python -m pytest -q
 
 wheel: setup

@@ -434,8 +434,17 @@ def runs(
 def show_schema(
     json: Annotated[bool, typer.Option("--json", help="Print the schema as JSON.")] = False,
     glue: Annotated[bool, typer.Option("--glue", help="Print the Glue table's columns as JSON.")] = False,
+    spark: Annotated[
+        bool, typer.Option("--spark", help="Print the schema as a Spark DDL string, for spark.read.schema().")
+    ] = False,
 ) -> None:
     """Print the event schema and its column rules (--glue: as terraform/glue_columns.json holds them)."""
+    chosen = [flag for flag, on in (("--json", json), ("--glue", glue), ("--spark", spark)) if on]
+    if len(chosen) > 1:
+        raise UserError(f"{chosen[1]}: choose one of --json, --glue and --spark, not {' and '.join(chosen)}")
+    if spark:
+        sys.stdout.write(schema.spark_ddl() + "\n")
+        return
     if glue:
         sys.stdout.write(orjson.dumps(schema.glue_columns(), option=orjson.OPT_INDENT_2).decode() + "\n")
         return

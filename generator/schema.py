@@ -171,10 +171,10 @@ def decoded(table: pa.Table) -> pa.Table:
 
 
 def hive_type(c: Column) -> str:
-    """The column's type in the Glue Data Catalog (Hive DDL), as Athena reads our Parquet."""
+    """The column's type in Hive DDL, as Athena (through the Glue Data Catalog) and Spark read our Parquet."""
     t = c.type
     if c.name == "event_id":
-        return "binary"  # Parquet UUID (16 bytes); Athena shows it as varbinary
+        return "binary"  # Parquet UUID (16 bytes); Athena shows it as varbinary, Spark as binary
     if pa.types.is_timestamp(t):
         return "timestamp"
     if pa.types.is_decimal(t):
@@ -187,6 +187,12 @@ def hive_type(c: Column) -> str:
 def glue_columns() -> list[dict[str, str]]:
     """The Glue table's columns (terraform/glue_columns.json is this, written by `gen schema --glue`)."""
     return [{"name": c.name, "type": hive_type(c), "comment": c.description} for c in COLUMNS]
+
+
+def spark_ddl() -> str:
+    """The schema as a Spark DDL string, for `spark.read.schema(...)`: Spark (4.x) refuses to infer a schema from
+    a Parquet UUID column ("Illegal Parquet type: FIXED_LEN_BYTE_ARRAY (UUID)") but reads it as binary when told."""
+    return ", ".join(f"{c.name} {hive_type(c).upper()}" for c in COLUMNS)
 
 
 def describe() -> list[dict[str, object]]:

@@ -11,6 +11,7 @@ import pytest
 
 from generator.cli import main
 from generator.launch import wants_workers
+from generator.schema import COLUMN_NAMES
 
 
 @pytest.mark.parametrize(
@@ -128,6 +129,21 @@ def test_schema_json_lists_the_sixteen_columns(capsys):
     assert len(cols) == 16 and cols[0]["type"] == "uuid" and cols[1]["type"] == "timestamp[us, tz=UTC]"
     assert main(["schema"]) == 0
     assert "tz=UTC]" in capsys.readouterr().out, "type shown in full, not eaten as markup"
+
+
+def test_schema_spark_is_one_ddl_line_and_the_forms_exclude_each_other(capsys):
+    assert main(["schema", "--spark"]) == 0
+    ddl = capsys.readouterr().out
+    assert ddl.count("\n") == 1
+    columns = [c.split(" ", 1) for c in ddl.strip().split(", ")]
+    assert [n for n, _ in columns] == list(COLUMN_NAMES)
+    types = dict(columns)
+    assert types["event_id"] == "BINARY", "Spark reads the UUID as its 16 bytes"
+    assert (types["event_ts"], types["latency_ms"], types["total_amount"]) == ("TIMESTAMP", "INT", "DECIMAL(12,2)")
+    assert main(["schema", "--glue", "--spark"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "gen: error: --spark: choose one of --json, --glue and --spark, not --glue and --spark"
+    ]
 
 
 def test_schema_table_shows_a_condition_as_one_phrase(monkeypatch, capsys):

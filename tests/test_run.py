@@ -4,6 +4,9 @@ manifest as the commit, and readers we did not write (pyarrow, DuckDB) seeing th
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
+import sys
 from pathlib import Path
 
 import duckdb
@@ -112,6 +115,46 @@ def test_duckdb_reads_uuid_timestamptz_decimal(committed_run):
         "WHERE payment_status = 'REFUNDED' AND event_type <> 'PAYMENT_FAILED'"
     ).fetchone()[0]
     assert refunded == 0
+
+
+def _readme_python_after(marker: str) -> str:
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    return text.split(marker, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_spark_reads_the_parts_as_the_readme_shows(committed_run, monkeypatch):
+    """The README's PySpark snippet, run as written (on this run's folder, Spark local): Spark, given the schema
+    that `gen schema --spark` prints, reads every event with its id, time, amount and latency as pyarrow does."""
+    pytest.importorskip("pyspark")
+    if shutil.which("java") is None:
+        pytest.skip("Spark needs a Java runtime")
+    out, summary = committed_run
+    code = _readme_python_after("With Spark (PySpark 4)")
+    local = 'SparkSession.builder.master("local[1]").config("spark.ui.enabled", "false").getOrCreate()'
+    for shown, here in (('"shards/events"', repr(str(out / "events"))), ("SparkSession.builder.getOrCreate()", local)):
+        assert shown in code
+        code = code.replace(shown, here)
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `gen`
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # the README's own example
+    spark, events = scope["spark"], scope["events"]
+    try:
+        assert events.columns == [*COLUMN_NAMES, "dt"]
+        counts = {r["event_type"]: r["count"] for r in events.groupBy("event_type").count().collect()}
+        assert counts == {t: n for t, n in summary.manifest["counts_by_type"].items() if n}
+        seen = events.selectExpr("event_id", "unix_micros(event_ts)", "total_amount", "latency_ms", "dt").collect()
+        table = ds.dataset(out / "events", format="parquet", partitioning="hive").to_table()
+        expected = zip(
+            map(str, table.column("event_id").to_pylist()),
+            table.column("event_ts").cast(pa.int64()).to_pylist(),
+            table.column("total_amount").to_pylist(),
+            table.column("latency_ms").to_pylist(),
+            table.column("dt").to_pylist(),
+            strict=True,
+        )
+        assert sorted((*r[:4], str(r[4])) for r in seen) == sorted(expected)
+    finally:
+        spark.stop()
 
 
 @pytest.mark.parametrize("partition_by", ["hour", "none"])
