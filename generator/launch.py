@@ -140,8 +140,10 @@ class Gate:
 
     def __enter__(self) -> Gate:
         if threading.current_thread() is threading.main_thread():
-            for s in self.SIGNALS:
-                handler = signal.getsignal(s)
+            handlers = {s: signal.getsignal(s) for s in self.SIGNALS}
+            if any(isinstance(getattr(h, "__self__", None), Gate) for h in handlers.values()):
+                raise RuntimeError("gates do not nest: the inner one would hold its signal back from the outer")
+            for s, handler in handlers.items():
                 if handler not in (signal.SIG_IGN, None):  # an ignored signal stays ignored
                     self._held[s] = signal.signal(s, self._note)
         return self

@@ -19,7 +19,7 @@ import pytest
 
 from generator import coordinator
 from generator.coordinator import RunError, run
-from generator.launch import stop_pool, worker_context, worker_init
+from generator.launch import Gate, stop_pool, worker_context, worker_init
 from generator.uploader import Uploader
 from generator.validate import validate
 
@@ -339,6 +339,24 @@ def _sweep_signal_lines(wait_on, prepare=lambda pool: pool) -> int:
             assert outcome == "terminated", f"signal at line {k}: lost"
             assert signal.getsignal(signal.SIGTERM) is _terminated
             k, tried = k + 1, tried + 1
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+
+
+def test_a_gate_holds_a_signal_until_its_end_and_does_not_nest():
+    from generator.cli import Terminated, _terminated
+
+    saved = signal.signal(signal.SIGTERM, _terminated)
+    reached = []
+    try:
+        with pytest.raises(Terminated), Gate():
+            signal.raise_signal(signal.SIGTERM)
+            reached.append("after the signal")  # only noted: the code under the gate goes on
+        assert reached == ["after the signal"]
+        assert signal.getsignal(signal.SIGTERM) is _terminated
+        with Gate(), pytest.raises(RuntimeError, match="do not nest"), Gate():
+            pass
+        assert signal.getsignal(signal.SIGTERM) is _terminated
     finally:
         signal.signal(signal.SIGTERM, saved)
 
