@@ -66,10 +66,10 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 79,
+    "OPEN": 76,
     "USER_LOGIN": 52,
-    "PRODUCT_VIEW": 111,
-    "ADD_TO_CART": 7,
+    "PRODUCT_VIEW": 117,
+    "ADD_TO_CART": 4,
     "CHECKOUT_STARTED": 1,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
@@ -82,12 +82,9 @@ FIRST_FULFILMENT = [
 ]
 DAYTIME_COUNTS = {
     "OPEN": 102,
-    "USER_LOGIN": 63,
-    "PRODUCT_VIEW": 45,
-    "ADD_TO_CART": 1,
-    "CHECKOUT_STARTED": 1,
-    "PAYMENT_AUTHORIZED": 1,
-    "ORDER_PLACED": 1,
+    "USER_LOGIN": 61,
+    "PRODUCT_VIEW": 49,
+    "ADD_TO_CART": 2,
     "PACKED": 7,
     "SHIPPED": 14,
     "DELIVERED": 15,

@@ -7,15 +7,12 @@ every step. Times follow the West Africa Time diurnal curve; one customer's sess
 
 from __future__ import annotations
 
-from functools import lru_cache
-
 import numpy as np
 
 from generator.core.behaviour import Behaviour
 from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, SECOND, WAT_OFFSET, Events
 from generator.core.incidents import conversion_factor, traffic_factor
 from generator.core.lifecycle import Placed, basket_kobo, pay
-from generator.core.streams import QUANTILES, lognormal_quantiles
 from generator.schema import EVENT_CODE
 
 _OPEN, _LOGIN, _VIEW, _CART = (EVENT_CODE[k] for k in ("OPEN", "USER_LOGIN", "PRODUCT_VIEW", "ADD_TO_CART"))
@@ -124,14 +121,14 @@ def simulate(
         run_index = np.maximum.accumulate(np.where(run_start, np.arange(pair.size), 0))
         etype[pair] = np.where((np.arange(pair.size) - run_index) % 2 == 0, _VIEW, _CART)
 
-    # Time inside the session: lognormal gaps by the kind of the next event, drawn from a quantile table; a
-    # pause before each retry after a failed payment.
-    gap_us = gap_table(b)[etype.astype(np.int64) * QUANTILES + rng.integers(0, QUANTILES, etype.size, np.int64)]
+    # Time inside the session: lognormal gaps by the kind of the next event; a pause before each retry after a
+    # failed payment.
+    gap_us = session_gaps(rng, b, etype)
     first = np.cumsum(count) - count
     retry = np.flatnonzero(((etype == _FAILED) | (etype == _AUTH)) & (np.r_[0, etype[:-1]] == _FAILED))
-    gap_us[retry] += (
-        b.retry_pause_seconds * SECOND * lognormal_quantiles(b.gap_sigma)[rng.integers(0, QUANTILES, retry.size)]
-    ).astype(np.int64)
+    pause = rng.standard_normal(retry.size)
+    pause *= b.gap_sigma
+    gap_us[retry] += (b.retry_pause_seconds * SECOND * np.exp(pause, out=pause)).astype(np.int64)
     gap_us[first] = 0
     cum = np.cumsum(gap_us)
     offset = cum - np.repeat(cum[first], count)
@@ -172,15 +169,17 @@ def simulate(
     return events, placed
 
 
-@lru_cache(maxsize=8)
-def _gap_table(gaps: tuple[float, ...], sigma: float) -> np.ndarray:
-    q = lognormal_quantiles(sigma)
-    return np.maximum((np.array(gaps)[:, None] * SECOND * q[None, :]).astype(np.int64), MIN_GAP).ravel()
-
-
-def gap_table(b: Behaviour) -> np.ndarray:
-    """Gap before an event, flat-indexed by event code * QUANTILES + quantile index, in microseconds."""
-    return _gap_table(tuple(b.gap_seconds.tolist()), b.gap_sigma)
+def session_gaps(rng: np.random.Generator, b: Behaviour, etype: np.ndarray) -> np.ndarray:
+    """Gap before each event of a session, in whole microseconds: MIN_GAP plus a lognormal (sigma `gap_sigma`)
+    drawn exactly, scaled so that the median is the event type's `gap_seconds` (none below MIN_GAP: a pile of
+    gaps at exactly MIN_GAP, or a few thousand distinct values from a table, would show in any histogram)."""
+    excess = np.maximum(b.gap_seconds * SECOND - MIN_GAP, 0.0)
+    g = rng.standard_normal(etype.size)
+    g *= b.gap_sigma
+    np.exp(g, out=g)
+    g *= excess[etype.astype(np.intp)]
+    g += MIN_GAP
+    return g.astype(np.int64)
 
 
 def _no_overlap(start: np.ndarray, duration: np.ndarray, local: np.ndarray, ends: np.ndarray) -> np.ndarray:

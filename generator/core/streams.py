@@ -8,8 +8,6 @@ attributes are a pure function of (seed, customer index) wherever that customer 
 from __future__ import annotations
 
 import zlib
-from functools import lru_cache
-from statistics import NormalDist
 
 import numpy as np
 
@@ -103,18 +101,3 @@ def _search(cdf: np.ndarray, v: np.ndarray, u: np.ndarray, segment: np.ndarray |
     if miss.size:
         out[miss] = np.minimum(np.searchsorted(cdf, v[miss], side="right"), len(cdf) - 1)
     return out
-
-
-QUANTILES = 4096
-
-
-@lru_cache(maxsize=32)
-def lognormal_quantiles(sigma: float) -> np.ndarray:
-    """exp(sigma * z) at QUANTILES evenly spaced quantiles of the standard normal (median 1).
-
-    Drawing an integer index into this table gives a lognormal variate at a fraction of the cost of a normal
-    draw and an exp per element; 4096 levels are far finer than anything the data is read at.
-    """
-    inv = NormalDist().inv_cdf
-    z = np.array([inv((i + 0.5) / QUANTILES) for i in range(QUANTILES)])
-    return np.exp(sigma * z)
