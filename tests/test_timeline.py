@@ -257,8 +257,15 @@ def test_a_running_gen_holds_the_lock_against_another_process(tmp_path):
     first = subprocess.Popen([*cmd, "--events", "1500000", "--customers", "200000"], env=env)  # a few seconds
     deadline = time.monotonic() + 60
     while not (tmp_path / "_staging").exists() and time.monotonic() < deadline:
+        assert first.poll() is None, "the first run ended before it staged anything"
         time.sleep(0.005)
-    second = subprocess.run([*cmd, "--events", "1000"], env=env, capture_output=True, text=True)
+    # Staging is made under the lock. The first run is held still meanwhile: the second one's start (~1 s, more on
+    # a loaded machine) must not race the first one's end (~1.5 s after staging here).
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run([*cmd, "--events", "1000"], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert first.wait(timeout=120) == 0
     assert second.returncode == 2 and "another gen run" in second.stderr, second.stderr
     assert len(timeline.load(tmp_path).runs) == 1
