@@ -165,6 +165,7 @@ def test_a_killed_run_is_redone_and_the_history_is_the_same(tmp_path):
         )
         deadline = time.monotonic() + 60
         while not list((crash / "_staging").glob("r2/_sim/*.npy")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it was seen mid-run (its spills last ~0.3 s)"
             time.sleep(0.002)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
