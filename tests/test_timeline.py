@@ -165,6 +165,7 @@ def test_a_killed_run_is_redone_and_the_history_is_the_same(tmp_path):
         )
         deadline = time.monotonic() + 60
         while not list((crash / "_staging").glob("r2/_sim/*.npy")) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before it was seen mid-run (its spills last ~0.3 s)"
             time.sleep(0.002)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
@@ -257,8 +258,15 @@ def test_a_running_gen_holds_the_lock_against_another_process(tmp_path):
     first = subprocess.Popen([*cmd, "--events", "1500000", "--customers", "200000"], env=env)  # a few seconds
     deadline = time.monotonic() + 60
     while not (tmp_path / "_staging").exists() and time.monotonic() < deadline:
+        assert first.poll() is None, "the first run ended before it staged anything"
         time.sleep(0.005)
-    second = subprocess.run([*cmd, "--events", "1000"], env=env, capture_output=True, text=True)
+    # Staging is made under the lock. The first run is held still meanwhile: the second one's start (~1 s, more on
+    # a loaded machine) must not race the first one's end (~1.5 s after staging here).
+    os.kill(first.pid, signal.SIGSTOP)
+    try:
+        second = subprocess.run([*cmd, "--events", "1000"], env=env, capture_output=True, text=True, timeout=120)
+    finally:
+        os.kill(first.pid, signal.SIGCONT)
     assert first.wait(timeout=120) == 0
     assert second.returncode == 2 and "another gen run" in second.stderr, second.stderr
     assert len(timeline.load(tmp_path).runs) == 1
