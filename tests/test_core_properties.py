@@ -17,9 +17,10 @@ from hypothesis import strategies as st
 
 from generator.core import population as population_module
 from generator.core.behaviour import Behaviour, Incidents, default_behaviour
-from generator.core.events import HOUR, sparse_strings, stable_order
+from generator.core.events import HOUR, SECOND, sparse_strings, stable_order
 from generator.core.nigeria import default_pools
 from generator.core.population import email_reissues, identities, subscriber_numbers
+from generator.core.sessions import draw_in_curve, intensity, intensity_curve
 from generator.core.shard import (
     GenConfig,
     cut,
@@ -480,3 +481,59 @@ def test_a_run_works_out_the_email_reissues_once_for_its_workers(tmp_path, monke
     got = email_reissues(cfg.seed, cfg.customers, default_pools())
     assert all(np.array_equal(a, b) for a, b in zip(got, want, strict=True)) and want[0].size > 0
     population_module._reissued.clear()
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(0, 40 * 24).map(lambda h: 1_761_955_200_000_000 + h * HOUR),  # from 2025-11-01 UTC
+    st.integers(1, 7 * 24 * 3600),
+    st.integers(0, 3599),
+)
+def test_the_intensity_curve_keeps_each_hours_traffic_and_has_no_steps(t0, seconds, offset):
+    """The piecewise-linear curve through a window: continuous (each hour boundary at the mean of the hours either
+    side), never negative, and over each whole hour inside the window its mean is that hour's intensity, so the
+    traffic per hour is what the profile says."""
+    b = default_behaviour()
+    t0 += offset * SECOND
+    t1 = t0 + seconds * SECOND
+    at, values = intensity_curve(b, t0, t1)
+    assert at[0] == t0 and at[-1] == t1 and (np.diff(at) > 0).all() and (values >= 0).all()
+    hours = np.arange(-(-t0 // HOUR) * HOUR, t1 - HOUR + 1, HOUR, dtype=np.int64)
+    for h in hours:
+        inside = (at >= h) & (at <= h + HOUR)
+        assert inside.sum() == 3  # the boundaries and the half hour
+        t, v = at[inside], values[inside]
+        mean = ((v[:-1] + v[1:]) / 2 * np.diff(t)).sum() / HOUR
+        f = intensity(b, np.array([h - HOUR, h, h + HOUR]))
+        if 6 * f[1] >= f[0] + f[2]:  # the half-hour knot needs no clamping at zero
+            assert mean == pytest.approx(f[1], rel=1e-9)
+        assert v[0] == pytest.approx((f[0] + f[1]) / 2, rel=1e-9)
+
+
+def test_draws_follow_the_curve_inside_a_piece():
+    """Inside a piece whose density rises linearly from 0, the mean position is 2/3 of the way; a flat piece
+    is uniform (mean 1/2); pieces get draws in proportion to their areas."""
+    r = np.random.default_rng(3)
+    at = np.array([0, 1_000_000, 2_000_000], np.int64)
+    x = draw_in_curve(r, at, np.array([0.0, 1.0, 1.0]), 300_000)
+    first, second = x[x < 1_000_000], x[x >= 1_000_000]
+    assert first.size / x.size == pytest.approx(1 / 3, abs=0.005)  # areas 1/2 and 1
+    assert first.mean() / 1e6 == pytest.approx(2 / 3, abs=0.003)
+    assert second.mean() / 1e6 - 1 == pytest.approx(1 / 2, abs=0.003)
+    assert x.min() >= 0 and x.max() < 2_000_000
+
+
+def test_sessions_rise_smoothly_through_six_in_the_morning():
+    """Sessions drawn over 04:00-08:00 WAT on a weekday: the 10 minutes after 06:00 hold about as many as the 10
+    before (x2.35 when each hour was flat; the smooth curve gives ~1.2), and each hour still gets its share."""
+    b = default_behaviour()
+    t0 = 1_762_138_800_000_000  # Monday 2025-11-03 04:00 WAT (03:00 UTC)
+    at, values = intensity_curve(b, t0, t0 + 4 * HOUR)
+    x = draw_in_curve(np.random.default_rng(5), at, values, 1_000_000)
+    six = t0 + 2 * HOUR
+    minutes = 10 * 60 * SECOND
+    before, after = ((x >= six - minutes) & (x < six)).sum(), ((x >= six) & (x < six + minutes)).sum()
+    assert 1.0 < after / before < 1.4
+    per_hour = np.bincount((x - t0) // HOUR, minlength=4)
+    f = intensity(b, t0 + HOUR * np.arange(4))
+    assert per_hour / per_hour.sum() == pytest.approx(f / f.sum(), abs=0.003)

@@ -18,39 +18,39 @@ from generator.schema import decoded
 FIRST_ROWS = [
     (
         "32093b32-968f-47e7-8333-279eb8e39446",
-        "2025-11-01 00:00:02.599310+00:00",
+        "2025-11-01 00:00:01.316083+00:00",
         "OPEN",
-        "NG000061734",
-        "Rahama Danladi",
-        "+2348073666000",
-        "42 Hospital Close, Katampe, Abuja, FCT",
-        "rahamadanladi77@gmail.com",
+        "NG000028647",
+        "Beatrice Dokubo",
+        "+2348021177370",
+        "94 Udu Road, Okere, Warri, Delta State",
+        "beatricedokubo1970@gmail.com",
         "ANDROID",
         264,
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:03.121005+00:00",
-        "OPEN",
-        "NG000127847",
-        "Murjanatu Salihu",
-        "+2347056474630",
-        "81 Library Road, Kawo, Kaduna, Kaduna State",
-        "murjanatu.salihu120@gmail.com",
+        "2025-11-01 00:00:04.885498+00:00",
+        "USER_LOGIN",
+        "NG000028647",
+        "Beatrice Dokubo",
+        "+2348021177370",
+        "94 Udu Road, Okere, Warri, Delta State",
+        "beatricedokubo1970@gmail.com",
         "ANDROID",
         700,
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
-        "2025-11-01 00:00:05.484503+00:00",
+        "2025-11-01 00:00:13.167423+00:00",
         "OPEN",
-        "NG000139551",
-        "Comfort Achebe",
-        "+2347049314461",
-        "110 Water Works Road, Passo, Gwagwalada, FCT",
-        "comforta24@outlook.com",
-        "WEB",
-        519,
+        "NG000082918",
+        "Rosemary Okoro",
+        "+2347016297261",
+        "70 Grammar School Road, Passo, Gwagwalada, FCT",
+        "rosemary.okoro1970@gmail.com",
+        "ANDROID",
+        390,
     ),
 ]
 FIELDS = (
@@ -66,28 +66,27 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 76,
+    "OPEN": 80,
     "USER_LOGIN": 52,
-    "PRODUCT_VIEW": 117,
-    "ADD_TO_CART": 4,
-    "CHECKOUT_STARTED": 1,
+    "PRODUCT_VIEW": 116,
+    "ADD_TO_CART": 2,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
 DAYTIME_START = "2025-11-03T10:00:00Z"
 FIRST_FULFILMENT = [
-    ("2025-11-03 10:00:07.141256+00:00", "PACKED", "NG000098686", "Speedaf", "SPD9542671311057"),
-    ("2025-11-03 10:00:04.714403+00:00", "SHIPPED", "NG000232053", "Speedaf", "SPD9386860877161"),
-    ("2025-11-03 10:00:08.820306+00:00", "DELIVERED", "NG000040612", "GIG Logistics", "GIG577480741208"),
+    ("2025-11-03 10:00:16.888735+00:00", "PACKED", "NG000003942", "GIG Logistics", "GIG657302116244"),
+    ("2025-11-03 10:00:03.173986+00:00", "SHIPPED", "NG000036806", "Speedaf", "SPD9564617583191"),
+    ("2025-11-03 10:00:00.738004+00:00", "DELIVERED", "NG000237645", "NIPOST EMS", "EMS507835744768"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 102,
-    "USER_LOGIN": 61,
-    "PRODUCT_VIEW": 49,
-    "ADD_TO_CART": 2,
+    "OPEN": 100,
+    "USER_LOGIN": 62,
+    "PRODUCT_VIEW": 51,
+    "ADD_TO_CART": 1,
     "PACKED": 7,
-    "SHIPPED": 14,
-    "DELIVERED": 15,
+    "SHIPPED": 16,
+    "DELIVERED": 13,
 }
 
 

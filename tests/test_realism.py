@@ -9,7 +9,7 @@ import pyarrow.compute as pc
 import pytest
 
 from generator.core.behaviour import default_behaviour
-from generator.core.events import DAY, HOUR
+from generator.core.events import DAY, HOUR, SECOND
 from generator.core.lifecycle import Placed, fulfil
 from generator.core.nigeria import default_pools
 from generator.core.shard import GenConfig, plan, shard_table
@@ -111,6 +111,21 @@ def test_session_gaps_are_continuous_with_the_scenarios_median(events):
     assert gaps.min() >= 200_000
     assert 0.95 * 35e6 < np.median(gaps) < 1.05 * 35e6
     assert np.unique(gaps).size > 0.98 * gaps.size
+
+
+def test_breaks_between_sessions_do_not_pile_at_their_minimum(events):
+    """The breaks between one customer's sessions: none under the 60 s minimum, none at exactly 60 s (a fixed
+    break put 0.9% of them there)."""
+    session = pc.is_in(events.column("event_type"), pa.array(["OPEN", "USER_LOGIN", "PRODUCT_VIEW", "ADD_TO_CART"]))
+    t = events.filter(session).sort_by([("customer_id", "ascending"), ("event_ts", "ascending")])
+    at = t.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
+    same = t.column("customer_id").to_numpy(zero_copy_only=False)
+    opening = t.column("event_type").to_numpy(zero_copy_only=False) == "OPEN"
+    breaks = np.diff(at)[(same[1:] == same[:-1]) & opening[1:]]
+    assert breaks.size > 10_000
+    assert breaks.min() >= 60 * SECOND
+    assert (breaks == 60 * SECOND).sum() == 0
+    assert (breaks < 61 * SECOND).sum() < 0.001 * breaks.size
 
 
 def test_evening_peak_and_night_trough_in_west_africa_time(events):

@@ -198,14 +198,17 @@ def test_latency_percentiles_within_tolerance(summary):
 
 
 def test_session_event_mix_within_tolerance(summary):
-    """Session events (not fulfilment, which follows earlier days' traffic) within 5% of their expected shares
-    among session events: events cluster in sessions, so this is a relative bound, several times the spread of
-    ~38,000 sessions."""
+    """Session events (not fulfilment, which follows earlier days' traffic) near their expected shares among
+    session events: within 5% (several times the spread of ~38,000 sessions for the common types; events
+    cluster in sessions, views up to ~4 in one) or, for the rare ones (~1,000 CHECKOUT_STARTED, at most one a
+    session), MAX_Z Poisson standard errors of their count, times 1.5 for the clustering."""
     rows = _rows(summary, "events")
     session = ["OPEN", "USER_LOGIN", "PRODUCT_VIEW", "ADD_TO_CART", "CHECKOUT_STARTED"]
-    got = np.array([rows[t].value for t in session])
-    want = np.array([rows[t].target for t in session])
-    assert got / got.sum() == pytest.approx(want / want.sum(), rel=0.05)
+    got = np.array([rows[t].value * rows[t].n for t in session], np.float64)  # counts, from shares of all events
+    want = np.array([rows[t].target for t in session], np.float64)
+    expected = want / want.sum() * got.sum()
+    allowed = np.maximum(0.05 * expected, 1.5 * MAX_Z * np.sqrt(expected))
+    assert (np.abs(got - expected) <= allowed).all(), dict(zip(session, got - expected.round(), strict=True))
 
 
 def test_orders_and_delivery_within_tolerance(long_dir):

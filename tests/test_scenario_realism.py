@@ -117,7 +117,7 @@ def test_payment_outage_card_fails_inside_the_window(outage):
     _within(inside, inc.params["failure_rate"])
     _within(outside, normal)
     _away(inside, normal)
-    assert inside.n >= 500 and outside.n >= 500
+    assert inside.n >= 300 and outside.n >= 300  # enough first attempts for the checks above to mean something
     # All methods together: the failure per attempt jumps inside, and CARD's share of authorised payments drops as
     # customers switch to transfers and USSD.
     per_attempt = {w: _row(outage, "payments", tag, f"failure per attempt {w}") for w in ("inside", "outside")}

@@ -535,7 +535,8 @@ def _counting(fn, seen):
 def test_a_short_first_run_simulates_once(tmp_path, monkeypatch):
     """A 10,000-event first run from the default start (01:00 WAT, no parcels moving at night) falls short of
     the expectation by more than the grid's margin in its first minutes; it starts far enough along the grid to
-    need one round (it took two), with the same bytes (the grid is the same)."""
+    need one round, with the same bytes as from the default stop (the grid is the same). From the default stop
+    it took two rounds while traffic stepped at the hour; with the smooth curve one or two."""
     rounds = []
     monkeypatch.setattr(coordinator, "_end_of_run", _counting(coordinator._end_of_run, rounds))
     run(small_config(tmp_path / "first", events=10_000, customers=1_000_000, shard_size=None))
@@ -545,5 +546,5 @@ def test_a_short_first_run_simulates_once(tmp_path, monkeypatch):
     monkeypatch.setattr(coordinator, "first_stop", lambda gen: shard_module.DEFAULT_STOP)
     rounds.clear()
     run(small_config(tmp_path / "stepped", events=10_000, customers=1_000_000, shard_size=None))
-    assert len(rounds) == 2
+    assert len(rounds) in (1, 2)
     assert _files(tmp_path / "first") == _files(tmp_path / "stepped")

@@ -34,8 +34,10 @@ from generator.core.nigeria import Pools, default_pools
 from generator.core.population import activity, home_state, identities, primary_platform
 from generator.core.sessions import (
     checkouts_per_session,
+    draw_in_curve,
     expected_events_per_session,
     hour_buckets,
+    intensity_curve,
     simulate,
 )
 from generator.core.streams import pick, rng
@@ -331,12 +333,11 @@ class _Stream:
         Each customer's count is Poisson with mean activity x the window's share of a day's intensity; the
         counts' total is spread over the hours by intensity. (Same law as a pooled Poisson process whose
         arrivals pick customers by activity, without a search per arrival.)"""
-        lo, length, f = hour_buckets(self.b, t0, t1)
-        weight = f * length
-        counts = r.poisson(self.activity * (per_session * weight.sum() / DAY))
+        at, values = intensity_curve(self.b, t0, t1)
+        weight = float(((values[:-1] + values[1:]) / 2 * np.diff(at)).sum())
+        counts = r.poisson(self.activity * (per_session * weight / DAY))
         local = r.permutation(np.repeat(np.arange(self.ids.size), counts))
-        per_hour = r.multinomial(local.size, weight / weight.sum()) if weight.sum() > 0 else np.zeros(lo.size, int)
-        starts = np.repeat(lo, per_hour) + (r.random(local.size) * np.repeat(length, per_hour)).astype(np.int64)
+        starts = draw_in_curve(r, at, values, local.size)
         starts.sort()
         other = pick(np.cumsum(self.b.platform_mix), r.random(local.size)).astype(np.int8)
         platform = np.where(r.random(local.size) < self.b.platform_loyalty, self.primary[local], other)
