@@ -4,8 +4,8 @@ size for the e-mail address (unique across the population: `email_reissues`).
 Numeric traits (activity, primary platform, home state) are cheap and computed for whole customer blocks; the
 identity strings (id, name, phone, email, address) are built only for the customers a shard actually writes,
 whole columns at a time with Arrow compute over the `nigeria` pools. The e-mail reissues are worked out once per
-run over the whole population (about 0.2 s and 16 bytes per customer at a million customers; 3.5 s and ~300 MB at
-ten million, where 14% of addresses are taken twice).
+run over the whole population (about 0.3 s and 16 bytes per customer at a million customers, where 8% of addresses
+are taken twice; 6 s and ~300 MB at ten million, where 24% are).
 """
 
 from __future__ import annotations
@@ -135,9 +135,12 @@ def _email_digits(seed: int, idx: np.ndarray, pools: Pools, attempt: int = 0) ->
     """The number after the words: a birth year (32%, from the shoppers' age law `birth_year_cdf`), two digits
     (28%: mostly a 20th-century birth year's last two, else a number below 100), one of three or four digits (25%,
     the shorter ones likelier), or none (15%: -1). `attempt` > 0 draws the number a customer picks when the
-    address it wanted is taken, never none."""
+    address it wanted is taken, never none; from the fifth attempt on, one of three or four digits (the common names'
+    birth years are soon all taken)."""
     tag = f"/{attempt}" if attempt else ""
     ud = hash_uniform(seed, "email_digits" + tag, idx) * (0.85 if attempt else 1.0)
+    if attempt > 4:
+        ud = 0.60 + ud * (0.25 / 0.85)
     un = hash_uniform(seed, "email_number" + tag, idx)
     year = pools.birth_year_first + pick(pools.birth_year_cdf, hash_uniform(seed, "email_year" + tag, idx))
     small = np.where((un < 0.6) & (year < 2000), year % 100, 1 + (un * 99).astype(np.int64))
@@ -206,7 +209,7 @@ def email_reissues(seed: int, population: int, pools: Pools) -> tuple[np.ndarray
     too. Returns the customers who had to (sorted) and the number each ended with.
 
     A pure function of (seed, population), worked out once per process when it first builds identities (about
-    0.2 s and 16 bytes per customer for a million customers), or once by a run's coordinator for all its workers
+    0.3 s and 16 bytes per customer for a million customers), or once by a run's coordinator for all its workers
     (`adopt_reissues`)."""
     key = (seed, population, id(pools))
     if key in _reissued:
