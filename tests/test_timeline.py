@@ -217,7 +217,7 @@ def test_a_timeline_of_an_earlier_identity_scheme_is_not_continued(tmp_path, cap
         doc["identity_scheme"] = scheme
     path.write_bytes(orjson.dumps(doc))
     err = _refused(tmp_path, capsys, "--events", "1000")
-    assert "whose customers have other identities (scheme 1, this generator's 2)" in err, err
+    assert "whose customers have other identities (scheme 1, this generator's 3)" in err, err
 
 
 @pytest.mark.parametrize("layout", ["none", "hour"])

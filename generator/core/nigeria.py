@@ -35,6 +35,27 @@ def _segmented_cdf(weights: list[list[float]]) -> np.ndarray:
     return np.concatenate(out)
 
 
+def zipf_weights(n: int, law: dict) -> np.ndarray:
+    """Frequency weights of a list of `n` names, most common first: 1 / (rank + rank_offset) ** zipf_exponent."""
+    return 1.0 / (np.arange(1, n + 1) + law["rank_offset"]) ** law["zipf_exponent"]
+
+
+def birth_year_weights(law: dict) -> tuple[int, np.ndarray]:
+    """The first birth year and the weight of each year from it: customers' ages at `reference_year` are
+    `min_age` plus a gamma(`gamma_shape`, `gamma_scale`) variable, so both tails fade smoothly."""
+    first = law["reference_year"] - 90
+    age = law["reference_year"] - np.arange(first, law["reference_year"] - law["min_age"] + 1) - law["min_age"] + 0.5
+    w = age ** (law["gamma_shape"] - 1) * np.exp(-age / law["gamma_scale"])
+    return first, w / w.sum()
+
+
+def street_length_cdf(law: dict, n: np.ndarray) -> np.ndarray:
+    """Chance that a street has at most `n` houses: log-logistic (median `street_length_median`, shape
+    `street_length_shape`), cut at `longest_street`. A house number is uniform along its street, so small numbers
+    are the most common, with a long tail and no cliff."""
+    return 1.0 / (1.0 + (law["street_length_median"] / np.maximum(n, 1e-300)) ** law["street_length_shape"])
+
+
 def first_name_mix(group: dict, religion: dict) -> list[float]:
     """Shares of first names from the group's own list, the English/Christian pool and the Arabic/Muslim pool.
 
@@ -63,9 +84,13 @@ class Pools:
     first_names: pa.Array
     first_offset: np.ndarray  # per (key, gender): key is a group index, or len(groups) + cross pool index
     first_size: np.ndarray
+    first_cdf: np.ndarray  # segmented by (key, gender): Zipf-like frequencies, the list's first names commonest
+    first_word: np.ndarray  # per first name, the id of its e-mail word (to tell "Ademola Ademola")
     last_names: pa.Array
     last_offset: np.ndarray  # per group
     last_size: np.ndarray
+    last_cdf: np.ndarray  # segmented by group, as first_cdf
+    last_word: np.ndarray  # per surname, the id of its e-mail word (same ids as first_word)
     city_cdf: np.ndarray  # segmented by state
     area_lines: pa.Array  # per area, the end of an address: "Opebi, Ikeja, Lagos State"
     area_offset: np.ndarray  # per city
@@ -75,15 +100,23 @@ class Pools:
     local_offset: np.ndarray  # per city, its own streets in street_lines (size 0: none listed)
     local_size: np.ndarray
     street_share: np.ndarray  # per state: chance that a customer in a city with its own streets lives on one
+    person_street_share: float  # of the others, the chance of a street named after a person ("Okafor Close")
+    street_surnames: pa.Array  # per group, the surnames streets are named after
+    street_surname_offset: np.ndarray
+    street_surname_size: np.ndarray
+    street_endings: pa.Array  # " Street, ", " Close, ", ...
+    street_ending_cdf: np.ndarray
+    street_length: dict  # the house-number law (`street_length_cdf`)
+    house_numbers: pa.Array  # "1 " .. longest_street, each followed by the space before the street
     operator_names: tuple[str, ...]
     operator_cdf: np.ndarray
     prefixes: np.ndarray  # national prefix without the leading 0, e.g. 803, flat over operators
-    prefix_offset: np.ndarray
-    prefix_size: np.ndarray
+    prefix_cdf: np.ndarray  # segmented by operator: the prefixes' shares of its subscribers
     email_domains: pa.Array  # "@gmail.com", ...
     domain_cdf: np.ndarray
     email_words: pa.Array  # lower-case a-z forms: [first names | their initials | last names | their initials]
-    house_numbers: pa.Array  # "1 " .. "120 ", each followed by the space before the street
+    birth_year_first: int  # e-mail birth years: the first year, and the cdf over the years from it
+    birth_year_cdf: np.ndarray
 
 
 class Nigeria(BaseDataProvider):
@@ -113,28 +146,54 @@ class Nigeria(BaseDataProvider):
         mix = first_name_mix(g, religion_of(state, group, g))
         source = self.random.choices(FIRST_NAME_SOURCES, weights=mix)[0]
         pool = g if source == "native" else self._dataset["first_name_pools"][source]
-        return f"{self.random.choice(pool[gender])} {self.random.choice(g['last'])}"
+        first, last = self._common(pool[gender]), self._common(g["last"])
+        while _word(last) == _word(first):
+            last = self._common(g["last"])
+        return f"{first} {last}"
+
+    def _street_surnames(self) -> dict[str, list[str]]:
+        pools = self.pools()
+        return {
+            g: pools.street_surnames.to_pylist()[o : o + n]
+            for g, o, n in zip(pools.groups, pools.street_surname_offset, pools.street_surname_size, strict=True)
+        }
+
+    def _common(self, names: list[str]) -> str:
+        """One of `names`, drawn with their Zipf-like frequencies (`zipf_weights`)."""
+        return self.random.choices(names, weights=zipf_weights(len(names), self._dataset["name_frequency"]))[0]
 
     def phone_number(self) -> str:
         ops = self._dataset["operators"]
         op = self.random.choices(ops, weights=[o["share"] for o in ops])[0]
-        return f"+234{self.random.choice(op['prefixes'])[1:]}{self.random.randint(0, 9_999_999):07d}"
+        prefix = self.random.choices(list(op["prefixes"]), weights=list(op["prefixes"].values()))[0]
+        return f"+234{prefix[1:]}{self.random.randint(0, 9_999_999):07d}"
 
     def address(self) -> str:
         state = self._state()
         city = self.random.choices(state["cities"], weights=[c["weight"] for c in state["cities"]])[0]
         local = city.get("streets") and self.random.random() < state["street_share"]
-        street = self.random.choice(city["streets"] if local else self._dataset["generic_streets"])
-        return (
-            f"{self.random.randint(1, 120)} {street}, {self.random.choice(city['areas'])}, "
-            f"{city['name']}, {state_label(state['name'])}"
-        )
+        if local:
+            street = self.random.choice(city["streets"])
+        elif self.random.random() < self._dataset["person_street_share"]:
+            group = self.random.choices(list(state["groups"]), weights=list(state["groups"].values()))[0]
+            endings = self._dataset["person_street_endings"]
+            ending = self.random.choices(list(endings), weights=list(endings.values()))[0]
+            street = f"{self.random.choice(self._street_surnames()[group])} {ending}"
+        else:
+            street = self.random.choice(self._dataset["generic_streets"])
+        law = self._dataset["house_numbers"]
+        u = self.random.random() * street_length_cdf(law, law["longest_street"])
+        length = law["street_length_median"] * (u / (1 - u)) ** (1 / law["street_length_shape"])
+        house = 1 + int(self.random.random() * max(length, 1.0))
+        return f"{house} {street}, {self.random.choice(city['areas'])}, {city['name']}, {state_label(state['name'])}"
 
     def email(self, full_name: str | None = None) -> str:
         first, last = (full_name or self.full_name()).lower().split(" ", 1)
         domains = self._dataset["email_domains"]
         domain = self.random.choices(list(domains), weights=list(domains.values()))[0]
-        return f"{first}.{last.replace(' ', '')}{self.random.randint(1, 99)}@{domain}"
+        first_year, w = birth_year_weights(self._dataset["email_birth_years"])
+        year = first_year + self.random.choices(range(w.size), weights=list(w))[0]
+        return f"{first}.{last.replace(' ', '')}{year % 100 if year < 2000 else year}@{domain}"
 
     # -- pools for vectorised drawing -------------------------------------------------------------------------
     def pools(self) -> Pools:
@@ -142,19 +201,25 @@ class Nigeria(BaseDataProvider):
         states = d["states"]
         groups = tuple(d["groups"])
 
+        law = d["name_frequency"]
         first: list[str] = []
-        first_offset, first_size = [], []
+        first_offset, first_size, first_weights = [], [], []
         for key_pool in [d["groups"][g] for g in groups] + [d["first_name_pools"][p] for p in CROSS_POOLS]:
             for gender in ("first_male", "first_female"):
                 first_offset.append(len(first))
                 first_size.append(len(key_pool[gender]))
+                first_weights.append(zipf_weights(len(key_pool[gender]), law))
                 first.extend(key_pool[gender])
         last: list[str] = []
-        last_offset, last_size = [], []
+        last_offset, last_size, last_weights = [], [], []
         for g in groups:
             last_offset.append(len(last))
             last_size.append(len(d["groups"][g]["last"]))
+            last_weights.append(zipf_weights(len(d["groups"][g]["last"]), law))
             last.extend(d["groups"][g]["last"])
+        word_id: dict[str, int] = {}
+        first_word = np.array([word_id.setdefault(_word(x), len(word_id)) for x in first], dtype=np.int64)
+        last_word = np.array([word_id.setdefault(_word(x), len(word_id)) for x in last], dtype=np.int64)
 
         area_lines, area_offset, area_size, city_weights = [], [], [], []
         generic = d["generic_streets"]
@@ -173,11 +238,19 @@ class Nigeria(BaseDataProvider):
                 streets.extend(own)
 
         ops = d["operators"]
-        prefixes, prefix_offset, prefix_size = [], [], []
-        for o in ops:
-            prefix_offset.append(len(prefixes))
-            prefix_size.append(len(o["prefixes"]))
-            prefixes.extend(int(p) for p in o["prefixes"])  # "0803" -> 803
+        prefixes = [int(p) for o in ops for p in o["prefixes"]]  # "0803" -> 803
+        endings = d["person_street_endings"]
+        # Streets named after people take the group's surnames, less any that would name a city's own street
+        # ("Bello Road" is Kano's): a street in an address then always tells which pool it came from.
+        taken = {x for x in streets[len(generic) :] for e in endings if x.endswith(f" {e}")}
+        street_surnames: list[str] = []
+        street_surname_offset, street_surname_size = [], []
+        for g in groups:
+            keep = [x for x in d["groups"][g]["last"] if not any(f"{x} {e}" in taken for e in endings)]
+            street_surname_offset.append(len(street_surnames))
+            street_surname_size.append(len(keep))
+            street_surnames.extend(keep)
+        birth_year_first, birth_year_w = birth_year_weights(d["email_birth_years"])
 
         domains = d["email_domains"]
         return Pools(
@@ -192,9 +265,13 @@ class Nigeria(BaseDataProvider):
             first_names=pa.array(first),
             first_offset=np.array(first_offset, dtype=np.int64),
             first_size=np.array(first_size, dtype=np.int64),
+            first_cdf=_segmented_cdf(first_weights),
+            first_word=first_word,
             last_names=pa.array(last),
             last_offset=np.array(last_offset, dtype=np.int64),
             last_size=np.array(last_size, dtype=np.int64),
+            last_cdf=_segmented_cdf(last_weights),
+            last_word=last_word,
             city_cdf=_segmented_cdf(city_weights),
             area_lines=pa.array(area_lines),
             area_offset=np.array(area_offset, dtype=np.int64),
@@ -204,11 +281,18 @@ class Nigeria(BaseDataProvider):
             local_offset=np.array(local_offset, dtype=np.int64),
             local_size=np.array(local_size, dtype=np.int64),
             street_share=np.array([s["street_share"] for s in states], dtype=float),
+            person_street_share=float(d["person_street_share"]),
+            street_surnames=pa.array(street_surnames),
+            street_surname_offset=np.array(street_surname_offset, dtype=np.int64),
+            street_surname_size=np.array(street_surname_size, dtype=np.int64),
+            street_endings=pa.array([f" {e}, " for e in endings]),
+            street_ending_cdf=np.cumsum(list(endings.values())).astype(float),
+            street_length=dict(d["house_numbers"]),
+            house_numbers=pa.array([f"{i} " for i in range(1, d["house_numbers"]["longest_street"] + 1)]),
             operator_names=tuple(o["name"] for o in ops),
             operator_cdf=np.cumsum([o["share"] for o in ops]).astype(float),
             prefixes=np.array(prefixes, dtype=np.int64),
-            prefix_offset=np.array(prefix_offset, dtype=np.int64),
-            prefix_size=np.array(prefix_size, dtype=np.int64),
+            prefix_cdf=_segmented_cdf([list(o["prefixes"].values()) for o in ops]),
             email_domains=pa.array([f"@{x}" for x in domains]),
             domain_cdf=np.cumsum(list(domains.values())).astype(float),
             email_words=pa.array(
@@ -217,7 +301,8 @@ class Nigeria(BaseDataProvider):
                 + [_word(x) for x in last]
                 + [_word(x)[:1] for x in last]
             ),
-            house_numbers=pa.array([f"{i} " for i in range(1, 121)]),
+            birth_year_first=birth_year_first,
+            birth_year_cdf=np.cumsum(birth_year_w),
         )
 
 

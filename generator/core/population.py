@@ -4,8 +4,8 @@ size for the e-mail address (unique across the population: `email_reissues`).
 Numeric traits (activity, primary platform, home state) are cheap and computed for whole customer blocks; the
 identity strings (id, name, phone, email, address) are built only for the customers a shard actually writes,
 whole columns at a time with Arrow compute over the `nigeria` pools. The e-mail reissues are worked out once per
-run over the whole population (about 0.2 s and 16 bytes per customer at a million customers; 3.5 s and ~300 MB at
-ten million, where 14% of addresses are taken twice).
+run over the whole population (about 0.3 s and 16 bytes per customer at a million customers, where 8% of addresses
+are taken twice; 6 s and ~300 MB at ten million, where 24% are).
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour
-from generator.core.nigeria import Pools
+from generator.core.nigeria import Pools, street_length_cdf
 from generator.core.streams import hash_u64, hash_uniform, pick, segment_pick
 
 IDENTITY_COLUMNS = ("customer_id", "name", "phone_number", "address", "email")
 # Which way identities are drawn, recorded in every manifest: a timeline continues only under the scheme that began
 # it, or its customers would change names, phones and addresses from one run to the next. 1: generator 0.1 (no
-# manifest field); 2: unique e-mails and phones, first names by the group's religion, streets per city (0.2).
-IDENTITY_SCHEME = 2
+# manifest field); 2: unique e-mails and phones, first names by the group's religion, streets per city (0.2); 3: names
+# with Zipf-like frequencies and no famous family names, e-mail birth years from an age law, long-tailed house
+# numbers on streets that include ones named after people, phone prefixes weighted within their operator.
+IDENTITY_SCHEME = 3
 
 
 def activity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
@@ -99,8 +101,13 @@ def _names(seed: int, idx: np.ndarray, pools: Pools) -> tuple[np.ndarray, np.nda
     source = segment_pick(pools.source_cdf, segment, u("name_source")) - segment * 3
     female = (u("gender") < 0.5).astype(np.int64)
     first_key = np.where(source == 0, group, n_groups + source - 1) * 2 + female
-    first_idx = _within(pools.first_offset, pools.first_size, first_key, u("first_name"))
-    last_idx = _within(pools.last_offset, pools.last_size, group, u("last_name"))
+    first_idx = segment_pick(pools.first_cdf, first_key, u("first_name"))
+    last_idx = segment_pick(pools.last_cdf, group, u("last_name"))
+    # Nobody is called "Ademola Ademola": a surname that is the first name gives way to the next one of the list.
+    clash = pools.first_word[first_idx] == pools.last_word[last_idx]
+    if clash.any():
+        at, g = last_idx[clash] - pools.last_offset[group[clash]], group[clash]
+        last_idx[clash] = pools.last_offset[g] + (at + 1) % pools.last_size[g]
     return state, first_idx, last_idx
 
 
@@ -124,17 +131,21 @@ def _email_words(
     return head, _EMAIL_SEP_OF_SHAPE[shape], tail, domain
 
 
-def _email_digits(seed: int, idx: np.ndarray, attempt: int = 0) -> np.ndarray:
-    """The number after the words: a birth year 1965-2007 (30%), a number below 100 (25%), one of three or four
-    digits (30%, the shorter ones likelier), or none (15%: -1). `attempt` > 0 draws the number a customer picks
-    when the address it wanted is taken, never none."""
+def _email_digits(seed: int, idx: np.ndarray, pools: Pools, attempt: int = 0) -> np.ndarray:
+    """The number after the words: a birth year (32%, from the shoppers' age law `birth_year_cdf`), two digits
+    (28%: mostly a 20th-century birth year's last two, else a number below 100), one of three or four digits (25%,
+    the shorter ones likelier), or none (15%: -1). `attempt` > 0 draws the number a customer picks when the
+    address it wanted is taken, never none; from the fifth attempt on, one of three or four digits (the common names'
+    birth years are soon all taken)."""
     tag = f"/{attempt}" if attempt else ""
     ud = hash_uniform(seed, "email_digits" + tag, idx) * (0.85 if attempt else 1.0)
+    if attempt > 4:
+        ud = 0.60 + ud * (0.25 / 0.85)
     un = hash_uniform(seed, "email_number" + tag, idx)
-    year = 1965 + (un * 43).astype(np.int64)
-    small = 1 + (un * 99).astype(np.int64)
+    year = pools.birth_year_first + pick(pools.birth_year_cdf, hash_uniform(seed, "email_year" + tag, idx))
+    small = np.where((un < 0.6) & (year < 2000), year % 100, 1 + (un * 99).astype(np.int64))
     longer = (10 ** (2 + 2 * un)).astype(np.int64)  # 100..9999, log-uniform
-    return np.where(ud < 0.30, year, np.where(ud < 0.55, small, np.where(ud < 0.85, longer, -1)))
+    return np.where(ud < 0.32, year, np.where(ud < 0.60, small, np.where(ud < 0.85, longer, -1)))
 
 
 EMAIL_DIGITS_MAX = 9999  # the largest number `_email_digits` draws: four digits at most
@@ -185,7 +196,7 @@ def _address_hashes(
         part = np.arange(part.start, part.stop, dtype=np.int64) if isinstance(part, range) else part
         _, first_idx, last_idx = _names(seed, part, pools)
         head, sep, tail, domain = _email_words(seed, part, pools, first_idx, last_idx)
-        d = _email_digits(seed, part, attempt)
+        d = _email_digits(seed, part, pools, attempt)
         if attempt:
             digits[lo : lo + part.size] = d
         h[lo : lo + part.size] = email_hash(head, sep, tail, d, domain)
@@ -198,7 +209,7 @@ def email_reissues(seed: int, population: int, pools: Pools) -> tuple[np.ndarray
     too. Returns the customers who had to (sorted) and the number each ended with.
 
     A pure function of (seed, population), worked out once per process when it first builds identities (about
-    0.2 s and 16 bytes per customer for a million customers), or once by a run's coordinator for all its workers
+    0.3 s and 16 bytes per customer for a million customers), or once by a run's coordinator for all its workers
     (`adopt_reissues`)."""
     key = (seed, population, id(pools))
     if key in _reissued:
@@ -294,22 +305,38 @@ def identities(seed: int, idx: np.ndarray, pools: Pools, population: int | None 
 
     # +234, then the operator's national prefix without its 0, then 7 subscriber digits.
     op = pick(pools.operator_cdf, u("operator"))
-    prefix = pools.prefixes[_within(pools.prefix_offset, pools.prefix_size, op, u("prefix"))]
+    prefix = pools.prefixes[segment_pick(pools.prefix_cdf, op, u("prefix"))]
     phone = digit_strings("+234", prefix * 10**7 + subscriber_numbers(seed, idx), 10)
 
-    # Addresses: a house number (small ones more common), a street, an area of a city of the home state. The
-    # street is one of the city's own (with the state's street_share, where the city lists any) or a generic one.
+    # Addresses: a house number, a street, an area of a city of the home state. The street is one of the city's
+    # own (with the state's street_share, where the city lists any), else one named after a person, with a
+    # surname of the state's peoples ("Okafor Close"; person_street_share), else a generic one. The house number
+    # is uniform along a street whose length is long-tailed (`street_length_cdf`): small numbers are the commonest.
     city = segment_pick(pools.city_cdf, state, u("city"))
     area = _within(pools.area_offset, pools.area_size, city, u("area"))
-    house = (119 * u("house") ** 2).astype(np.int64)  # house numbers 1..120, as an index into their strings
+    law = pools.street_length
+    v = u("street_length") * street_length_cdf(law, law["longest_street"])
+    length = law["street_length_median"] * (v / (1.0 - v)) ** (1.0 / law["street_length_shape"])
+    house = np.minimum((u("house") * np.maximum(length, 1.0)).astype(np.int64), law["longest_street"] - 1)
     us = u("street")
     own = (pools.local_size[city] > 0) & (u("street_local") < pools.street_share[state])
     generic = np.minimum((us * pools.generic_count).astype(np.int64), pools.generic_count - 1)
-    street = np.where(own, _within(pools.local_offset, np.maximum(pools.local_size, 1), city, us), generic)
-    address = _join(pools.house_numbers.take(house), pools.street_lines.take(street), pools.area_lines.take(area))
+    street = pools.street_lines.take(
+        np.where(own, _within(pools.local_offset, np.maximum(pools.local_size, 1), city, us), generic)
+    )
+    person = ~own & (u("street_person") < pools.person_street_share)
+    if person.any():
+        n_groups = len(pools.groups)
+        who = segment_pick(pools.group_cdf, state, u("street_group")) - state * n_groups
+        named = _join(
+            pools.street_surnames.take(_within(pools.street_surname_offset, pools.street_surname_size, who, us)),
+            pools.street_endings.take(pick(pools.street_ending_cdf, u("street_ending"))),
+        )
+        street = pc.if_else(pa.array(person), named, street)
+    address = _join(pools.house_numbers.take(house), street, pools.area_lines.take(area))
 
     head, sep, tail, domain = _email_words(seed, idx, pools, first_idx, last_idx)
-    digits = _email_digits(seed, idx)
+    digits = _email_digits(seed, idx, pools)
     if population is not None:
         reissued, new_digits = email_reissues(seed, population, pools)
         if reissued.size:
