@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,7 +35,9 @@ def committed_run(tmp_path_factory):
 @contextmanager
 def reaping_semaphores():
     """Around a `gen` process group killed with SIGKILL: its resource tracker dies with it, so the named semaphores of
-    its process pool stay in /dev/shm; remove the ones that appeared meanwhile (the group is dead by then)."""
+    its process pool stay in /dev/shm; remove the ones that appeared meanwhile and that no live process has open
+    (the group is dead by then; another process's, a test run or `gen` beside this one, must stay: removing one
+    under it made its exit print a traceback and a leaked-semaphore warning)."""
     shm = Path("/dev/shm")
 
     def names() -> set[str]:
@@ -44,5 +47,23 @@ def reaping_semaphores():
     try:
         yield
     finally:
-        for name in names() - before:
+        for name in names() - before - _mapped_semaphores():
             (shm / name).unlink(missing_ok=True)
+
+
+def _mapped_semaphores() -> set[str]:
+    """Names of the /dev/shm semaphores that some live process has mapped (an open named semaphore is a mapping of
+    its file, listed in /proc/PID/maps under the temporary name glibc created it with, so matched by inode)."""
+    inodes = set()
+    for maps in Path("/proc").glob("[0-9]*/maps"):
+        try:
+            text = maps.read_text()
+        except OSError:  # gone, or not ours to read
+            continue
+        inodes.update(int(line.split()[4]) for line in text.splitlines() if "/dev/shm/sem." in line)
+    found = set()
+    for p in Path("/dev/shm").glob("sem.mp-*"):
+        with contextlib.suppress(OSError):
+            if p.stat().st_ino in inodes:
+                found.add(p.name)
+    return found
