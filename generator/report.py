@@ -761,8 +761,8 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
     labels, values, targets = [], [], []
     n_all = fr.ts.size
     expected_slow = 0.0
-    # Latency degradations multiply the median of a platform's events inside their windows: targets are those of
-    # the mixture of the lognormals the events were drawn from (one per distinct factor, weighted by its events).
+    # Latency degradations multiply the latency of a platform's events inside their windows: targets are those of
+    # the mixture of the shifted lognormals the events were drawn from (one per distinct factor, weighted by events).
     degraded = len(b.incidents.latency_degradation) > 0
     factor = latency_factor(b, fr.platform, fr.ts) if degraded else None
 
@@ -772,10 +772,17 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
             return np.ones(1), np.array([int(mask.sum())])
         return np.unique(factor[mask], return_counts=True)
 
+    floor = b.latency_floor_ms
+
+    def slow(p: int, x: float) -> float:
+        """P(latency > threshold) on platform p with factor x: x·(floor + (median - floor)·e^(σZ))."""
+        if threshold <= x * floor:
+            return 1.0
+        return lognormal_sf(threshold - x * floor, x * (float(b.latency_median_ms[p]) - floor), b.latency_sigma[p])
+
     def slow_target(p: int, mask: np.ndarray) -> float:
         f, k = factors_of(mask)
-        med, sig = float(b.latency_median_ms[p]), float(b.latency_sigma[p])
-        return float(sum(c * lognormal_sf(threshold, med * x, sig) for x, c in zip(f, k, strict=True)) / k.sum())
+        return float(sum(c * slow(p, x) for x, c in zip(f, k, strict=True)) / k.sum())
 
     for p, name in enumerate(PLATFORMS):
         mine = fr.platform == p
@@ -788,14 +795,14 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
         got = np.percentile(lat, list(_Z)) if lat.size else [None] * len(_Z)
         for (q, z), v in zip(_Z.items(), got, strict=True):
             if factors.size == 1:
-                target = float(med * factors[0] * math.exp(sig * z))
+                target = float(factors[0] * (floor + (med - floor) * math.exp(sig * z)))
             else:
-                target = mixture_quantile(q / 100, med * factors, weights, sig)[0]
+                target = mixture_quantile(q / 100, (med - floor) * factors, weights, sig, floor * factors)[0]
             rows.append(Row(f"{name}: p{q}", None if v is None else float(v), target, "ms", int(lat.size)))
             labels.append(f"{name} p{q}")
             values.append(None if v is None else float(v))
             targets.append(target)
-        sf = slow_target(p, mine) if lat.size else lognormal_sf(threshold, med, sig)
+        sf = slow_target(p, mine) if lat.size else slow(p, 1.0)
         expected_slow += sf * lat.size
         rows.append(Row(f"{name}: INVALID LATENCY", _share(int(fr.slow[mine].sum()), lat.size), sf, n=int(lat.size)))
     rows.append(
@@ -812,8 +819,9 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
             target = slow_target(p, mine) if k else None
             rows.append(Row(f"{tag}: INVALID LATENCY {where}", _share(int(fr.slow[mine].sum()), k), target, n=k))
     notes = [
-        f"Latency is lognormal per platform (median, sigma from the scenario), so p95 = median·e^(1.645σ) and "
-        f"p99 = median·e^(2.326σ); INVALID LATENCY is P(latency > {threshold:,} ms), the run's threshold."
+        f"Latency is a floor of {floor:g} ms (the network's round trip) plus a lognormal per platform (median, "
+        "sigma from the scenario), so p95 = floor + (median - floor)·e^(1.645σ) and p99 = floor + (median - "
+        f"floor)·e^(2.326σ); INVALID LATENCY is P(latency > {threshold:,} ms), the run's threshold."
     ]
     width = _bucket_width(int(fr.ts.min()), int(fr.ts.max())) if fr.ts.size else HOUR
     keys, inv = _distinct_small(fr.ts // width)

@@ -187,6 +187,7 @@ SPEC: dict = {
         "retry_pause_seconds": _non_negative,
     },
     "latency": {
+        "floor_ms": _non_negative,
         "median_ms": dict.fromkeys(PLATFORMS, _positive),
         "sigma": dict.fromkeys(PLATFORMS, _non_negative),
         "threshold_ms": _whole(0),
@@ -243,6 +244,10 @@ def _check_sums(doc: dict) -> None:
     basket = doc["basket"]
     if basket["min_ngn"] > basket["max_ngn"]:
         raise _Invalid("basket.min_ngn", f"{basket['min_ngn']} is above max_ngn {basket['max_ngn']}")
+    latency = doc["latency"]
+    for platform, median in latency["median_ms"].items():
+        if latency["floor_ms"] >= median:
+            raise _Invalid("latency.floor_ms", f"{latency['floor_ms']} is not below the {platform} median {median}")
     for stage, days in doc["fulfilment"]["hours_wat"].items():
         if all(opening >= closing for opening, closing in days.values()):
             raise _Invalid(f"fulfilment.hours_wat.{stage}", "closed every day: its events could never happen")

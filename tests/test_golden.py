@@ -26,7 +26,7 @@ FIRST_ROWS = [
         "378 Okwuosa Avenue, Okere, Warri, Delta State",
         "josephinekalio1998@gmail.com",
         "ANDROID",
-        264,
+        270,
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
@@ -38,7 +38,7 @@ FIRST_ROWS = [
         "378 Okwuosa Avenue, Okere, Warri, Delta State",
         "josephinekalio1998@gmail.com",
         "ANDROID",
-        700,
+        676,
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
@@ -50,7 +50,7 @@ FIRST_ROWS = [
         "20 Grammar School Road, Passo, Gwagwalada, FCT",
         "hope.okeke1979@gmail.com",
         "ANDROID",
-        390,
+        384,
     ),
 ]
 FIELDS = (

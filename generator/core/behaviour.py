@@ -172,6 +172,7 @@ class Behaviour:
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
     retry_pause_seconds: float
+    latency_floor_ms: float  # the network's round trip: every latency is this plus a lognormal server time
     latency_median_ms: np.ndarray
     latency_sigma: np.ndarray
     latency_threshold_ms: int
@@ -237,6 +238,7 @@ class Behaviour:
             gap_seconds=gaps,
             gap_sigma=float(s["gap_sigma"]),
             retry_pause_seconds=float(s["retry_pause_seconds"]),
+            latency_floor_ms=float(lat.get("floor_ms", 0.0)),  # runs written before it had none
             latency_median_ms=_ordered(lat["median_ms"], PLATFORMS, "latency.median_ms"),
             latency_sigma=_ordered(lat["sigma"], PLATFORMS, "latency.sigma"),
             latency_threshold_ms=int(lat["threshold_ms"]),

@@ -577,16 +577,17 @@ _INT32_MAX = np.iinfo(np.int32).max
 
 
 def latency_ms(r: np.random.Generator, b: Behaviour, platform: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Latency in whole ms (int32, at least 1) of events on each platform at each instant: the platform's lognormal
-    (median and sigma from the scenario) drawn exactly, so values are continuous and the tail is the law's own,
-    times a latency degradation's factor inside its window."""
+    """Latency in whole ms (int32, at least 1) of events on each platform at each instant: the network's floor plus
+    the platform's lognormal server time (the whole median and sigma from the scenario) drawn exactly, so values
+    are continuous and the tail is the law's own, times a latency degradation's factor inside its window."""
     p = platform.astype(np.intp)
-    log_ms = r.standard_normal(p.size)
-    log_ms *= b.latency_sigma[p]
-    log_ms += np.log(b.latency_median_ms)[p]
+    ms = r.standard_normal(p.size)
+    ms *= b.latency_sigma[p]
+    np.exp(ms, out=ms)
+    ms *= (b.latency_median_ms - b.latency_floor_ms)[p]
+    ms += b.latency_floor_ms
     if len(b.incidents.latency_degradation):  # a degraded platform is slower inside its incident's window
-        log_ms += np.log(latency_factor(b, platform, ts))
-    ms = np.exp(log_ms, out=log_ms)
+        ms *= latency_factor(b, platform, ts)
     np.rint(ms, out=ms)
     return np.clip(ms, 1, _INT32_MAX, out=ms).astype(np.int32)
 
