@@ -2,7 +2,8 @@
 
 A session is OPEN, maybe USER_LOGIN, product views with add-to-carts among them, maybe CHECKOUT_STARTED and its
 payment attempts (none when the checkout is abandoned at the payment step), ending in PAYMENT_AUTHORIZED and
-ORDER_PLACED when a payment succeeds. Abandonment happens at every step. Times follow the West Africa Time diurnal curve; one customer's sessions never overlap.
+ORDER_PLACED when a payment succeeds. Abandonment happens at every step. Times follow the West Africa Time diurnal
+curve; one customer's sessions never overlap.
 """
 
 from __future__ import annotations
