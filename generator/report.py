@@ -150,12 +150,15 @@ def _us(t: object) -> int:
 
 def payment_chain(b: Behaviour, failure: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Exact outcome probabilities of one checkout's payment attempts (core.lifecycle.pay as a Markov chain):
-    `success[a, m]` succeeds on attempt a with method m, `failed[m]` is the expected failures with method m."""
+    `success[a, m]` succeeds on attempt a with method m, `failed[m]` is the expected failures with method m,
+    `attempted` the probability of at least one attempt (the rest is abandoned at the payment step). Every entry
+    is per checkout: divide by `attempted` for a checkout that attempts a payment."""
     f = b.method_failure if failure is None else failure
     mix = b.method_mix
     k = mix.size
     others = np.where(np.eye(k, dtype=bool), 0.0, mix[None, :] / np.maximum(1 - mix, 1e-12)[:, None])
-    alive = mix.copy()
+    attempted = 1 - b.abandon_at_payment
+    alive = mix * attempted
     success = np.zeros((b.max_attempts, k))
     failed = np.zeros(k)
     for a in range(b.max_attempts):
@@ -163,7 +166,7 @@ def payment_chain(b: Behaviour, failure: np.ndarray | None = None) -> dict[str, 
         failed += alive * f
         again = alive * f * b.retry
         alive = again * (1 - b.switch_method) + (again * b.switch_method) @ others
-    return {"success": success, "failed": failed}
+    return {"success": success, "failed": failed, "attempted": np.array(attempted)}
 
 
 def per_attempt_failure(chain: dict[str, np.ndarray]) -> float:
@@ -220,11 +223,11 @@ def mean_chain(b: Behaviour, ts: np.ndarray) -> dict[str, np.ndarray]:
     if len(chains) == 1:
         return chains[0]
     w = np.bincount(inverse, minlength=len(chains)) / inverse.size
-    return {k: sum(wi * c[k] for wi, c in zip(w, chains, strict=True)) for k in ("success", "failed")}
+    return {k: sum(wi * c[k] for wi, c in zip(w, chains, strict=True)) for k in ("success", "failed", "attempted")}
 
 
 def success_probability(b: Behaviour, ts: np.ndarray) -> np.ndarray:
-    """Probability that a checkout at each instant ends authorised."""
+    """Probability that a checkout at each instant ends authorised (abandoned at payment or not)."""
     chains, inverse = chains_at(b, ts)
     return np.array([c["success"].sum() for c in chains])[inverse]
 
@@ -503,7 +506,7 @@ def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:
     starts = np.flatnonzero(new)
     ok = code[starts] == _OPEN
     reached = {}
-    for c in (_VIEW, _CART, _CHECKOUT, _AUTH, _ORDER):
+    for c in (_VIEW, _CART, _CHECKOUT, _FAILED, _AUTH, _ORDER):
         flag = np.zeros(n, bool)
         flag[sid[code == c]] = True
         reached[c] = flag[ok]
@@ -558,38 +561,55 @@ def event_mix(fr: Frame, s: Sessions, b: Behaviour) -> Section:
     )
 
 
+def attempted(s: Sessions) -> np.ndarray:
+    """Sessions with at least one payment attempt (PAYMENT_FAILED or PAYMENT_AUTHORIZED)."""
+    return s.reached[_FAILED] | s.reached[_AUTH]
+
+
 def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incident]) -> Section:
     settled = s.open_ts <= end - SETTLE
     total = int(settled.sum())
     # Checkout and payment success depend on when the session opened (flash sales, outages): each step's target
     # is the mean probability over the sessions that reached the step before, the expected counts the sums.
     p_checkout = checkout_probability(b, s.open_ts)
-    p_success = success_probability(b, s.open_ts)
+    p_success = success_probability(b, s.open_ts)  # per checkout, abandoned at payment or not
+    p_attempt = 1 - b.abandon_at_payment
     carted = s.reached[_CART] & settled
     checked = s.reached[_CHECKOUT] & settled
+    tried = attempted(s) & settled
     cart_p = float(p_checkout[carted].mean()) if carted.any() else b.checkout
-    auth_p = float(p_success[checked].mean()) if checked.any() else float(payment_chain(b)["success"].sum())
+    chk_won = float(p_success[checked].mean()) if checked.any() else float(payment_chain(b)["success"].sum())
+    # Authorised of the checkouts that attempt a payment (abandonment does not depend on the time, so dividing the
+    # per-checkout probability by the attempt probability is exact).
+    auth_p = float(p_success[tried].mean()) / p_attempt if tried.any() else chk_won / max(p_attempt, 1e-12)
+    cart_won = float((p_checkout * p_success)[carted].mean()) if carted.any() else cart_p * chk_won
     steps = [("product view", _VIEW, 1 - b.bounce), ("add to cart", _CART, b.add_to_cart)]
-    steps += [("checkout", _CHECKOUT, cart_p), ("payment authorised", _AUTH, auth_p), ("order placed", _ORDER, 1.0)]
+    steps += [("checkout", _CHECKOUT, cart_p), ("payment attempted", None, p_attempt)]
+    steps += [("payment authorised", _AUTH, auth_p), ("order placed", _ORDER, 1.0)]
     base = (1 - b.bounce) * b.add_to_cart
+    n_checkouts = base * float(p_checkout[settled].sum())
     won = base * float((p_checkout * p_success)[settled].sum())
-    expected = [total, (1 - b.bounce) * total, base * total, base * float(p_checkout[settled].sum()), won, won]
+    expected = [total, (1 - b.bounce) * total, base * total, n_checkouts, n_checkouts * p_attempt, won, won]
     expected = [float(x) for x in expected]
     rows = [Row("sessions", float(total), None, "count")]
     counts, targets = [total], expected
     prev = total
     for label, c, p in steps:
-        k = int((s.reached[c] & settled).sum())
+        k = int(((attempted(s) if c is None else s.reached[c]) & settled).sum())
         rows.append(Row(f"{label} (of the step before)", _share(k, prev), float(p), n=prev))
         counts.append(k)
         prev = k
-    n_cart, n_chk = counts[2], counts[3]
-    rows.append(Row("session → order", _share(counts[-1], total), won / total if total else None, n=total))
-    rows.append(Row("cart abandonment", _share(n_cart - n_chk, n_cart), 1 - cart_p, n=n_cart))
+    n_cart, n_chk, n_order = counts[2], counts[3], counts[-1]
+    rows.append(Row("session → order", _share(n_order, total), won / total if total else None, n=total))
+    # Cart abandonment as Baymard measures it: carts that never become an order (before or inside checkout).
+    rows.append(Row("cart abandonment", _share(n_cart - n_order, n_cart), 1 - cart_won, n=n_cart))
+    rows.append(Row("checkout abandonment", _share(n_chk - n_order, n_chk), 1 - chk_won, n=n_chk))
     rows += _conversion_rows(s, b, settled, incidents)
     notes = [
         f"Sessions are rebuilt per customer from OPEN events; {int((~settled).sum()):,} sessions opening in the last "
-        f"{SETTLE // (60 * SECOND)} minutes of the data are left out (they may not have finished)."
+        f"{SETTLE // (60 * SECOND)} minutes of the data are left out (they may not have finished).",
+        "Cart abandonment counts carts that end without an order (Baymard's measure), checkout abandonment "
+        "checkouts that end without one: abandoned at the payment step (no attempt) or after failed attempts.",
     ]
     if s.orphans:
         notes.append(f"{s.orphans:,} runs of session events start before the data does (no OPEN) and are left out.")
@@ -695,7 +715,8 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
             "Outages apply to the checkouts of sessions opening inside their window; the rows inside and outside an "
             "outage count the settled checkout sessions by their start. PAYMENT_FAILED carries no method, so the "
             "method's failure rate is inferred from first attempts: a checkout with no failure that ends authorised "
-            "with the method tried it first and succeeded, which happens with probability mix × (1 − failure)."
+            "with the method tried it first and succeeded, which happens with probability mix × (1 − failure) for a "
+            "checkout that attempts a payment (those abandoned at the payment step are left out)."
         )
     width = _bucket_width(int(fr.ts.min()), int(fr.ts.max())) if fr.ts.size else HOUR
     bucket = fr.ts[attempts] // width
@@ -736,9 +757,12 @@ def _outage_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list
             target = ch["success"][:, m].sum() / ch["success"].sum()
             share = _share(int((method == m).sum()), paid)
             rows.append(Row(f"{tag}: {name} share of authorised {where}", share, target, n=paid))
-            # The method's own failure rate from first attempts: k ~ Binomial(n, mix·(1 − f)), so f̂ = 1 − k/(mix·n)
+            # The method's own failure rate from first attempts: of the n checkouts that attempt a payment (those
+            # abandoned at the payment step try no method), k ~ Binomial(n, mix·(1 − f)), so f̂ = 1 − k/(mix·n)
             # has the standard error sqrt(p(1 − p)/n)/mix with p = mix·(1 − f).
             first_ok = int(((s.failures[group] == 0) & (method == m)).sum())
+            tried = attempted(s)[group]
+            n, ts = int(tried.sum()), ts[tried]
             mix = float(b.method_mix[m])
             f = float(method_failure_at(b, np.full(ts.size, m), ts).mean()) if n else None
             value = 1 - first_ok / (mix * n) if n else None

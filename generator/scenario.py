@@ -153,6 +153,7 @@ SPEC: dict = {
         "add_to_cart": _probability,
         "add_more": _probability,
         "checkout": _probability,
+        "abandon_at_payment": _probability,
     },
     "payment": {
         "mix": dict.fromkeys(PAYMENT_METHODS, _probability),

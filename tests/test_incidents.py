@@ -207,7 +207,8 @@ def test_during_an_outage_fewer_checkouts_succeed_and_customers_switch_away_from
     k = 40_000
     f_in, ok_in, m_in = pay(rng(9, "switch"), b, k, ts=np.full(k, start + HOUR, np.int64))
     f_out, ok_out, m_out = pay(rng(9, "switch"), b, k, ts=np.full(k, start - HOUR, np.int64))
-    assert ok_in.mean() < ok_out.mean() - 0.1
+    tried_in, tried_out = ok_in | (f_in > 0), ok_out | (f_out > 0)  # not abandoned at the payment step
+    assert ok_in[tried_in].mean() < ok_out[tried_out].mean() - 0.1
     assert f_in.mean() > 2 * f_out.mean()
     card = PAYMENT_METHODS.index("CARD")
     assert (m_in[ok_in] == card).mean() < (m_out[ok_out] == card).mean() / 2

@@ -98,12 +98,13 @@ def test_funnel_matches_sql(run_dir, summary):
         ), per as (
             select customer_id, sid, min(ts) filter (where event_type = 'OPEN') as opened,
                    bool_or(event_type = 'PRODUCT_VIEW') as v, bool_or(event_type = 'ADD_TO_CART') as c,
-                   bool_or(event_type = 'CHECKOUT_STARTED') as k, bool_or(event_type = 'PAYMENT_AUTHORIZED') as a,
-                   bool_or(event_type = 'ORDER_PLACED') as o
+                   bool_or(event_type = 'CHECKOUT_STARTED') as k,
+                   bool_or(event_type in ('PAYMENT_FAILED', 'PAYMENT_AUTHORIZED')) as p,
+                   bool_or(event_type = 'PAYMENT_AUTHORIZED') as a, bool_or(event_type = 'ORDER_PLACED') as o
             from s where sid > 0 group by 1, 2
         )
-        select count(*), count(*) filter (v), count(*) filter (c), count(*) filter (k), count(*) filter (a),
-               count(*) filter (o)
+        select count(*), count(*) filter (v), count(*) filter (c), count(*) filter (k), count(*) filter (p),
+               count(*) filter (a), count(*) filter (o)
         from per where opened <= {end - SETTLE}
         """
         )

@@ -160,9 +160,10 @@ def test_black_friday_conversion(black_friday):
     tag = "flash sale 2025-11-27T23:00"
     inside = _row(black_friday, "funnel", tag, "checkout of carts inside")
     outside = _row(black_friday, "funnel", tag, "checkout of carts outside")
-    _within(inside, 0.30 * sale.params["conversion_factor"])
-    _within(outside, 0.30)
-    _away(inside, 0.30)
+    checkout = load_scenario(SCENARIOS / "black-friday.toml").checkout
+    _within(inside, checkout * sale.params["conversion_factor"])
+    _within(outside, checkout)
+    _away(inside, checkout)
     ratio = _row(black_friday, "funnel", tag, "conversion factor")
     _within(ratio, sale.params["conversion_factor"])
     _away(ratio, 1.0)

@@ -153,6 +153,7 @@ class Behaviour:
     add_to_cart: float
     add_more: float
     checkout: float
+    abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
     method_mix: np.ndarray
     method_failure: np.ndarray
     retry: float
@@ -213,6 +214,8 @@ class Behaviour:
             add_to_cart=float(f["add_to_cart"]),
             add_more=float(f["add_more"]),
             checkout=float(f["checkout"]),
+            # A scenario recorded before the key existed (an older run's manifest) had no abandonment at payment.
+            abandon_at_payment=float(f.get("abandon_at_payment", 0.0)),
             method_mix=_ordered(pay["mix"], PAYMENT_METHODS, "payment.mix"),
             method_failure=_ordered(pay["failure"], PAYMENT_METHODS, "payment.failure"),
             retry=float(pay["retry"]),

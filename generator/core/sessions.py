@@ -1,8 +1,9 @@
 """Traffic and sessions: when customers open the app, and the funnel each session walks, as whole arrays.
 
 A session is OPEN, maybe USER_LOGIN, product views with add-to-carts among them, maybe CHECKOUT_STARTED and its
-payment attempts, ending in PAYMENT_AUTHORIZED and ORDER_PLACED when a payment succeeds. Abandonment happens at
-every step. Times follow the West Africa Time diurnal curve; one customer's sessions never overlap.
+payment attempts (none when the checkout is abandoned at the payment step), ending in PAYMENT_AUTHORIZED and
+ORDER_PLACED when a payment succeeds. Abandonment happens at every step. Times follow the West Africa Time diurnal
+curve; one customer's sessions never overlap.
 """
 
 from __future__ import annotations
@@ -94,10 +95,13 @@ def expected_events_per_session(b: Behaviour) -> float:
     views = browse * (1 + b.extra_views_mean)
     carts = browse * b.add_to_cart * (1 + b.extra_views_mean * b.add_more)
     checkout = browse * b.add_to_cart * b.checkout
-    return 1 + b.login + views + carts + checkout * (1 + 3.5 + 0.3)
+    # A checkout abandoned at payment is its CHECKOUT_STARTED alone; the others add their payment attempts, the
+    # order and its fulfilment.
+    return 1 + b.login + views + carts + checkout * (1 + (1 - b.abandon_at_payment) * (3.5 + 0.3))
 
 
 def checkouts_per_session(b: Behaviour) -> float:
+    """Mean CHECKOUT_STARTED per session (abandoned at payment or not: `pay` decides which)."""
     return (1 - b.bounce) * b.add_to_cart * b.checkout
 
 
