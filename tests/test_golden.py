@@ -18,7 +18,7 @@ from generator.schema import decoded
 FIRST_ROWS = [
     (
         "32093b32-968f-47e7-8333-279eb8e39446",
-        "2025-11-01 00:00:01.316083+00:00",
+        "2025-11-01 00:00:01.310846+00:00",
         "OPEN",
         "NG000028647",
         "Josephine Kalio",
@@ -30,7 +30,7 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:04.885498+00:00",
+        "2025-11-01 00:00:04.880261+00:00",
         "USER_LOGIN",
         "NG000028647",
         "Josephine Kalio",
@@ -42,7 +42,7 @@ FIRST_ROWS = [
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
-        "2025-11-01 00:00:13.167423+00:00",
+        "2025-11-01 00:00:13.114985+00:00",
         "OPEN",
         "NG000082918",
         "Hope Okeke",
@@ -66,27 +66,27 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 80,
+    "OPEN": 77,
     "USER_LOGIN": 52,
-    "PRODUCT_VIEW": 116,
-    "ADD_TO_CART": 2,
+    "PRODUCT_VIEW": 118,
+    "ADD_TO_CART": 3,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
 DAYTIME_START = "2025-11-03T10:00:00Z"
 FIRST_FULFILMENT = [
-    ("2025-11-03 10:00:16.888735+00:00", "PACKED", "NG000003942", "GIG Logistics", "GIG657302116244"),
-    ("2025-11-03 10:00:03.173986+00:00", "SHIPPED", "NG000036806", "Speedaf", "SPD9564617583191"),
-    ("2025-11-03 10:00:00.738004+00:00", "DELIVERED", "NG000237645", "NIPOST EMS", "EMS507835744768"),
+    ("2025-11-03 10:00:14.622350+00:00", "PACKED", "NG000116855", "GIG Logistics", "GIG584093887428"),
+    ("2025-11-03 10:00:01.357081+00:00", "SHIPPED", "NG000209432", "Speedaf", "SPD9187400846659"),
+    ("2025-11-03 10:00:19.707787+00:00", "DELIVERED", "NG000095967", "Speedaf", "SPD8524477659615"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 100,
-    "USER_LOGIN": 62,
-    "PRODUCT_VIEW": 51,
+    "OPEN": 97,
+    "USER_LOGIN": 59,
+    "PRODUCT_VIEW": 52,
     "ADD_TO_CART": 1,
-    "PACKED": 7,
-    "SHIPPED": 16,
-    "DELIVERED": 13,
+    "PACKED": 8,
+    "SHIPPED": 19,
+    "DELIVERED": 14,
 }
 
 
