@@ -11,6 +11,7 @@ are taken twice; 6 s and ~300 MB at ten million, where 24% are).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -292,6 +293,18 @@ def subscriber_numbers(seed: int, idx: np.ndarray) -> np.ndarray:
     return a * 10**4 + b
 
 
+@lru_cache(maxsize=4)
+def _all_streets(pools: Pools) -> pa.Array:
+    """Every street line a customer can live on: `street_lines`, then each street surname with each ending in turn
+    ("Okafor Close, "), so that one take of indices builds the streets (no string joined per customer)."""
+    named = pc.binary_join_element_wise(
+        pa.array(np.repeat(pools.street_surnames.to_numpy(zero_copy_only=False), len(pools.street_endings))),
+        pa.array(np.tile(pools.street_endings.to_numpy(zero_copy_only=False), len(pools.street_surnames))),
+        "",
+    )
+    return pa.concat_arrays([pools.street_lines.cast(pa.string()), named.cast(pa.string())])
+
+
 def identities(seed: int, idx: np.ndarray, pools: Pools, population: int | None = None) -> dict[str, pa.Array]:
     """The five identity columns for customers `idx` (int64 array), in that order. With the run's `population`,
     e-mail addresses are made unique across it (`email_reissues`)."""
@@ -321,19 +334,16 @@ def identities(seed: int, idx: np.ndarray, pools: Pools, population: int | None 
     us = u("street")
     own = (pools.local_size[city] > 0) & (u("street_local") < pools.street_share[state])
     generic = np.minimum((us * pools.generic_count).astype(np.int64), pools.generic_count - 1)
-    street = pools.street_lines.take(
-        np.where(own, _within(pools.local_offset, np.maximum(pools.local_size, 1), city, us), generic)
-    )
+    street = np.where(own, _within(pools.local_offset, np.maximum(pools.local_size, 1), city, us), generic)
     person = ~own & (u("street_person") < pools.person_street_share)
     if person.any():
         n_groups = len(pools.groups)
         who = segment_pick(pools.group_cdf, state, u("street_group")) - state * n_groups
-        named = _join(
-            pools.street_surnames.take(_within(pools.street_surname_offset, pools.street_surname_size, who, us)),
-            pools.street_endings.take(pick(pools.street_ending_cdf, u("street_ending"))),
-        )
-        street = pc.if_else(pa.array(person), named, street)
-    address = _join(pools.house_numbers.take(house), street, pools.area_lines.take(area))
+        surname = _within(pools.street_surname_offset, pools.street_surname_size, who, us)
+        ending = pick(pools.street_ending_cdf, u("street_ending"))
+        named = len(pools.street_lines) + surname * len(pools.street_endings) + ending
+        street = np.where(person, named, street)
+    address = _join(pools.house_numbers.take(house), _all_streets(pools).take(street), pools.area_lines.take(area))
 
     head, sep, tail, domain = _email_words(seed, idx, pools, first_idx, last_idx)
     digits = _email_digits(seed, idx, pools)
