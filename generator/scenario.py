@@ -150,6 +150,7 @@ SPEC: dict = {
         "login": _probability,
         "bounce": _probability,
         "extra_views_mean": _non_negative,
+        "extra_views_shape": _positive,
         "add_to_cart": _probability,
         "add_more": _probability,
         "checkout": _probability,

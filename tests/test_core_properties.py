@@ -20,7 +20,7 @@ from generator.core.behaviour import Behaviour, Incidents, default_behaviour
 from generator.core.events import HOUR, SECOND, sparse_strings, stable_order
 from generator.core.nigeria import default_pools
 from generator.core.population import email_reissues, identities, subscriber_numbers
-from generator.core.sessions import draw_in_curve, intensity, intensity_curve
+from generator.core.sessions import draw_in_curve, extra_views, intensity, intensity_curve
 from generator.core.shard import (
     GenConfig,
     cut,
@@ -544,3 +544,20 @@ def test_sessions_rise_smoothly_through_six_in_the_morning():
     per_hour = np.bincount((x - t0) // HOUR, minlength=4)
     f = intensity(b, t0 + HOUR * np.arange(4))
     assert per_hour / per_hour.sum() == pytest.approx(f / f.sum(), abs=0.003)
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), mean=st.floats(0.5, 8), shape=st.floats(0.5, 5))
+def test_extra_views_have_the_scenarios_mean_and_a_long_tail(seed, mean, shape):
+    """Views after the first: the negative binomial's mean and variance (mean + mean^2/shape) within MAX_Z standard
+    errors over 200,000 sessions, so a session of several times the mean views happens (a Poisson of the same mean
+    has a variance of only the mean: no session of more than 16 views in 386,000 at mean 3.5)."""
+    b = dataclasses.replace(default_behaviour(), extra_views_mean=mean, extra_views_shape=shape)
+    n = 200_000
+    x = extra_views(np.random.default_rng(seed), b, n).astype(np.float64)
+    var = mean + mean * mean / shape
+    assert abs(x.mean() - mean) <= MAX_Z * math.sqrt(var / n)
+    # The sample variance's standard error: sqrt((mu4 - var^2) / n), the fourth central moment from the negative
+    # binomial's excess kurtosis 6/shape + shape / ((shape + mean)·mean).
+    kurtosis = 3 + 6 / shape + shape / ((shape + mean) * mean)
+    assert abs(x.var() - var) <= MAX_Z * math.sqrt((kurtosis - 1) * var * var / n)

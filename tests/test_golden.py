@@ -30,7 +30,7 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:04.880261+00:00",
+        "2025-11-01 00:00:02.871768+00:00",
         "USER_LOGIN",
         "NG000028647",
         "Josephine Kalio",
@@ -66,10 +66,11 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 77,
-    "USER_LOGIN": 52,
-    "PRODUCT_VIEW": 118,
-    "ADD_TO_CART": 3,
+    "OPEN": 82,
+    "USER_LOGIN": 56,
+    "PRODUCT_VIEW": 105,
+    "ADD_TO_CART": 6,
+    "CHECKOUT_STARTED": 1,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
@@ -80,10 +81,9 @@ FIRST_FULFILMENT = [
     ("2025-11-03 10:00:19.707787+00:00", "DELIVERED", "NG000095967", "Speedaf", "SPD8524477659615"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 97,
-    "USER_LOGIN": 59,
+    "OPEN": 96,
+    "USER_LOGIN": 61,
     "PRODUCT_VIEW": 52,
-    "ADD_TO_CART": 1,
     "PACKED": 8,
     "SHIPPED": 19,
     "DELIVERED": 14,

@@ -190,6 +190,7 @@ INVALID = [
     ("funnel = 3\n", "funnel", "expected a table"),
     ("[payment.failure]\nCARD = 1.7\n", "payment.failure.CARD", "1.7 is not a probability in [0, 1]"),
     ("[funnel]\nbounce = -0.1\n", "funnel.bounce", "not a probability"),
+    ("[funnel]\nextra_views_shape = 0\n", "funnel.extra_views_shape", "must be above 0"),
     ("[funnel]\nabandon_at_payment = 1.01\n", "funnel.abandon_at_payment", "1.01 is not a probability in [0, 1]"),
     ("[platform.mix]\nANDROID = 0.8\n", "platform.mix", "shares sum to 1.1, not 1"),
     ("[payment.mix]\nTRANSFER = 0.5\n", "payment.mix", "shares sum to 1.04, not 1"),

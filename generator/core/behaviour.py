@@ -10,6 +10,7 @@ before it gets here.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
@@ -150,6 +151,7 @@ class Behaviour:
     login: float
     bounce: float
     extra_views_mean: float
+    extra_views_shape: float  # negative binomial shape of the extra views (inf: Poisson, as before the key)
     add_to_cart: float
     add_more: float
     checkout: float
@@ -211,6 +213,7 @@ class Behaviour:
             login=float(f["login"]),
             bounce=float(f["bounce"]),
             extra_views_mean=float(f["extra_views_mean"]),
+            extra_views_shape=float(f.get("extra_views_shape", math.inf)),  # runs written before it: Poisson
             add_to_cart=float(f["add_to_cart"]),
             add_more=float(f["add_more"]),
             checkout=float(f["checkout"]),

@@ -8,6 +8,8 @@ curve; one customer's sessions never overlap.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from generator.core.behaviour import Behaviour
@@ -100,6 +102,14 @@ def expected_events_per_session(b: Behaviour) -> float:
     return 1 + b.login + views + carts + checkout * (1 + (1 - b.abandon_at_payment) * (3.5 + 0.3))
 
 
+def extra_views(rng: np.random.Generator, b: Behaviour, n: int) -> np.ndarray:
+    """Views after the first in `n` browsing sessions: negative binomial (mean, shape), Poisson for shape inf."""
+    if not math.isfinite(b.extra_views_shape) or b.extra_views_mean == 0:
+        return rng.poisson(b.extra_views_mean, n)
+    k = b.extra_views_shape
+    return rng.negative_binomial(k, k / (k + b.extra_views_mean), n)
+
+
 def checkouts_per_session(b: Behaviour) -> float:
     """Mean CHECKOUT_STARTED per session (abandoned at payment or not: `pay` decides which)."""
     return (1 - b.bounce) * b.add_to_cart * b.checkout
@@ -124,7 +134,7 @@ def simulate(
     n = starts.size
     login = rng.random(n) < b.login
     browse = rng.random(n) >= b.bounce
-    views = np.where(browse, 1 + rng.poisson(b.extra_views_mean, n), 0)
+    views = np.where(browse, 1 + extra_views(rng, b, n), 0)
     carted = browse & (rng.random(n) < b.add_to_cart)
     carts = np.where(carted, 1 + rng.binomial(np.maximum(views - 1, 0), b.add_more), 0)
     p_checkout = b.checkout
