@@ -471,7 +471,7 @@ def report(
     json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON instead of tables.")] = False,
 ) -> None:
     """Summarise committed runs, each statistic next to the scenario's target: event mix, funnel, payments,
-    latency, orders by state, delivery time by carrier and traffic by hour of day (WAT)."""
+    latency, orders by state, delivery time by carrier, traffic by hour of day (WAT) and basket totals."""
     from generator.report import report as summarise
     from generator.report_render import print_tables, write_html
 

@@ -22,17 +22,28 @@ from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
 from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
-from generator.core.lifecycle import delivery_times, stage_times
+from generator.core.lifecycle import basket_kobo, delivery_times, stage_times
 from generator.core.nigeria import default_pools
 from generator.core.population import customer_index
 from generator.core.sessions import WAT_OFFSET, hour_buckets
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
 
-COLUMNS = ("event_ts", "event_type", "customer_id", "platform", "latency_ms", "error_code", "payment_method")
+COLUMNS = (
+    "event_ts",
+    "event_type",
+    "customer_id",
+    "platform",
+    "latency_ms",
+    "error_code",
+    "payment_method",
+    "total_amount",
+)
 ORDER_COLUMNS = ("carrier", "tracking_number")
 # Sessions opening this close to the end of the data may still be walking the funnel when the run stops;
 # the funnel counts only sessions that had this long to finish (longer than any but a vanishing tail).
 SETTLE = 30 * 60 * SECOND
+# The basket section's targets: the scenario's basket law by Monte Carlo, this many draws from this seed.
+BASKET_DRAWS, BASKET_SEED = 200_000, 20_251_128
 STATES = ("authorised", "placed", "packed", "shipped", "delivered")
 _C = EVENT_CODE
 _OPEN, _VIEW, _CART, _CHECKOUT = _C["OPEN"], _C["PRODUCT_VIEW"], _C["ADD_TO_CART"], _C["CHECKOUT_STARTED"]
@@ -235,6 +246,23 @@ def success_probability(b: Behaviour, ts: np.ndarray) -> np.ndarray:
 _Z = {50: 0.0, 95: 1.6448536269514722, 99: 2.3263478740408408}
 
 
+def basket_law(b: Behaviour, n: int = BASKET_DRAWS, items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """`n` baskets of the scenario's law by a fixed-seed Monte Carlo (the same draws every report): items in the
+    cart (`items` each, else 1 + Binomial(Poisson(extra_views_mean), add_more), the carts of a session that
+    checks out) and the total in naira, drawn by the generator's own `basket_kobo`."""
+    r = np.random.default_rng(BASKET_SEED)
+    k = np.full(n, items, np.int64) if items else 1 + r.binomial(r.poisson(b.extra_views_mean, n), b.add_more)
+    return k, basket_kobo(r, b, k) // 100
+
+
+def _median_se(law: np.ndarray, n: int) -> float:
+    """The sample median's standard error for n baskets, sqrt(1/4n) / density, the density at the law's median
+    read from the Monte Carlo draws over +-5% of it (wide enough to span several price points)."""
+    m = float(np.median(law))
+    density = np.count_nonzero(np.abs(law - m) <= 0.05 * m) / law.size / (0.1 * m) if m > 0 else 0.0
+    return math.sqrt(0.25 / n) / density if density > 0 and n else float("nan")
+
+
 def delay_samples(b: Behaviour, placed_ts: np.ndarray, n: int = 20_000) -> dict[str, np.ndarray]:
     """Sorted Monte Carlo samples (fixed seed) of an order's delays from ORDER_PLACED, in microseconds: to PACKED,
     to SHIPPED, and to DELIVERED per carrier, by the core's own `stage_times` for orders placed at instants drawn
@@ -292,6 +320,7 @@ class Frame:
     carrier: np.ndarray  # int8 code into `carriers`, -1 where null
     carriers: list[str]
     order: np.ndarray  # int32 code per tracking number, -1 where null
+    amount: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # whole naira, -1 where null
 
 
 def _codes(col: pa.ChunkedArray, values: list[str] | tuple[str, ...]) -> np.ndarray:
@@ -337,6 +366,7 @@ class _FrameBuilder:
             "latency": table.column("latency_ms").to_numpy(),
             "slow": table.column("error_code").is_valid().to_numpy(zero_copy_only=False),
             "method": _codes(table.column("payment_method"), PAYMENT_METHODS),
+            "amount": pc.cast(table.column("total_amount"), pa.int32(), safe=False).fill_null(-1).to_numpy(),
         }
         for k, v in cols.items():
             self.columns[k][lo:hi] = v
@@ -374,6 +404,7 @@ _NUMERIC = {
     "latency": np.int32,
     "slow": bool,
     "method": np.int8,
+    "amount": np.int32,
 }
 
 
@@ -386,7 +417,7 @@ class Loaded:
 
 def load(out: Path, run_id: str | None = None) -> Loaded:
     """The committed runs under `out` (or the one named), read through their manifests a part at a time into
-    compact arrays (the Frame: 29 bytes per event; the strings are not kept)."""
+    compact arrays (the Frame: 33 bytes per event; the strings are not kept)."""
     if not out.is_dir():
         raise manifest.ManifestError(f"{out}: no such directory")
     if run_id:
@@ -1138,6 +1169,50 @@ def _sessions_over_time(opens: np.ndarray, b: Behaviour, windows: list[tuple[int
     return {"x": (keys * width + width // 2).tolist(), "values": counts.tolist(), "targets": expected.tolist()}
 
 
+def basket(fr: Frame, b: Behaviour) -> Section:
+    """Checkout totals (CHECKOUT_STARTED's total_amount) against the scenario's basket law, overall and by the
+    number of ADD_TO_CART in the session that checked out (its OPEN, carts and checkout sorted by customer and
+    time; a checkout whose session opened before the data is left out)."""
+    pick = np.flatnonzero((fr.code == _OPEN) | (fr.code == _CART) | (fr.code == _CHECKOUT))
+    pick = pick[np.lexsort((fr.code[pick], fr.ts[pick], fr.customer[pick]))]
+    code, cust = fr.code[pick], fr.customer[pick]
+    sid = np.cumsum((code == _OPEN) | np.r_[True, cust[1:] != cust[:-1]]) - 1
+    opened = np.zeros(int(sid[-1]) + 1 if sid.size else 0, bool)
+    opened[sid[code == _OPEN]] = True
+    carts = np.bincount(sid[code == _CART], minlength=opened.size)
+    chk = (code == _CHECKOUT) & opened[sid] & (fr.amount[pick] >= 0)
+    amount, items = fr.amount[pick[chk]].astype(np.int64), carts[sid[chk]]
+    law_items, law = basket_law(b)
+    rows = [
+        Row("median basket, every checkout (NGN)", _median_or_none(amount), float(np.median(law)), "mean",
+            amount.size, se=_median_se(law, amount.size)),
+        Row("items in the cart at checkout (mean)", float(items.mean()) if items.size else None,
+            float(law_items.mean()), "mean", items.size, se=float(law_items.std()) / math.sqrt(max(items.size, 1))),
+    ]  # fmt: skip
+    for j in (1, 2, 3):
+        mine, law_j = amount[items == j], basket_law(b, BASKET_DRAWS // 4, items=j)[1]
+        label = f"median basket, {j} item{'s' if j > 1 else ''} in the cart (NGN)"
+        rows.append(Row(label, _median_or_none(mine), float(np.median(law_j)), "mean", mine.size,
+                        se=_median_se(law_j, mine.size)))  # fmt: skip
+    one, law_1 = amount[items == 1], basket_law(b, BASKET_DRAWS // 4, items=1)[1]
+    rows.append(Row("1-item baskets on a price point (ending in 99, 50 or 00)",
+                    _share(int(np.isin(one % 100, (99, 50, 0)).sum()), one.size),
+                    float(np.isin(law_1 % 100, (99, 50, 0)).mean()), n=one.size))  # fmt: skip
+    notes = [
+        "Totals of CHECKOUT_STARTED (whole naira), overall and by the ADD_TO_CART count of the session that checked "
+        f"out. Targets: the scenario's basket law by a fixed-seed Monte Carlo ({BASKET_DRAWS:,} baskets; "
+        f"{BASKET_DRAWS // 4:,} per cart size): item prices on price points summed over the items in the cart, "
+        "clipped to the basket's min and max; a median's standard error is sqrt(1/4n) over the law's density there."
+    ]
+    if not b.basket_per_item:
+        notes.append("This scenario predates item prices: one lognormal total per basket, whatever the cart holds.")
+    return Section("basket", "Basket totals", rows, notes)
+
+
+def _median_or_none(x: np.ndarray) -> float | None:
+    return float(np.median(x)) if x.size else None
+
+
 def summarise(loaded: Loaded) -> Summary:
     b, incidents, note = scenario_of(loaded.docs)
     fr = loaded.frame
@@ -1154,6 +1229,7 @@ def summarise(loaded: Loaded) -> Summary:
         state,
         delivery,
         traffic(fr, b, loaded.windows, incidents),
+        basket(fr, b),
     ]
     if len(thresholds) > 1:
         sections[3].notes.append(f"The runs use different thresholds {sorted(thresholds)}; targets use {threshold}.")

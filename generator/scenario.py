@@ -163,7 +163,13 @@ SPEC: dict = {
         "switch_method": _probability,
         "max_attempts": _whole(1, 20),
     },
-    "basket": {"median_ngn": _positive, "sigma": _non_negative, "min_ngn": _whole(0), "max_ngn": _whole(1)},
+    "basket": {
+        "item_median_ngn": _positive,
+        "item_sigma": _non_negative,
+        "charm": _probability,
+        "min_ngn": _whole(0),
+        "max_ngn": _whole(1),
+    },
     "fulfilment": {
         "packed_hours_median": _non_negative,
         "shipped_hours_median": _non_negative,

@@ -185,6 +185,27 @@ def test_default_run_within_tolerance_of_targets(summary):
     assert checked >= 40
 
 
+def test_basket_matches_sql_and_the_law(run_dir, summary):
+    """The median checkout total is DuckDB's; each median within MAX_Z of its standard error (from the law's
+    density) plus NGN 100 for the price points' lumps, the items per cart within MAX_Z, and 1-item baskets on
+    price points as the law has them."""
+    rows = _rows(summary, "basket")
+    sql = "select median(total_amount)::double, count(*) from ev where event_type = 'CHECKOUT_STARTED'"
+    median, count = _sql(run_dir).execute(sql).fetchone()
+    overall = rows["median basket, every checkout (NGN)"]
+    assert overall.n <= count and overall.n >= 0.95 * count  # less the checkouts of sessions opened before the data
+    assert abs(overall.value - median) <= 0.03 * median
+    for r in summary.section("basket").rows:
+        assert r.value is not None and r.n, r
+        if r.unit == "mean":
+            slack = 100 if "NGN" in r.label else 0
+            assert abs(r.value - r.target) <= MAX_Z * r.se + slack, r
+        else:
+            assert r.target > 0.95 and r.value >= r.target - 0.01, r  # every item price is on a price point
+    one, three = rows["median basket, 1 item in the cart (NGN)"], rows["median basket, 3 items in the cart (NGN)"]
+    assert three.target > 2.5 * one.target and three.value > 1.8 * one.value
+
+
 def test_latency_percentiles_within_tolerance(summary):
     """A sample quantile's standard error for floor + a lognormal is (q - floor)·σ·sqrt(p(1-p)/n)/φ(z_p); allow 4.5
     of them plus the 1 ms rounding of latency_ms."""
@@ -256,7 +277,7 @@ def test_html_report(run_dir, tmp_path, capsys):
     p = _Page()
     p.feed(page.read_text(encoding="utf-8"))
     p.close()
-    assert p.sections == ["events", "funnel", "payments", "latency", "orders", "delivery", "traffic"]
+    assert p.sections == ["events", "funnel", "payments", "latency", "orders", "delivery", "traffic", "basket"]
     assert p.tags.count("svg") == 9  # bars x5, lines x3, delivery ranges
     assert p.tags.count("rect") > 50 and "polyline" in p.tags
     assert p.external == []  # nothing to fetch: viewable offline

@@ -161,8 +161,10 @@ class Behaviour:
     retry: float
     switch_method: float
     max_attempts: int
-    basket_median: float
-    basket_sigma: float
+    basket_per_item: bool  # a basket is the sum of its items' prices (False: one lognormal total, older runs)
+    basket_item_median: float  # median item price (NGN; the median basket total where not per item)
+    basket_item_sigma: float
+    basket_charm: float  # share of item prices on a round hundred that end in 99 instead
     basket_min: int
     basket_max: int
     packed_hours: float
@@ -224,8 +226,11 @@ class Behaviour:
             retry=float(pay["retry"]),
             switch_method=float(pay["switch_method"]),
             max_attempts=int(pay["max_attempts"]),
-            basket_median=float(b["median_ngn"]),
-            basket_sigma=float(b["sigma"]),
+            # A scenario recorded before item prices (an older run's manifest) has one lognormal basket total.
+            basket_per_item="item_median_ngn" in b,
+            basket_item_median=float(b.get("item_median_ngn", b.get("median_ngn", 0.0))),
+            basket_item_sigma=float(b.get("item_sigma", b.get("sigma", 0.0))),
+            basket_charm=float(b.get("charm", 0.0)),
             basket_min=int(b["min_ngn"]),
             basket_max=int(b["max_ngn"]),
             packed_hours=float(ful["packed_hours_median"]),

@@ -146,7 +146,7 @@ def simulate(
     # Payment outages apply by the session's start: its checkout comes minutes later, inside the same window
     # but at its edges (the checkout times depend on the attempts, so they cannot be drawn first).
     fails, success, method = pay(rng, b, chk.size, ts=starts[chk])
-    amount = basket_kobo(rng, b, chk.size)
+    amount = basket_kobo(rng, b, carts[chk])  # the items the session added to its cart
     n_fail = np.zeros(n, np.int64)
     n_fail[chk] = fails
     ok = np.zeros(n, bool)
