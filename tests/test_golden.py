@@ -67,8 +67,8 @@ FIELDS = (
 )
 COUNTS = {
     "OPEN": 82,
-    "USER_LOGIN": 56,
-    "PRODUCT_VIEW": 105,
+    "USER_LOGIN": 57,
+    "PRODUCT_VIEW": 104,
     "ADD_TO_CART": 6,
     "CHECKOUT_STARTED": 1,
 }
@@ -81,9 +81,9 @@ FIRST_FULFILMENT = [
     ("2025-11-03 10:00:19.707787+00:00", "DELIVERED", "NG000095967", "Speedaf", "SPD8524477659615"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 96,
+    "OPEN": 98,
     "USER_LOGIN": 61,
-    "PRODUCT_VIEW": 52,
+    "PRODUCT_VIEW": 50,
     "PACKED": 8,
     "SHIPPED": 19,
     "DELIVERED": 14,
