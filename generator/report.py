@@ -25,7 +25,7 @@ from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, stage_times
 from generator.core.nigeria import default_pools
 from generator.core.population import customer_index
-from generator.core.sessions import WAT_OFFSET, hour_buckets
+from generator.core.sessions import WAT_OFFSET, extra_views, hour_buckets
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
 
 COLUMNS = (
@@ -248,10 +248,10 @@ _Z = {50: 0.0, 95: 1.6448536269514722, 99: 2.3263478740408408}
 
 def basket_law(b: Behaviour, n: int = BASKET_DRAWS, items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """`n` baskets of the scenario's law by a fixed-seed Monte Carlo (the same draws every report): items in the
-    cart (`items` each, else 1 + Binomial(Poisson(extra_views_mean), add_more), the carts of a session that
-    checks out) and the total in naira, drawn by the generator's own `basket_kobo`."""
+    cart (`items` each, else 1 + Binomial(extra views, add_more), the carts of a session that checks out, the
+    extra views drawn by the generator's own `extra_views`) and the total in naira, by its own `basket_kobo`."""
     r = np.random.default_rng(BASKET_SEED)
-    k = np.full(n, items, np.int64) if items else 1 + r.binomial(r.poisson(b.extra_views_mean, n), b.add_more)
+    k = np.full(n, items, np.int64) if items else 1 + r.binomial(extra_views(r, b, n), b.add_more)
     return k, basket_kobo(r, b, k) // 100
 
 

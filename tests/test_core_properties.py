@@ -561,3 +561,20 @@ def test_extra_views_have_the_scenarios_mean_and_a_long_tail(seed, mean, shape):
     # binomial's excess kurtosis 6/shape + shape / ((shape + mean)·mean).
     kurtosis = 3 + 6 / shape + shape / ((shape + mean) * mean)
     assert abs(x.var() - var) <= MAX_Z * math.sqrt((kurtosis - 1) * var * var / n)
+
+
+def test_a_draw_at_the_top_of_a_piece_stays_inside_the_window():
+    """A uniform a few ulps below 1 can make the inverse of a rising piece round to a hair above its end: the
+    draw stays below the window's (open) end."""
+
+    class Top:
+        multinomial = np.random.default_rng(0).multinomial
+
+        @staticmethod
+        def random(n):
+            return np.full(n, 1 - 2.0**-53)
+
+    at = np.array([0, 3_600_000_000], np.int64)
+    for a, b in ((2.985694318843212, 0.0008306837636296027), (0.1, 7.3), (1.0, 1.0), (3.0, 0.0), (0.0, 2.5)):
+        x = draw_in_curve(Top(), at, np.array([a, b]), 1_000)
+        assert x.max() < at[-1], (a, b)

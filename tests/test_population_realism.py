@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.core.nigeria import Nigeria, default_pools, state_label, zipf_weights
-from generator.core.population import identities
+from generator.core.population import _email_digits, identities
 
 
 @lru_cache(maxsize=1)
@@ -341,3 +341,13 @@ def test_phone_prefixes_are_weighted_within_each_operator(customers):
         assert prefixes[old] > 3 * prefixes[new], (old, new)
     for o in _data()["operators"]:
         assert sum(o["prefixes"].values()) == pytest.approx(1.0, abs=1e-3), o["name"]
+
+
+def test_two_digit_email_numbers_below_60_are_not_starved():
+    """Two-digit numbers that are not a birth year's last two digits are spread over 1-99: one uniform once both
+    picked that branch (below 0.6) and the number (1 + 99u), so for the common pre-2000 birth years they could only
+    be 60-99, and 10-59 held ~16% of the two-digit numbers instead of ~30%."""
+    digits = _email_digits(3, np.arange(1_000_000, dtype=np.int64), default_pools())
+    two = digits[(digits >= 10) & (digits < 100)]
+    assert two.size > 200_000
+    assert 0.24 < float(((two >= 10) & (two < 60)).mean()) < 0.40

@@ -144,7 +144,10 @@ def _email_digits(seed: int, idx: np.ndarray, pools: Pools, attempt: int = 0) ->
         ud = 0.60 + ud * (0.25 / 0.85)
     un = hash_uniform(seed, "email_number" + tag, idx)
     year = pools.birth_year_first + pick(pools.birth_year_cdf, hash_uniform(seed, "email_year" + tag, idx))
-    small = np.where((un < 0.6) & (year < 2000), year % 100, 1 + (un * 99).astype(np.int64))
+    # The same uniform picks the branch and, rescaled to [0, 1) inside it, the number below 100 (unscaled, it could
+    # only be 60-99 for the common birth years).
+    within = np.where(un < 0.6, un / 0.6, (un - 0.6) / 0.4)
+    small = np.where((un < 0.6) & (year < 2000), year % 100, 1 + (within * 99).astype(np.int64))
     longer = (10 ** (2 + 2 * un)).astype(np.int64)  # 100..9999, log-uniform
     return np.where(ud < 0.32, year, np.where(ud < 0.60, small, np.where(ud < 0.85, longer, -1)))
 

@@ -88,7 +88,8 @@ def draw_in_curve(r: np.random.Generator, at: np.ndarray, values: np.ndarray, n:
     # quadratic, rationalised: exact for a == b, where it is u, and for a == 0, where it is sqrt(u)).
     s = u * (a + b)
     x = s / (a + np.sqrt(a * a + (b - a) * s))
-    return at[piece] + (x * length[piece]).astype(np.int64)
+    # x can round to a hair above 1 for u a few ulps below 1: never past the piece's end (the window's end is open)
+    return at[piece] + np.minimum((x * length[piece]).astype(np.int64), length[piece] - 1)
 
 
 def expected_events_per_session(b: Behaviour) -> float:
