@@ -512,9 +512,8 @@ def test_the_intensity_curve_keeps_each_hours_traffic_and_has_no_steps(t0, secon
         t, v = at[inside], values[inside]
         mean = ((v[:-1] + v[1:]) / 2 * np.diff(t)).sum() / HOUR
         f = intensity(b, np.array([h - HOUR, h, h + HOUR]))
-        if 6 * f[1] >= f[0] + f[2]:  # the half-hour knot needs no clamping at zero
-            assert mean == pytest.approx(f[1], rel=1e-9)
-        assert v[0] == pytest.approx((f[0] + f[1]) / 2, rel=1e-9)
+        assert mean == pytest.approx(f[1], rel=1e-9)
+        assert v[0] == pytest.approx(min((f[0] + f[1]) / 2, 2 * min(f[0], f[1])), rel=1e-9)
 
 
 def test_draws_follow_the_curve_inside_a_piece():
@@ -578,3 +577,21 @@ def test_a_draw_at_the_top_of_a_piece_stays_inside_the_window():
     for a, b in ((2.985694318843212, 0.0008306837636296027), (0.1, 7.3), (1.0, 1.0), (3.0, 0.0), (0.0, 2.5)):
         x = draw_in_curve(Top(), at, np.array([a, b]), 1_000)
         assert x.max() < at[-1], (a, b)
+
+
+@pytest.mark.parametrize("factor", [0.05, 6.0, 40.0])
+def test_a_sharp_flash_sale_keeps_every_hours_traffic(factor):
+    """A one-hour flash sale far above (or below) the hours beside it: each hour's mean over the curve is still its
+    intensity (a half-hour knot clamped at zero gave the hour before a x6 sale 11% too much traffic)."""
+    sale = {"kind": "flash_sale", "start": "2025-11-03T03:00:00Z", "end": "2025-11-03T04:00:00Z"}
+    b = default_behaviour()
+    b = dataclasses.replace(
+        b,
+        incidents=Incidents.from_list([sale | {"traffic_factor": factor, "conversion_factor": 1.0}], b.carriers.names),
+    )
+    t0 = 1_762_128_000_000_000  # 2025-11-03 00:00 UTC
+    at, values = intensity_curve(b, t0, t0 + 8 * HOUR)
+    assert (values >= 0).all()
+    pieces = (values[:-1] + values[1:]) / 2 * np.diff(at)
+    per_hour = np.bincount((at[:-1] - t0) // HOUR, weights=pieces, minlength=8) / HOUR
+    assert per_hour == pytest.approx(intensity(b, t0 + HOUR * np.arange(8)), rel=1e-9)

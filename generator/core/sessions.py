@@ -61,15 +61,16 @@ def intensity_curve(b: Behaviour, t0: int, t1: int) -> tuple[np.ndarray, np.ndar
     first and last, us) and values. Each hour's own intensity (`intensity`) is its curve's mean over the hour,
     so traffic per hour is as before, but it changes smoothly across hour boundaries instead of in steps (a
     plot of sessions per minute showed a staircase, x2.35 from 05:59 to 06:00 WAT). Knots: each hour boundary
-    at the mean of the hours either side, each half hour at what keeps its hour's mean (never below zero: an
-    hour far quieter than both neighbours, which no profile of ours has, keeps a little more)."""
+    at the mean of the hours either side, but at most twice the quieter one (so that a quiet hour beside a flash
+    sale's needs no negative half hour), each half hour at what keeps its hour's mean, never below zero."""
     first = (t0 // HOUR) * HOUR
     hours = np.arange(first - HOUR, t1 + HOUR, HOUR, dtype=np.int64)  # one more hour on either side
     f = intensity(b, hours)
     times = np.empty(2 * hours.size - 3, np.int64)
     values = np.empty(times.size)
-    times[0::2], values[0::2] = hours[1:], (f[:-1] + f[1:]) / 2
-    times[1::2], values[1::2] = hours[1:-1] + HOUR // 2, np.maximum((6 * f[1:-1] - f[:-2] - f[2:]) / 4, 0.0)
+    edge = np.minimum((f[:-1] + f[1:]) / 2, 2 * np.minimum(f[:-1], f[1:]))
+    times[0::2], values[0::2] = hours[1:], edge
+    times[1::2], values[1::2] = hours[1:-1] + HOUR // 2, np.maximum(2 * f[1:-1] - (edge[:-1] + edge[1:]) / 2, 0.0)
     inner = (times > t0) & (times < t1)
     at = np.concatenate([[t0], times[inner], [t1]])
     return at, np.interp(at, times, values)
