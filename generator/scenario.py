@@ -216,6 +216,13 @@ class _Invalid(Exception):
         super().__init__(f"{key}: {problem}")
 
 
+# Keys a scenario file of an earlier version may still name, and what took their place.
+_REPLACED = {
+    "basket.median_ngn": "replaced in 0.3.0 by item_median_ngn, the median item price (a basket sums its items')",
+    "basket.sigma": "replaced in 0.3.0 by item_sigma, the spread of item prices (a basket sums its items')",
+}
+
+
 def _check_table(doc: object, spec: dict, key: str, unknown: str = "unknown key") -> None:
     if not isinstance(doc, dict):
         raise _Invalid(key, f"expected a table, got {_show(doc)} ({_kind(doc)})")
@@ -223,7 +230,7 @@ def _check_table(doc: object, spec: dict, key: str, unknown: str = "unknown key"
         where = f"{key}.{name}" if key else name
         rule = spec.get(name, spec.get(_ANY))
         if rule is None:
-            raise _Invalid(where, unknown)
+            raise _Invalid(where, _REPLACED.get(where, unknown))
         if isinstance(rule, dict):
             _check_table(value, rule, where)
         elif (problem := rule(value)) is not None:
