@@ -320,7 +320,7 @@ class Frame:
     carrier: np.ndarray  # int8 code into `carriers`, -1 where null
     carriers: list[str]
     order: np.ndarray  # int32 code per tracking number, -1 where null
-    amount: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int32))  # whole naira, -1 where null
+    amount: np.ndarray  # int32 whole naira, -1 where null
 
 
 def _codes(col: pa.ChunkedArray, values: list[str] | tuple[str, ...]) -> np.ndarray:
@@ -463,6 +463,8 @@ class Sessions:
     reached: dict[int, np.ndarray]  # event code -> whether the session has one
     failures: np.ndarray  # PAYMENT_FAILED events per session
     method: np.ndarray  # the authorised payment's method, -1 without one
+    carts: np.ndarray  # ADD_TO_CART events per session
+    checkout_amount: np.ndarray  # CHECKOUT_STARTED's total_amount in naira, -1 without one
     orphans: int  # runs of session events with no OPEN before them in the data
 
 
@@ -481,6 +483,8 @@ def sessions(fr: Frame) -> Sessions:
         {c: np.concatenate([p.reached[c] for p in parts]) for c in parts[0].reached},
         np.concatenate([p.failures for p in parts]),
         np.concatenate([p.method for p in parts]),
+        np.concatenate([p.carts for p in parts]),
+        np.concatenate([p.checkout_amount for p in parts]),
         sum(p.orphans for p in parts),
     )
 
@@ -545,7 +549,11 @@ def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:
     auth = code == _AUTH
     method[sid[auth]] = fr.method[idx[auth]]
     failures = np.bincount(sid[code == _FAILED], minlength=n)
-    return Sessions(fr.ts[idx[starts]][ok], reached, failures[ok], method[ok], int((~ok).sum()))
+    carts = np.bincount(sid[code == _CART], minlength=n)
+    amount = np.full(n, -1, np.int64)
+    chk = code == _CHECKOUT
+    amount[sid[chk]] = fr.amount[idx[chk]]
+    return Sessions(fr.ts[idx[starts]][ok], reached, failures[ok], method[ok], carts[ok], amount[ok], int((~ok).sum()))
 
 
 # -- the sections -----------------------------------------------------------------------------------------------
@@ -1169,19 +1177,12 @@ def _sessions_over_time(opens: np.ndarray, b: Behaviour, windows: list[tuple[int
     return {"x": (keys * width + width // 2).tolist(), "values": counts.tolist(), "targets": expected.tolist()}
 
 
-def basket(fr: Frame, b: Behaviour) -> Section:
+def basket(s: Sessions, b: Behaviour) -> Section:
     """Checkout totals (CHECKOUT_STARTED's total_amount) against the scenario's basket law, overall and by the
-    number of ADD_TO_CART in the session that checked out (its OPEN, carts and checkout sorted by customer and
-    time; a checkout whose session opened before the data is left out)."""
-    pick = np.flatnonzero((fr.code == _OPEN) | (fr.code == _CART) | (fr.code == _CHECKOUT))
-    pick = pick[np.lexsort((fr.code[pick], fr.ts[pick], fr.customer[pick]))]
-    code, cust = fr.code[pick], fr.customer[pick]
-    sid = np.cumsum((code == _OPEN) | np.r_[True, cust[1:] != cust[:-1]]) - 1
-    opened = np.zeros(int(sid[-1]) + 1 if sid.size else 0, bool)
-    opened[sid[code == _OPEN]] = True
-    carts = np.bincount(sid[code == _CART], minlength=opened.size)
-    chk = (code == _CHECKOUT) & opened[sid] & (fr.amount[pick] >= 0)
-    amount, items = fr.amount[pick[chk]].astype(np.int64), carts[sid[chk]]
+    number of ADD_TO_CART in the session that checked out (the rebuilt sessions: a checkout whose session opened
+    before the data is left out)."""
+    chk = s.reached[_CHECKOUT] & (s.checkout_amount >= 0)
+    amount, items = s.checkout_amount[chk], s.carts[chk]
     law_items, law = basket_law(b)
     rows = [
         Row("median basket, every checkout (NGN)", _median_or_none(amount), float(np.median(law)), "mean",
@@ -1229,7 +1230,7 @@ def summarise(loaded: Loaded) -> Summary:
         state,
         delivery,
         traffic(fr, b, loaded.windows, incidents),
-        basket(fr, b),
+        basket(s, b),
     ]
     if len(thresholds) > 1:
         sections[3].notes.append(f"The runs use different thresholds {sorted(thresholds)}; targets use {threshold}.")

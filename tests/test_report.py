@@ -408,7 +408,7 @@ def _frame(ts: list[int], code: list[int], customer: list[int], method: list[int
         ts=np.array(ts, np.int64), code=np.array(code, np.int8), customer=np.array(customer, np.int64),
         platform=none8, latency=np.zeros(0, np.int32), slow=np.zeros(0, bool),
         method=np.array([-1] * len(ts) if method is None else method, np.int8), carrier=none8, carriers=[],
-        order=np.zeros(0, np.int32),
+        order=np.zeros(0, np.int32), amount=np.full(len(ts), -1, np.int32),
     )  # fmt: skip
 
 
