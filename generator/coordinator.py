@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import dataclasses
 import os
 import shutil
 import signal
@@ -48,6 +49,7 @@ from generator.parts import (
     CutAt,
     ShardResult,
     SimResult,
+    WriteBehind,
     make_part,
     read_final_ts,
     save_reissues,
@@ -420,10 +422,14 @@ class _Workers:
     def __init__(self, workers: int, in_process: bool):
         self.in_process = in_process
         self.pool = None
+        self.behind = None
         if in_process:
-            # One worker and nothing to upload: generate in this process. With uploads, even one worker runs
-            # in a child, so the upload threads here are not starved of the interpreter lock by generation.
+            # One worker and nothing to upload: generate in this process, and write each shard's parts behind
+            # while the next one generates, where a second CPU is there to do it. With uploads, even one worker
+            # runs in a child, so the upload threads here are not starved of the interpreter lock by generation.
             _keep_freed_memory()
+            if len(os.sched_getaffinity(0)) > 1:
+                self.behind = WriteBehind()
         else:
             self.pool = ProcessPoolExecutor(
                 max_workers=workers, mp_context=worker_context(), initializer=_warm_worker, initargs=(os.getpid(),)
@@ -437,11 +443,22 @@ class _Workers:
         inside the pool's machinery (see `launch.Gate`)."""
         with Gate() as gate:
             if self.pool is None:
-                for fn, args in jobs:
-                    on_done(_environment_errors(fn, *args))
-                    gate.deliver()
+                self._each_here(gate, jobs, on_done)
                 return
             self._each(gate, jobs, on_done)
+
+    def _each_here(self, gate: Gate, jobs: list[tuple[Callable, tuple]], on_done: Callable) -> None:
+        """Jobs one after another in this process; a job's parts, written behind, are settled once the next job
+        has generated (so the two overlap), and its result handed on in the order of the jobs."""
+        held = None
+        for fn, args in jobs:
+            result = _environment_errors(fn, *args)
+            if held is not None:
+                on_done(_settled(gate, held))
+            held = result
+            gate.deliver()
+        if held is not None:
+            on_done(_settled(gate, held))
 
     def _each(self, gate: Gate, jobs: list[tuple[Callable, tuple]], on_done: Callable) -> None:
         try:
@@ -456,6 +473,9 @@ class _Workers:
 
     def __exit__(self, exc_type, *exc) -> None:
         if self.pool is None:
+            if self.behind is not None:  # the part being written is finished, those queued dropped on an error
+                with Gate():
+                    self.behind.close(cancel=exc_type is not None)
             return
         if exc_type is None:  # every worker is idle
             self.pool.shutdown(wait=True)
@@ -464,6 +484,18 @@ class _Workers:
         # fraction of a second) and leave; kill those still busy after STOP_GRACE_S, and every worker at once when
         # one has died (the pool is broken).
         stop_pool(self.pool, STOP_GRACE_S)
+
+
+def _settled(gate: Gate, result: ShardResult | SimResult | Future):
+    """A job's result with its parts written: waits for the write behind, if there is one."""
+    written = result.early if isinstance(result, SimResult) else result
+    if not isinstance(written, Future):
+        return result
+    gate.watch([written])
+    while gate.next_done() is not written:
+        pass
+    written = _environment_errors(written.result)
+    return dataclasses.replace(result, early=written) if isinstance(result, SimResult) else written
 
 
 def _environment_errors(fn, *args):

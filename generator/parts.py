@@ -6,7 +6,8 @@ needs to place the run's end. `make_part` reads the spill back, cuts it at that 
 boundaries (rows are sorted by event_ts, so each partition is one slice), injects the scenario's data faults if
 any (`core.faults`), encodes each slice in memory, hashes it and writes it under a hidden temporary name, then
 renames it. Workers return small records (and the events they carry into the next run, and the faults they
-injected); they never touch the terminal.
+injected); they never touch the terminal. One worker in the coordinator's own process hands the encoding, writing
+and hashing to a second thread while it generates the next shard (`WriteBehind`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import itertools
 import os
 import resource
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -106,7 +108,7 @@ class SimResult:
     sample: np.ndarray  # every SAMPLE_EVERY-th of the final times (shard.time_sample)
     before_end: int  # for a run sized by time: how many of its events fall before the end
     seconds: float
-    early: ShardResult | None = None  # the parts written while simulating
+    early: ShardResult | Future | None = None  # the parts written while simulating (a future: `WriteBehind`)
 
 
 @dataclass(frozen=True)
@@ -318,6 +320,30 @@ def _adopt_reissues(root: str, gen: GenConfig) -> None:
         adopt_reissues(gen.seed, gen.customers, default_pools(), idx, digits)
 
 
+class WriteBehind:
+    """Part files encoded, written and hashed on one background thread while this process goes on with the next
+    shard: for one worker in the coordinator's own process, where the machine's other core would otherwise idle
+    (pyarrow's encoder, file writes and hashing release the interpreter lock; generation mostly holds it).
+
+    While one is open, the step functions return a future of their ShardResult (SimResult.early likewise) and
+    the caller settles it. Worker processes never open one: a pool already keeps every core busy."""
+
+    _open: WriteBehind | None = None
+
+    def __init__(self) -> None:
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="write-behind")
+        WriteBehind._open = self
+
+    def submit(self, fn, *args) -> Future:
+        return self._thread.submit(fn, *args)
+
+    def close(self, cancel: bool = False) -> None:
+        """Wait for the part being written (and, unless `cancel`, those queued), and stop the thread."""
+        if WriteBehind._open is self:
+            WriteBehind._open = None
+        self._thread.shutdown(wait=True, cancel_futures=cancel)
+
+
 def _write(
     gen: GenConfig,
     shard: Shard,
@@ -328,9 +354,9 @@ def _write(
     t0: float,
     piece: int = 0,
     final: bool = True,
-) -> ShardResult:
+) -> ShardResult | Future:
     """Build the shard's rows from its cut, inject the scenario's data faults, and write one part per partition
-    (named and drawn as the shard's `piece`-th batch of the run)."""
+    (named and drawn as the shard's `piece`-th batch of the run); behind, when a `WriteBehind` is open."""
     _adopt_reissues(root, gen)
     rows = build_rows(gen, shard, c, piece=piece)
     slices = _slices(rows.ts, partition_by)
@@ -339,6 +365,13 @@ def _write(
     if gen.behaviour.faults.any() and len(rows):
         faulty = inject(rows, slices, gen.behaviour.faults, fault_rng(gen.seed, gen.start_us, shard.index, piece))
         rows, slices = faulty.rows, faulty.bounds
+    args = (shard, root, run_id, c, t0, piece, final, rows, slices, dirs, faulty)
+    behind = WriteBehind._open
+    return behind.submit(_emit, *args) if behind is not None else _emit(*args)
+
+
+def _emit(shard, root, run_id, c, t0, piece, final, rows, slices, dirs, faulty) -> ShardResult:
+    """`_write`'s second half: encode, write and hash each partition's slice of the rows."""
     ts = rows.ts
     counts = np.bincount(rows.fixed["event_type"].indices.to_numpy(), minlength=len(EVENT_TYPES))
     parts = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -43,11 +44,18 @@ def naive(events: int, workdir: Path) -> dict:
     """The baseline as a whole process from start to exit, like the `gen run` figures it is compared with."""
     out = workdir / "naive.parquet"
     cmd = [sys.executable, str(HERE / "baselines" / "naive_faker.py"), "--events", str(events), "--out", str(out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     inner = json.loads(done.stdout.strip().splitlines()[-1])
-    return inner | {"process_seconds": round(seconds, 3), "events_per_second": round(events / seconds)}
+    return inner | {
+        "process_seconds": round(seconds, 3),
+        "events_per_second": round(events / seconds),
+        "events_per_cpu_second": round(events / cpu),
+    }
 
 
 def chart(results: dict, path: Path) -> None:
@@ -97,6 +105,19 @@ def markdown(results: dict) -> str:
         f"- naive Faker loop ({results['naive_events']:,} events): {results['naive_events_per_second']:,} events/s",
         f"- one worker / ceiling: {results['one_worker_vs_ceiling']:.2f}; one worker / naive: "
         f"{results['one_worker_vs_naive']:.1f}x",
+        *(
+            [
+                f"- one worker confined to one CPU (its parts written in line): {results['one_cpu_seconds']:.2f} s, "
+                f"{results['one_cpu_events_per_second']:,} events/s: {results['one_cpu_vs_ceiling']:.2f} x ceiling, "
+                f"{results['one_cpu_vs_naive']:.1f}x naive. Scaling efficiency is measured against this rate: one "
+                "worker with more CPUs writes its parts on a second thread",
+                f"- one worker by CPU time: {results['one_worker_events_per_cpu_second']:,} events per CPU-second "
+                f"({results['one_worker_cpu_seconds']:.2f} CPU-s): {results['one_worker_vs_ceiling_by_cpu']:.2f} x "
+                f"ceiling, {results['one_worker_vs_naive_by_cpu']:.1f}x naive by CPU time",
+            ]
+            if "one_cpu_seconds" in results
+            else []
+        ),
         f"- bytes per event: {results['bytes_per_event']}",
         f"- fixed cost: the seconds of a {FIXED_EVENTS:,}-event run with as many workers (start-up, workers, warm "
         "start, commit, exit). With T the seconds and F the fixed cost, w workers at best take F_w + (T_1 - F_1) / w, "
@@ -126,17 +147,19 @@ def main() -> None:
     repeat = max(args.repeat, 1)
     rounds: dict[int, list[tuple[float, float, int]]] = {}  # workers -> (seconds, peak RSS, bytes) of each round
     fixed: dict[int, list[float]] = {}  # workers -> seconds of a run of FIXED_EVENTS in each round
+    one_cpu: list[float] = []  # seconds of a one-worker run confined to one CPU, in each round
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         for _ in range(repeat):
+            one_cpu.append(whole_run(args.events, Path(tmp), one_cpu=True).seconds)
             for w in worker_counts(args.max_workers):
-                rounds.setdefault(w, []).append(whole_run(args.events, Path(tmp), workers=w, with_bytes=True))
-                fixed.setdefault(w, []).append(whole_run(FIXED_EVENTS, Path(tmp), workers=w)[0])
+                rounds.setdefault(w, []).append(whole_run(args.events, Path(tmp), workers=w))
+                fixed.setdefault(w, []).append(whole_run(FIXED_EVENTS, Path(tmp), workers=w).seconds)
         base = min((naive(naive_events, Path(tmp)) for _ in range(repeat)), key=lambda r: r["process_seconds"])
         cfg = RunConfig(events=args.events, workers=1, out=args.out, run_id="bench").gen()
         ceil = ceiling(cfg, Path(tmp), repeat)
     runs = []
     for w, measured in rounds.items():
-        seconds = min(m[0] for m in measured)
+        seconds = min(m.seconds for m in measured)
         runs.append(
             {
                 "workers": w,
@@ -147,7 +170,9 @@ def main() -> None:
                 "fixed_seconds": round(min(fixed[w]), 3),
             }
         )
-    one = runs[0]["events_per_second"]
+    # Scaling is measured against one worker on one CPU: one worker with the machine to itself also writes its
+    # parts on a second thread (`parts.WriteBehind`), so it is not the one-core unit that w workers multiply.
+    one = round(args.events / min(one_cpu))
     for r in runs:
         r["events_per_second_per_worker"] = round(r["events_per_second"] / r["workers"])
         r["scaling_efficiency"] = round(r["events_per_second"] / (r["workers"] * one), 3)
@@ -161,10 +186,22 @@ def main() -> None:
         "ceiling_events_per_second": ceiling_rate,
         "naive_events": naive_events,
         "naive_events_per_second": base["events_per_second"],
-        "one_worker_vs_ceiling": round(one / ceiling_rate, 3),
-        "one_worker_vs_naive": round(one / base["events_per_second"], 1),
+        "one_worker_vs_ceiling": round(runs[0]["events_per_second"] / ceiling_rate, 3),
+        "one_worker_vs_naive": round(runs[0]["events_per_second"] / base["events_per_second"], 1),
+        "one_cpu_seconds": round(min(one_cpu), 3),
+        "one_cpu_events_per_second": one,
+        "one_cpu_vs_ceiling": round(one / ceiling_rate, 3),
+        "one_cpu_vs_naive": round(one / base["events_per_second"], 1),
+        # By CPU time: the one-worker run's events per CPU-second of its process, against the baseline's.
+        "one_worker_cpu_seconds": round(min(rounds[1], key=lambda m: m.seconds).cpu_seconds, 3),
+        "naive_events_per_cpu_second": base["events_per_cpu_second"],
         "bytes_per_event": round(runs[0]["bytes"] / args.events, 2),
     }
+    results["one_worker_events_per_cpu_second"] = round(args.events / results["one_worker_cpu_seconds"])
+    results["one_worker_vs_ceiling_by_cpu"] = round(results["one_worker_events_per_cpu_second"] / ceiling_rate, 3)
+    results["one_worker_vs_naive_by_cpu"] = round(
+        results["one_worker_events_per_cpu_second"] / base["events_per_cpu_second"], 1
+    )
     (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results.md").write_text(markdown(results))
     chart(results, args.out / "chart.png")

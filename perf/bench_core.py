@@ -13,12 +13,14 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -81,21 +83,35 @@ def byte_compiled() -> None:
     compileall.compile_dir(Path(generator.__file__).parent, quiet=1)
 
 
-def whole_run(events: int, workdir: Path, workers: int = 1, with_bytes: bool = False):
-    """Wall-clock seconds of `gen run` from process start to exit, and the peak RSS of its workers in MiB
-    (each worker reports its own; with one worker the shards run in the main process); and the bytes written."""
+class Whole(NamedTuple):
+    seconds: float  # wall clock, from process start to exit
+    rss_mib: float  # peak RSS of the workers (each reports its own; with one worker, the main process)
+    bytes: int
+    cpu_seconds: float  # user + system CPU of the command and the children it waited for
+
+
+def whole_run(events: int, workdir: Path, workers: int = 1, one_cpu: bool = False) -> Whole:
+    """One `gen run`, timed from process start to exit. With one worker the shards run in the main process, and
+    `cpu_seconds` is all the run's CPU (worker processes are the forkserver's children, not counted). `one_cpu`
+    confines the command to one CPU (as `taskset -c` would): a one-worker run then writes its parts in line
+    instead of on a second thread (`parts.WriteBehind`), which is what one core alone achieves."""
     out = workdir / f"run-{events}-{workers}"
     shutil.rmtree(out, ignore_errors=True)
     cmd = [sys.executable, "-m", "generator", "run", "--events", str(events), "--workers", str(workers)]
     cmd += ["--out", str(out), "--json", "--run-id", "bench"]
+    pin = None
+    if one_cpu:
+        cpu = min(os.sched_getaffinity(0))
+        pin = lambda: os.sched_setaffinity(0, {cpu})  # noqa: E731
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+    done = subprocess.run(cmd, capture_output=True, text=True, check=True, preexec_fn=pin)
     seconds = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     shutil.rmtree(out, ignore_errors=True)
     summary = json.loads(done.stdout)
-    if with_bytes:
-        return seconds, summary["peak_worker_rss_mib"], summary["bytes"]
-    return seconds, summary["peak_worker_rss_mib"]
+    return Whole(seconds, summary["peak_worker_rss_mib"], summary["bytes"], cpu)
 
 
 def machine() -> dict[str, object]:
@@ -135,9 +151,11 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(dir=args.out) as tmp:
         # Whole runs first, while this process is small: a child's peak RSS starts from its parent's at fork.
-        _, small_rss = whole_run(n // 10, Path(tmp))
+        small_rss = whole_run(n // 10, Path(tmp)).rss_mib
         timed = [whole_run(n, Path(tmp)) for _ in range(args.repeat)]
-        run_s, big_rss = min(t[0] for t in timed), max(t[1] for t in timed)
+        best_run = min(timed, key=lambda t: t.seconds)
+        one_cpu_s = min(whole_run(n, Path(tmp), one_cpu=True).seconds for _ in range(args.repeat))
+        run_s, run_cpu, big_rss = best_run.seconds, best_run.cpu_seconds, max(t.rss_mib for t in timed)
         runs = [generate_and_encode(cfg) for _ in range(args.repeat)]
         gen_s, enc_s, nbytes = min(runs, key=lambda r: r[0] + r[1])
         ceil = ceiling(cfg, Path(tmp), args.repeat)
@@ -157,6 +175,16 @@ def main() -> None:
         "whole_run_events_per_s": round(n / run_s),
         "whole_run_vs_best_ceiling": round((n / run_s) / ceiling_rate, 3),
         "whole_run_vs_pyarrow_defaults": round(ceil["defaults_s"] / run_s, 3),
+        # The run writes each shard's parts on a second thread while it generates the next (`parts.WriteBehind`),
+        # so on two or more CPUs its wall clock is shorter than its CPU time. What one core alone achieves: the
+        # same run confined to one CPU, and the run's events per CPU-second (the ceiling is one thread, so its
+        # wall and CPU seconds agree).
+        "whole_run_one_cpu_s": round(one_cpu_s, 3),
+        "whole_run_one_cpu_events_per_s": round(n / one_cpu_s),
+        "whole_run_one_cpu_vs_best_ceiling": round((n / one_cpu_s) / ceiling_rate, 3),
+        "whole_run_cpu_s": round(run_cpu, 3),
+        "whole_run_events_per_cpu_s": round(n / run_cpu),
+        "whole_run_cpu_vs_best_ceiling": round((n / run_cpu) / ceiling_rate, 3),
         "bytes_per_event": round(nbytes / n, 2),
         "peak_rss_mib": {str(n // 10): small_rss, str(n): big_rss},
     }
@@ -183,6 +211,17 @@ def main() -> None:
             f"{results['whole_run_events_per_s']:,} events/s",
             f"{run_s:.2f} s from process start; {results['whole_run_vs_best_ceiling']:.2f} x best ceiling, "
             f"{results['whole_run_vs_pyarrow_defaults']:.2f} x pyarrow's defaults",
+        ),
+        (
+            "whole `gen run --workers 1` on one CPU",
+            f"{results['whole_run_one_cpu_events_per_s']:,} events/s",
+            f"{one_cpu_s:.2f} s, confined to one CPU (parts written in line); "
+            f"{results['whole_run_one_cpu_vs_best_ceiling']:.2f} x best ceiling",
+        ),
+        (
+            "whole `gen run --workers 1`, by CPU time",
+            f"{results['whole_run_events_per_cpu_s']:,} events per CPU-second",
+            f"{run_cpu:.2f} CPU-s (user + system); {results['whole_run_cpu_vs_best_ceiling']:.2f} x best ceiling",
         ),
         ("bytes per event", f"{results['bytes_per_event']}", "zstd Parquet"),
         (

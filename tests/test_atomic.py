@@ -53,6 +53,30 @@ def test_worker_killed_mid_run_commits_nothing(tmp_path, workers):
     assert not (tmp_path / "_staging").exists(), "the failed run's own staging files are removed"
 
 
+def test_a_part_that_cannot_be_written_behind_commits_nothing(tmp_path, monkeypatch):
+    """One worker writes its parts on a second thread (`parts.WriteBehind`): a disk error there ends the run as
+    one in line would (nothing committed, staging removed) and leaves no thread behind."""
+    from generator import parts
+
+    real = parts.write_atomic
+
+    def full_disk(path, data, durable=True):
+        if "part-00002-" in path.name:
+            raise OSError(28, "No space left on device")
+        return real(path, data, durable)
+
+    monkeypatch.setattr(parts, "write_atomic", full_disk)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    cfg = small_config(tmp_path, events=10_000, shard_size=1_000, workers=1)
+    with pytest.raises(RunError, match=r"could not write a part: .*No space left on device"):
+        run(cfg)
+    assert not (tmp_path / "_manifests").exists()
+    assert _visible(tmp_path) == []
+    assert not (tmp_path / "_staging").exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("write-behind")]
+    assert parts.WriteBehind._open is None
+
+
 def _gen(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
@@ -373,6 +397,39 @@ def test_a_signal_anywhere_in_the_wait_for_shards_leaves_no_future_locked():
     assert _sweep_signal_lines(wait_on) > 50
 
 
+def test_a_signal_anywhere_in_the_wait_for_parts_written_behind_leaves_no_future_locked():
+    """One worker in this process waits, between shards, for the previous shard's parts (`parts.WriteBehind`)."""
+
+    def wait_on(pool):
+        workers = coordinator._Workers.__new__(coordinator._Workers)
+        workers.in_process, workers.pool = True, None
+        write = lambda: pool.submit(time.sleep, 0.002)  # noqa: E731  (a job whose parts are written behind)
+        workers.each([(write, ()) for _ in range(6)], lambda result: None)
+
+    assert _sweep_signal_lines(wait_on) > 20
+
+
+def test_a_signal_while_a_part_is_written_behind_acts_at_once():
+    """Ctrl-C or SIGTERM while one worker waits for a slow write behind (a stalled disk) ends the wait at once."""
+    from generator.cli import Terminated, _terminated
+
+    saved = signal.signal(signal.SIGTERM, _terminated)
+    release = threading.Event()
+    pool = ThreadPoolExecutor(1)
+    workers = coordinator._Workers.__new__(coordinator._Workers)
+    workers.in_process, workers.pool = True, None
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGTERM)).start()
+    t0 = time.monotonic()
+    try:
+        with pytest.raises(Terminated):
+            workers.each([(lambda: pool.submit(release.wait, 10), ())], lambda result: None)
+        assert time.monotonic() - t0 < 5, "the signal waited for the write to finish"
+    finally:
+        release.set()
+        pool.shutdown(wait=True)
+        signal.signal(signal.SIGTERM, saved)
+
+
 def test_a_signal_anywhere_in_the_wait_for_uploads_leaves_no_future_locked():
     def submit(pool):  # the parts were submitted within the wait for shards (tested above)
         part = lambda: time.sleep(0.002) or ("part", "checksum")  # noqa: E731
@@ -382,9 +439,10 @@ def test_a_signal_anywhere_in_the_wait_for_uploads_leaves_no_future_locked():
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("workers", ["2", "1"])  # one: shards in the coordinator, parts written behind
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_interrupted_run_exits_cleanly(tmp_path, sig):
-    proc = _gen(tmp_path)
+def test_interrupted_run_exits_cleanly(tmp_path, sig, workers):
+    proc = _gen(tmp_path, "--workers", workers)
     _wait_for_staged_parts(tmp_path, proc)
     os.killpg(proc.pid, sig)
     _, err = proc.communicate(timeout=60)

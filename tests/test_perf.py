@@ -59,17 +59,27 @@ def test_the_harness_writes_results_markdown_and_chart(tmp_path):
     assert results["repeat"] == 2
     assert all(r["fixed_seconds"] > 0 for r in results["runs"])
     assert "best of 2" in (tmp_path / "results.md").read_text()
-    assert results["runs"][0]["scaling_efficiency"] == 1.0
+    assert results["one_cpu_events_per_second"] > 0
+    w1 = results["runs"][0]
+    assert w1["scaling_efficiency"] == round(w1["events_per_second"] / results["one_cpu_events_per_second"], 3)
     for key in (
         "ceiling_events_per_second",
         "naive_events_per_second",
         "one_worker_vs_ceiling",
         "one_worker_vs_naive",
+        "one_worker_cpu_seconds",
+        "one_cpu_vs_ceiling",
+        "one_cpu_vs_naive",
+        "one_worker_vs_ceiling_by_cpu",
+        "one_worker_vs_naive_by_cpu",
+        "naive_events_per_cpu_second",
         "bytes_per_event",
     ):
         assert results[key] > 0, key
     assert {"cpu", "cores", "memory_gib", "python", "pyarrow", "numpy"} <= set(results["machine"])
     assert "| workers | events/s |" in (tmp_path / "results.md").read_text()
+    assert "one worker by CPU time:" in (tmp_path / "results.md").read_text()
+    assert "one worker confined to one CPU" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "chart.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 

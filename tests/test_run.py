@@ -199,3 +199,39 @@ def test_the_coordinator_reports_shards_as_they_finish(tmp_path):
     cfg = small_config(tmp_path, workers=2, events=6_000, shard_size=1_000)
     summary = run(cfg, Marker(), shard_fn=faults.wait_for_first_report)
     assert summary.manifest["events"] == 6_000
+
+
+@pytest.mark.parametrize("duration", [False, True])
+def test_one_worker_writes_behind_with_the_same_bytes_and_order(tmp_path, monkeypatch, duration):
+    """One worker in the coordinator's process encodes and writes each shard's parts on a second thread while it
+    generates the next (where it has a second CPU): the same files, and the results reported in shard order."""
+    from generator import parts
+    from generator.coordinator import Listener
+
+    class Order(Listener):
+        def __init__(self):
+            self.done = []
+
+        def shard_done(self, result):
+            assert not isinstance(result, parts.Future), "a result is reported before its parts are written"
+            assert all((tmp_path / name / "_staging" / "r1" / p.path).is_file() for p in result.parts)
+            self.done.append((result.shard, result.piece))
+
+    submitted = []
+    real_submit = parts.WriteBehind.submit
+    monkeypatch.setattr(parts.WriteBehind, "submit", lambda self, *a: submitted.append(1) or real_submit(self, *a))
+    sized = {"duration_us": 6 * 3_600_000_000, "events": None, "shard_size": 500} if duration else {"events": 9_000}
+    digests, orders = [], []
+    for name, cpus in (("behind", {0, 1}), ("in-line", {0})):
+        monkeypatch.setattr(os, "sched_getaffinity", lambda pid, cpus=cpus: cpus)
+        listener = Order()
+        run(small_config(tmp_path / name, **({"shard_size": 1_500} | sized)), listener)
+        digests.append(_digests(tmp_path / name))
+        orders.append(listener.done)
+        if name == "behind":
+            assert len(submitted) == len(listener.done) >= 2, "each shard's parts are written behind"
+            submitted.clear()
+    assert not submitted, "one CPU: nothing is written behind"
+    assert len(digests[0]) >= 3 and digests[0] == digests[1]
+    assert orders[0] == orders[1]
+    assert parts.WriteBehind._open is None
