@@ -18,39 +18,39 @@ from generator.schema import decoded
 FIRST_ROWS = [
     (
         "32093b32-968f-47e7-8333-279eb8e39446",
-        "2025-11-01 00:00:01.310846+00:00",
+        "2025-11-01 00:00:01.993355+00:00",
         "OPEN",
-        "NG000028647",
-        "Josephine Kalio",
-        "+2348021177370",
-        "378 Okwuosa Avenue, Okere, Warri, Delta State",
-        "josephinekalio1998@gmail.com",
+        "NG000061734",
+        "Rakiya Inuwa",
+        "+2348053666000",
+        "15 Terver Avenue, Katampe, Abuja, FCT",
+        "rakiyainuwa44@gmail.com",
         "ANDROID",
         270,
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:02.871768+00:00",
-        "USER_LOGIN",
-        "NG000028647",
-        "Josephine Kalio",
-        "+2348021177370",
-        "378 Okwuosa Avenue, Okere, Warri, Delta State",
-        "josephinekalio1998@gmail.com",
+        "2025-11-01 00:00:02.393503+00:00",
+        "OPEN",
+        "NG000127847",
+        "Hajara Ringim",
+        "+2348056474630",
+        "79 Rimi Avenue, Kawo, Kaduna, Kaduna State",
+        "hajara.ringim120@gmail.com",
         "ANDROID",
         676,
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
-        "2025-11-01 00:00:13.114985+00:00",
+        "2025-11-01 00:00:04.206638+00:00",
         "OPEN",
-        "NG000082918",
-        "Hope Okeke",
-        "+2348026297261",
-        "20 Grammar School Road, Passo, Gwagwalada, FCT",
-        "hope.okeke1979@gmail.com",
-        "ANDROID",
-        384,
+        "NG000139551",
+        "Grace Ugwu",
+        "+2348039314461",
+        "25 Ogunlana Street, Passo, Gwagwalada, FCT",
+        "graceu71@outlook.com",
+        "WEB",
+        513,
     ),
 ]
 FIELDS = (
@@ -66,11 +66,13 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 82,
+    "OPEN": 83,
     "USER_LOGIN": 57,
     "PRODUCT_VIEW": 104,
-    "ADD_TO_CART": 6,
+    "ADD_TO_CART": 3,
     "CHECKOUT_STARTED": 1,
+    "PAYMENT_AUTHORIZED": 1,
+    "ORDER_PLACED": 1,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
@@ -81,12 +83,13 @@ FIRST_FULFILMENT = [
     ("2025-11-03 10:00:19.707787+00:00", "DELIVERED", "NG000095967", "Speedaf", "SPD8524477659615"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 98,
+    "OPEN": 99,
     "USER_LOGIN": 61,
-    "PRODUCT_VIEW": 50,
+    "PRODUCT_VIEW": 47,
+    "ADD_TO_CART": 1,
     "PACKED": 8,
     "SHIPPED": 19,
-    "DELIVERED": 14,
+    "DELIVERED": 15,
 }
 
 

@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 import pytest
 
-from generator.config import ConfigError
+from generator.config import ConfigError, RunConfig
 from generator.coordinator import run
 from generator.schema import COLUMN_NAMES, EVENT_TYPES, arrow_schema
 from generator.validate import validate
@@ -235,3 +235,25 @@ def test_one_worker_writes_behind_with_the_same_bytes_and_order(tmp_path, monkey
     assert len(digests[0]) >= 3 and digests[0] == digests[1]
     assert orders[0] == orders[1]
     assert parts.WriteBehind._open is None
+
+
+@pytest.mark.parametrize("start", [None, "2025-11-01T05:30:00+01:00"])
+def test_a_short_first_run_keeps_the_parts_it_wrote_early(tmp_path, start):
+    """A run writes its events before `early_until` while it simulates; the instant comes from the traffic curve
+    the sessions are drawn from. Placed by hour means, it fell after a 10,000-event first run's end (the curve at
+    01:00 WAT sits 15% above that hour's mean), the early parts were void, and every shard was simulated twice."""
+    from generator.config import parse_start
+    from generator.coordinator import Listener
+
+    class Pieces(Listener):
+        def __init__(self):
+            self.rows = {}
+
+        def shard_done(self, result):
+            self.rows[result.piece] = self.rows.get(result.piece, 0) + result.rows
+
+    listener = Pieces()
+    kw = {} if start is None else {"start": parse_start(start)}
+    run(RunConfig(events=10_000, workers=1, out=tmp_path, run_id="r1", **kw), listener)
+    assert 2 not in listener.rows, "the early parts were void"
+    assert listener.rows[0] >= 5_000 and listener.rows[0] + listener.rows[1] == 10_000

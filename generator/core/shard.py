@@ -36,7 +36,6 @@ from generator.core.sessions import (
     checkouts_per_session,
     draw_in_curve,
     expected_events_per_session,
-    hour_buckets,
     intensity_curve,
     simulate,
 )
@@ -180,25 +179,32 @@ def window_days(cfg: GenConfig) -> float:
 
 
 def expected_events(cfg: GenConfig, t0: int, t1: int) -> float:
-    """Expected events of the whole population in [t0, t1), by the traffic curve."""
+    """Expected events of the whole population in [t0, t1), by the traffic curve the sessions are drawn from."""
     b = cfg.behaviour
-    _, length, f = hour_buckets(b, t0, t1)
-    return cfg.customers * b.sessions_per_day * expected_events_per_session(b) * float((f * length).sum()) / DAY
+    at, values = intensity_curve(b, t0, t1)
+    mass = float(((values[:-1] + values[1:]) / 2 * np.diff(at)).sum())
+    return cfg.customers * b.sessions_per_day * expected_events_per_session(b) * mass / DAY
 
 
 def _time_of(cfg: GenConfig, target: float) -> int:
-    """The instant where the population's expected events since the start reach `target`."""
+    """The instant where the population's expected events since the start reach `target` (by the piecewise-linear
+    traffic curve the sessions are drawn from: within the run's first hour the curve can sit well off that hour's
+    mean, 15% in the first 25 minutes from the default start)."""
     b = cfg.behaviour
     per_day = cfg.customers * b.sessions_per_day * expected_events_per_session(b)
     horizon, done = cfg.start_us, 0.0
     while horizon < grid_cap(cfg):
-        lo, length, f = hour_buckets(b, horizon, horizon + 30 * DAY)
-        cum = done + np.cumsum(per_day * f * length / DAY)
+        at, values = intensity_curve(b, horizon, horizon + 30 * DAY)
+        a, c, length = values[:-1], values[1:], np.diff(at)
+        cum = done + np.cumsum(per_day * (a + c) / 2 * length / DAY)
         i = int(np.searchsorted(cum, target))
         if i < cum.size:
             before = cum[i - 1] if i else done
-            frac = (target - before) / (cum[i] - before)
-            return min(int(lo[i] + frac * length[i]) + SECOND, grid_cap(cfg))
+            u = (target - before) / (cum[i] - before) if cum[i] > before else 0.0
+            # The point of the piece (density linear from a to c) holding fraction u of its mass: as draw_in_curve.
+            s = u * (a[i] + c[i])
+            x = s / (a[i] + math.sqrt(a[i] * a[i] + (c[i] - a[i]) * s)) if s > 0 else 0.0
+            return min(int(at[i] + x * length[i]) + SECOND, grid_cap(cfg))
         done = float(cum[-1])
         horizon += 30 * DAY
     return grid_cap(cfg)
