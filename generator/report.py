@@ -22,10 +22,11 @@ from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
 from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
-from generator.core.lifecycle import basket_kobo, delivery_times, stage_times
+from generator.core.lifecycle import basket_kobo, delivery_times, stage_times, transit_factors
 from generator.core.nigeria import default_pools
 from generator.core.population import customer_index
 from generator.core.sessions import WAT_OFFSET, extra_views, hour_buckets
+from generator.core.streams import pick
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
 
 COLUMNS = (
@@ -266,15 +267,15 @@ def _median_se(law: np.ndarray, n: int) -> float:
 def delay_samples(b: Behaviour, placed_ts: np.ndarray, n: int = 20_000) -> dict[str, np.ndarray]:
     """Sorted Monte Carlo samples (fixed seed) of an order's delays from ORDER_PLACED, in microseconds: to PACKED,
     to SHIPPED, and to DELIVERED per carrier, by the core's own `stage_times` for orders placed at instants drawn
-    from `placed_ts` (working hours make the delays depend on when an order is placed), hub and outside-hub
-    customers mixed by the population's share."""
+    from `placed_ts` (working hours make the delays depend on when an order is placed), customers' states
+    mixed by the population's shares."""
     r = np.random.default_rng(0)
     t = r.choice(placed_ts, n) if placed_ts.size else np.zeros(n, np.int64)
-    hub = r.random(n) < hub_share()
-    packed, shipped, _ = stage_times(r, b, t, np.zeros(n, np.int8), hub)
+    transit = transit_draws(r, b, n)
+    packed, shipped, _ = stage_times(r, b, t, np.zeros(n, np.int8), transit)
     out = {"packed": np.sort(packed - t), "shipped": np.sort(shipped - t)}
     for i, name in enumerate(b.carriers.names):
-        out[name] = np.sort(delivery_times(r, b, shipped, np.full(n, i, np.int8), hub) - t)
+        out[name] = np.sort(delivery_times(r, b, shipped, np.full(n, i, np.int8), transit) - t)
     return out
 
 
@@ -283,13 +284,13 @@ def reached_by(
 ) -> dict[str, np.ndarray]:
     """Each order's probability of having been PACKED, SHIPPED and DELIVERED before `end`, given when it was placed
     and its carrier (a scenario carrier index; -1 for none): its fulfilment simulated `reps` times by the core's
-    `stage_times` (fixed seed; hub by the population's share). The estimate of a sum over orders has variance
-    1/reps of the data's own."""
+    `stage_times` (fixed seed; states by the population's shares). The estimate of a sum over orders has
+    variance 1/reps of the data's own."""
     r = np.random.default_rng(0)
     k = placed_ts.size
     t = np.repeat(placed_ts, reps)
-    hub = r.random(t.size) < hub_share()
-    stages = stage_times(r, b, t, np.repeat(np.maximum(carrier, 0), reps).astype(np.int8), hub)
+    transit = transit_draws(r, b, t.size)
+    stages = stage_times(r, b, t, np.repeat(np.maximum(carrier, 0), reps).astype(np.int8), transit)
     out = {
         name: (ts < end).reshape(k, reps).mean(axis=1)
         for name, ts in zip(("packed", "shipped", "delivered"), stages, strict=True)
@@ -298,11 +299,11 @@ def reached_by(
     return out
 
 
-def hub_share() -> float:
-    """Share of the population living in Lagos or the FCT (their parcels travel at the carrier's base time)."""
+def transit_draws(r: np.random.Generator, b: Behaviour, n: int) -> np.ndarray:
+    """The transit factors (`transit_factors`) of `n` customers drawn by the population's state shares."""
     pools = default_pools()
-    weights = np.diff(np.r_[0.0, pools.state_cdf])
-    return float((weights * pools.state_is_hub).sum() / weights.sum())
+    state = pick(pools.state_cdf, r.random(n))
+    return transit_factors(b, pools.state_is_hub, pools.state_zone)[state]
 
 
 # -- the rows as arrays ---------------------------------------------------------------------------------------------
@@ -1023,13 +1024,13 @@ def _carrier_delay_rows(
     take extra_days longer, the others as usual), and of the delayed carrier's parcels shipped outside it.
 
     The target is the median of the core's own `delivery_times` for the same parcels (their SHIPPED instants, each
-    simulated enough times for 20,000 draws, fixed seed; hub by the population's share): the carrier's transit,
-    longer outside the hubs, plus the extra days of the delays covering the SHIPPED time, moved into delivery hours.
+    simulated enough times for 20,000 draws, fixed seed; states by the population's shares): the carrier's
+    transit, longer outside the hubs and further from Lagos, plus the extra days of the delays covering the SHIPPED
+    time, moved into delivery hours.
     The Kaplan-Meier median's standard error is Greenwood's for the survival there over the target density at the
     median (delta method), the density averaged over the day around it (deliveries come only in working hours, so
     it swings within a day on a scale finer than the median's spread)."""
     r = np.random.default_rng(0)
-    share = hub_share()
     codes = {name: b.carriers.names.index(name) for name in b.carriers.names}
     rows = []
     for inc in delays:
@@ -1046,8 +1047,8 @@ def _carrier_delay_rows(
                 rows.append(Row(label, None, None, "days", 0))
                 continue
             sent = np.repeat(shipped_ts[sel], -(-20_000 // t.size))
-            hub = r.random(sent.size) < share
-            model = np.sort(delivery_times(r, b, sent, np.full(sent.size, codes[name], np.int8), hub) - sent) / DAY
+            transit = transit_draws(r, b, sent.size)
+            model = np.sort(delivery_times(r, b, sent, np.full(sent.size, codes[name], np.int8), transit) - sent) / DAY
             target = float(np.quantile(model, 0.5))
             density = float(np.diff(_cdf(model, np.array([target - 0.5, target + 0.5])))[0])
             got, var = _km_median(t, done)

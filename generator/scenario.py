@@ -19,6 +19,7 @@ from pathlib import Path
 from generator.config import ConfigError
 from generator.core.behaviour import (
     FULFILMENT_STAGES,
+    ZONES,
     Behaviour,
     default_behaviour,
     default_scenario,
@@ -176,6 +177,7 @@ SPEC: dict = {
         "hours_sigma": _non_negative,
         "transit_sigma": _non_negative,
         "outside_hubs_factor": _positive,
+        "zone_factor": dict.fromkeys(ZONES, _positive),
         "hours_wat": {
             stage: dict.fromkeys(("weekdays", "saturday", "sunday"), _opening) for stage in FULFILMENT_STAGES
         },

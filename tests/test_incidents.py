@@ -159,7 +159,7 @@ def mini_run(b: Behaviour, seed: int, t0: int, t1: int) -> tuple[Events, Events,
     r, starts, customer, platform = sessions(b, seed, t0, t1)
     last_end = np.full(customer.size, np.iinfo(np.int64).min // 2, np.int64)
     ev, placed = simulate(r, b, starts, customer, platform, customer, last_end, 0)
-    shipped, carrier = fulfil(r, b, placed, 0, r.random(placed.ts.size) < 0.5)
+    shipped, carrier = fulfil(r, b, placed, 0, np.where(r.random(placed.ts.size) < 0.5, 1.0, 1.25))
     return ev, shipped, carrier
 
 
@@ -245,9 +245,9 @@ def test_a_carrier_delay_shifts_its_carriers_deliveries_shipped_in_the_window(ho
     k = 20_000
     placed_ts = T0 - DAY + (np.arange(k) * (3 * DAY // k)).astype(np.int64)
     placed = Placed(ts=placed_ts, customer=np.arange(k), platform=np.zeros(k, np.int8), origin=placed_ts)
-    hub = np.arange(k) % 2 == 0
-    ev_b, car_b = fulfil(rng(2, "fulfil"), b, placed, 0, hub)
-    ev_d, car_d = fulfil(rng(2, "fulfil"), d, placed, 0, hub)
+    transit = np.where(np.arange(k) % 2 == 0, 1.0, 1.25)  # a hub customer, then one outside
+    ev_b, car_b = fulfil(rng(2, "fulfil"), b, placed, 0, transit)
+    ev_d, car_d = fulfil(rng(2, "fulfil"), d, placed, 0, transit)
     np.testing.assert_array_equal(car_b, car_d)
     shipped = ev_d.ts[k : 2 * k]
     late = (car_d == b.carriers.names.index("Speedaf")) & (shipped >= T0) & (shipped < T0 + 2 * DAY)

@@ -120,7 +120,7 @@ def test_every_stage_lands_in_its_hours_and_an_order_never_goes_back(seed, start
     r = np.random.default_rng(seed)
     k = 1_500
     placed = _placed(r, start, spread, k)
-    ev, carrier = fulfil(rng(seed, "fulfil-test"), b, placed, 0, r.random(k) < 0.5)
+    ev, carrier = fulfil(rng(seed, "fulfil-test"), b, placed, 0, np.where(r.random(k) < 0.5, 1.0, 1.25))
     stages = ev.ts.reshape(3, k)
     for i, name in enumerate(FULFILMENT_STAGES):
         assert _inside(stages[i], b.hours_wat[i]).all(), name
@@ -141,7 +141,7 @@ def test_deliveries_over_three_weeks_follow_the_default_hours():
     k = 200_000
     r = np.random.default_rng(11)
     placed = _placed(r, START_2025, 21 * DAY, k)
-    ev, _ = fulfil(rng(11, "fulfil-test"), b, placed, 0, r.random(k) < 0.5)
+    ev, _ = fulfil(rng(11, "fulfil-test"), b, placed, 0, np.where(r.random(k) < 0.5, 1.0, 1.25))
     for i, stage in enumerate(FULFILMENT_STAGES):
         ts = ev.ts[i * k : (i + 1) * k]
         weekday, clock = _wat(ts)

@@ -8,9 +8,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 
-from generator.core.behaviour import default_behaviour
+from generator.core.behaviour import ZONES, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
-from generator.core.lifecycle import Placed, fulfil
+from generator.core.lifecycle import Placed, fulfil, transit_factors
 from generator.core.nigeria import default_pools
 from generator.core.shard import GenConfig, plan, shard_table
 from generator.schema import PAYMENT_METHODS, decoded
@@ -224,8 +224,61 @@ def test_delivery_takes_days_by_carrier():
     placed = Placed(
         ts=np.zeros(k, np.int64), customer=np.arange(k), platform=np.zeros(k, np.int8), origin=np.zeros(k, np.int64)
     )
-    ev, carrier = fulfil(np.random.default_rng(1), b, placed, 0, np.ones(k, bool))
+    ev, carrier = fulfil(np.random.default_rng(1), b, placed, 0, np.ones(k))
     delivered = ev.ts[2 * k :] / DAY
     assert 5 < np.median(delivered) < 12, "cross-border promises: 5-15 days"
     dhl, nipost = b.carriers.names.index("DHL"), b.carriers.names.index("NIPOST EMS")
     assert np.median(delivered[carrier == dhl]) < np.median(delivered[carrier == nipost])
+
+
+def test_transit_factors_follow_the_zones_away_from_lagos():
+    """Lagos and the FCT deliver at the carrier's base time; every other state at the outside-hub factor times its
+    geopolitical zone's, which grows with the road from Lagos (where cross-border parcels land)."""
+    b, pools = default_behaviour(), default_pools()
+    f = transit_factors(b, pools.state_is_hub, pools.state_zone)
+    names = pools.state_names.to_pylist()
+    by = dict(zip(names, f.tolist(), strict=True))
+    assert by["Lagos State"] == by["FCT"] == 1.0
+    zone_of = {n: ZONES[z] for n, z in zip(names, pools.state_zone.tolist(), strict=True)}
+    assert zone_of["Borno State"] == "north_east" and zone_of["Kano State"] == "north_west"
+    assert zone_of["Ogun State"] == "south_west" and zone_of["FCT"] == "north_central"
+    for name, factor in by.items():
+        if name not in ("Lagos State", "FCT"):
+            assert factor == pytest.approx(b.outside_hubs_factor * b.zone_factor[ZONES.index(zone_of[name])])
+    assert by["Ogun State"] < by["Enugu State"] == by["Rivers State"] < by["Kano State"] < by["Borno State"]
+    weights = np.diff(np.r_[0.0, pools.state_cdf])
+    outside = ~pools.state_is_hub
+    mean = float((weights * f)[outside].sum() / weights[outside].sum())
+    assert mean == pytest.approx(b.outside_hubs_factor, rel=0.05), "the zones keep the outside-hub mean"
+
+
+def test_parcels_take_longer_the_further_the_customers_state_from_lagos():
+    """In the data: days from SHIPPED to DELIVERED (over the carrier's base transit) by the state in the customer's
+    address, for a month of a small population: Lagos < the rest of the south-west < the north-west < the
+    north-east, each by about its factor (delivery hours blur it a little)."""
+    from generator.config import RunConfig, parse_start
+
+    cfg = RunConfig(
+        events=None, duration_us=35 * DAY, customers=40_000, seed=3, start=parse_start("2025-06-02T00:00:00+01:00")
+    ).gen()
+    t = pa.concat_tables(decoded(shard_table(cfg, s)) for s in plan(cfg))
+    t = t.filter(pc.is_in(t["event_type"], pa.array(["SHIPPED", "DELIVERED"])))
+    rows = t.select(["event_type", "event_ts", "tracking_number", "carrier", "address"]).to_pylist()
+    shipped = {r["tracking_number"]: r["event_ts"] for r in rows if r["event_type"] == "SHIPPED"}
+    base = dict(zip(cfg.behaviour.carriers.names, cfg.behaviour.carriers.transit_days.tolist(), strict=True))
+    pools = default_pools()
+    zone_of = dict(zip(pools.state_names.to_pylist(), (ZONES[z] for z in pools.state_zone.tolist()), strict=True))
+    ratios: dict[str, list[float]] = {"lagos": [], "south_west": [], "north_west": [], "north_east": []}
+    for r in rows:
+        if r["event_type"] != "DELIVERED" or r["tracking_number"] not in shipped:
+            continue
+        state = r["address"].rsplit(", ", 1)[1]
+        key = "lagos" if state == "Lagos State" else zone_of[state]
+        if key in ratios:
+            days = (r["event_ts"] - shipped[r["tracking_number"]]).total_seconds() / 86_400
+            ratios[key].append(days / base[r["carrier"]])
+    assert min(len(v) for v in ratios.values()) >= 40, {k: len(v) for k, v in ratios.items()}
+    median = {k: float(np.median(v)) for k, v in ratios.items()}
+    assert median["lagos"] < median["south_west"] < median["north_west"] < median["north_east"], median
+    # Expected: Lagos 1, the rest of the south-west 1.25 x 0.88 = 1.1, the north-west 1.5625, the north-east 1.875.
+    assert median["north_east"] / median["lagos"] == pytest.approx(1.875, rel=0.25), median

@@ -23,6 +23,9 @@ from generator.core.events import HOUR
 from generator.core.faults import FAULT_KINDS
 from generator.schema import EVENT_CODE, EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
 
+# Nigeria's six geopolitical zones, in the order of `Behaviour.zone_factor` (each state's zone is in nigeria.json).
+ZONES = ("south_west", "south_south", "south_east", "north_central", "north_west", "north_east")
+
 
 def _ordered(mix: dict[str, float], names: tuple[str, ...], what: str) -> np.ndarray:
     unknown = set(mix) - set(names)
@@ -172,6 +175,7 @@ class Behaviour:
     hours_sigma: float
     transit_sigma: float
     outside_hubs_factor: float
+    zone_factor: np.ndarray  # outside the hubs, transit times a factor per geopolitical zone (ZONES order)
     carriers: Carriers
     hours_wat: np.ndarray  # when each fulfilment stage can happen: working_hours()
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
@@ -238,6 +242,8 @@ class Behaviour:
             hours_sigma=float(ful["hours_sigma"]),
             transit_sigma=float(ful["transit_sigma"]),
             outside_hubs_factor=float(ful["outside_hubs_factor"]),
+            # A scenario recorded before zones (an older run's manifest): every zone outside the hubs alike.
+            zone_factor=_ordered(ful.get("zone_factor", dict.fromkeys(ZONES, 1.0)), ZONES, "fulfilment.zone_factor"),
             hours_wat=working_hours(ful.get("hours_wat", AROUND_THE_CLOCK)),
             carriers=Carriers(
                 names=names,

@@ -1,8 +1,8 @@
 """Payments and order lifecycles: attempts, failures and retries at checkout, then PACKED, SHIPPED, DELIVERED.
 
 An order is born at ORDER_PLACED; its carrier and tracking number are fixed from PAYMENT_AUTHORIZED on.
-Fulfilment comes hours and days later, by carrier, slower outside the Lagos and Abuja hubs, each stage within its
-working hours in West Africa Time.
+Fulfilment comes hours and days later, by carrier, slower outside the Lagos and Abuja hubs and slower still the
+further the customer's geopolitical zone lies from Lagos, each stage within its working hours in West Africa Time.
 """
 
 from __future__ import annotations
@@ -97,13 +97,20 @@ def basket_kobo(rng: np.random.Generator, b: Behaviour, items: np.ndarray) -> np
     return np.clip(naira, b.basket_min, b.basket_max).astype(np.int64) * 100
 
 
+def transit_factors(b: Behaviour, is_hub: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """Per state (given its hub flag and zone), its deliveries' transit times a factor: 1 in the hubs, else the
+    outside-hub factor times its geopolitical zone's."""
+    return np.where(is_hub, 1.0, b.outside_hubs_factor * b.zone_factor[zone])
+
+
 def fulfil(
-    rng: np.random.Generator, b: Behaviour, placed: Placed, first_order: int, hub: np.ndarray
+    rng: np.random.Generator, b: Behaviour, placed: Placed, first_order: int, transit: np.ndarray
 ) -> tuple[Events, np.ndarray]:
-    """PACKED, SHIPPED and DELIVERED events of placed orders, and each order's carrier code."""
+    """PACKED, SHIPPED and DELIVERED events of placed orders (each with its customer's `transit_factors`), and
+    each order's carrier code."""
     k = placed.ts.size
     carrier = pick(np.cumsum(b.carriers.share), rng.random(k)).astype(np.int8)
-    packed, shipped, delivered = stage_times(rng, b, placed.ts, carrier, hub)
+    packed, shipped, delivered = stage_times(rng, b, placed.ts, carrier, transit)
     order = first_order + np.arange(k, dtype=np.int64)
     ev = Events(
         ts=np.concatenate([packed, shipped, delivered]),
@@ -119,7 +126,7 @@ def fulfil(
 
 
 def stage_times(
-    rng: np.random.Generator, b: Behaviour, placed_ts: np.ndarray, carrier: np.ndarray, hub: np.ndarray
+    rng: np.random.Generator, b: Behaviour, placed_ts: np.ndarray, carrier: np.ndarray, transit: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """When orders placed at `placed_ts` are PACKED, SHIPPED and DELIVERED (microseconds, UTC): each stage a
     lognormal delay after the one before, then moved into its working hours (never earlier)."""
@@ -128,16 +135,17 @@ def stage_times(
     packed = in_working_hours(packed, b.hours_wat[0], rng.random(k))
     shipped = packed + (b.shipped_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
     shipped = in_working_hours(shipped, b.hours_wat[1], rng.random(k))
-    return packed, shipped, delivery_times(rng, b, shipped, carrier, hub)
+    return packed, shipped, delivery_times(rng, b, shipped, carrier, transit)
 
 
 def delivery_times(
-    rng: np.random.Generator, b: Behaviour, shipped: np.ndarray, carrier: np.ndarray, hub: np.ndarray
+    rng: np.random.Generator, b: Behaviour, shipped: np.ndarray, carrier: np.ndarray, transit: np.ndarray
 ) -> np.ndarray:
-    """When parcels SHIPPED at `shipped` by `carrier` are DELIVERED: the carrier's transit (longer outside the hubs)
-    plus the extra days of carrier delays covering the SHIPPED time, then moved into delivery hours."""
+    """When parcels SHIPPED at `shipped` by `carrier` are DELIVERED: the carrier's transit times the parcel's
+    `transit` factor (its state's: `transit_factors`) plus the extra days of carrier delays covering the SHIPPED
+    time, then moved into delivery hours."""
     k = shipped.size
-    days = b.carriers.transit_days[carrier] * np.where(hub, 1.0, b.outside_hubs_factor)
+    days = b.carriers.transit_days[carrier] * transit
     delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
     if len(b.incidents.carrier_delay):
         delivered = delivered + (extra_transit_days(b, carrier, shipped) * DAY).astype(np.int64)

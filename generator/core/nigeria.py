@@ -17,6 +17,8 @@ import pyarrow as pa
 from mimesis.locales import Locale
 from mimesis.providers.base import BaseDataProvider
 
+from generator.core.behaviour import ZONES
+
 CROSS_POOLS = ("christian_english", "muslim_arabic")
 FIRST_NAME_SOURCES = ("native", *CROSS_POOLS)
 RELIGIONS = ("christian", "muslim", "traditional")
@@ -78,6 +80,7 @@ class Pools:
     state_names: pa.Array
     state_cdf: np.ndarray  # cumulative demand weights over states
     state_is_hub: np.ndarray
+    state_zone: np.ndarray  # int8, each state's geopolitical zone (an index into behaviour.ZONES)
     groups: tuple[str, ...]
     group_cdf: np.ndarray  # segmented by state
     source_cdf: np.ndarray  # segmented by (state, group), state * len(groups) + group: FIRST_NAME_SOURCES
@@ -257,6 +260,7 @@ class Nigeria(BaseDataProvider):
             state_names=pa.array([state_label(s["name"]) for s in states]),
             state_cdf=np.cumsum([s["weight"] for s in states]).astype(float),
             state_is_hub=np.array([s["name"] in HUBS for s in states]),
+            state_zone=np.array([ZONES.index(s["zone"]) for s in states], np.int8),
             groups=groups,
             group_cdf=_segmented_cdf([[s["groups"].get(g, 0.0) for g in groups] for s in states]),
             source_cdf=_segmented_cdf(

@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings, stable_order
 from generator.core.incidents import latency_factor
-from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers
+from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers, transit_factors
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import activity, home_state, identities, primary_platform
 from generator.core.sessions import (
@@ -350,8 +350,9 @@ class _Stream:
         return starts, local, platform
 
     def add_orders(self, r: np.random.Generator, placed: Placed) -> None:
-        hub = self.pools.state_is_hub[home_state(self.cfg.seed, placed.customer, self.pools)]
-        ev, carrier = fulfil(r, self.b, placed, self.orders, hub)
+        state = home_state(self.cfg.seed, placed.customer, self.pools)
+        transit = transit_factors(self.b, self.pools.state_is_hub, self.pools.state_zone)[state]
+        ev, carrier = fulfil(r, self.b, placed, self.orders, transit)
         self.chunks.append(ev)
         self.carriers.append(carrier)
         self.serials.append(np.full(carrier.size, -1, np.int64))
