@@ -18,14 +18,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from generator import manifest
-from generator.core.behaviour import Behaviour, default_behaviour
+from generator.core.behaviour import OPERATORS, Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
 from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, stage_times, transit_factors
 from generator.core.nigeria import default_pools
-from generator.core.population import customer_index
+from generator.core.population import customer_index, operators
 from generator.core.sessions import WAT_OFFSET, extra_views, hour_buckets
+from generator.core.shard import network_ms
 from generator.core.streams import pick
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
 
@@ -820,53 +821,58 @@ def _failure_target_at(t: int, b: Behaviour, incidents: list[Incident], chain: d
     return per_attempt_failure(chain)
 
 
-def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) -> Section:
+def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], seed: int) -> Section:
     rows: list[Row] = []
     labels, values, targets = [], [], []
     n_all = fr.ts.size
     expected_slow = 0.0
-    # Latency degradations multiply the latency of a platform's events inside their windows: targets are those of
-    # the mixture of the shifted lognormals the events were drawn from (one per distinct factor, weighted by events).
+    # Each event's latency is x·(network + server·e^(σZ)): its customer's round trip (whole ms, by operator and the
+    # traffic at its instant, as the core works it out) and, inside a latency degradation's window, its factor x.
+    # Targets are those of the mixture of these shifted lognormals, one per distinct (round trip, factor), weighted
+    # by events. (An event whose customer_id a data fault broke counts as customer 0's.)
+    operator = operators(seed, np.maximum(fr.customer, 0), default_pools())
+    order = np.argsort(fr.ts, kind="stable")
+    network = np.empty(n_all)
+    network[order] = network_ms(b, operator[order], fr.ts[order])
     degraded = len(b.incidents.latency_degradation) > 0
-    factor = latency_factor(b, fr.platform, fr.ts) if degraded else None
+    factor = latency_factor(b, fr.platform, fr.ts) if degraded else np.ones(n_all)
 
-    def factors_of(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The distinct latency factors of the masked events and how many events have each."""
-        if factor is None:
-            return np.ones(1), np.array([int(mask.sum())])
-        return np.unique(factor[mask], return_counts=True)
+    factors, factor_code = np.unique(factor, return_inverse=True)
+    key = network.astype(np.int64) * factors.size + factor_code  # round trips are whole ms
 
-    floor = b.latency_floor_ms
+    def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The distinct (round trip, factor) pairs of the masked events and how many events have each."""
+        pairs, k = np.unique(key[mask], return_counts=True)
+        return (pairs // factors.size).astype(float), factors[pairs % factors.size], k
 
-    def slow(p: int, x: float) -> float:
-        """P(latency > threshold) on platform p with factor x: x·(floor + (median - floor)·e^(σZ))."""
-        if threshold <= x * floor:
+    def slow(p: int, net: float, x: float) -> float:
+        """P(latency > threshold) on platform p with round trip net and factor x: x·(net + server·e^(σZ))."""
+        if threshold <= x * net:
             return 1.0
-        return lognormal_sf(threshold - x * floor, x * (float(b.latency_median_ms[p]) - floor), b.latency_sigma[p])
+        return lognormal_sf(threshold - x * net, x * float(b.latency_server_ms[p]), b.latency_sigma[p])
 
     def slow_target(p: int, mask: np.ndarray) -> float:
-        f, k = factors_of(mask)
-        return float(sum(c * slow(p, x) for x, c in zip(f, k, strict=True)) / k.sum())
+        net, x, k = components(mask)
+        return float(sum(c * slow(p, *v) for *v, c in zip(net, x, k, strict=True)) / k.sum())
 
+    idle = float(b.latency_network_ms.mean())
     for p, name in enumerate(PLATFORMS):
         mine = fr.platform == p
         lat = fr.latency[mine]
-        med, sig = float(b.latency_median_ms[p]), float(b.latency_sigma[p])
-        factors, weights = factors_of(mine) if lat.size else (np.ones(1), np.ones(1))
+        server, sig = float(b.latency_server_ms[p]), float(b.latency_sigma[p])
+        net, x, k = components(mine) if lat.size else (np.full(1, idle), np.ones(1), np.ones(1))
         rows.append(
             Row(f"{name}: share of events", _share(lat.size, n_all), float(b.platform_mix[p]), n=n_all, binomial=False)
         )
         got = np.percentile(lat, list(_Z)) if lat.size else [None] * len(_Z)
-        for (q, z), v in zip(_Z.items(), got, strict=True):
-            if factors.size == 1:
-                target = float(factors[0] * (floor + (med - floor) * math.exp(sig * z)))
-            else:
-                target = mixture_quantile(q / 100, (med - floor) * factors, weights, sig, floor * factors)[0]
-            rows.append(Row(f"{name}: p{q}", None if v is None else float(v), target, "ms", int(lat.size)))
+        for q, v in zip(_Z, got, strict=True):
+            target, density = mixture_quantile(q / 100, server * x, k, sig, net * x)
+            se = math.sqrt(q / 100 * (1 - q / 100) / lat.size) / density if lat.size and density > 0 else None
+            rows.append(Row(f"{name}: p{q}", None if v is None else float(v), target, "ms", int(lat.size), se=se))
             labels.append(f"{name} p{q}")
             values.append(None if v is None else float(v))
             targets.append(target)
-        sf = slow_target(p, mine) if lat.size else slow(p, 1.0)
+        sf = slow_target(p, mine) if lat.size else slow(p, idle, 1.0)
         expected_slow += sf * lat.size
         rows.append(Row(f"{name}: INVALID LATENCY", _share(int(fr.slow[mine].sum()), lat.size), sf, n=int(lat.size)))
     rows.append(
@@ -882,10 +888,17 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident]) 
             k = int(mine.sum())
             target = slow_target(p, mine) if k else None
             rows.append(Row(f"{tag}: INVALID LATENCY {where}", _share(int(fr.slow[mine].sum()), k), target, n=k))
+    for o, name in enumerate(OPERATORS):
+        mine = operator == o
+        rows.append(Row(f"{name}: median latency", float(np.median(fr.latency[mine])) if mine.any() else None,
+                        None, "ms", int(mine.sum())))  # fmt: skip
     notes = [
-        f"Latency is a floor of {floor:g} ms (the network's round trip) plus a lognormal per platform (median, "
-        "sigma from the scenario), so p95 = floor + (median - floor)·e^(1.645σ) and p99 = floor + (median - "
-        f"floor)·e^(2.326σ); INVALID LATENCY is P(latency > {threshold:,} ms), the run's threshold."
+        "Latency is the customer's network round trip (its mobile operator's idle one, "
+        + ", ".join(f"{o} {v:g}" for o, v in zip(OPERATORS, b.latency_network_ms, strict=True))
+        + f" ms, times 1 + {b.latency_peak_load:g} x (traffic intensity - 1) while traffic is above its mean) plus a "
+        "lognormal server time per platform (median, sigma from the scenario). Percentile targets are those of the "
+        "mixture of the events' round trips; INVALID LATENCY is P(latency > "
+        f"{threshold:,} ms), the run's threshold. Median latency by operator has no target: it shows the networks."
     ]
     width = _bucket_width(int(fr.ts.min()), int(fr.ts.max())) if fr.ts.size else HOUR
     keys, inv = _distinct_small(fr.ts // width)
@@ -1227,7 +1240,7 @@ def summarise(loaded: Loaded) -> Summary:
         event_mix(fr, s, b),
         funnel(fr, s, b, end, incidents),
         payments(fr, s, b, end, incidents),
-        latency(fr, b, threshold, incidents),
+        latency(fr, b, threshold, incidents, int(loaded.docs[-1]["options"]["seed"])),
         state,
         delivery,
         traffic(fr, b, loaded.windows, incidents),

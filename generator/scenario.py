@@ -19,6 +19,7 @@ from pathlib import Path
 from generator.config import ConfigError
 from generator.core.behaviour import (
     FULFILMENT_STAGES,
+    OPERATORS,
     ZONES,
     Behaviour,
     default_behaviour,
@@ -197,8 +198,9 @@ SPEC: dict = {
         "retry_pause_seconds": _non_negative,
     },
     "latency": {
-        "floor_ms": _non_negative,
-        "median_ms": dict.fromkeys(PLATFORMS, _positive),
+        "network_ms": dict.fromkeys(OPERATORS, _non_negative),
+        "peak_load": _non_negative,
+        "server_median_ms": dict.fromkeys(PLATFORMS, _positive),
         "sigma": dict.fromkeys(PLATFORMS, _non_negative),
         "threshold_ms": _whole(0),
     },
@@ -222,6 +224,8 @@ class _Invalid(Exception):
 _REPLACED = {
     "basket.median_ngn": "replaced in 0.3.0 by item_median_ngn, the median item price (a basket sums its items')",
     "basket.sigma": "replaced in 0.3.0 by item_sigma, the spread of item prices (a basket sums its items')",
+    "latency.floor_ms": "replaced in 0.4.0 by network_ms, each mobile operator's round trip (and peak_load)",
+    "latency.median_ms": "replaced in 0.4.0 by server_median_ms, the server time's median (the round trip adds to it)",
 }
 
 
@@ -261,10 +265,6 @@ def _check_sums(doc: dict) -> None:
     basket = doc["basket"]
     if basket["min_ngn"] > basket["max_ngn"]:
         raise _Invalid("basket.min_ngn", f"{basket['min_ngn']} is above max_ngn {basket['max_ngn']}")
-    latency = doc["latency"]
-    for platform, median in latency["median_ms"].items():
-        if latency["floor_ms"] >= median:
-            raise _Invalid("latency.floor_ms", f"{latency['floor_ms']} is not below the {platform} median {median}")
     for stage, days in doc["fulfilment"]["hours_wat"].items():
         if all(opening >= closing for opening, closing in days.values()):
             raise _Invalid(f"fulfilment.hours_wat.{stage}", "closed every day: its events could never happen")

@@ -311,7 +311,7 @@ MAX_MISS = 20  # the sample maximum lies above the law's 1 - MAX_MISS/n quantile
 def _with_latency(median: list[float], sigma: list[float], incidents: list[dict] | None = None) -> Behaviour:
     b = default_behaviour()
     extra = {"incidents": Incidents.from_list(incidents, b.carriers.names)} if incidents else {}
-    return dataclasses.replace(b, latency_median_ms=np.array(median), latency_sigma=np.array(sigma), **extra)
+    return dataclasses.replace(b, latency_server_ms=np.array(median), latency_sigma=np.array(sigma), **extra)
 
 
 @settings(max_examples=15, deadline=None)
@@ -329,12 +329,13 @@ def test_latency_follows_each_platforms_lognormal_into_its_tail(seed, median, si
     n = 400_000
     r = np.random.default_rng(seed)
     platform = np.repeat(np.arange(3, dtype=np.int8), n)
-    got = latency_ms(rng(seed, "latency-test"), _with_latency(median, sigma), platform, np.zeros(3 * n, np.int64))
-    floor = default_behaviour().latency_floor_ms  # every latency is floor + (median - floor)·e^(σZ)
+    floor = 79.0  # a customer's round trip: every latency is floor + median·e^(σZ), median the server time's
+    b = _with_latency(median, sigma)
+    got = latency_ms(rng(seed, "latency-test"), b, platform, np.zeros(3 * n, np.int64), np.full(3 * n, floor))
     assert got.dtype == np.int32 and got.min() >= floor
     for p in r.permutation(3):
         x, s = got[platform == p], sigma[p]
-        m = median[p] - floor  # the lognormal part's median
+        m = median[p]  # the lognormal part's median
 
         def law(z: float, m=m, s=s) -> float:
             return floor + m * math.exp(s * z)
@@ -371,7 +372,7 @@ def test_slow_latencies_are_spread_not_stacked():
     probability ~1e-7)."""
     b = default_behaviour()
     n = 1_000_000
-    x = latency_ms(rng(1, "latency-test"), b, np.zeros(n, np.int8), np.zeros(n, np.int64))
+    x = latency_ms(rng(1, "latency-test"), b, np.zeros(n, np.int8), np.zeros(n, np.int64), np.full(n, 79.0))
     slow = x[x > 2000]
     values, counts = np.unique(slow, return_counts=True)
     assert values.size > 1_500 and counts.max() <= 45, (values.size, counts.max())

@@ -282,3 +282,52 @@ def test_parcels_take_longer_the_further_the_customers_state_from_lagos():
     assert median["lagos"] < median["south_west"] < median["north_west"] < median["north_east"], median
     # Expected: Lagos 1, the rest of the south-west 1.25 x 0.88 = 1.1, the north-west 1.5625, the north-east 1.875.
     assert median["north_east"] / median["lagos"] == pytest.approx(1.875, rel=0.25), median
+
+
+def test_round_trips_follow_the_operator_and_the_traffic():
+    """A customer's round trip is its operator's idle one while traffic is at or below its mean, and
+    1 + peak_load x (intensity - 1) times it above (the traffic curve's intensity at the instant), in whole ms."""
+    from generator.core.behaviour import OPERATORS
+    from generator.core.events import WAT_OFFSET
+    from generator.core.sessions import intensity_curve
+    from generator.core.shard import network_ms
+
+    b = default_behaviour()
+    day = 20_393 * DAY  # 2025-11-01, a Saturday
+    quiet, peak = day + 3 * HOUR - WAT_OFFSET, day + 20 * HOUR + 30 * 60 * SECOND - WAT_OFFSET  # 03:00, 20:30 WAT
+    ops = np.arange(len(OPERATORS))
+    np.testing.assert_array_equal(network_ms(b, ops, np.full(ops.size, quiet)), b.latency_network_ms)
+    at, values = intensity_curve(b, day - DAY, day + 2 * DAY)
+    f = float(np.interp(peak, at, values))
+    assert f > 1.5, "the evening peak is well above the mean"
+    got = network_ms(b, ops, np.full(ops.size, peak))
+    np.testing.assert_array_equal(got, np.rint(b.latency_network_ms * (1 + b.latency_peak_load * (f - 1))))
+    mtn, airtel = OPERATORS.index("MTN"), OPERATORS.index("Airtel")
+    assert got[mtn] > 1.3 * b.latency_network_ms[mtn] and got[airtel] > got[mtn]
+
+
+def test_latency_in_the_data_follows_the_phone_operator_and_the_evening_peak():
+    """In a day of data: median latency by the operator of the customer's phone prefix, slowest on Airtel (120 ms
+    idle) and fastest on MTN (79 ms), and for one operator and platform higher at the evening peak than at night."""
+    from generator.config import RunConfig, parse_start
+    from generator.core.events import WAT_OFFSET
+
+    cfg = RunConfig(
+        events=None, duration_us=DAY, customers=150_000, seed=8, start=parse_start("2025-11-04T00:00:00+01:00")
+    ).gen()
+    t = pa.concat_tables(decoded(shard_table(cfg, s)) for s in plan(cfg))
+    pools = default_pools()
+    # prefix_cdf is segmented by operator: segment i spans (i, i + 1]
+    owner = np.ceil(pools.prefix_cdf).astype(int) - 1
+    prefix_operator = {int(p): pools.operator_names[o] for p, o in zip(pools.prefixes, owner, strict=True)}
+    prefix = pc.cast(pc.utf8_slice_codeunits(t["phone_number"], 4, 7), pa.int64()).to_numpy()
+    operator = np.array([prefix_operator[p] for p in prefix.tolist()])
+    latency = t["latency_ms"].to_numpy()
+    median = {name: float(np.median(latency[operator == name])) for name in ("MTN", "Glo", "Airtel")}
+    assert median["MTN"] < median["Glo"] < median["Airtel"], median
+    assert median["Airtel"] - median["MTN"] > 25, median
+    hour = ((t["event_ts"].cast(pa.int64()).to_numpy() + WAT_OFFSET) // HOUR) % 24
+    android_mtn = (t["platform"].to_numpy(zero_copy_only=False) == "ANDROID") & (operator == "MTN")
+    night = np.median(latency[android_mtn & (hour >= 1) & (hour < 6)])
+    evening = np.median(latency[android_mtn & (hour >= 20) & (hour < 22)])
+    assert evening - night > 15, (night, evening)  # the model: about +30 ms (MTN 79 ms idle, x1.4 at 20:00-22:00)

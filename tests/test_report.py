@@ -207,16 +207,17 @@ def test_basket_matches_sql_and_the_law(run_dir, summary):
 
 
 def test_latency_percentiles_within_tolerance(summary):
-    """A sample quantile's standard error for floor + a lognormal is (q - floor)·σ·sqrt(p(1-p)/n)/φ(z_p); allow 4.5
-    of them plus the 1 ms rounding of latency_ms."""
+    """A sample quantile's standard error is sqrt(p(1-p)/n) over the law's density there (the report's, of the
+    mixture of the events' round trips, each a shifted lognormal); allow MAX_Z of them plus the 1 ms rounding of
+    latency_ms. The idle-network law alone (round trip 79-120 ms) would bound the p50 from below."""
     b = default_behaviour()
     rows = _rows(summary, "latency")
     for i, p in enumerate(PLATFORMS):
-        for q, z in ((50, 0.0), (95, 1.6449), (99, 2.3263)):
+        for q in (50, 95, 99):
             r = rows[f"{p}: p{q}"]
-            phi = math.exp(-z * z / 2) / math.sqrt(2 * math.pi)
-            se = (r.target - b.latency_floor_ms) * b.latency_sigma[i] * math.sqrt(q / 100 * (1 - q / 100) / r.n) / phi
-            assert abs(r.value - r.target) <= MAX_Z * se + 1, r
+            assert r.se is not None and r.se > 0, r
+            assert abs(r.value - r.target) <= MAX_Z * r.se + 1, r
+        assert rows[f"{p}: p50"].target > b.latency_network_ms.min() + b.latency_server_ms[i], p
 
 
 def test_session_event_mix_within_tolerance(summary):

@@ -77,7 +77,15 @@ def test_no_file_and_an_empty_file_are_the_defaults(tmp_path):
     b = load_scenario(write(tmp_path, "# nothing changed\n"))
     d = default_behaviour()
     assert not b.incidents
-    for name in ("method_mix", "method_failure", "platform_mix", "hourly_wat", "latency_median_ms", "gap_seconds"):
+    for name in (
+        "method_mix",
+        "method_failure",
+        "platform_mix",
+        "hourly_wat",
+        "latency_server_ms",
+        "latency_network_ms",
+        "gap_seconds",
+    ):
         np.testing.assert_array_equal(getattr(b, name), getattr(d, name))
     assert (b.checkout, b.customers, b.carriers.names) == (d.checkout, d.customers, d.carriers.names)
 
@@ -199,9 +207,12 @@ INVALID = [
     ("[fulfilment]\npacked_hours_median = -3\n", "fulfilment.packed_hours_median", "-3 must not be negative"),
     ("[fulfilment.zone_factor]\nnorth_east = 0\n", "fulfilment.zone_factor.north_east", "must be above 0"),
     ("[fulfilment.zone_factor]\nmiddle_belt = 1.2\n", "fulfilment.zone_factor.middle_belt", "unknown key"),
-    ("[latency.median_ms]\nWEB = -420\n", "latency.median_ms.WEB", "must be above 0"),
-    ("[latency]\nfloor_ms = 300\n", "latency.floor_ms", "300 is not below the IOS median 260"),
-    ("[latency]\nfloor_ms = -5\n", "latency.floor_ms", "must not be negative"),
+    ("[latency.server_median_ms]\nWEB = -420\n", "latency.server_median_ms.WEB", "must be above 0"),
+    ("[latency.network_ms]\nMTN = -5\n", "latency.network_ms.MTN", "must not be negative"),
+    ("[latency.network_ms]\nMTM = 80\n", "latency.network_ms.MTM", "unknown key"),
+    ("[latency]\npeak_load = -0.5\n", "latency.peak_load", "must not be negative"),
+    ("[latency]\nfloor_ms = 60\n", "latency.floor_ms", "replaced in 0.4.0 by network_ms"),
+    ("[latency.median_ms]\nWEB = 420\n", "latency.median_ms", "replaced in 0.4.0 by server_median_ms"),
     ("[session.gap_seconds]\nUSER_LOGIN = -6\n", "session.gap_seconds.USER_LOGIN", "must not be negative"),
     ("[fulfilment.carriers.DHL]\ntransit_days = -1.0\n", "fulfilment.carriers.DHL.transit_days", "negative"),
     ("[traffic]\nhourly_wat = [1.0, 2.0]\n", "traffic.hourly_wat", "array of 24 numbers"),

@@ -186,8 +186,10 @@ def test_black_friday_latency_and_card_failures(black_friday):
     ios = _row(black_friday, "latency", "IOS: INVALID LATENCY")
     _within(ios, ios.target)
     p = PLATFORMS.index("IOS")
-    floor = b.latency_floor_ms  # latency is floor + a lognormal of median (median - floor)
-    assert ios.target == pytest.approx(lognormal_sf(2000 - floor, b.latency_median_ms[p] - floor, b.latency_sigma[p]))
+    # IOS is not degraded: its target is its own law's, the round trips lengthening only with the sale's crowds
+    # (latency is a round trip of 79-120 ms when idle plus a lognormal server time).
+    idle = lognormal_sf(2000 - b.latency_network_ms.min(), b.latency_server_ms[p], b.latency_sigma[p])
+    assert idle < ios.target < 2 * idle, (idle, ios.target)
     card = _row(black_friday, "payments", "CARD outage 2025-11-28T19:00", "CARD failure per first attempt inside")
     _within(card, 0.40)
     _all_within_tolerance(black_friday, 60)

@@ -23,8 +23,28 @@ from generator.core.events import HOUR
 from generator.core.faults import FAULT_KINDS
 from generator.schema import EVENT_CODE, EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
 
+# The mobile network operators whose round trips `[latency] network_ms` gives (nigeria.json has their prefixes).
+OPERATORS = ("MTN", "Airtel", "Glo", "9mobile")
 # Nigeria's six geopolitical zones, in the order of `Behaviour.zone_factor` (each state's zone is in nigeria.json).
 ZONES = ("south_west", "south_south", "south_east", "north_central", "north_west", "north_east")
+
+
+def _latency(lat: dict) -> dict:
+    """The round trips and server times of a scenario's [latency]. One recorded before the operators' round
+    trips (an older run's manifest) had one floor for every customer at every hour (none before 0.3) and gave the
+    whole median: its server time's median is that less the floor."""
+    if "network_ms" in lat:
+        return {
+            "latency_network_ms": _ordered(lat["network_ms"], OPERATORS, "latency.network_ms"),
+            "latency_peak_load": float(lat["peak_load"]),
+            "latency_server_ms": _ordered(lat["server_median_ms"], PLATFORMS, "latency.server_median_ms"),
+        }
+    floor = float(lat.get("floor_ms", 0.0))
+    return {
+        "latency_network_ms": np.full(len(OPERATORS), floor),
+        "latency_peak_load": 0.0,
+        "latency_server_ms": _ordered(lat["median_ms"], PLATFORMS, "latency.median_ms") - floor,
+    }
 
 
 def _ordered(mix: dict[str, float], names: tuple[str, ...], what: str) -> np.ndarray:
@@ -181,8 +201,11 @@ class Behaviour:
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
     retry_pause_seconds: float
-    latency_floor_ms: float  # the network's round trip: every latency is this plus a lognormal server time
-    latency_median_ms: np.ndarray
+    # Latency is the customer's network round trip (its operator's, longer when traffic is above its mean) plus the
+    # platform's lognormal server time: `shard.network_ms`, `shard.latency_ms`.
+    latency_network_ms: np.ndarray  # per OPERATORS: the idle round trip
+    latency_peak_load: float  # the round trip times 1 + peak_load x (traffic intensity - 1) above the mean
+    latency_server_ms: np.ndarray  # per platform: the server time's median
     latency_sigma: np.ndarray
     latency_threshold_ms: int
     incidents: Incidents = field(default_factory=lambda: Incidents.from_list([], ()))
@@ -255,8 +278,7 @@ class Behaviour:
             gap_seconds=gaps,
             gap_sigma=float(s["gap_sigma"]),
             retry_pause_seconds=float(s["retry_pause_seconds"]),
-            latency_floor_ms=float(lat.get("floor_ms", 0.0)),  # runs written before it had none
-            latency_median_ms=_ordered(lat["median_ms"], PLATFORMS, "latency.median_ms"),
+            **_latency(lat),
             latency_sigma=_ordered(lat["sigma"], PLATFORMS, "latency.sigma"),
             latency_threshold_ms=int(lat["threshold_ms"]),
             incidents=Incidents.from_list(d.get("incidents", []), names),

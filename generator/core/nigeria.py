@@ -17,7 +17,7 @@ import pyarrow as pa
 from mimesis.locales import Locale
 from mimesis.providers.base import BaseDataProvider
 
-from generator.core.behaviour import ZONES
+from generator.core.behaviour import OPERATORS, ZONES
 
 CROSS_POOLS = ("christian_english", "muslim_arabic")
 FIRST_NAME_SOURCES = ("native", *CROSS_POOLS)
@@ -113,6 +113,7 @@ class Pools:
     house_numbers: pa.Array  # "1 " .. longest_street, each followed by the space before the street
     operator_names: tuple[str, ...]
     operator_cdf: np.ndarray
+    operator_code: np.ndarray  # per operator here, its index in behaviour.OPERATORS (its round trip's)
     prefixes: np.ndarray  # national prefix without the leading 0, e.g. 803, flat over operators
     prefix_cdf: np.ndarray  # segmented by operator: the prefixes' shares of its subscribers
     email_domains: pa.Array  # "@gmail.com", ...
@@ -294,6 +295,7 @@ class Nigeria(BaseDataProvider):
             street_length=dict(d["house_numbers"]),
             house_numbers=pa.array([f"{i} " for i in range(1, d["house_numbers"]["longest_street"] + 1)]),
             operator_names=tuple(o["name"] for o in ops),
+            operator_code=np.array([OPERATORS.index(o["name"]) for o in ops], np.int8),
             operator_cdf=np.cumsum([o["share"] for o in ops]).astype(float),
             prefixes=np.array(prefixes, dtype=np.int64),
             prefix_cdf=_segmented_cdf([list(o["prefixes"].values()) for o in ops]),

@@ -296,6 +296,16 @@ def subscriber_numbers(seed: int, idx: np.ndarray) -> np.ndarray:
     return a * 10**4 + b
 
 
+def _operator(seed: int, idx: np.ndarray, pools: Pools) -> np.ndarray:
+    """Each customer's mobile operator, as an index into `pools.operator_names` (its phone prefix is one of it)."""
+    return pick(pools.operator_cdf, hash_uniform(seed, "operator", idx))
+
+
+def operators(seed: int, idx: np.ndarray, pools: Pools) -> np.ndarray:
+    """Each customer's mobile operator as an index into `behaviour.OPERATORS` (whose round trips latency adds)."""
+    return pools.operator_code[_operator(seed, np.asarray(idx, np.int64), pools)]
+
+
 @lru_cache(maxsize=4)
 def _all_streets(pools: Pools) -> pa.Array:
     """Every street line a customer can live on: `street_lines`, then each street surname with each ending in turn
@@ -320,7 +330,7 @@ def identities(seed: int, idx: np.ndarray, pools: Pools, population: int | None 
     name = _join(pools.first_names.take(first_idx), pools.last_names.take(last_idx), sep=" ")
 
     # +234, then the operator's national prefix without its 0, then 7 subscriber digits.
-    op = pick(pools.operator_cdf, u("operator"))
+    op = _operator(seed, idx, pools)
     prefix = pools.prefixes[segment_pick(pools.prefix_cdf, op, u("prefix"))]
     phone = digit_strings("+234", prefix * 10**7 + subscriber_numbers(seed, idx), 10)
 

@@ -31,7 +31,7 @@ from generator.core.events import DAY, SECOND, Events, dictionary, distinct_posi
 from generator.core.incidents import latency_factor
 from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers, transit_factors
 from generator.core.nigeria import Pools, default_pools
-from generator.core.population import activity, home_state, identities, primary_platform
+from generator.core.population import activity, home_state, identities, operators, primary_platform
 from generator.core.sessions import (
     checkouts_per_session,
     draw_in_curve,
@@ -583,16 +583,33 @@ _VARIANT_MASK, _VARIANT_RFC = np.uint64(~0xC0 & (2**64 - 1)), np.uint64(0x80)
 _INT32_MAX = np.iinfo(np.int32).max
 
 
-def latency_ms(r: np.random.Generator, b: Behaviour, platform: np.ndarray, ts: np.ndarray) -> np.ndarray:
-    """Latency in whole ms (int32, at least 1) of events on each platform at each instant: the network's floor plus
-    the platform's lognormal server time (the whole median and sigma from the scenario) drawn exactly, so values
-    are continuous and the tail is the law's own, times a latency degradation's factor inside its window."""
+def network_ms(b: Behaviour, operator: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The network round trip (whole ms, as float) of each event's customer, on its mobile operator (an index into
+    `behaviour.OPERATORS`) at its instant: the operator's idle round trip, times 1 + peak_load x (intensity - 1)
+    while the traffic curve is above its mean (congested cells at the evening peak and in a flash sale)."""
+    base = b.latency_network_ms[operator]
+    if b.latency_peak_load == 0 or ts.size == 0:
+        return base
+    at, values = intensity_curve(b, int(ts.min()), int(ts.max()) + 1)
+    load = np.interp(ts, at, values)
+    load -= 1.0
+    np.maximum(load, 0.0, out=load)
+    return np.rint(base * (1.0 + b.latency_peak_load * load))
+
+
+def latency_ms(
+    r: np.random.Generator, b: Behaviour, platform: np.ndarray, ts: np.ndarray, network: np.ndarray | float = 0.0
+) -> np.ndarray:
+    """Latency in whole ms (int32, at least 1) of events on each platform at each instant: the customer's network
+    round trip (`network_ms`) plus the platform's lognormal server time (median and sigma from the scenario) drawn
+    exactly, so values are continuous and the tail is the law's own, times a latency degradation's factor inside
+    its window."""
     p = platform.astype(np.intp)
     ms = r.standard_normal(p.size)
     ms *= b.latency_sigma[p]
     np.exp(ms, out=ms)
-    ms *= (b.latency_median_ms - b.latency_floor_ms)[p]
-    ms += b.latency_floor_ms
+    ms *= b.latency_server_ms[p]
+    ms += network
     if len(b.incidents.latency_degradation):  # a degraded platform is slower inside its incident's window
         ms *= latency_factor(b, platform, ts)
     np.rint(ms, out=ms)
@@ -669,10 +686,11 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
     event_id = pa.ExtensionArray.from_storage(pa.uuid(), storage)
 
     event_ts = pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(ev.ts)])
-    latency = latency_ms(r, b, ev.platform, ev.ts)
+    active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
+    operator = operators(cfg.seed, shard.first_customer + active, pools)[cust_pos]
+    latency = latency_ms(r, b, ev.platform, ev.ts, network_ms(b, operator, ev.ts))
     slow = latency > cfg.latency_threshold_ms
 
-    active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
     ident = identities(cfg.seed, shard.first_customer + active, pools, cfg.customers)
     carriers = c.carrier
     used_orders, order_pos = distinct_positions(ev.order, max(len(carriers), 1))
