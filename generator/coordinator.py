@@ -50,6 +50,7 @@ from generator.parts import (
     ShardResult,
     SimResult,
     WriteBehind,
+    cached_reissues,
     make_part,
     read_final_ts,
     save_reissues,
@@ -171,6 +172,7 @@ def _run_locked(
     committed = False
     in_process = workers == 1 and uploader is None
     try:
+        cached_reissues(out, gen)  # from an earlier run here, or worked out now and kept for later ones
         if not in_process:  # once here rather than once in every worker
             save_reissues(staging, gen)
         with _Workers(workers, in_process) as pool:

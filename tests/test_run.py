@@ -257,3 +257,39 @@ def test_a_short_first_run_keeps_the_parts_it_wrote_early(tmp_path, start):
     run(RunConfig(events=10_000, workers=1, out=tmp_path, run_id="r1", **kw), listener)
     assert 2 not in listener.rows, "the early parts were void"
     assert listener.rows[0] >= 5_000 and listener.rows[0] + listener.rows[1] == 10_000
+
+
+def test_later_runs_take_the_email_reissues_from_the_cache_with_the_same_bytes(tmp_path, monkeypatch):
+    """The first run in a directory works out which customers' e-mail addresses take another number and keeps
+    that in `_cache/`; a later run there reads it instead (no address of the population is hashed) and writes the
+    same bytes as a run that worked it out again. A cache file whose contents do not match its name is ignored."""
+    from generator.core import population
+
+    hashed = []
+    real = population._address_hashes
+    monkeypatch.setattr(population, "_address_hashes", lambda *a, **k: hashed.append(1) or real(*a, **k))
+
+    def run_fresh(out: Path, run_id: str) -> dict[str, str]:
+        population._reissued.clear()  # as a new process would start
+        hashed.clear()
+        run(small_config(out, run_id=run_id, events=4_000))
+        return {
+            p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in (out / "events").rglob(f"*-{run_id}.parquet")
+        }
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_fresh(a, "r1")
+    assert hashed, "the first run works the reissues out"
+    (kept,) = (a / "_cache").glob("email-reissues-*.npy")
+    second = run_fresh(a, "r2")
+    assert not hashed, "the second run takes them from the cache"
+    run_fresh(b, "r1")
+    shutil.rmtree(b / "_cache")
+    assert run_fresh(b, "r2") == second and hashed
+    data = bytearray(kept.read_bytes())
+    data[-1] ^= 0xFF  # one byte of the contents changed: the name's sha256 no longer matches
+    kept.write_bytes(bytes(data))
+    shutil.rmtree(b / "_cache")
+    assert run_fresh(a, "r3") == run_fresh(b, "r3")
+    assert hashed, "a cache file that does not match its name is ignored"
+    assert len(list((a / "_cache").glob("email-reissues-*.npy"))) == 1  # the good one replaced the bad one

@@ -7,6 +7,7 @@ customers are drawn with numpy at once.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -320,6 +321,12 @@ def _word(name: str) -> str:
 def state_label(name: str) -> str:
     """How a state is written at the end of an address: 'Lagos State', but 'FCT'."""
     return name if name == "FCT" else f"{name} State"
+
+
+@lru_cache(maxsize=1)
+def reference_digest() -> str:
+    """sha256 of the reference data the pools are built from (what a cache of anything drawn from them depends on)."""
+    return hashlib.sha256((Nigeria.Meta.datadir / "en" / Nigeria.Meta.datafile).read_bytes()).hexdigest()
 
 
 @lru_cache(maxsize=1)
