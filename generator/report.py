@@ -18,13 +18,13 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from generator import manifest
-from generator.core.behaviour import OPERATORS, Behaviour, default_behaviour
+from generator.core.behaviour import OPERATORS, ZONES, Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
 from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, stage_times, transit_factors
 from generator.core.nigeria import default_pools
-from generator.core.population import customer_index, operators
+from generator.core.population import customer_index, home_state, operators
 from generator.core.sessions import WAT_OFFSET, extra_views, hour_buckets
 from generator.core.shard import network_ms
 from generator.core.streams import pick
@@ -912,8 +912,8 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
     return Section("latency", "Latency", rows, notes, chart)
 
 
-def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tuple[Section, Section]:
-    """Orders by the last stage reached per tracking number, and delivery time by carrier."""
+def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident], seed: int) -> tuple[Section, Section]:
+    """Orders by the last stage reached per tracking number, and delivery time by carrier and by zone."""
     has = fr.order >= 0
     k = int(fr.order.max()) + 1 if has.any() else 0
     stage_of = {_C[s]: i for i, s in enumerate(ORDER_STAGES)}
@@ -933,6 +933,8 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
     shipped_ts[fr.order[sent]] = fr.ts[sent]
     carrier = np.full(k, -1)
     carrier[fr.order[has]] = fr.carrier[has]
+    customer = np.full(k, -1, np.int64)
+    customer[fr.order[has]] = fr.customer[has]
     names = fr.carriers
 
     # Orders placed inside the data: their expected state at the end of the data, given when they were placed.
@@ -1005,8 +1007,15 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
         "Days from ORDER_PLACED to DELIVERED for orders placed in the data. Orders not yet delivered at the end "
         "are censored, not dropped: quantiles are Kaplan-Meier estimates (— where too few orders got that far). "
         "Targets: packing, shipping and transit delays from the scenario, each stage within its working hours "
-        "(WAT), for orders placed when the data's were; hub and outside-hub customers mixed."
+        "(WAT), for orders placed when the data's were; customers' states mixed by the population's shares."
     ]
+    rows += _zone_rows(b, seed, carrier, names, customer, shipped_ts, delivered_ts, end)
+    notes.append(
+        "By zone: days from SHIPPED to DELIVERED of the parcels shipped in the data, by the customer's home state "
+        "(Lagos and the FCT, the hubs, apart): Kaplan-Meier medians, parcels still in transit censored at the end "
+        "of the data. Targets: the core's transit for the same parcels (their SHIPPED instants and carriers) with "
+        "the zone's states mixed by the population's shares."
+    )
     if delays:
         rows += _carrier_delay_rows(b, delays, carrier, names, shipped_ts, delivered_ts, end)
         notes.append(
@@ -1016,12 +1025,57 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident]) -> tupl
         )
     delivery = Section(
         "delivery",
-        "Delivery time by carrier",
+        "Delivery time by carrier and by zone",
         rows,
         notes,
         {"kind": "ranges", "rows": ranges},
     )
     return state_section, delivery
+
+
+def _zone_rows(
+    b: Behaviour,
+    seed: int,
+    carrier: np.ndarray,
+    names: list[str],
+    customer: np.ndarray,
+    shipped_ts: np.ndarray,
+    delivered_ts: np.ndarray,
+    end: int,
+) -> list[Row]:
+    """Median transit (SHIPPED to DELIVERED) of the parcels shipped in the data, by the customer's zone, against
+    the core's `delivery_times` for the same parcels with the zone's transit factors (see `_carrier_delay_rows` for
+    the standard error)."""
+    pools = default_pools()
+    code = np.array([b.carriers.names.index(n) if n in b.carriers.names else -1 for n in names] + [-1])
+    sent = (shipped_ts >= 0) & (customer >= 0) & (code[carrier] >= 0)
+    state = home_state(seed, np.maximum(customer, 0), pools)
+    weights = np.diff(np.r_[0.0, pools.state_cdf])
+    factors = transit_factors(b, pools.state_is_hub, pools.state_zone)
+    groups = [("Lagos and the FCT", pools.state_is_hub)]
+    groups += [(z.replace("_", "-"), ~pools.state_is_hub & (pools.state_zone == i)) for i, z in enumerate(ZONES)]
+    r = np.random.default_rng(0)
+    rows = []
+    for label, states in groups:
+        sel = sent & states[state]
+        done = delivered_ts[sel] >= 0
+        t = (np.where(done, delivered_ts[sel], end) - shipped_ts[sel]) / DAY
+        label = f"{label}: median days shipped → delivered"
+        if not t.size:
+            rows.append(Row(label, None, None, "days", 0))
+            continue
+        reps = -(-20_000 // t.size)
+        at = np.repeat(shipped_ts[sel], reps)
+        w = np.where(states, weights, 0.0)
+        transit = factors[pick(np.cumsum(w), r.random(at.size))]
+        model = np.sort(delivery_times(r, b, at, np.repeat(code[carrier[sel]], reps).astype(np.int8), transit) - at)
+        model = model / DAY
+        target = float(np.quantile(model, 0.5))
+        density = float(np.diff(_cdf(model, np.array([target - 0.5, target + 0.5])))[0])
+        got, var = _km_median(t, done)
+        se = math.sqrt(var) / density if got is not None and density > 0 else None
+        rows.append(Row(label, got, target, "days", int(done.sum()), se=se))
+    return rows
 
 
 def _carrier_delay_rows(
@@ -1235,12 +1289,13 @@ def summarise(loaded: Loaded) -> Summary:
     thresholds = {int(d["options"]["latency_threshold_ms"]) for d in loaded.docs}
     threshold = min(thresholds)
     s = sessions(fr)
-    state, delivery = orders(fr, b, end, incidents)
+    seed = int(loaded.docs[-1]["options"]["seed"])
+    state, delivery = orders(fr, b, end, incidents, seed)
     sections = [
         event_mix(fr, s, b),
         funnel(fr, s, b, end, incidents),
         payments(fr, s, b, end, incidents),
-        latency(fr, b, threshold, incidents, int(loaded.docs[-1]["options"]["seed"])),
+        latency(fr, b, threshold, incidents, seed),
         state,
         delivery,
         traffic(fr, b, loaded.windows, incidents),

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from generator import manifest
 from generator import report as report_module
 from generator.cli import main
-from generator.core.behaviour import default_behaviour
+from generator.core.behaviour import ZONES, default_behaviour
 from generator.core.lifecycle import pay
 from generator.report import SETTLE, _km_quantiles, load, payment_chain, per_attempt_failure, report
 from generator.schema import EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
@@ -248,6 +248,21 @@ def test_orders_and_delivery_within_tolerance(long_dir):
     assert checked, medians
     for r in checked:
         assert r.value == pytest.approx(r.target, rel=0.2), r
+
+
+def test_delivery_by_zone_shows_the_geography_within_tolerance(long_dir):
+    """Median transit by the customer's zone: every zone with parcels within MAX_Z of the core's own transit for
+    the same parcels (Kaplan-Meier, Greenwood's standard error), and the targets rising from the hubs to the
+    north-east (the zones' factors in the scenario)."""
+    delivery = report(long_dir).section("delivery").rows
+    rows = {r.label.split(":")[0]: r for r in delivery if "shipped → delivered" in r.label}
+    assert list(rows) == ["Lagos and the FCT", *(z.replace("_", "-") for z in ZONES)]
+    measured = [r for r in rows.values() if r.n >= 10 and r.se]
+    assert len(measured) >= 3, rows
+    for r in measured:
+        assert abs(r.z) <= MAX_Z, r
+    assert rows["Lagos and the FCT"].target < rows["south-west"].target < rows["north-west"].target
+    assert rows["north-west"].target < rows["north-east"].target
 
 
 # -- the command ------------------------------------------------------------------------------------------------
