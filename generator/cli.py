@@ -3,7 +3,6 @@ to an exit code (0 success, 1 a failed run or validation, 2 bad input with one l
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -28,6 +27,7 @@ from generator.config import (
     parse_whole,
 )
 from generator.core.behaviour import default_behaviour
+from generator.launch import usable_cpus
 
 app = typer.Typer(
     name="gen",
@@ -141,7 +141,7 @@ def run(
     cfg = RunConfig(
         events=None if duration else parse_whole("--events", events or "500000"),
         duration_us=parse_duration(duration) if duration else None,
-        workers=parse_whole("--workers", workers) if workers else os.cpu_count() or 1,
+        workers=parse_whole("--workers", workers) if workers else usable_cpus(),
         seed=parse_whole("--seed", seed) if seed else None,
         start=parse_start(start) if start else None,
         out=out,
@@ -344,7 +344,7 @@ def validate(
 
     if run_id and whole:
         raise UserError("--all: checks every run; leave out --run-id")
-    n = parse_whole("--workers", workers) if workers else os.cpu_count() or 1
+    n = parse_whole("--workers", workers) if workers else usable_cpus()
     if n < 1:
         raise UserError(f"--workers: must be a whole number of at least 1, got {n}")
     try:

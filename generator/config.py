@@ -14,6 +14,7 @@ from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
 from generator.core.population import IDENTITY_SCHEME
 from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, auto_shard_size, shard_count, window_days
+from generator.launch import usable_cpus
 
 PARTITIONINGS = ("date", "hour", "none")
 DEFAULT_PARTITIONING = "date"
@@ -91,7 +92,7 @@ class RunConfig:
     layout); the first run of a directory takes the defaults. `resolve` fills them in."""
 
     events: int | None = 500_000  # exactly this many events; None with a duration
-    workers: int = os.cpu_count() or 1
+    workers: int = dataclasses.field(default_factory=usable_cpus)  # the CPUs this process may use
     seed: int | None = None
     start: datetime | None = None
     out: Path = Path("shards")

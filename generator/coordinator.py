@@ -43,7 +43,7 @@ from generator.core.shard import (
     next_stop,
     plan,
 )
-from generator.launch import STOP_GRACE_S, Gate, stop_pool, worker_context, worker_init
+from generator.launch import STOP_GRACE_S, Gate, stop_pool, usable_cpus, worker_context, worker_init
 from generator.parts import (
     SIM_DIR,
     CutAt,
@@ -430,7 +430,7 @@ class _Workers:
             # while the next one generates, where a second CPU is there to do it. With uploads, even one worker
             # runs in a child, so the upload threads here are not starved of the interpreter lock by generation.
             _keep_freed_memory()
-            if len(os.sched_getaffinity(0)) > 1:
+            if usable_cpus() > 1:
                 self.behind = WriteBehind()
         else:
             self.pool = ProcessPoolExecutor(

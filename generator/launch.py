@@ -193,6 +193,15 @@ class Gate:
                 return item
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity where the system has one (Linux: `taskset -c 0-3` or a
+    container's cpuset gives 4), else the machine's count (macOS). The default number of workers."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def wants_workers(argv: list[str]) -> bool:
     """Whether this command line works in worker processes: `gen run` with more than one worker (the default is
     one per CPU) or with a bucket (uploads keep generation out of the coordinator), or `gen validate` with more
@@ -208,7 +217,7 @@ def wants_workers(argv: list[str]) -> bool:
     uploads = argv[0] == "run" and (
         "--bucket" in argv or any(a.startswith("--bucket=") for a in argv) or bool(os.environ.get("GEN_BUCKET"))
     )
-    many = (os.cpu_count() or 1) > 1 if workers is None else workers.strip() != "1"
+    many = usable_cpus() > 1 if workers is None else workers.strip() != "1"
     return many or uploads
 
 

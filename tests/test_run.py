@@ -293,3 +293,26 @@ def test_later_runs_take_the_email_reissues_from_the_cache_with_the_same_bytes(t
     assert run_fresh(a, "r3") == run_fresh(b, "r3")
     assert hashed, "a cache file that does not match its name is ignored"
     assert len(list((a / "_cache").glob("email-reissues-*.npy"))) == 1  # the good one replaced the bad one
+
+
+def test_workers_default_to_the_cpus_the_process_may_use(monkeypatch):
+    """`taskset -c 0-2 gen run` (or a container's cpuset) runs three workers, whatever the machine has; where the
+    system has no CPU affinity (macOS) the CPU count decides, and so does it whether one worker writes behind."""
+    from generator import coordinator
+    from generator.launch import usable_cpus, wants_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2})
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert usable_cpus() == 3 and RunConfig().workers == 3
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5})
+    assert RunConfig().workers == 1 and not wants_workers(["run", "--events", "1000"])
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert usable_cpus() == 4
+    workers = coordinator._Workers(1, in_process=True)
+    try:
+        assert workers.behind is not None
+    finally:
+        workers.__exit__(None, None, None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert coordinator._Workers(1, in_process=True).behind is None
