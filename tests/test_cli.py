@@ -242,7 +242,7 @@ def test_the_live_dashboard_follows_both_steps_of_a_run(tmp_path, size):
     ],
 )
 def test_the_worker_server_starts_early_only_for_runs_with_workers(monkeypatch, argv, cpus, bucket_env, expected):
-    monkeypatch.setattr("os.cpu_count", lambda: cpus)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(cpus)))  # the CPUs it may use
     monkeypatch.setenv("GEN_BUCKET", bucket_env)
     assert wants_workers(argv) is expected
 
