@@ -245,11 +245,12 @@ def test_transit_factors_follow_the_zones_away_from_lagos():
     for name, factor in by.items():
         if name not in ("Lagos State", "FCT"):
             assert factor == pytest.approx(b.outside_hubs_factor * b.zone_factor[ZONES.index(zone_of[name])])
-    assert by["Ogun State"] < by["Enugu State"] == by["Rivers State"] < by["Kano State"] < by["Borno State"]
+    assert by["Ogun State"] < by["Rivers State"] < by["Enugu State"] == by["Kwara State"] < by["Kano State"]
+    assert by["Kano State"] < by["Borno State"]
     weights = np.diff(np.r_[0.0, pools.state_cdf])
     outside = ~pools.state_is_hub
     mean = float((weights * f)[outside].sum() / weights[outside].sum())
-    assert mean == pytest.approx(b.outside_hubs_factor, rel=0.05), "the zones keep the outside-hub mean"
+    assert b.outside_hubs_factor <= mean <= 1.1 * b.outside_hubs_factor, "the zones move the outside-hub mean little"
 
 
 def test_parcels_take_longer_the_further_the_customers_state_from_lagos():
