@@ -157,11 +157,17 @@ class Nigeria(BaseDataProvider):
         return f"{first} {last}"
 
     def _street_surnames(self) -> dict[str, list[str]]:
-        pools = self.pools()
-        return {
-            g: pools.street_surnames.to_pylist()[o : o + n]
-            for g, o, n in zip(pools.groups, pools.street_surname_offset, pools.street_surname_size, strict=True)
-        }
+        """Each group's surnames that streets are named after (worked out once per provider: it takes the pools)."""
+        cached = getattr(self, "_street_surname_lists", None)
+        if cached is None:
+            pools = self.pools()
+            names = pools.street_surnames.to_pylist()
+            cached = {
+                g: names[o : o + n]
+                for g, o, n in zip(pools.groups, pools.street_surname_offset, pools.street_surname_size, strict=True)
+            }
+            self._street_surname_lists = cached
+        return cached
 
     def _common(self, names: list[str]) -> str:
         """One of `names`, drawn with their Zipf-like frequencies (`zipf_weights`)."""
