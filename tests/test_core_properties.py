@@ -596,3 +596,41 @@ def test_a_sharp_flash_sale_keeps_every_hours_traffic(factor):
     pieces = (values[:-1] + values[1:]) / 2 * np.diff(at)
     per_hour = np.bincount((at[:-1] - t0) // HOUR, weights=pieces, minlength=8) / HOUR
     assert per_hour == pytest.approx(intensity(b, t0 + HOUR * np.arange(8)), rel=1e-9)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    n=st.integers(1, 3_000),
+    span_h=st.integers(1, 24 * 60),
+    load=st.floats(0.0, 3.0),
+    sale=st.booleans(),
+)
+def test_a_round_trip_is_the_operators_times_the_traffic_load_whatever_the_window(seed, n, span_h, load, sale):
+    """network_ms: the operator's idle round trip where the traffic curve is at or below its mean, more above it
+    (never less), in whole ms; and the same for an event whichever other events it is worked out with (a part's,
+    a shard's or the report's whole data): the report recomputes each event's round trip for its targets."""
+    from generator.core.behaviour import OPERATORS
+    from generator.core.shard import network_ms
+
+    r = np.random.default_rng(seed)
+    incidents = None
+    if sale:
+        incidents = [{"kind": "flash_sale", "start": "2025-11-02T18:00:00Z", "end": "2025-11-02T22:00:00Z",
+                      "traffic_factor": 6.0, "conversion_factor": 1.0}]  # fmt: skip
+    b = _with_latency([200, 140, 300], [0.97, 0.88, 0.99], incidents)
+    b = dataclasses.replace(b, latency_peak_load=load)
+    start = 20_393 * 24 * HOUR  # 2025-11-01
+    ts = np.sort(start + r.integers(0, span_h * HOUR, n))
+    op = r.integers(0, len(OPERATORS), n)
+    whole = network_ms(b, op, ts)
+    base = b.latency_network_ms[op]
+    assert np.all(whole >= base) and np.all(whole == np.rint(whole))
+    at, values = intensity_curve(b, int(ts.min()), int(ts.max()) + 1)
+    quiet = np.interp(ts, at, values) <= 1.0
+    np.testing.assert_array_equal(whole[quiet], base[quiet])
+    if load == 0:
+        np.testing.assert_array_equal(whole, base)
+    lo, hi = sorted(r.integers(0, n, 2))
+    part = slice(lo, hi + 1)  # a part's events, worked out on their own
+    np.testing.assert_array_equal(network_ms(b, op[part], ts[part]), whole[part])
