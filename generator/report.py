@@ -8,6 +8,7 @@ numpy and pyarrow) and derives the targets from the `Behaviour` the way the core
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -1044,8 +1045,7 @@ def _zone_rows(
     end: int,
 ) -> list[Row]:
     """Median transit (SHIPPED to DELIVERED) of the parcels shipped in the data, by the customer's zone, against
-    the core's `delivery_times` for the same parcels with the zone's transit factors (see `_carrier_delay_rows` for
-    the standard error)."""
+    the core's `delivery_times` for the same parcels with the zone's transit factors (`_transit_row`)."""
     pools = default_pools()
     code = np.array([b.carriers.names.index(n) if n in b.carriers.names else -1 for n in names] + [-1])
     sent = (shipped_ts >= 0) & (customer >= 0) & (code[carrier] >= 0)
@@ -1058,23 +1058,15 @@ def _zone_rows(
     rows = []
     for label, states in groups:
         sel = sent & states[state]
-        done = delivered_ts[sel] >= 0
-        t = (np.where(done, delivered_ts[sel], end) - shipped_ts[sel]) / DAY
+        codes = code[carrier[sel]].astype(np.int8)
+        cdf = np.cumsum(np.where(states, weights, 0.0))
+
+        def model(at: np.ndarray, codes=codes, cdf=cdf) -> np.ndarray:
+            transit = factors[pick(cdf, r.random(at.size))]
+            return delivery_times(r, b, at, np.repeat(codes, at.size // max(codes.size, 1)), transit)
+
         label = f"{label}: median days shipped → delivered"
-        if not t.size:
-            rows.append(Row(label, None, None, "days", 0))
-            continue
-        reps = -(-20_000 // t.size)
-        at = np.repeat(shipped_ts[sel], reps)
-        w = np.where(states, weights, 0.0)
-        transit = factors[pick(np.cumsum(w), r.random(at.size))]
-        model = np.sort(delivery_times(r, b, at, np.repeat(code[carrier[sel]], reps).astype(np.int8), transit) - at)
-        model = model / DAY
-        target = float(np.quantile(model, 0.5))
-        density = float(np.diff(_cdf(model, np.array([target - 0.5, target + 0.5])))[0])
-        got, var = _km_median(t, done)
-        se = math.sqrt(var) / density if got is not None and density > 0 else None
-        rows.append(Row(label, got, target, "days", int(done.sum()), se=se))
+        rows.append(_transit_row(label, shipped_ts[sel], delivered_ts[sel], end, model))
     return rows
 
 
@@ -1093,10 +1085,7 @@ def _carrier_delay_rows(
     The target is the median of the core's own `delivery_times` for the same parcels (their SHIPPED instants, each
     simulated enough times for 20,000 draws, fixed seed; states by the population's shares): the carrier's
     transit, longer outside the hubs and further from Lagos, plus the extra days of the delays covering the SHIPPED
-    time, moved into delivery hours.
-    The Kaplan-Meier median's standard error is Greenwood's for the survival there over the target density at the
-    median (delta method), the density averaged over the day around it (deliveries come only in working hours, so
-    it swings within a day on a scale finer than the median's spread)."""
+    time, moved into delivery hours (`_transit_row`)."""
     r = np.random.default_rng(0)
     codes = {name: b.carriers.names.index(name) for name in b.carriers.names}
     rows = []
@@ -1107,21 +1096,35 @@ def _carrier_delay_rows(
         groups.insert(1, (inc.params["carrier"], "outside", ~inside))
         for name, where, when in groups:
             sel = (shipped_ts >= 0) & when & (carrier == (names.index(name) if name in names else -2))
-            done = delivered_ts[sel] >= 0
-            t = (np.where(done, delivered_ts[sel], end) - shipped_ts[sel]) / DAY
+
+            def model(at: np.ndarray, name=name) -> np.ndarray:
+                transit = transit_draws(r, b, at.size)
+                return delivery_times(r, b, at, np.full(at.size, codes[name], np.int8), transit)
+
             label = f"{tag}: {name} median days shipped → delivered, shipped {where}"
-            if not t.size:
-                rows.append(Row(label, None, None, "days", 0))
-                continue
-            sent = np.repeat(shipped_ts[sel], -(-20_000 // t.size))
-            transit = transit_draws(r, b, sent.size)
-            model = np.sort(delivery_times(r, b, sent, np.full(sent.size, codes[name], np.int8), transit) - sent) / DAY
-            target = float(np.quantile(model, 0.5))
-            density = float(np.diff(_cdf(model, np.array([target - 0.5, target + 0.5])))[0])
-            got, var = _km_median(t, done)
-            se = math.sqrt(var) / density if got is not None and density > 0 else None
-            rows.append(Row(label, got, target, "days", int(done.sum()), se=se))
+            rows.append(_transit_row(label, shipped_ts[sel], delivered_ts[sel], end, model))
     return rows
+
+
+def _transit_row(
+    label: str, shipped: np.ndarray, delivered: np.ndarray, end: int, model: Callable[[np.ndarray], np.ndarray]
+) -> Row:
+    """The Kaplan-Meier median days SHIPPED to DELIVERED of parcels shipped at `shipped` (delivered at `delivered`,
+    -1 where not yet: censored at `end`), against the median of the core's delivery instants `model(at)` for the
+    same SHIPPED instants repeated to 20,000 draws. The median's standard error is Greenwood's for the survival
+    there over the target density at the median (delta method), the density averaged over the day around it
+    (deliveries come only in working hours, so it swings within a day on a scale finer than the median's spread)."""
+    done = delivered >= 0
+    t = (np.where(done, delivered, end) - shipped) / DAY
+    if not t.size:
+        return Row(label, None, None, "days", 0)
+    at = np.repeat(shipped, -(-20_000 // t.size))
+    days = np.sort(model(at) - at) / DAY
+    target = float(np.quantile(days, 0.5))
+    density = float(np.diff(_cdf(days, np.array([target - 0.5, target + 0.5])))[0])
+    got, var = _km_median(t, done)
+    se = math.sqrt(var) / density if got is not None and density > 0 else None
+    return Row(label, got, target, "days", int(done.sum()), se=se)
 
 
 def _km_median(t: np.ndarray, observed: np.ndarray) -> tuple[float | None, float]:
