@@ -25,7 +25,7 @@ from generator.core.incidents import conversion_factor, latency_factor, method_f
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, stage_times, transit_factors
 from generator.core.nigeria import default_pools
-from generator.core.population import customer_index, home_state, operators
+from generator.core.population import customer_index, home_state, network_quality, operators
 from generator.core.sessions import WAT_OFFSET, extra_views, hour_buckets
 from generator.core.shard import network_ms
 from generator.core.streams import pick
@@ -831,10 +831,12 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
     # traffic at its instant, as the core works it out) and, inside a latency degradation's window, its factor x.
     # Targets are those of the mixture of these shifted lognormals, one per distinct (round trip, factor), weighted
     # by events. (An event whose customer_id a data fault broke counts as customer 0's.)
-    operator = operators(seed, np.maximum(fr.customer, 0), default_pools())
+    customer = np.maximum(fr.customer, 0)
+    operator = operators(seed, customer, default_pools())
+    quality = network_quality(seed, customer, b)
     order = np.argsort(fr.ts, kind="stable")
     network = np.empty(n_all)
-    network[order] = network_ms(b, operator[order], fr.ts[order])
+    network[order] = network_ms(b, operator[order], fr.ts[order], quality[order])
     degraded = len(b.incidents.latency_degradation) > 0
     factor = latency_factor(b, fr.platform, fr.ts) if degraded else np.ones(n_all)
 

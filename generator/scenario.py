@@ -200,6 +200,7 @@ SPEC: dict = {
     "latency": {
         "network_ms": dict.fromkeys(OPERATORS, _non_negative),
         "peak_load": _non_negative,
+        "customer_sigma": _non_negative,
         "server_median_ms": dict.fromkeys(PLATFORMS, _positive),
         "sigma": dict.fromkeys(PLATFORMS, _non_negative),
         "threshold_ms": _whole(0),

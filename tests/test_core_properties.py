@@ -623,8 +623,9 @@ def test_a_round_trip_is_the_operators_times_the_traffic_load_whatever_the_windo
     start = 20_393 * 24 * HOUR  # 2025-11-01
     ts = np.sort(start + r.integers(0, span_h * HOUR, n))
     op = r.integers(0, len(OPERATORS), n)
-    whole = network_ms(b, op, ts)
-    base = b.latency_network_ms[op]
+    quality = np.exp(0.3 * r.standard_normal(n))  # each customer's own factor (population.network_quality)
+    whole = network_ms(b, op, ts, quality)
+    base = np.rint(b.latency_network_ms[op] * quality)
     assert np.all(whole >= base) and np.all(whole == np.rint(whole))
     at, values = intensity_curve(b, int(ts.min()), int(ts.max()) + 1)
     quiet = np.interp(ts, at, values) <= 1.0
@@ -633,4 +634,4 @@ def test_a_round_trip_is_the_operators_times_the_traffic_load_whatever_the_windo
         np.testing.assert_array_equal(whole, base)
     lo, hi = sorted(r.integers(0, n, 2))
     part = slice(lo, hi + 1)  # a part's events, worked out on their own
-    np.testing.assert_array_equal(network_ms(b, op[part], ts[part]), whole[part])
+    np.testing.assert_array_equal(network_ms(b, op[part], ts[part], quality[part]), whole[part])

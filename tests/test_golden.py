@@ -26,7 +26,7 @@ FIRST_ROWS = [
         "15 Terver Avenue, Katampe, Abuja, FCT",
         "rakiyainuwa44@gmail.com",
         "ANDROID",
-        248,
+        244,
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
@@ -38,7 +38,7 @@ FIRST_ROWS = [
         "79 Rimi Avenue, Kawo, Kaduna, Kaduna State",
         "hajara.ringim120@gmail.com",
         "ANDROID",
-        606,
+        591,
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
@@ -50,7 +50,7 @@ FIRST_ROWS = [
         "25 Ogunlana Street, Passo, Gwagwalada, FCT",
         "graceu71@outlook.com",
         "WEB",
-        463,
+        436,
     ),
 ]
 FIELDS = (

@@ -7,6 +7,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from generator.core.behaviour import ZONES, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
@@ -332,3 +334,44 @@ def test_latency_in_the_data_follows_the_phone_operator_and_the_evening_peak():
     night = np.median(latency[android_mtn & (hour >= 1) & (hour < 6)])
     evening = np.median(latency[android_mtn & (hour >= 20) & (hour < 22)])
     assert evening - night > 15, (night, evening)  # the model: about +30 ms (MTN 79 ms idle, x1.4 at 20:00-22:00)
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), first=st.integers(0, 10**9))
+def test_each_customer_has_a_network_of_its_own(seed, first):
+    """population.network_quality: a pure function of (seed, customer), lognormal with median 1 and the scenario's
+    sigma (40,000 customers: the logs' mean within 6 standard errors of 0, their spread within 3% of sigma, the
+    share at twice the round trip or more near P(Z > ln 2 / sigma))."""
+    from statistics import NormalDist
+
+    from generator.core.population import network_quality
+
+    b = default_behaviour()
+    idx = np.arange(first, first + 40_000)
+    q = network_quality(seed, idx, b)
+    np.testing.assert_array_equal(q, network_quality(seed, idx, b))
+    s, n = b.latency_customer_sigma, idx.size
+    logs = np.log(q)
+    assert abs(logs.mean()) <= 6 * s / np.sqrt(n)
+    assert logs.std() == pytest.approx(s, rel=0.03)
+    slow = 1 - NormalDist().cdf(np.log(2) / s)
+    assert abs((q >= 2).mean() - slow) <= 6 * np.sqrt(slow * (1 - slow) / n)
+
+
+def test_a_customer_on_a_weak_network_is_slow_in_every_session():
+    """In a day of data, the tenth of customers with the weakest own network (the largest network_quality) have a
+    median latency well above the tenth with the strongest, on every platform."""
+    from generator.config import RunConfig, parse_start
+    from generator.core.population import customer_index, network_quality
+
+    cfg = RunConfig(
+        events=None, duration_us=DAY, customers=100_000, seed=9, start=parse_start("2025-11-05T00:00:00+01:00")
+    ).gen()
+    t = pa.concat_tables(decoded(shard_table(cfg, s)) for s in plan(cfg))
+    quality = network_quality(cfg.seed, customer_index(t["customer_id"]), cfg.behaviour)
+    latency = t["latency_ms"].to_numpy()
+    platform = t["platform"].to_numpy(zero_copy_only=False)
+    weak, strong = quality >= np.quantile(quality, 0.9), quality <= np.quantile(quality, 0.1)
+    for p in ("ANDROID", "IOS", "WEB"):
+        gap = np.median(latency[weak & (platform == p)]) - np.median(latency[strong & (platform == p)])
+        assert gap > 40, (p, gap)  # seed 9: 127-143 ms (round trips x1.47 and more against x0.68 and less)

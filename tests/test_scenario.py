@@ -211,6 +211,7 @@ INVALID = [
     ("[latency.network_ms]\nMTN = -5\n", "latency.network_ms.MTN", "must not be negative"),
     ("[latency.network_ms]\nMTM = 80\n", "latency.network_ms.MTM", "unknown key"),
     ("[latency]\npeak_load = -0.5\n", "latency.peak_load", "must not be negative"),
+    ("[latency]\ncustomer_sigma = -0.3\n", "latency.customer_sigma", "must not be negative"),
     ("[latency]\nfloor_ms = 60\n", "latency.floor_ms", "replaced in 0.4.0 by network_ms"),
     ("[latency.median_ms]\nWEB = 420\n", "latency.median_ms", "replaced in 0.4.0 by server_median_ms"),
     ("[session.gap_seconds]\nUSER_LOGIN = -6\n", "session.gap_seconds.USER_LOGIN", "must not be negative"),

@@ -38,6 +38,18 @@ def activity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     return w * (b.sessions_per_day / math.gamma(1.0 + 1.0 / k))
 
 
+def network_quality(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
+    """Each customer's own factor on their operator's round trip, the same in every session (a weak signal where
+    they live, an old phone): lognormal with median 1 and sigma `latency_customer_sigma`, by Box-Muller from two
+    of the customer's uniforms."""
+    idx = np.asarray(idx, np.int64)
+    if b.latency_customer_sigma == 0:
+        return np.ones(idx.size)
+    radius = np.sqrt(-2.0 * np.log1p(-hash_uniform(seed, "network", idx)))
+    z = radius * np.cos(2.0 * math.pi * hash_uniform(seed, "network/angle", idx))
+    return np.exp(b.latency_customer_sigma * z)
+
+
 def primary_platform(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     return pick(np.cumsum(b.platform_mix), hash_uniform(seed, "platform", idx)).astype(np.int8)
 

@@ -31,7 +31,14 @@ from generator.core.events import DAY, SECOND, Events, dictionary, distinct_posi
 from generator.core.incidents import latency_factor
 from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers, transit_factors
 from generator.core.nigeria import Pools, default_pools
-from generator.core.population import activity, home_state, identities, operators, primary_platform
+from generator.core.population import (
+    activity,
+    home_state,
+    identities,
+    network_quality,
+    operators,
+    primary_platform,
+)
 from generator.core.sessions import (
     checkouts_per_session,
     draw_in_curve,
@@ -583,18 +590,24 @@ _VARIANT_MASK, _VARIANT_RFC = np.uint64(~0xC0 & (2**64 - 1)), np.uint64(0x80)
 _INT32_MAX = np.iinfo(np.int32).max
 
 
-def network_ms(b: Behaviour, operator: np.ndarray, ts: np.ndarray) -> np.ndarray:
+def network_ms(b: Behaviour, operator: np.ndarray, ts: np.ndarray, quality: np.ndarray | None = None) -> np.ndarray:
     """The network round trip (whole ms, as float) of each event's customer, on its mobile operator (an index into
-    `behaviour.OPERATORS`) at its instant: the operator's idle round trip, times 1 + peak_load x (intensity - 1)
-    while the traffic curve is above its mean (congested cells at the evening peak and in a flash sale)."""
+    `behaviour.OPERATORS`) at its instant: the operator's idle round trip times the customer's own `quality`
+    (`population.network_quality`), times 1 + peak_load x (intensity - 1) while the traffic curve is above its
+    mean (congested cells at the evening peak and in a flash sale). (A scenario of before 0.4, one floor for
+    everyone and no load, gets its floor as it is.)"""
     base = b.latency_network_ms[operator]
-    if b.latency_peak_load == 0 or ts.size == 0:
+    if quality is not None:
+        base = base * quality
+    if b.latency_peak_load > 0 and ts.size:
+        at, values = intensity_curve(b, int(ts.min()), int(ts.max()) + 1)
+        load = np.interp(ts, at, values)
+        load -= 1.0
+        np.maximum(load, 0.0, out=load)
+        base = base * (1.0 + b.latency_peak_load * load)
+    elif quality is None:
         return base
-    at, values = intensity_curve(b, int(ts.min()), int(ts.max()) + 1)
-    load = np.interp(ts, at, values)
-    load -= 1.0
-    np.maximum(load, 0.0, out=load)
-    return np.rint(base * (1.0 + b.latency_peak_load * load))
+    return np.rint(base)
 
 
 def latency_ms(
@@ -687,8 +700,10 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
 
     event_ts = pa.Array.from_buffers(pa.timestamp("us", tz="UTC"), n, [None, pa.py_buffer(ev.ts)])
     active, cust_pos = distinct_positions(ev.customer - shard.first_customer, shard.customers)
-    operator = operators(cfg.seed, shard.first_customer + active, pools)[cust_pos]
-    latency = latency_ms(r, b, ev.platform, ev.ts, network_ms(b, operator, ev.ts))
+    customers = shard.first_customer + active
+    operator = operators(cfg.seed, customers, pools)[cust_pos]
+    quality = network_quality(cfg.seed, customers, b)[cust_pos]
+    latency = latency_ms(r, b, ev.platform, ev.ts, network_ms(b, operator, ev.ts, quality))
     slow = latency > cfg.latency_threshold_ms
 
     ident = identities(cfg.seed, shard.first_customer + active, pools, cfg.customers)
