@@ -76,19 +76,27 @@ def intensity_curve(b: Behaviour, t0: int, t1: int) -> tuple[np.ndarray, np.ndar
     return at, np.interp(at, times, values)
 
 
+def piece_masses(at: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The area under each piece of the piecewise-linear curve (`at`, `values`), in value x us."""
+    return (values[:-1] + values[1:]) / 2 * np.diff(at)
+
+
+def within_piece(u, a, b):
+    """Where, as a fraction of its length, a piece whose density goes linearly from a to b holds fraction u of its
+    mass: the root of the quadratic, rationalised (exact for a == b, where it is u, and for a == 0, sqrt(u))."""
+    s = u * (a + b)
+    return s / (a + np.sqrt(a * a + (b - a) * s))
+
+
 def draw_in_curve(r: np.random.Generator, at: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
     """`n` instants (us, unsorted) drawn with density proportional to the piecewise-linear curve (`at`, `values`)."""
     length = np.diff(at)
     a, b = values[:-1], values[1:]
-    mass = (a + b) / 2 * length
+    mass = piece_masses(at, values)
     per_piece = r.multinomial(n, mass / mass.sum()) if mass.sum() > 0 else np.zeros(length.size, np.int64)
     piece = np.repeat(np.arange(length.size), per_piece)
     a, b = a[piece], b[piece]
-    u = r.random(n)
-    # Inverse of the cumulative mass within a piece whose density goes linearly from a to b (the root of the
-    # quadratic, rationalised: exact for a == b, where it is u, and for a == 0, where it is sqrt(u)).
-    s = u * (a + b)
-    x = s / (a + np.sqrt(a * a + (b - a) * s))
+    x = within_piece(r.random(n), a, b)
     # x can round to a hair above 1 for u a few ulps below 1: never past the piece's end (the window's end is open)
     return at[piece] + np.minimum((x * length[piece]).astype(np.int64), length[piece] - 1)
 

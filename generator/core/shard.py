@@ -44,7 +44,9 @@ from generator.core.sessions import (
     draw_in_curve,
     expected_events_per_session,
     intensity_curve,
+    piece_masses,
     simulate,
+    within_piece,
 )
 from generator.core.streams import pick, rng
 from generator.schema import (
@@ -188,8 +190,7 @@ def window_days(cfg: GenConfig) -> float:
 def expected_events(cfg: GenConfig, t0: int, t1: int) -> float:
     """Expected events of the whole population in [t0, t1), by the traffic curve the sessions are drawn from."""
     b = cfg.behaviour
-    at, values = intensity_curve(b, t0, t1)
-    mass = float(((values[:-1] + values[1:]) / 2 * np.diff(at)).sum())
+    mass = float(piece_masses(*intensity_curve(b, t0, t1)).sum())
     return cfg.customers * b.sessions_per_day * expected_events_per_session(b) * mass / DAY
 
 
@@ -202,16 +203,13 @@ def _time_of(cfg: GenConfig, target: float) -> int:
     horizon, done = cfg.start_us, 0.0
     while horizon < grid_cap(cfg):
         at, values = intensity_curve(b, horizon, horizon + 30 * DAY)
-        a, c, length = values[:-1], values[1:], np.diff(at)
-        cum = done + np.cumsum(per_day * (a + c) / 2 * length / DAY)
+        cum = done + np.cumsum(per_day * piece_masses(at, values) / DAY)
         i = int(np.searchsorted(cum, target))
         if i < cum.size:
             before = cum[i - 1] if i else done
             u = (target - before) / (cum[i] - before) if cum[i] > before else 0.0
-            # The point of the piece (density linear from a to c) holding fraction u of its mass: as draw_in_curve.
-            s = u * (a[i] + c[i])
-            x = s / (a[i] + math.sqrt(a[i] * a[i] + (c[i] - a[i]) * s)) if s > 0 else 0.0
-            return min(int(at[i] + x * length[i]) + SECOND, grid_cap(cfg))
+            x = float(within_piece(u, values[i], values[i + 1])) if u > 0 else 0.0
+            return min(int(at[i] + x * (at[i + 1] - at[i])) + SECOND, grid_cap(cfg))
         done = float(cum[-1])
         horizon += 30 * DAY
     return grid_cap(cfg)
@@ -347,7 +345,7 @@ class _Stream:
         counts' total is spread over the hours by intensity. (Same law as a pooled Poisson process whose
         arrivals pick customers by activity, without a search per arrival.)"""
         at, values = intensity_curve(self.b, t0, t1)
-        weight = float(((values[:-1] + values[1:]) / 2 * np.diff(at)).sum())
+        weight = float(piece_masses(at, values).sum())
         counts = r.poisson(self.activity * (per_session * weight / DAY))
         local = r.permutation(np.repeat(np.arange(self.ids.size), counts))
         starts = draw_in_curve(r, at, values, local.size)
@@ -706,7 +704,7 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
     latency = latency_ms(r, b, ev.platform, ev.ts, network_ms(b, operator, ev.ts, quality))
     slow = latency > cfg.latency_threshold_ms
 
-    ident = identities(cfg.seed, shard.first_customer + active, pools, cfg.customers)
+    ident = identities(cfg.seed, customers, pools, cfg.customers)
     carriers = c.carrier
     used_orders, order_pos = distinct_positions(ev.order, max(len(carriers), 1))
     tracking = tracking_numbers(cfg.seed, c.serial[used_orders], carriers[used_orders], b)
