@@ -26,7 +26,7 @@ from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, stage_times, transit_factors
 from generator.core.nigeria import default_pools
 from generator.core.population import customer_index, home_state, network_quality, operators
-from generator.core.sessions import WAT_OFFSET, extra_views, hour_buckets
+from generator.core.sessions import WAT_OFFSET, cart_probability, extra_views, hour_buckets, mean_cart_probability
 from generator.core.shard import network_ms
 from generator.core.streams import pick
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
@@ -463,6 +463,7 @@ class Sessions:
     """Sessions rebuilt per customer from OPEN events (the rows carry no session id)."""
 
     open_ts: np.ndarray
+    platform: np.ndarray  # the OPEN event's platform code
     reached: dict[int, np.ndarray]  # event code -> whether the session has one
     failures: np.ndarray  # PAYMENT_FAILED events per session
     method: np.ndarray  # the authorised payment's method, -1 without one
@@ -483,6 +484,7 @@ def sessions(fr: Frame) -> Sessions:
     parts = [_sessions(fr, rows) for rows in _customer_ranges(fr)]
     return Sessions(
         np.concatenate([p.open_ts for p in parts]),
+        np.concatenate([p.platform for p in parts]),
         {c: np.concatenate([p.reached[c] for p in parts]) for c in parts[0].reached},
         np.concatenate([p.failures for p in parts]),
         np.concatenate([p.method for p in parts]),
@@ -556,7 +558,10 @@ def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:
     amount = np.full(n, -1, np.int64)
     chk = code == _CHECKOUT
     amount[sid[chk]] = fr.amount[idx[chk]]
-    return Sessions(fr.ts[idx[starts]][ok], reached, failures[ok], method[ok], carts[ok], amount[ok], int((~ok).sum()))
+    opens = idx[starts][ok]
+    return Sessions(
+        fr.ts[opens], fr.platform[opens], reached, failures[ok], method[ok], carts[ok], amount[ok], int((~ok).sum())
+    )
 
 
 # -- the sections -----------------------------------------------------------------------------------------------
@@ -572,13 +577,14 @@ def event_mix(fr: Frame, s: Sessions, b: Behaviour) -> Section:
     chain = mean_chain(b, s.open_ts[s.reached[_CHECKOUT]])
     browse = 1 - b.bounce
     p_checkout = float(checkout_probability(b, s.open_ts).mean()) if s.open_ts.size else b.checkout
-    checkout = browse * b.add_to_cart * p_checkout
+    p_cart = mean_cart_probability(b)
+    checkout = browse * p_cart * p_checkout
     won = chain["success"].sum()
     per_session = {
         "OPEN": 1.0,
         "USER_LOGIN": b.login,
         "PRODUCT_VIEW": browse * (1 + b.extra_views_mean),
-        "ADD_TO_CART": browse * b.add_to_cart * (1 + b.extra_views_mean * b.add_more),
+        "ADD_TO_CART": browse * p_cart * (1 + b.extra_views_mean * b.add_more),
         "CHECKOUT_STARTED": checkout,
         "PAYMENT_AUTHORIZED": checkout * won,
         "PAYMENT_FAILED": checkout * chain["failed"].sum(),
@@ -613,9 +619,11 @@ def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incid
     total = int(settled.sum())
     # Checkout and payment success depend on when the session opened (flash sales, outages): each step's target
     # is the mean probability over the sessions that reached the step before, the expected counts the sums.
+    p_cart = cart_probability(b, s.platform)  # per browsing session, by its platform
     p_checkout = checkout_probability(b, s.open_ts)
     p_success = success_probability(b, s.open_ts)  # per checkout, abandoned at payment or not
     p_attempt = 1 - b.abandon_at_payment
+    browsed = s.reached[_VIEW] & settled
     carted = s.reached[_CART] & settled
     checked = s.reached[_CHECKOUT] & settled
     tried = attempted(s) & settled
@@ -625,13 +633,16 @@ def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incid
     # per-checkout probability by the attempt probability is exact).
     auth_p = float(p_success[tried].mean()) / p_attempt if tried.any() else chk_won / max(p_attempt, 1e-12)
     cart_won = float((p_checkout * p_success)[carted].mean()) if carted.any() else cart_p * chk_won
-    steps = [("product view", _VIEW, 1 - b.bounce), ("add to cart", _CART, b.add_to_cart)]
+    add_p = float(p_cart[browsed].mean()) if browsed.any() else mean_cart_probability(b)
+    steps = [("product view", _VIEW, 1 - b.bounce), ("add to cart", _CART, add_p)]
     steps += [("checkout", _CHECKOUT, cart_p), ("payment attempted", None, p_attempt)]
     steps += [("payment authorised", _AUTH, auth_p), ("order placed", _ORDER, 1.0)]
-    base = (1 - b.bounce) * b.add_to_cart
-    n_checkouts = base * float(p_checkout[settled].sum())
-    won = base * float((p_checkout * p_success)[settled].sum())
-    expected = [total, (1 - b.bounce) * total, base * total, n_checkouts, n_checkouts * p_attempt, won, won]
+    browse = 1 - b.bounce
+    n_carts = browse * float(p_cart[settled].sum())
+    n_checkouts = browse * float((p_cart * p_checkout)[settled].sum())
+    won_each = browse * p_cart * p_checkout * p_success  # each session's probability of an order
+    won = float(won_each[settled].sum())
+    expected = [total, browse * total, n_carts, n_checkouts, n_checkouts * p_attempt, won, won]
     expected = [float(x) for x in expected]
     rows = [Row("sessions", float(total), None, "count")]
     counts, targets = [total], expected
@@ -646,6 +657,7 @@ def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incid
     # Cart abandonment as Baymard measures it: carts that never become an order (before or inside checkout).
     rows.append(Row("cart abandonment", _share(n_cart - n_order, n_cart), 1 - cart_won, n=n_cart))
     rows.append(Row("checkout abandonment", _share(n_chk - n_order, n_chk), 1 - chk_won, n=n_chk))
+    rows += _platform_rows(s, settled, won_each)
     rows += _conversion_rows(s, b, settled, incidents)
     notes = [
         f"Sessions are rebuilt per customer from OPEN events; {int((~settled).sum()):,} sessions opening in the last "
@@ -676,6 +688,18 @@ def _ratio_se(ratio: float, *relative_variances: float) -> float:
     """Delta method: the standard error of a ratio (or product) of independent estimates from their squared
     relative standard errors."""
     return ratio * math.sqrt(sum(relative_variances))
+
+
+def _platform_rows(s: Sessions, settled: np.ndarray, won_each: np.ndarray) -> list[Row]:
+    """Session to order on each platform (the apps convert better than the web), against the mean of its
+    sessions' own probabilities."""
+    rows = []
+    for p, name in enumerate(PLATFORMS):
+        mine = settled & (s.platform == p)
+        n = int(mine.sum())
+        won = float(won_each[mine].mean()) if n else None
+        rows.append(Row(f"session → order on {name}", _share(int((mine & s.reached[_ORDER]).sum()), n), won, n=n))
+    return rows
 
 
 def _conversion_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list[Incident]) -> list[Row]:

@@ -154,6 +154,7 @@ SPEC: dict = {
         "extra_views_mean": _non_negative,
         "extra_views_shape": _positive,
         "add_to_cart": _probability,
+        "add_to_cart_factor": dict.fromkeys(PLATFORMS, _non_negative),
         "add_more": _probability,
         "checkout": _probability,
         "abandon_at_payment": _probability,

@@ -18,7 +18,7 @@ from generator.schema import decoded
 FIRST_ROWS = [
     (
         "32093b32-968f-47e7-8333-279eb8e39446",
-        "2025-11-01 00:00:01.993355+00:00",
+        "2025-11-01 00:00:01.999034+00:00",
         "OPEN",
         "NG000061734",
         "Rakiya Inuwa",
@@ -30,7 +30,7 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:02.393503+00:00",
+        "2025-11-01 00:00:02.400321+00:00",
         "OPEN",
         "NG000127847",
         "Hajara Ringim",
@@ -42,7 +42,7 @@ FIRST_ROWS = [
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
-        "2025-11-01 00:00:04.206638+00:00",
+        "2025-11-01 00:00:04.218624+00:00",
         "OPEN",
         "NG000139551",
         "Grace Ugwu",
@@ -78,18 +78,18 @@ COUNTS = {
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
 DAYTIME_START = "2025-11-03T10:00:00Z"
 FIRST_FULFILMENT = [
-    ("2025-11-03 10:00:14.622350+00:00", "PACKED", "NG000116855", "GIG Logistics", "GIG584093887428"),
-    ("2025-11-03 10:00:01.357081+00:00", "SHIPPED", "NG000209432", "Speedaf", "SPD9187400846659"),
-    ("2025-11-03 10:00:11.075738+00:00", "DELIVERED", "NG000092293", "Speedaf", "SPD8522858008535"),
+    ("2025-11-03 10:00:13.216073+00:00", "PACKED", "NG000009067", "Speedaf", "SPD9516392472284"),
+    ("2025-11-03 10:00:18.757897+00:00", "SHIPPED", "NG000175240", "Speedaf", "SPD9258058125024"),
+    ("2025-11-03 10:00:28.937895+00:00", "DELIVERED", "NG000035251", "Dellyman", "DLM443940509662"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 100,
-    "USER_LOGIN": 61,
-    "PRODUCT_VIEW": 49,
+    "OPEN": 105,
+    "USER_LOGIN": 65,
+    "PRODUCT_VIEW": 54,
     "ADD_TO_CART": 1,
-    "PACKED": 8,
-    "SHIPPED": 19,
-    "DELIVERED": 12,
+    "PACKED": 4,
+    "SHIPPED": 10,
+    "DELIVERED": 11,
 }
 
 

@@ -114,6 +114,40 @@ def test_funnel_matches_sql(run_dir, summary):
     assert chart["values"] == list(sessions)
 
 
+def test_conversion_by_platform_matches_sql(run_dir, summary):
+    """Sessions and orders per platform of the session's OPEN, rebuilt in SQL, give each platform's conversion;
+    its target is the platform's own: (1 - bounce) x add_to_cart x factor x checkout x success (no incidents)."""
+    end = max(w[1] for w in load(run_dir).windows)
+    got = dict(
+        _sql(run_dir)
+        .execute(
+            f"""
+        with s as (
+            select customer_id, event_type, platform, epoch_us(event_ts) as ts,
+                   sum((event_type = 'OPEN')::int) over (partition by customer_id order by event_ts) as sid
+            from ev where event_type not in ('PACKED', 'SHIPPED', 'DELIVERED')
+        ), per as (
+            select min(ts) filter (where event_type = 'OPEN') as opened,
+                   min(platform) filter (where event_type = 'OPEN') as platform,
+                   bool_or(event_type = 'ORDER_PLACED') as o
+            from s where sid > 0 group by customer_id, sid
+        )
+        select platform, avg(o::int) from per where opened <= {end - SETTLE} group by 1
+        """
+        )
+        .fetchall()
+    )
+    rows = _rows(summary, "funnel")
+    b = default_behaviour()
+    won = float(payment_chain(b)["success"].sum())
+    for p, name in enumerate(PLATFORMS):
+        row = rows[f"session → order on {name}"]
+        assert row.value == pytest.approx(got[name], abs=1e-12)
+        p_cart = min(b.add_to_cart * b.cart_factor[p], 1.0)
+        assert row.target == pytest.approx((1 - b.bounce) * p_cart * b.checkout * won)
+    assert rows["session → order on WEB"].target < 0.5 * rows["session → order on ANDROID"].target
+
+
 def test_orders_by_state_match_sql(run_dir, summary):
     con = _sql(run_dir)
     got = dict(
@@ -381,7 +415,7 @@ def test_a_manifest_listing_other_row_counts_than_its_parts_is_refused(run_dir, 
 
 
 def _same_sessions(a: report_module.Sessions, b: report_module.Sessions) -> None:
-    for name in ("open_ts", "failures", "method"):
+    for name in ("open_ts", "platform", "failures", "method"):
         assert np.array_equal(getattr(a, name), getattr(b, name)), name
     assert a.reached.keys() == b.reached.keys()
     assert all(np.array_equal(a.reached[c], b.reached[c]) for c in b.reached)
@@ -418,11 +452,12 @@ def test_sessions_sorted_a_range_of_customers_at_a_time_are_the_same(run_dir, mo
 
 
 def _frame(ts: list[int], code: list[int], customer: list[int], method: list[int] | None = None):
-    """A Frame of the columns the session rebuild reads."""
+    """A Frame of the columns the session rebuild reads (platforms numbered along the rows)."""
     none8 = np.zeros(0, np.int8)
     return report_module.Frame(
         ts=np.array(ts, np.int64), code=np.array(code, np.int8), customer=np.array(customer, np.int64),
-        platform=none8, latency=np.zeros(0, np.int32), slow=np.zeros(0, bool),
+        platform=(np.arange(len(ts)) % len(PLATFORMS)).astype(np.int8),
+        latency=np.zeros(0, np.int32), slow=np.zeros(0, bool),
         method=np.array([-1] * len(ts) if method is None else method, np.int8), carrier=none8, carriers=[],
         order=np.zeros(0, np.int32), amount=np.full(len(ts), -1, np.int32),
     )  # fmt: skip

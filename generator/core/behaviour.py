@@ -178,6 +178,7 @@ class Behaviour:
     extra_views_mean: float
     extra_views_shape: float  # negative binomial shape of the extra views (inf: Poisson, as before the key)
     add_to_cart: float
+    cart_factor: np.ndarray  # per platform: add_to_cart times this in its sessions (sessions.cart_probability)
     add_more: float
     checkout: float
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
@@ -247,6 +248,10 @@ class Behaviour:
             extra_views_mean=float(f["extra_views_mean"]),
             extra_views_shape=float(f.get("extra_views_shape", math.inf)),  # runs written before it: Poisson
             add_to_cart=float(f["add_to_cart"]),
+            # A scenario recorded before the key existed (an older run's manifest): every platform alike.
+            cart_factor=_ordered(
+                f.get("add_to_cart_factor", dict.fromkeys(PLATFORMS, 1.0)), PLATFORMS, "funnel.add_to_cart_factor"
+            ),
             add_more=float(f["add_more"]),
             checkout=float(f["checkout"]),
             # A scenario recorded before the key existed (an older run's manifest) had no abandonment at payment.

@@ -101,12 +101,26 @@ def draw_in_curve(r: np.random.Generator, at: np.ndarray, values: np.ndarray, n:
     return at[piece] + np.minimum((x * length[piece]).astype(np.int64), length[piece] - 1)
 
 
+def cart_probability(b: Behaviour, platform: np.ndarray) -> np.ndarray:
+    """Probability that a browsing session on `platform` (codes) adds to its cart: `add_to_cart` times the
+    platform's factor (the apps convert better than the web), at most 1."""
+    return np.minimum(b.add_to_cart * b.cart_factor[platform], 1.0)
+
+
+def mean_cart_probability(b: Behaviour) -> float:
+    """`cart_probability` over the sessions' platforms: a session's platform follows the mix (the customer's
+    primary one, itself drawn from the mix, or another drawn from it)."""
+    mix = b.platform_mix / b.platform_mix.sum()
+    return float(mix @ cart_probability(b, np.arange(mix.size)))
+
+
 def expected_events_per_session(b: Behaviour) -> float:
     """Mean events per session including the fulfilment events of its order (for sizing blocks)."""
     browse = 1 - b.bounce
     views = browse * (1 + b.extra_views_mean)
-    carts = browse * b.add_to_cart * (1 + b.extra_views_mean * b.add_more)
-    checkout = browse * b.add_to_cart * b.checkout
+    p_cart = mean_cart_probability(b)
+    carts = browse * p_cart * (1 + b.extra_views_mean * b.add_more)
+    checkout = browse * p_cart * b.checkout
     # A checkout abandoned at payment is its CHECKOUT_STARTED alone; the others add their payment attempts, the
     # order and its fulfilment.
     return 1 + b.login + views + carts + checkout * (1 + (1 - b.abandon_at_payment) * (3.5 + 0.3))
@@ -122,7 +136,7 @@ def extra_views(rng: np.random.Generator, b: Behaviour, n: int) -> np.ndarray:
 
 def checkouts_per_session(b: Behaviour) -> float:
     """Mean CHECKOUT_STARTED per session (abandoned at payment or not: `pay` decides which)."""
-    return (1 - b.bounce) * b.add_to_cart * b.checkout
+    return (1 - b.bounce) * mean_cart_probability(b) * b.checkout
 
 
 def simulate(
@@ -145,7 +159,7 @@ def simulate(
     login = rng.random(n) < b.login
     browse = rng.random(n) >= b.bounce
     views = np.where(browse, 1 + extra_views(rng, b, n), 0)
-    carted = browse & (rng.random(n) < b.add_to_cart)
+    carted = browse & (rng.random(n) < cart_probability(b, platform))
     carts = np.where(carted, 1 + rng.binomial(np.maximum(views - 1, 0), b.add_more), 0)
     p_checkout = b.checkout
     if len(b.incidents.conversion):  # flash sales, by the session's start

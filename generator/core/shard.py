@@ -40,7 +40,7 @@ from generator.core.population import (
     primary_platform,
 )
 from generator.core.sessions import (
-    checkouts_per_session,
+    cart_probability,
     draw_in_curve,
     expected_events_per_session,
     intensity_curve,
@@ -368,7 +368,13 @@ class _Stream:
         """Orders placed in the weeks before the start: only their fulfilment events from the start on."""
         start = self.cfg.start_us
         r = rng(self.cfg.seed, "warm", _key(start), self.shard.index)
-        t, local, platform = self.arrivals(r, start - WARM_UP, start, checkouts_per_session(self.b))
+        # Checkouts by platform: arrivals at the likeliest platform's rate, each kept with its own platform's
+        # probability relative to that one (thinning: exact, whatever the platforms' factors).
+        p_cart = cart_probability(self.b, np.arange(len(PLATFORMS)))
+        top = float(p_cart.max())
+        t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * self.b.checkout * top)
+        keep = r.random(t.size) * top < p_cart[platform]
+        t, local, platform = t[keep], local[keep], platform[keep]
         _, success, _ = pay(r, self.b, t.size, ts=t)
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
         self.add_orders(r, placed)
