@@ -26,6 +26,11 @@ from generator.manifest import iso
 from generator.parts import ShardResult, SimResult
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 worker", "8 workers", "5,000,000 events"."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def human_bytes(n: float) -> str:
     for unit in ("B", "KB", "MB", "GB", "TB"):
         if n < 1000 or unit == "TB":
@@ -108,7 +113,8 @@ class LiveDashboard(_Tally):
         for i, (pid, (shards, events, nbytes)) in enumerate(sorted(self.per_worker.items()), 1):
             t.add_row(str(i), str(pid), str(shards), f"{events:,}", human_bytes(nbytes))
         head = (
-            f"run [bold]{self.run.run_id}[/]  ·  {len(self.run.shards)} shards on {self.run.workers} workers"
+            f"run [bold]{self.run.run_id}[/]  ·  {counted(len(self.run.shards), 'shard')} on "
+            f"{counted(self.run.workers, 'worker')}"
             f"{f'  ·  ends at {self.end}' if getattr(self, 'end', None) else ''}\n"
             f"[bold]{self.rate():,.0f}[/] events/s  ·  {human_bytes(self.bytes)} written  ·  "
             f"{self.shards}/{len(self.run.shards)} shards done"
@@ -162,7 +168,8 @@ class LogLines(_Tally):
         super().started(run)
         self.last = 0.0
         self.console.print(
-            f"gen: run {run.run_id}: {run.events:,} events in {len(run.shards)} shards on {run.workers} workers",
+            f"gen: run {run.run_id}: {counted(run.events, 'event')} in {counted(len(run.shards), 'shard')} on "
+            f"{counted(run.workers, 'worker')}",
             highlight=False,
         )
 

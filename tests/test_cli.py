@@ -168,13 +168,15 @@ def _table_rows(screen) -> list[str]:
 
 def test_plain_log_lines_when_not_a_terminal(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "generator", "run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000"],
+        [sys.executable, "-m", "generator", "run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000"]
+        + ["--workers", "1", "--shard-size", "3000"],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert "\x1b[" not in done.stderr and "\x1b[" not in done.stdout, "no control codes off a terminal"
+    assert ": 2,000 events in 1 shard on 1 worker\n" in done.stderr
     assert "gen: 2,000/2,000 events (100%)" in done.stderr
     doc = json.loads(next((tmp_path / "_manifests").glob("*.json")).read_text())
     assert f"gen: the run ends at {doc['window']['end']}; writing 2,000 events" in done.stderr, (
