@@ -58,6 +58,7 @@ from generator.parts import (
     simulate_part,
     sync_dir,
     sync_file,
+    wait_for_reissues,
 )
 
 if TYPE_CHECKING:  # boto3 is imported only when a run uploads
@@ -106,10 +107,12 @@ class Listener:
     def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None: ...
 
 
-def _warm_worker(coordinator: int) -> None:
+def _warm_worker(coordinator: int, reissues_ready=None) -> None:
     """Prepare a worker: signals left to the coordinator, an exit when the coordinator is gone (`worker_init`),
-    freed memory kept for reuse, and the reference data loaded once."""
+    the event that says the run's e-mail reissues are written (`parts.wait_for_reissues`), freed memory kept for
+    reuse, and the reference data loaded once."""
     worker_init(coordinator)
+    wait_for_reissues(reissues_ready)
     from generator.core.behaviour import default_behaviour
     from generator.core.nigeria import default_pools
 
@@ -172,10 +175,9 @@ def _run_locked(
     committed = False
     in_process = workers == 1 and uploader is None
     try:
-        cached_reissues(out, gen)  # from an earlier run here, or worked out now and kept for later ones
-        if not in_process:  # once here rather than once in every worker
-            save_reissues(staging, gen)
         with _Workers(workers, in_process) as pool:
+            # From an earlier run here, or worked out now and kept for later ones; once for all the workers.
+            pool.share_reissues(out, staging, gen)
             slices = {s.index: pending.of_customers(s.first_customer, s.customers).columns() for s in shards}
             results: list[ShardResult] = []
 
@@ -433,12 +435,39 @@ class _Workers:
             if usable_cpus() > 1:
                 self.behind = WriteBehind()
         else:
+            ctx = worker_context()
+            self.reissues_ready = ctx.Event()
             self.pool = ProcessPoolExecutor(
-                max_workers=workers, mp_context=worker_context(), initializer=_warm_worker, initargs=(os.getpid(),)
+                max_workers=workers,
+                mp_context=ctx,
+                initializer=_warm_worker,
+                initargs=(os.getpid(), self.reissues_ready),
             )
+        self.reissues: Future | None = None
 
     def __enter__(self) -> _Workers:
         return self
+
+    def share_reissues(self, out: Path, staging: Path, gen: GenConfig) -> None:
+        """Work out the population's e-mail reissues (or take them from the cache) on a thread of this process,
+        while the workers simulate, and write them to the staging for all of them: a worker waits for them only
+        when it first builds identities. In this process, for one worker, they are worked out before anything."""
+        if self.pool is None:
+            cached_reissues(out, gen)
+            return
+
+        def share() -> None:
+            try:
+                cached_reissues(out, gen)
+                save_reissues(staging, gen)
+            except OSError as e:
+                raise RunError(f"could not stage the e-mail reissues: {e}; nothing was committed") from None
+            finally:
+                self.reissues_ready.set()  # without the file, a waiting worker fails at once (this error is raised)
+
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="reissues")
+        self.reissues = thread.submit(share)
+        thread.shutdown(wait=False)
 
     def each(self, jobs: list[tuple[Callable, tuple]], on_done: Callable) -> None:
         """Ctrl-C and SIGTERM take effect between results (in this process: between jobs, a shard's time), never
@@ -474,6 +503,13 @@ class _Workers:
             raise RunError(f"a worker could not write its part: {e}; nothing was committed") from None
 
     def __exit__(self, exc_type, *exc) -> None:
+        try:
+            self._stop(exc_type)
+        finally:
+            if self.reissues is not None:
+                self.reissues.result()  # its error is the run's (a worker that found no reissues failed for it)
+
+    def _stop(self, exc_type) -> None:
         if self.pool is None:
             if self.behind is not None:  # the part being written is finished, those queued dropped on an error
                 with Gate():

@@ -350,8 +350,22 @@ def cached_reissues(out: Path, gen: GenConfig) -> bool:
     return False
 
 
+_reissues_ready = None  # in a pool's worker: set once the coordinator has written the run's REISSUES_FILE
+
+
+def wait_for_reissues(ready) -> None:
+    """In a worker: wait for `ready` (a multiprocessing Event) before reading the run's e-mail reissues, which
+    the coordinator works out while the workers simulate (`coordinator._Workers.share_reissues`)."""
+    global _reissues_ready
+    _reissues_ready = ready
+
+
 def _adopt_reissues(root: str, gen: GenConfig) -> None:
     path = Path(root) / REISSUES_FILE
+    if _reissues_ready is not None:
+        _reissues_ready.wait()
+        if not path.is_file():  # the coordinator could not write them: it stops the run with its own error
+            raise RuntimeError(f"no e-mail reissues at {path}")
     if path.is_file():
         idx, digits = np.load(path, allow_pickle=False)
         adopt_reissues(gen.seed, gen.customers, default_pools(), idx, digits)

@@ -167,9 +167,9 @@ def _table_rows(screen) -> list[str]:
 
 
 def test_plain_log_lines_when_not_a_terminal(tmp_path):
+    args = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "--workers", "1"]
     done = subprocess.run(
-        [sys.executable, "-m", "generator", "run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000"]
-        + ["--workers", "1", "--shard-size", "3000"],
+        [sys.executable, "-m", "generator", *args, "--shard-size", "3000"],
         capture_output=True,
         text=True,
         timeout=120,

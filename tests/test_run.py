@@ -295,6 +295,45 @@ def test_later_runs_take_the_email_reissues_from_the_cache_with_the_same_bytes(t
     assert len(list((a / "_cache").glob("email-reissues-*.npy"))) == 1  # the good one replaced the bad one
 
 
+def test_workers_wait_for_the_reissues_the_coordinator_works_out_meanwhile(tmp_path, monkeypatch):
+    """With a pool, the coordinator works the e-mail reissues out on a thread while the workers simulate; a worker
+    waits for them before it builds identities and takes the coordinator's, never its own. Here they come a second
+    late and unmistakable (every customer's number is 10,000,000 + its index): every address carries them."""
+    import time
+
+    import numpy as np
+
+    from generator import coordinator, parts
+
+    def late(root: Path, gen) -> None:
+        time.sleep(1.0)
+        idx = np.arange(gen.customers, dtype=np.int64)
+        np.save(root / parts.REISSUES_FILE, np.stack([idx, 10_000_000 + idx]), allow_pickle=False)
+
+    monkeypatch.setattr(coordinator, "save_reissues", late)
+    run(small_config(tmp_path, workers=2, events=4_000, shard_size=1_000))
+    t = ds.dataset(tmp_path / "events", format="parquet").to_table(columns=["customer_id", "email"]).to_pylist()
+    assert len(t) == 4_000
+    for row in t:
+        assert row["email"].split("@")[0].endswith(str(10_000_000 + int(row["customer_id"][2:]))), row
+
+
+def test_reissues_the_coordinator_cannot_stage_stop_the_run_with_that_error(tmp_path, monkeypatch):
+    """A disk error while the coordinator stages the reissues ends the run with that error (exit 1, one line):
+    the workers waiting for them stop, nothing is committed and no staging is left."""
+    from generator import coordinator
+    from generator.coordinator import RunError
+
+    def full(root: Path, gen) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(coordinator, "save_reissues", full)
+    with pytest.raises(RunError, match=r"could not stage the e-mail reissues: .*No space left on device"):
+        run(small_config(tmp_path, workers=2, events=4_000, shard_size=1_000))
+    assert not list(tmp_path.glob("_manifests/*.json")) and not list(tmp_path.rglob("*.parquet"))
+    assert not (tmp_path / "_staging").exists()
+
+
 def test_workers_default_to_the_cpus_the_process_may_use(monkeypatch):
     """`taskset -c 0-2 gen run` (or a container's cpuset) runs three workers, whatever the machine has; where the
     system has no CPU affinity (macOS) the CPU count decides, and so does it whether one worker writes behind."""
