@@ -19,11 +19,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from generator import manifest
-from generator.core.behaviour import OPERATORS, ZONES, Behaviour, default_behaviour
+from generator.core.behaviour import OPERATORS, REGIONS, ZONES, Behaviour, default_behaviour, region_of
 from generator.core.events import DAY, HOUR, SECOND
 from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
-from generator.core.lifecycle import basket_kobo, delivery_times, stage_times, transit_factors
+from generator.core.lifecycle import basket_kobo, delivery_times, spend_scale, stage_times, transit_factors
 from generator.core.nigeria import default_pools
 from generator.core.population import customer_index, home_state, network_quality, operators
 from generator.core.sessions import WAT_OFFSET, cart_probability, extra_views, hour_buckets, mean_cart_probability
@@ -249,13 +249,18 @@ def success_probability(b: Behaviour, ts: np.ndarray) -> np.ndarray:
 _Z = {50: 0.0, 95: 1.6448536269514722, 99: 2.3263478740408408}
 
 
-def basket_law(b: Behaviour, n: int = BASKET_DRAWS, items: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def basket_law(
+    b: Behaviour, n: int = BASKET_DRAWS, items: int | None = None, scales: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """`n` baskets of the scenario's law by a fixed-seed Monte Carlo (the same draws every report): items in the
     cart (`items` each, else 1 + Binomial(extra views, add_more), the carts of a session that checks out, the
-    extra views drawn by the generator's own `extra_views`) and the total in naira, by its own `basket_kobo`."""
+    extra views drawn by the generator's own `extra_views`), each basket's factor on item prices drawn from
+    `scales` (the checkouts' own, where given: `lifecycle.spend_scale`), and the total in naira, by the
+    generator's own `basket_kobo`."""
     r = np.random.default_rng(BASKET_SEED)
     k = np.full(n, items, np.int64) if items else 1 + r.binomial(extra_views(r, b, n), b.add_more)
-    return k, basket_kobo(r, b, k) // 100
+    scale = r.choice(scales, n) if scales is not None and scales.size else None
+    return k, basket_kobo(r, b, k, scale) // 100
 
 
 def _median_se(law: np.ndarray, n: int) -> float:
@@ -463,6 +468,7 @@ class Sessions:
     """Sessions rebuilt per customer from OPEN events (the rows carry no session id)."""
 
     open_ts: np.ndarray
+    customer: np.ndarray  # the customer's index (-1: an id of another shape)
     platform: np.ndarray  # the OPEN event's platform code
     reached: dict[int, np.ndarray]  # event code -> whether the session has one
     failures: np.ndarray  # PAYMENT_FAILED events per session
@@ -484,6 +490,7 @@ def sessions(fr: Frame) -> Sessions:
     parts = [_sessions(fr, rows) for rows in _customer_ranges(fr)]
     return Sessions(
         np.concatenate([p.open_ts for p in parts]),
+        np.concatenate([p.customer for p in parts]),
         np.concatenate([p.platform for p in parts]),
         {c: np.concatenate([p.reached[c] for p in parts]) for c in parts[0].reached},
         np.concatenate([p.failures for p in parts]),
@@ -560,7 +567,15 @@ def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:
     amount[sid[chk]] = fr.amount[idx[chk]]
     opens = idx[starts][ok]
     return Sessions(
-        fr.ts[opens], fr.platform[opens], reached, failures[ok], method[ok], carts[ok], amount[ok], int((~ok).sum())
+        fr.ts[opens],
+        fr.customer[opens],
+        fr.platform[opens],
+        reached,
+        failures[ok],
+        method[ok],
+        carts[ok],
+        amount[ok],
+        int((~ok).sum()),
     )
 
 
@@ -1078,8 +1093,8 @@ def _zone_rows(
     state = home_state(seed, np.maximum(customer, 0), pools)
     weights = np.diff(np.r_[0.0, pools.state_cdf])
     factors = transit_factors(b, pools.state_is_hub, pools.state_zone)
-    groups = [("Lagos and the FCT", pools.state_is_hub)]
-    groups += [(z.replace("_", "-"), ~pools.state_is_hub & (pools.state_zone == i)) for i, z in enumerate(ZONES)]
+    regions = region_of(pools.state_is_hub, pools.state_zone)
+    groups = [(label, regions == g) for g, label in enumerate(_REGION_LABELS)]
     r = np.random.default_rng(0)
     rows = []
     for label, states in groups:
@@ -1274,37 +1289,48 @@ def _sessions_over_time(opens: np.ndarray, b: Behaviour, windows: list[tuple[int
     return {"x": (keys * width + width // 2).tolist(), "values": counts.tolist(), "targets": expected.tolist()}
 
 
-def basket(s: Sessions, b: Behaviour) -> Section:
-    """Checkout totals (CHECKOUT_STARTED's total_amount) against the scenario's basket law, overall and by the
-    number of ADD_TO_CART in the session that checked out (the rebuilt sessions: a checkout whose session opened
-    before the data is left out)."""
+def basket(s: Sessions, b: Behaviour, seed: int) -> Section:
+    """Checkout totals (CHECKOUT_STARTED's total_amount) against the scenario's basket law, overall, by the number
+    of ADD_TO_CART in the session that checked out, by its platform and by where its customer lives (the rebuilt
+    sessions: a checkout whose session opened before the data is left out)."""
     chk = s.reached[_CHECKOUT] & (s.checkout_amount >= 0)
     amount, items = s.checkout_amount[chk], s.carts[chk]
-    law_items, law = basket_law(b)
+    pools = default_pools()
+    region = region_of(pools.state_is_hub, pools.state_zone)[home_state(seed, np.maximum(s.customer[chk], 0), pools)]
+    platform = s.platform[chk]
+    scale = spend_scale(b, region, platform)
+    law_items, law = basket_law(b, scales=scale)
     rows = [
         Row("median basket, every checkout (NGN)", _median_or_none(amount), float(np.median(law)), "mean",
             amount.size, se=_median_se(law, amount.size)),
         Row("items in the cart at checkout (mean)", float(items.mean()) if items.size else None,
             float(law_items.mean()), "mean", items.size, se=float(law_items.std()) / math.sqrt(max(items.size, 1))),
     ]  # fmt: skip
-    for j in (1, 2, 3):
-        mine, law_j = amount[items == j], basket_law(b, BASKET_DRAWS // 4, items=j)[1]
-        label = f"median basket, {j} item{'s' if j > 1 else ''} in the cart (NGN)"
-        rows.append(Row(label, _median_or_none(mine), float(np.median(law_j)), "mean", mine.size,
-                        se=_median_se(law_j, mine.size)))  # fmt: skip
-    one, law_1 = amount[items == 1], basket_law(b, BASKET_DRAWS // 4, items=1)[1]
+    groups = [(f"{j} item{'s' if j > 1 else ''} in the cart", items == j, j) for j in (1, 2, 3)]
+    groups += [(f"on {name}", platform == p, None) for p, name in enumerate(PLATFORMS)]
+    groups += [(_REGION_LABELS[g], region == g, None) for g in range(len(REGIONS))]
+    for label, sel, j in groups:
+        mine, law_j = amount[sel], basket_law(b, BASKET_DRAWS // 4, items=j, scales=scale[sel])[1]
+        rows.append(Row(f"median basket, {label} (NGN)", _median_or_none(mine), float(np.median(law_j)), "mean",
+                        mine.size, se=_median_se(law_j, mine.size)))  # fmt: skip
+    one, law_1 = amount[items == 1], basket_law(b, BASKET_DRAWS // 4, items=1, scales=scale[items == 1])[1]
     rows.append(Row("1-item baskets on a price point (ending in 99, 50 or 00)",
                     _share(int(np.isin(one % 100, (99, 50, 0)).sum()), one.size),
                     float(np.isin(law_1 % 100, (99, 50, 0)).mean()), n=one.size))  # fmt: skip
     notes = [
-        "Totals of CHECKOUT_STARTED (whole naira), overall and by the ADD_TO_CART count of the session that checked "
-        f"out. Targets: the scenario's basket law by a fixed-seed Monte Carlo ({BASKET_DRAWS:,} baskets; "
-        f"{BASKET_DRAWS // 4:,} per cart size): item prices on price points summed over the items in the cart, "
-        "clipped to the basket's min and max; a median's standard error is sqrt(1/4n) over the law's density there."
+        "Totals of CHECKOUT_STARTED (whole naira), overall and by the ADD_TO_CART count, the platform of the session "
+        "that checked out and where its customer lives. Targets: the scenario's basket law by a fixed-seed Monte "
+        f"Carlo ({BASKET_DRAWS:,} baskets; {BASKET_DRAWS // 4:,} per row below the first): item prices on price "
+        "points, their median times the factors of the checkouts' own regions and platforms, summed over the items "
+        "in the cart and clipped to the basket's min and max; a median's standard error is sqrt(1/4n) over the law's "
+        "density there."
     ]
     if not b.basket_per_item:
         notes.append("This scenario predates item prices: one lognormal total per basket, whatever the cart holds.")
     return Section("basket", "Basket totals", rows, notes)
+
+
+_REGION_LABELS = ("Lagos and the FCT", *(z.replace("_", "-") for z in ZONES))
 
 
 def _median_or_none(x: np.ndarray) -> float | None:
@@ -1328,7 +1354,7 @@ def summarise(loaded: Loaded) -> Summary:
         state,
         delivery,
         traffic(fr, b, loaded.windows, incidents),
-        basket(s, b),
+        basket(s, b, seed),
     ]
     if len(thresholds) > 1:
         sections[3].notes.append(f"The runs use different thresholds {sorted(thresholds)}; targets use {threshold}.")

@@ -17,7 +17,7 @@ from generator.parts import write_atomic
 from generator.report import Row, Section, Summary
 
 # Deviations are marked beyond the number of standard errors that chance alone exceeds in about one report in a
-# hundred, given how many statistics the report compares with a target (3.7 for the default run's 56; at least
+# hundred, given how many statistics the report compares with a target (3.8 for the default run's 66; at least
 # FLAG_Z): with 3 for each, about one default report in ten marked a statistic that was only chance.
 FLAG_Z = 3.0
 FAMILY_RATE = 0.01

@@ -20,6 +20,7 @@ from generator.config import ConfigError
 from generator.core.behaviour import (
     FULFILMENT_STAGES,
     OPERATORS,
+    REGIONS,
     ZONES,
     Behaviour,
     default_behaviour,
@@ -172,6 +173,8 @@ SPEC: dict = {
         "charm": _probability,
         "min_ngn": _whole(0),
         "max_ngn": _whole(1),
+        "region_factor": dict.fromkeys(REGIONS, _positive),
+        "platform_factor": dict.fromkeys(PLATFORMS, _positive),
     },
     "fulfilment": {
         "packed_hours_median": _non_negative,

@@ -9,10 +9,13 @@ import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
-from generator.core.behaviour import Behaviour, default_behaviour, default_scenario
-from generator.core.lifecycle import basket_kobo, item_prices_ngn
-from generator.core.sessions import extra_views
+from generator.core.behaviour import REGIONS, Behaviour, default_behaviour, default_scenario, region_of
+from generator.core.lifecycle import basket_kobo, item_prices_ngn, spend_scale
+from generator.core.nigeria import default_pools
+from generator.core.population import home_state
+from generator.core.sessions import cart_probability, extra_views
 from generator.report import basket_law
+from generator.schema import PLATFORMS
 
 N = 100_000
 
@@ -44,10 +47,72 @@ def test_the_basket_grows_with_the_items_in_the_cart():
     assert np.median(three) > 2.5 * np.median(one)  # the old law: the same median whatever the cart
 
 
+def _checkout_scales(b: Behaviour, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The price factors of `n` checkouts: customers of the default population (their regions) on platforms drawn
+    as checkouts come (the mix weighted by each platform's cart probability); and those regions and platforms."""
+    pools = default_pools()
+    region = region_of(pools.state_is_hub, pools.state_zone)[home_state(7, np.arange(n), pools)]
+    weight = cart_probability(b, np.arange(len(PLATFORMS))) * b.platform_mix
+    platform = np.random.default_rng(2).choice(len(PLATFORMS), n, p=weight / weight.sum())
+    return spend_scale(b, region, platform), region, platform
+
+
 def test_the_median_order_value_stays_near_9500():
-    items, naira = basket_law(default_behaviour())
+    """With the checkouts' regions and platforms: the factors raise the median item price by about 6% on average,
+    which the default's lower median item price (5,950 instead of 6,300 before them) takes back."""
+    b = default_behaviour()
+    scale, _, _ = _checkout_scales(b, 200_000)
+    assert 1.03 < scale.mean() < 1.09
+    items, naira = basket_law(b, scales=scale)
     assert 1.4 < items.mean() < 1.65  # 1 + Poisson(3.5)·0.15 items in a cart that checks out
-    assert 9_500 * 0.93 < np.median(naira) < 9_500 * 1.07
+    assert 9_500 * 0.97 < np.median(naira) < 9_500 * 1.03
+
+
+def test_what_customers_spend_follows_where_they_live_and_their_phone():
+    """Lagos and the FCT spend most, the north-west and north-east least (NBS 2019 poverty by state); iOS more
+    than Android; the regions' factors average about 1 over the population's demand."""
+    b = default_behaviour()
+    scale, region, platform = _checkout_scales(b, 200_000)
+    ios, android = PLATFORMS.index("IOS"), PLATFORMS.index("ANDROID")
+    factor = dict(zip(REGIONS, b.basket_region_factor, strict=True))
+    assert factor["lagos_fct"] > factor["south_west"] > factor["north_central"] > factor["north_west"]
+    assert factor["north_east"] == factor["north_west"] < 1.0
+    assert 0.98 < b.basket_region_factor[region].mean() < 1.05
+    assert b.basket_platform_factor[ios] == 1.2 * b.basket_platform_factor[android]
+    _, on_ios = basket_law(b, scales=scale[platform == ios])
+    _, on_android = basket_law(b, scales=scale[platform == android])
+    assert np.median(on_ios) > 1.12 * np.median(on_android)
+    _, lagos = basket_law(b, scales=scale[region == 0])
+    _, north_west = basket_law(b, scales=scale[region == REGIONS.index("north_west")])
+    assert np.median(lagos) > 1.25 * np.median(north_west)
+
+
+@given(
+    items=st.lists(st.integers(1, 4), min_size=1, max_size=50),
+    scale=st.floats(0.2, 5.0),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_baskets_scale_multiplies_the_median_of_its_item_prices(items, scale, seed):
+    """A scale of 1 everywhere is no scale at all (the same naira); any other moves each item's price before it
+    is put on a price point, so a basket of one item costs scale times as much, within the price grid's step."""
+    b = default_behaviour()
+    k = np.array(items, np.int64)
+    plain = basket_kobo(np.random.default_rng(seed), b, k)
+    assert np.array_equal(basket_kobo(np.random.default_rng(seed), b, k, np.ones(k.size)), plain)
+    one = np.ones(2_000, np.int64)
+    base = basket_kobo(np.random.default_rng(seed), b, one) // 100
+    scaled = basket_kobo(np.random.default_rng(seed), b, one, np.full(one.size, scale)) // 100
+    inside = (base > 1_000) & (base < 200_000) & (scaled > 1_000) & (scaled < 200_000)  # clear of min and max
+    ratio = scaled[inside] / base[inside]
+    assert np.all(np.abs(ratio - scale) <= scale * 0.06 + 1_000 / base[inside]), "one price-point step at most"
+
+
+def test_a_scenario_recorded_before_spending_factors_prices_alike_everywhere():
+    doc = default_scenario()
+    del doc["basket"]["region_factor"], doc["basket"]["platform_factor"]
+    b = Behaviour.from_dict(doc)
+    assert b.basket_region_factor.tolist() == [1.0] * len(REGIONS)
+    assert b.basket_platform_factor.tolist() == [1.0] * len(PLATFORMS)
 
 
 @given(

@@ -186,6 +186,21 @@ def test_baskets_in_naira_around_the_median(events):
     assert (naira >= 500).all() and (naira == np.round(naira)).all()
 
 
+def test_baskets_are_bigger_in_lagos_than_in_the_north_west_and_on_ios_than_android(events):
+    """The region and platform factors show in the data: the median checkout of customers living in Lagos is
+    above that of those in Kano, Kaduna, Katsina, Sokoto and the rest of the north-west (1.1 against 0.8 times the
+    item price median), iOS sessions' above Android's (1.2 against 1)."""
+    checkouts = events.filter(pc.equal(events.column("event_type"), "CHECKOUT_STARTED"))
+    naira = np.array([float(x) for x in checkouts.column("total_amount").to_pylist()])
+    state = np.array([a.rsplit(", ", 1)[1] for a in checkouts.column("address").to_pylist()])
+    platform = checkouts.column("platform").to_numpy(zero_copy_only=False)
+    north_west = ["Kano State", "Kaduna State", "Katsina State", "Sokoto State", "Jigawa State", "Kebbi State"]
+    lagos, nw = naira[state == "Lagos State"], naira[np.isin(state, [*north_west, "Zamfara State"])]
+    assert lagos.size > 500 and nw.size > 100
+    assert np.median(lagos) > 1.15 * np.median(nw)
+    assert np.median(naira[platform == "IOS"]) > 1.05 * np.median(naira[platform == "ANDROID"])
+
+
 def test_customers_spread_over_states_and_operators(events):
     customers = events.group_by(["customer_id", "address", "phone_number"]).aggregate([])
     addresses = customers.column("address")

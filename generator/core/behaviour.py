@@ -27,6 +27,13 @@ from generator.schema import EVENT_CODE, EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
 OPERATORS = ("MTN", "Airtel", "Glo", "9mobile")
 # Nigeria's six geopolitical zones, in the order of `Behaviour.zone_factor` (each state's zone is in nigeria.json).
 ZONES = ("south_west", "south_south", "south_east", "north_central", "north_west", "north_east")
+# Where customers live, for what they spend: Lagos and the FCT (the hubs), then each zone outside them.
+REGIONS = ("lagos_fct", *ZONES)
+
+
+def region_of(is_hub: np.ndarray, zone: np.ndarray) -> np.ndarray:
+    """Each state's index in REGIONS: 0 for the hubs, else 1 + its zone's index."""
+    return np.where(is_hub, 0, 1 + zone)
 
 
 def _latency(lat: dict) -> dict:
@@ -193,6 +200,8 @@ class Behaviour:
     basket_charm: float  # share of item prices on a round hundred that end in 99 instead
     basket_min: int
     basket_max: int
+    basket_region_factor: np.ndarray  # the median item price times this where the customer lives (REGIONS)
+    basket_platform_factor: np.ndarray  # and times this on the session's platform
     packed_hours: float
     shipped_hours: float
     hours_sigma: float
@@ -268,6 +277,13 @@ class Behaviour:
             basket_charm=float(b.get("charm", 0.0)),
             basket_min=int(b["min_ngn"]),
             basket_max=int(b["max_ngn"]),
+            # A scenario recorded before these keys (an older run's manifest): the same prices for everyone.
+            basket_region_factor=_ordered(
+                b.get("region_factor", dict.fromkeys(REGIONS, 1.0)), REGIONS, "basket.region_factor"
+            ),
+            basket_platform_factor=_ordered(
+                b.get("platform_factor", dict.fromkeys(PLATFORMS, 1.0)), PLATFORMS, "basket.platform_factor"
+            ),
             packed_hours=float(ful["packed_hours_median"]),
             shipped_hours=float(ful["shipped_hours_median"]),
             hours_sigma=float(ful["hours_sigma"]),

@@ -72,29 +72,40 @@ def _switch_cdf(mix: np.ndarray) -> np.ndarray:
     return np.concatenate(segments)
 
 
-def item_prices_ngn(rng: np.random.Generator, b: Behaviour, k: int) -> np.ndarray:
-    """`k` item prices in whole naira on price points: a lognormal around the median item price, rounded to the
-    grid of its range (NGN 50 below NGN 10,000, NGN 500 below NGN 100,000, NGN 1,000 above; never below one step),
-    and a share `charm` of the prices on a round hundred made one naira less (1,500 becomes 1,499): every price
-    ends in 00, 50 or 99."""
+def item_prices_ngn(rng: np.random.Generator, b: Behaviour, k: int, scale: np.ndarray | None = None) -> np.ndarray:
+    """`k` item prices in whole naira on price points: a lognormal around the median item price (times each item's
+    `scale`, where given), rounded to the grid of its range (NGN 50 below NGN 10,000, NGN 500 below NGN 100,000,
+    NGN 1,000 above; never below one step), and a share `charm` of the prices on a round hundred made one naira
+    less (1,500 becomes 1,499): every price ends in 00, 50 or 99."""
     price = b.basket_item_median * np.exp(b.basket_item_sigma * rng.standard_normal(k))
+    if scale is not None:
+        price *= scale
     step = np.where(price < 10_000, 50, np.where(price < 100_000, 500, 1_000))
     naira = np.maximum(np.round(price / step), 1).astype(np.int64) * step
     return naira - ((naira % 100 == 0) & (rng.random(k) < b.basket_charm))
 
 
-def basket_kobo(rng: np.random.Generator, b: Behaviour, items: np.ndarray) -> np.ndarray:
+def basket_kobo(
+    rng: np.random.Generator, b: Behaviour, items: np.ndarray, scale: np.ndarray | None = None
+) -> np.ndarray:
     """Order totals in kobo (whole naira) of baskets holding `items` items each (at least one): the sum of their
-    item prices (`item_prices_ngn`), clipped to [min, max]. A scenario recorded before item prices (an older run's
-    manifest) draws, as it was generated, one lognormal total per basket, whatever it holds."""
+    item prices (`item_prices_ngn`, the median times each basket's `scale`: `spend_scale`), clipped to [min, max].
+    A scenario recorded before item prices (an older run's manifest) draws, as it was generated, one lognormal
+    total per basket, whatever it holds."""
     k = items.size
     if not b.basket_per_item:
         naira = np.round(b.basket_item_median * np.exp(b.basket_item_sigma * rng.standard_normal(k)))
         return np.clip(naira, b.basket_min, b.basket_max).astype(np.int64) * 100
-    price = item_prices_ngn(rng, b, int(items.sum()))
+    price = item_prices_ngn(rng, b, int(items.sum()), None if scale is None else np.repeat(scale, items))
     through = np.cumsum(price)[np.cumsum(items) - 1] if k else np.zeros(0, np.int64)  # running total at each end
     naira = np.diff(through, prepend=0)
     return np.clip(naira, b.basket_min, b.basket_max).astype(np.int64) * 100
+
+
+def spend_scale(b: Behaviour, region: np.ndarray, platform: np.ndarray) -> np.ndarray:
+    """Per basket, the median item price's factor: where its customer lives (a REGIONS index) and the platform of
+    its session."""
+    return b.basket_region_factor[region] * b.basket_platform_factor[platform]
 
 
 def transit_factors(b: Behaviour, is_hub: np.ndarray, zone: np.ndarray) -> np.ndarray:

@@ -148,12 +148,14 @@ def simulate(
     local: np.ndarray,
     last_end: np.ndarray,
     first_order: int,
+    spend: np.ndarray | None = None,
 ) -> tuple[Events, Placed]:
     """Walk the funnel for sessions starting at `starts` (sorted) of `customer` on `platform`.
 
     `local` is each session's customer position in the shard's block and `last_end[local]` the end of that
     customer's previous session, updated here, so no two sessions of one customer overlap. Successful
-    checkouts become orders numbered from `first_order`.
+    checkouts become orders numbered from `first_order`. `spend` is each session's factor on item prices
+    (`lifecycle.spend_scale`; none: 1).
     """
     n = starts.size
     login = rng.random(n) < b.login
@@ -170,7 +172,7 @@ def simulate(
     # Payment outages apply by the session's start: its checkout comes minutes later, inside the same window
     # but at its edges (the checkout times depend on the attempts, so they cannot be drawn first).
     fails, success, method = pay(rng, b, chk.size, ts=starts[chk])
-    amount = basket_kobo(rng, b, carts[chk])  # the items the session added to its cart
+    amount = basket_kobo(rng, b, carts[chk], None if spend is None else spend[chk])  # the items it added to its cart
     n_fail = np.zeros(n, np.int64)
     n_fail[chk] = fails
     ok = np.zeros(n, bool)

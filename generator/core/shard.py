@@ -26,10 +26,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from generator.core.behaviour import Behaviour, default_behaviour
+from generator.core.behaviour import Behaviour, default_behaviour, region_of
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings, stable_order
 from generator.core.incidents import latency_factor
-from generator.core.lifecycle import Placed, fulfil, pay, tracking_numbers, transit_factors
+from generator.core.lifecycle import Placed, fulfil, pay, spend_scale, tracking_numbers, transit_factors
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import (
     activity,
@@ -331,6 +331,7 @@ class _Stream:
         self.activity = activity(cfg.seed, self.ids, self.b)
         self.primary = primary_platform(cfg.seed, self.ids, self.b)
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
+        self.region = region_of(pools.state_is_hub, pools.state_zone)[home_state(cfg.seed, self.ids, pools)]
         self.chunks: list[Events] = []
         self.carriers: list[np.ndarray] = []
         self.serials: list[np.ndarray] = []
@@ -400,7 +401,8 @@ class _Stream:
     def block(self, i: int, t0: int, t1: int) -> None:
         r = rng(self.cfg.seed, "block", _key(self.cfg.start_us), self.shard.index, i)
         starts, local, platform = self.arrivals(r, t0, t1)
-        ev, placed = simulate(r, self.b, starts, self.ids[local], platform, local, self.last_end, self.orders)
+        spend = spend_scale(self.b, self.region[local], platform)
+        ev, placed = simulate(r, self.b, starts, self.ids[local], platform, local, self.last_end, self.orders, spend)
         self.chunks.append(ev)
         self.add_orders(r, placed)
 
