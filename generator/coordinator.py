@@ -54,11 +54,11 @@ from generator.parts import (
     make_part,
     read_final_ts,
     save_reissues,
+    set_reissues_event,
     simulate_and_write,
     simulate_part,
     sync_dir,
     sync_file,
-    wait_for_reissues,
 )
 
 if TYPE_CHECKING:  # boto3 is imported only when a run uploads
@@ -109,10 +109,10 @@ class Listener:
 
 def _warm_worker(coordinator: int, reissues_ready=None) -> None:
     """Prepare a worker: signals left to the coordinator, an exit when the coordinator is gone (`worker_init`),
-    the event that says the run's e-mail reissues are written (`parts.wait_for_reissues`), freed memory kept for
+    the event that says the run's e-mail reissues are written (`parts.set_reissues_event`), freed memory kept for
     reuse, and the reference data loaded once."""
     worker_init(coordinator)
-    wait_for_reissues(reissues_ready)
+    set_reissues_event(reissues_ready)
     from generator.core.behaviour import default_behaviour
     from generator.core.nigeria import default_pools
 

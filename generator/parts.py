@@ -353,9 +353,9 @@ def cached_reissues(out: Path, gen: GenConfig) -> bool:
 _reissues_ready = None  # in a pool's worker: set once the coordinator has written the run's REISSUES_FILE
 
 
-def wait_for_reissues(ready) -> None:
-    """In a worker: wait for `ready` (a multiprocessing Event) before reading the run's e-mail reissues, which
-    the coordinator works out while the workers simulate (`coordinator._Workers.share_reissues`)."""
+def set_reissues_event(ready) -> None:
+    """In a worker: the multiprocessing Event to wait for before reading the run's e-mail reissues, which the
+    coordinator works out while the workers simulate (`coordinator._Workers.share_reissues`)."""
     global _reissues_ready
     _reissues_ready = ready
 
