@@ -102,6 +102,9 @@ class Listener:
 
     def shard_done(self, result: ShardResult) -> None: ...
 
+    def voided(self, results: list[ShardResult]) -> None:
+        """These early parts, reported done, are left out: the run ended before their instant (`_two_steps`)."""
+
     def committing(self) -> None: ...
 
     def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None: ...
@@ -222,7 +225,11 @@ def _run_locked(
             from generator.uploader import UploadError
 
             try:
-                s3 = uploader.describe(uploader.wait(listener.upload_progress))
+                checksums = uploader.wait(listener.upload_progress)
+                # The run's own objects: not the early parts of a run that ended before their instant.
+                kept = {p.path for r in results for p in r.parts} | {state["path"]}
+                kept |= {faults["path"]} if faults else set()
+                s3 = uploader.describe({rel: c for rel, c in checksums.items() if rel in kept})
             except UploadError as e:
                 upload_error = e
         place = {
@@ -325,6 +332,7 @@ def _two_steps(
     listener.writing(gen.events, end)
     void = early is not None and early > last_ts
     if void:
+        listener.voided([r for r in results if r.piece == 0])
         results[:] = [r for r in results if r.piece != 0]  # their files stay in staging, which goes
     jobs = []
     for s, take in zip(shards, takes, strict=True):

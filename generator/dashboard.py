@@ -66,6 +66,14 @@ class _Tally(Listener):
         w[1] += result.rows
         w[2] += result.bytes
 
+    def voided(self, results: list[ShardResult]) -> None:
+        for r in results:  # early pieces: never a shard's final one
+            self.events -= r.rows
+            self.bytes -= r.bytes
+            w = self.per_worker[r.pid]
+            w[1] -= r.rows
+            w[2] -= r.bytes
+
     def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None:
         self.upload = (bytes_sent, parts_done, in_flight)
 

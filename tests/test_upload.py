@@ -93,6 +93,24 @@ def test_run_uploads_mirror_the_local_layout_with_verified_checksums(tmp_path, s
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
 
 
+def test_a_run_whose_early_parts_are_void_lists_only_its_own_objects(tmp_path, s3, s3_server, monkeypatch):
+    """Early parts go up as soon as they are written; when the run turns out to end before their instant (forced
+    here) they are void: the manifest's parts and S3 checksums list only the run's own objects, and every event of
+    the committed parts is in S3 as written."""
+    from generator import coordinator
+    from generator.core import shard as shard_module
+
+    cfg = small_config(tmp_path, workers=2, events=8_000, shard_size=2_000)
+    late = shard_module._time_of(cfg.resolve(None).gen(), 1.01 * 8_000)
+    monkeypatch.setattr(coordinator, "early_until", lambda gen: late)
+    doc = run(cfg, uploader=_uploader(s3_server)).manifest
+    local = {p["path"] for p in doc["parts"]}
+    assert {p.rsplit("/", 1)[-1].split("-")[2] for p in local} == {"2"}
+    assert set(doc["s3"]["checksums"]) == local | {doc["timeline"]["state"]["path"]}
+    assert {f"lake/v1/{p}" for p in local} <= _keys(s3, "lake/v1/events/")
+    assert sum(p["rows"] for p in doc["parts"]) == 8_000
+
+
 def test_big_parts_go_multipart_and_uploads_overlap_generation(tmp_path, s3, s3_server):
     """5 MiB upload parts: a shard's ~7 MB part is sent in two, while the next shard still generates."""
     calls: list[tuple[float, str]] = []
