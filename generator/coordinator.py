@@ -461,12 +461,12 @@ class _Workers:
         while the workers simulate, and write them to the staging for all of them: a worker waits for them only
         when it first builds identities. In this process, for one worker, they are worked out before anything."""
         if self.pool is None:
-            cached_reissues(out, gen)
+            cached_reissues(out, gen, usable_cpus())
             return
 
         def share() -> None:
             try:
-                cached_reissues(out, gen)
+                cached_reissues(out, gen, usable_cpus())
                 save_reissues(staging, gen)
             except OSError as e:
                 raise RunError(f"could not stage the e-mail reissues: {e}; nothing was committed") from None

@@ -316,13 +316,14 @@ def save_reissues(root: Path, gen: GenConfig) -> None:
     np.save(root / REISSUES_FILE, np.stack([idx, digits]), allow_pickle=False)
 
 
-def cached_reissues(out: Path, gen: GenConfig) -> bool:
+def cached_reissues(out: Path, gen: GenConfig, threads: int = 1) -> bool:
     """Take the population's e-mail reissues from `<out>/_cache/`, where an earlier run here kept them (a timeline
     run by the hour need not work them out every hour: 0.3 s for a million customers, 5.7 s for ten million), or
     work them out and keep them there. The file is named by everything they depend on (the generator's version,
     the identity scheme, the reference data, the seed and the population) and by the sha256 of its contents, which
     is checked on reading: a file that does not match is ignored. Writing it is best effort (a temporary name,
-    then a rename); a run never fails for it. Returns whether they came from the cache."""
+    then a rename); a run never fails for it. Working them out hashes on up to `threads` threads. Returns whether
+    they came from the cache."""
     pools = default_pools()
     key = f"{__version__}/{IDENTITY_SCHEME}/{reference_digest()}/{gen.seed}/{gen.customers}"
     stem = f"email-reissues-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
@@ -338,7 +339,7 @@ def cached_reissues(out: Path, gen: GenConfig) -> bool:
         if kept.ndim == 2 and kept.shape[0] == 2 and kept.dtype == np.int64:
             adopt_reissues(gen.seed, gen.customers, pools, kept[0], kept[1])
             return True
-    idx, digits = email_reissues(gen.seed, gen.customers, pools)
+    idx, digits = email_reissues(gen.seed, gen.customers, pools, threads)
     buffer = io.BytesIO()
     np.save(buffer, np.stack([idx, digits]), allow_pickle=False)
     data = buffer.getvalue()

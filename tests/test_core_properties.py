@@ -472,6 +472,19 @@ def test_stable_order_is_a_stable_argsort(values, base, spread):
         assert np.array_equal(stable_order(keys), np.argsort(keys, kind="stable"))
 
 
+@settings(max_examples=5, deadline=None)
+@given(st.integers(0, 2**32 - 1), st.integers(1, 250_000), st.integers(2, 8))
+def test_email_reissues_hashed_on_threads_are_the_same(seed, population, threads):
+    """The population's addresses hashed a chunk at a time on several threads: the same reissues as on one."""
+    pools = default_pools()
+    population_module._reissued.clear()
+    one = email_reissues(seed, population, pools)
+    population_module._reissued.clear()
+    many = email_reissues(seed, population, pools, threads=threads)
+    population_module._reissued.clear()
+    assert all(np.array_equal(a, b) for a, b in zip(one, many, strict=True))
+
+
 def test_a_run_works_out_the_email_reissues_once_for_its_workers(tmp_path, monkeypatch):
     """The coordinator saves them in staging; a worker adopts them instead of working them out (here it would
     fail to), and gets the same table."""

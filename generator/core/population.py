@@ -11,6 +11,7 @@ are taken twice; 6 s and ~300 MB at ten million, where 24% are).
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 import numpy as np
@@ -202,12 +203,15 @@ _reissued: dict[tuple[int, int, int], tuple[Pools, np.ndarray, np.ndarray]] = {}
 
 
 def _address_hashes(
-    seed: int, idx: np.ndarray | range, pools: Pools, email_hash: _EmailHash, attempt: int = 0
+    seed: int, idx: np.ndarray | range, pools: Pools, email_hash: _EmailHash, attempt: int = 0, threads: int = 1
 ) -> tuple[np.ndarray, np.ndarray]:
-    """The hash of each customer's e-mail address at `attempt` (0: the one it wants first), and its number."""
+    """The hash of each customer's e-mail address at `attempt` (0: the one it wants first), and its number; a
+    chunk of customers at a time, on up to `threads` threads (numpy releases the interpreter lock inside its
+    loops, so chunks overlap where there are CPUs for them; each fills its own slice: the same result)."""
     h = np.empty(len(idx), np.uint64)
     digits = np.empty(len(idx) if attempt else 0, np.int64)
-    for lo in range(0, len(idx), _REISSUE_CHUNK):
+
+    def chunk(lo: int) -> None:
         part = idx[lo : lo + _REISSUE_CHUNK]
         part = np.arange(part.start, part.stop, dtype=np.int64) if isinstance(part, range) else part
         _, first_idx, last_idx = _names(seed, part, pools)
@@ -216,22 +220,30 @@ def _address_hashes(
         if attempt:
             digits[lo : lo + part.size] = d
         h[lo : lo + part.size] = email_hash(head, sep, tail, d, domain)
+
+    starts = range(0, len(idx), _REISSUE_CHUNK)
+    if threads > 1 and len(starts) > 1:
+        with ThreadPoolExecutor(min(threads, len(starts)), thread_name_prefix="reissues") as pool:
+            list(pool.map(chunk, starts))
+    else:
+        for lo in starts:
+            chunk(lo)
     return h, digits
 
 
-def email_reissues(seed: int, population: int, pools: Pools) -> tuple[np.ndarray, np.ndarray]:
+def email_reissues(seed: int, population: int, pools: Pools, threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
     """E-mail addresses are unique across the population, as a sign-up form keeps them: a customer whose address
     is already someone's (a lower-numbered customer's) picks another number, and another while that one is taken
     too. Returns the customers who had to (sorted) and the number each ended with.
 
     A pure function of (seed, population), worked out once per process when it first builds identities (about
     0.3 s and 16 bytes per customer for a million customers), or once by a run's coordinator for all its workers
-    (`adopt_reissues`)."""
+    (`adopt_reissues`), hashing the population's addresses on up to `threads` threads."""
     key = (seed, population, id(pools))
     if key in _reissued:
         return _reissued[key][1:]
     email_hash = _EmailHash(pools)
-    natural, _ = _address_hashes(seed, range(population), pools, email_hash)
+    natural, _ = _address_hashes(seed, range(population), pools, email_hash, threads=threads)
     # Customers whose address someone else has too; of each address's holders the lowest-numbered keeps it.
     order = np.argsort(natural)
     natural.sort()
