@@ -13,7 +13,7 @@ import math
 import re
 import tomllib
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from generator.config import ConfigError
@@ -119,6 +119,20 @@ def _hourly(v: object) -> str | None:
     return None
 
 
+def _dates(v: object) -> str | None:
+    if not isinstance(v, list):
+        return f"expected an array of dates (YYYY-MM-DD, in WAT), got {_show(v)}"
+    for i, x in enumerate(v):
+        if isinstance(x, datetime) or not isinstance(x, date | str):
+            return f"item {i}: expected a date (YYYY-MM-DD), got {_show(x)}"
+        if isinstance(x, str):
+            try:
+                date.fromisoformat(x)
+            except ValueError:
+                return f"item {i}: {x!r} is not a date (YYYY-MM-DD)"
+    return None
+
+
 def _opening(v: object) -> str | None:
     expected = "expected [opening, closing] hours in WAT with 0 <= opening <= closing <= 24 ([0, 0]: closed)"
     if not isinstance(v, list) or len(v) != 2 or any(_number(x) is not None for x in v):
@@ -210,6 +224,7 @@ SPEC: dict = {
         "threshold_ms": _whole(0),
     },
     "faults": dict.fromkeys(FAULT_KINDS, _probability),
+    "calendar": {"public_holidays": _dates},
 }
 _MIXES = ("platform.mix", "payment.mix")
 _INCIDENT_PARAMS: dict[str, dict[str, Check]] = {
@@ -318,6 +333,10 @@ def validated(doc: dict, source: str) -> dict:
         incidents = _check_incidents(doc.get("incidents", []), tuple(doc["fulfilment"]["carriers"]))
     except _Invalid as e:
         raise ScenarioError(f"{source}: {e}") from None
+    calendar = doc.get("calendar", {})
+    if "public_holidays" in calendar:  # as dates, sorted, each once (a string in a stored manifest too)
+        days = {x if isinstance(x, date) else date.fromisoformat(x) for x in calendar["public_holidays"]}
+        doc = doc | {"calendar": calendar | {"public_holidays": sorted(days)}}
     return doc | {"incidents": incidents}
 
 
@@ -364,6 +383,8 @@ def _toml_value(v: object) -> str:
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, datetime):
         return v.isoformat().replace("+00:00", "Z")
+    if isinstance(v, date):
+        return v.isoformat()
     if isinstance(v, list):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     if isinstance(v, dict):

@@ -216,10 +216,10 @@ def test_subscriber_numbers_are_a_permutation_of_seven_digits(seed):
 def test_customers_keep_their_identity_in_every_shard_layout():
     """The same customer, generated under two different shard plans, has the same name, phone, email, address."""
     a = GenConfig(
-        seed=3, events=3_000, start_us=START_2025, shard_size=3_000, latency_threshold_ms=2000, customers=9_000
+        seed=3, events=6_000, start_us=START_2025, shard_size=6_000, latency_threshold_ms=2000, customers=9_000
     )
     b = GenConfig(
-        seed=3, events=3_000, start_us=START_2025, shard_size=1_000, latency_threshold_ms=2000, customers=9_000
+        seed=3, events=6_000, start_us=START_2025, shard_size=2_000, latency_threshold_ms=2000, customers=9_000
     )
     ta = pa.concat_tables([decoded(shard_table(a, s)) for s in plan(a)])
     tb = pa.concat_tables([decoded(shard_table(b, s)) for s in plan(b)])

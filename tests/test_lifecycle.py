@@ -24,28 +24,34 @@ from generator.core.lifecycle import Placed, fulfil, in_working_hours
 from generator.core.streams import rng
 
 START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z, a Wednesday
+_DAY_2025 = START_2025 // (24 * 3600 * 10**6)
 HALF_HOUR = HOUR // 2
 
 
-def _wat(ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Day of the week (Monday = 0) and microseconds after midnight in WAT (UTC+1)."""
+_NO_HOLIDAYS = np.zeros(0, np.int64)
+
+
+def _wat(ts: np.ndarray, holidays: np.ndarray = _NO_HOLIDAYS) -> tuple[np.ndarray, np.ndarray]:
+    """The row of the week's hours each instant's WAT day keeps (its weekday, Monday = 0; Sunday's, 6, on a public
+    holiday) and microseconds after midnight in WAT (UTC+1)."""
     local = ts + HOUR
     day = local // DAY
-    return (day + 3) % 7, local - day * DAY  # 1970-01-01 was a Thursday
+    return np.where(np.isin(day, holidays), 6, (day + 3) % 7), local - day * DAY  # 1970-01-01 was a Thursday
 
 
-def _inside(ts: np.ndarray, hours: np.ndarray) -> np.ndarray:
-    weekday, clock = _wat(ts)
+def _inside(ts: np.ndarray, hours: np.ndarray, holidays: np.ndarray = _NO_HOLIDAYS) -> np.ndarray:
+    weekday, clock = _wat(ts, holidays)
     return (clock >= hours[weekday, 0]) & (clock < hours[weekday, 1])
 
 
-def _first_opening_after(ts: np.ndarray, hours: np.ndarray) -> np.ndarray:
-    """The first opening instant strictly after each instant, by looking at that day and the seven after it."""
+def _first_opening_after(ts: np.ndarray, hours: np.ndarray, holidays: np.ndarray = _NO_HOLIDAYS) -> np.ndarray:
+    """The first opening instant strictly after each instant, by looking at that day and the days after it (a week,
+    and a week more for each holiday: one on the only open weekday puts the opening off by a week)."""
     local = ts + HOUR
     day = local // DAY
     candidates = []
-    for k in range(8):
-        weekday = (day + k + 3) % 7
+    for k in range(7 * (holidays.size + 1) + 1):
+        weekday = np.where(np.isin(day + k, holidays), 6, (day + k + 3) % 7)
         opening = (day + k) * DAY + hours[weekday, 0] - HOUR
         ok = (hours[weekday, 0] < hours[weekday, 1]) & (opening > ts)
         candidates.append(np.where(ok, opening, np.iinfo(np.int64).max))
@@ -84,6 +90,30 @@ def test_an_instant_moves_into_the_first_working_hours_not_before_it(seed, hours
     assert np.array_equal(got[~stay], opening + (u[~stay] * length).astype(np.int64))
 
 
+@settings(max_examples=100, deadline=None)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    hours=schedules,
+    holidays=st.lists(st.integers(0, 60), max_size=12).map(lambda d: np.unique(np.array(d, np.int64)) + _DAY_2025),
+)
+def test_a_public_holiday_keeps_sundays_hours(seed, hours, holidays):
+    """On a public holiday the hours are Sunday's: an instant moves into the first opening after it counting
+    holidays (runs of them too) as Sundays, never earlier, and lands inside its day's hours; with no holiday among
+    them, the days keep their weekdays' hours."""
+    r = np.random.default_rng(seed)
+    ts = np.concatenate([r.integers(START_2025, START_2025 + 70 * DAY, 2_000), holidays * DAY - HOUR + 1])
+    u = r.random(ts.size)
+    got = in_working_hours(ts, hours, u, holidays)
+    assert _inside(got, hours, holidays).all()
+    assert (got >= ts).all()
+    stay = _inside(ts, hours, holidays)
+    assert np.array_equal(got[stay], ts[stay])
+    opening = _first_opening_after(ts[~stay], hours, holidays)
+    weekday, _ = _wat(opening, holidays)
+    assert np.array_equal(got[~stay], opening + (u[~stay] * (hours[weekday, 1] - hours[weekday, 0])).astype(np.int64))
+    assert np.array_equal(in_working_hours(ts, hours, u, _NO_HOLIDAYS), in_working_hours(ts, hours, u))
+
+
 def _behaviour(hours: np.ndarray | None = None, delay: dict | None = None) -> Behaviour:
     b = default_behaviour()
     changes = {}
@@ -109,7 +139,8 @@ def _placed(r: np.random.Generator, start: int, spread: int, k: int) -> Placed:
 )
 def test_every_stage_lands_in_its_hours_and_an_order_never_goes_back(seed, start, spread, hours, delayed):
     """For orders placed at any instants, under the default hours or any others: PACKED, SHIPPED and DELIVERED each
-    inside their stage's hours in WAT, and placed <= PACKED <= SHIPPED <= DELIVERED. With a carrier delay, its
+    inside their stage's hours in WAT (Sunday's on the default calendar's public holidays), and placed <= PACKED <=
+    SHIPPED <= DELIVERED. With a carrier delay, its
     parcels shipped inside the window still take at least its extra days from SHIPPED to DELIVERED."""
     delay = None
     if delayed:
@@ -123,7 +154,7 @@ def test_every_stage_lands_in_its_hours_and_an_order_never_goes_back(seed, start
     ev, carrier = fulfil(rng(seed, "fulfil-test"), b, placed, 0, np.where(r.random(k) < 0.5, 1.0, 1.25))
     stages = ev.ts.reshape(3, k)
     for i, name in enumerate(FULFILMENT_STAGES):
-        assert _inside(stages[i], b.hours_wat[i]).all(), name
+        assert _inside(stages[i], b.hours_wat[i], b.holidays).all(), name
     packed, shipped, delivered = stages
     assert (placed.ts <= packed).all() and (packed <= shipped).all() and (shipped <= delivered).all()
     if delayed:

@@ -179,6 +179,40 @@ def test_fulfilment_follows_working_hours_in_west_africa_time(events):
     assert (per_hour[8:19] >= 20).all(), per_hour
 
 
+CHRISTMAS_EVE = 1_766_534_400_000_000  # 2025-12-24T00:00:00Z, a Wednesday
+
+
+@pytest.fixture(scope="module")
+def christmas() -> pa.Table:
+    """Christmas 2025: from Wednesday the 24th to Sunday the 28th (UTC), 30,000 customers, warm."""
+    cfg = GenConfig(
+        seed=5, events=None, start_us=CHRISTMAS_EVE, end_us=CHRISTMAS_EVE + 4 * DAY, shard_size=100_000,
+        latency_threshold_ms=2000, customers=30_000,
+    )  # fmt: skip
+    return pa.concat_tables([decoded(shard_table(cfg, s)) for s in plan(cfg)])
+
+
+def test_nothing_is_shipped_or_delivered_on_christmas_and_boxing_day(christmas):
+    """Christmas Day and Boxing Day are public holidays (the default calendar): the couriers keep Sunday's hours
+    (closed) and the warehouse packs in its Sunday shift (08:00-16:00 WAT); Saturday the 27th ships and delivers
+    what waited, more than the Wednesday before; and the holidays' traffic is a weekend day's."""
+    by_day = {}
+    for event_type in ("OPEN", "PACKED", "SHIPPED", "DELIVERED"):
+        ts, _, hour = _wat(christmas, event_type)
+        day = (ts + HOUR) // DAY - CHRISTMAS_EVE // DAY  # 0: the 24th, in WAT
+        by_day[event_type] = np.bincount(day, minlength=4)[:4]
+        if event_type == "PACKED":
+            holiday = np.isin(day, [1, 2])
+            assert holiday.sum() > 50 and ((hour[holiday] >= 8) & (hour[holiday] < 16)).all()
+    for event_type in ("SHIPPED", "DELIVERED"):
+        wednesday, christmas_day, boxing_day, saturday = by_day[event_type]
+        assert christmas_day == boxing_day == 0, event_type
+        assert wednesday > 100 and saturday > wednesday, event_type
+    b = default_behaviour()
+    opens = by_day["OPEN"]
+    assert 0.9 < opens[1] / opens[0] / (b.weekend_factor * b.payday_factor) < 1.1  # the 25th: a payday too
+
+
 def test_baskets_in_naira_around_the_median(events):
     amounts = events.filter(pc.equal(events.column("event_type"), "CHECKOUT_STARTED")).column("total_amount")
     naira = np.array([float(x) for x in amounts.to_pylist()])

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from generator.cli import main
 from generator.config import ConfigError
-from generator.core.behaviour import default_behaviour, default_scenario
+from generator.core.behaviour import Behaviour, default_behaviour, default_scenario
 from generator.scenario import (
     SPEC,
     ScenarioError,
@@ -207,6 +207,10 @@ INVALID = [
     ("[fulfilment]\npacked_hours_median = -3\n", "fulfilment.packed_hours_median", "-3 must not be negative"),
     ("[fulfilment.zone_factor]\nnorth_east = 0\n", "fulfilment.zone_factor.north_east", "must be above 0"),
     ("[funnel.add_to_cart_factor]\nWEB = -0.4\n", "funnel.add_to_cart_factor.WEB", "must not be negative"),
+    ('[calendar]\npublic_holidays = ["25/12/2025"]\n', "calendar.public_holidays", "'25/12/2025' is not a date"),
+    ("[calendar]\npublic_holidays = [2025-12-25T09:00:00Z]\n", "calendar.public_holidays", "item 0: expected a date"),
+    ("[calendar]\npublic_holidays = 2025-12-25\n", "calendar.public_holidays", "expected an array of dates"),
+    ("[calendar]\nholidays = [2025-12-25]\n", "calendar.holidays", "unknown key"),
     ("[funnel.add_to_cart_factor]\nANDRIOD = 1.0\n", "funnel.add_to_cart_factor.ANDRIOD", "unknown key"),
     ("[fulfilment.zone_factor]\nmiddle_belt = 1.2\n", "fulfilment.zone_factor.middle_belt", "unknown key"),
     ("[latency.server_median_ms]\nWEB = -420\n", "latency.server_median_ms.WEB", "must be above 0"),
@@ -374,6 +378,21 @@ def test_a_mix_sums_to_one_within_tolerance(tmp_path_factory, weights, error):
     else:
         with pytest.raises(ScenarioError, match=r": platform\.mix: shares sum to"):
             load_scenario(path)
+
+
+def test_public_holidays_read_from_a_scenario_an_older_manifest_and_a_stored_one():
+    """The default calendar's dates are WAT day numbers, sorted; a scenario recorded before the calendar has none;
+    one stored in a manifest (dates as JSON strings) reads back as the same days."""
+    days = default_behaviour().holidays
+    assert days.size >= 20 and (np.diff(days) > 0).all()
+    assert np.datetime64("2025-12-25") in days.astype("datetime64[D]")
+    doc = default_scenario()
+    del doc["calendar"]
+    assert Behaviour.from_dict(doc).holidays.size == 0
+    stored = orjson.loads(orjson.dumps(effective_scenario()))
+    assert isinstance(stored["calendar"]["public_holidays"][0], str)
+    assert np.array_equal(Behaviour.from_dict(stored).holidays, days)
+    assert np.array_equal(Behaviour.from_dict(validated(stored, "stored")).holidays, days)
 
 
 def test_working_hours_fall_back_day_by_day_and_take_half_hours(tmp_path):

@@ -91,6 +91,12 @@ def working_hours(table: dict) -> np.ndarray:
     return np.rint(np.array(hours, dtype=float) * HOUR).astype(np.int64)
 
 
+def holiday_days(dates: list) -> np.ndarray:
+    """Public holidays (TOML dates or ISO strings, as a scenario or a stored manifest has them) as sorted WAT day
+    numbers: days since 1970-01-01."""
+    return np.array(sorted({instant_us(d) // (24 * HOUR) for d in dates}), np.int64)
+
+
 def instant_us(value: datetime | date | str) -> int:
     """An instant as microseconds since the epoch: a TOML datetime or date, or an ISO 8601 string; UTC when it
     has no offset. Raises ValueError for anything else."""
@@ -210,6 +216,7 @@ class Behaviour:
     zone_factor: np.ndarray  # outside the hubs, transit times a factor per geopolitical zone (ZONES order)
     carriers: Carriers
     hours_wat: np.ndarray  # when each fulfilment stage can happen: working_hours()
+    holidays: np.ndarray  # public holidays, WAT day numbers (days since 1970-01-01), sorted: Sunday's hours
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
     retry_pause_seconds: float
@@ -292,6 +299,8 @@ class Behaviour:
             # A scenario recorded before zones (an older run's manifest): every zone outside the hubs alike.
             zone_factor=_ordered(ful.get("zone_factor", dict.fromkeys(ZONES, 1.0)), ZONES, "fulfilment.zone_factor"),
             hours_wat=working_hours(ful.get("hours_wat", AROUND_THE_CLOCK)),
+            # A scenario recorded before the calendar (an older run's manifest) had no public holidays.
+            holidays=holiday_days(d.get("calendar", {}).get("public_holidays", [])),
             carriers=Carriers(
                 names=names,
                 share=np.array([float(car[n]["share"]) for n in names]),

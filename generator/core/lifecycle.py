@@ -143,9 +143,9 @@ def stage_times(
     lognormal delay after the one before, then moved into its working hours (never earlier)."""
     k = placed_ts.size
     packed = placed_ts + (b.packed_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
-    packed = in_working_hours(packed, b.hours_wat[0], rng.random(k))
+    packed = in_working_hours(packed, b.hours_wat[0], rng.random(k), b.holidays)
     shipped = packed + (b.shipped_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
-    shipped = in_working_hours(shipped, b.hours_wat[1], rng.random(k))
+    shipped = in_working_hours(shipped, b.hours_wat[1], rng.random(k), b.holidays)
     return packed, shipped, delivery_times(rng, b, shipped, carrier, transit)
 
 
@@ -160,28 +160,46 @@ def delivery_times(
     delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
     if len(b.incidents.carrier_delay):
         delivered = delivered + (extra_transit_days(b, carrier, shipped) * DAY).astype(np.int64)
-    return in_working_hours(delivered, b.hours_wat[2], rng.random(k))
+    return in_working_hours(delivered, b.hours_wat[2], rng.random(k), b.holidays)
 
 
-def in_working_hours(ts: np.ndarray, hours: np.ndarray, u: np.ndarray) -> np.ndarray:
+def in_working_hours(
+    ts: np.ndarray, hours: np.ndarray, u: np.ndarray, holidays: np.ndarray | None = None
+) -> np.ndarray:
     """Instants (microseconds, UTC) moved into working hours: `hours` holds each weekday's [opening, closing) in
-    microseconds after midnight WAT (Monday first; an empty span is a closed day). An instant inside its day's hours
-    stays; any other moves to the next opening plus `u` (uniform in [0, 1)) of that day's hours, so it lands inside
-    them and never earlier. At least one day must be open."""
+    microseconds after midnight WAT (Monday first; an empty span is a closed day), and a public holiday (`holidays`:
+    WAT day numbers, sorted) keeps Sunday's. An instant inside its day's hours stays; any other moves to the next
+    opening plus `u` (uniform in [0, 1)) of that day's hours, so it lands inside them and never earlier. At least
+    one day of the week must be open."""
     local = ts + WAT_OFFSET
     day = local // DAY
     clock = local - day * DAY
-    weekday = (day + EPOCH_WEEKDAY) % 7
+    holidays = np.zeros(0, np.int64) if holidays is None else holidays
+
+    def schedule(d: np.ndarray) -> np.ndarray:  # the row of `hours` a day keeps: its weekday's, Sunday's if a holiday
+        weekday = (d + EPOCH_WEEKDAY) % 7
+        return np.where(_sorted_isin(d, holidays), 6, weekday) if holidays.size else weekday
+
     opens, closes = hours[:, 0], hours[:, 1]
-    inside = (clock >= opens[weekday]) & (clock < closes[weekday])
-    # Days from each weekday to the next open day after it (1 to 7).
     is_open = opens < closes
-    ahead = np.array([next(j for j in range(1, 8) if is_open[(w + j) % 7]) for w in range(7)])
-    later = np.where(is_open[weekday] & (clock < opens[weekday]), 0, ahead[weekday])
-    target = (weekday + later) % 7
+    today = schedule(day)
+    inside = (clock >= opens[today]) & (clock < closes[today])
+    # Days to the next opening: 0 before today's, else the first open day after (a week at most, plus holidays).
+    later = np.where(is_open[today] & (clock < opens[today]), 0, -1)
+    j = 0
+    while (later < 0).any():
+        j += 1
+        wait = np.flatnonzero(later < 0)
+        later[wait[is_open[schedule(day[wait] + j)]]] = j
+    target = schedule(day + later)
     start = (day + later) * DAY + opens[target] - WAT_OFFSET
     moved = start + (u * (closes[target] - opens[target])).astype(np.int64)
     return np.where(inside, ts, moved)
+
+
+def _sorted_isin(x: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
+    at = np.minimum(np.searchsorted(sorted_values, x), sorted_values.size - 1)
+    return sorted_values[at] == x
 
 
 # Tracking numbers: a bijection of the order's serial number in the timeline (numbered across shards and runs)

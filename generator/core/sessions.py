@@ -38,7 +38,10 @@ def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
     weekday = (days.astype(np.int64) + EPOCH_WEEKDAY) % 7  # Monday = 0
     day_of_month = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
     f = b.hourly_wat[hour_of_day]
-    f = f * np.where(weekday >= 5, b.weekend_factor, 1.0)
+    weekend = weekday >= 5
+    if b.holidays.size:  # a public holiday's traffic is a weekend day's
+        weekend |= np.isin(wat // DAY, b.holidays)
+    f = f * np.where(weekend, b.weekend_factor, 1.0)
     f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
     paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
     norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
