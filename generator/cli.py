@@ -384,14 +384,25 @@ def validate(
 def runs(
     out: Annotated[Path, typer.Argument(help="Output root holding _manifests/.")] = Path("shards"),
     json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON lines.")] = False,
+    parts: Annotated[
+        bool, typer.Option("--parts", help="Print every committed part instead, one path a line (--json: records).")
+    ] = False,
+    s3: Annotated[bool, typer.Option("--s3", help="With --parts: the parts' s3:// URIs (runs uploaded).")] = False,
 ) -> None:
-    """List the committed runs of OUT's timeline, oldest first: window, events, parts and bytes."""
+    """List the committed runs of OUT's timeline, oldest first: window, events, parts and bytes. With --parts, the
+    committed runs' part files (with --s3, where they are in S3): what a reader that must see committed runs only
+    reads, since a prefix in S3 can also hold the parts of a run still uploading or never committed."""
     from generator import timeline
     from generator.dashboard import human_bytes
 
     if not out.is_dir():
         raise UserError(f"OUT: no such directory: {str(out)!r}")
+    if s3 and not parts:
+        raise UserError("--s3: only with --parts")
     docs = timeline.committed_runs(out)
+    if parts:
+        _print_parts(out, docs, s3, json)
+        return
     rows = [
         {
             "run_id": d["run_id"],
@@ -428,6 +439,23 @@ def runs(
     problems = timeline.chain_problems(out, docs)
     if problems:
         err_console.print(f"gen: warning: {problems[0]}", highlight=False, markup=False)
+
+
+def _print_parts(out: Path, docs: list[dict], s3: bool, json: bool) -> None:
+    lines = []
+    for d in docs:
+        if s3 and "s3" not in d:
+            raise UserError(f"--s3: run {d['run_id']!r} was not uploaded (its parts are only under {str(out)!r})")
+        where = d.get("s3", {})
+        root = f"s3://{where.get('bucket')}/{where['prefix'] + '/' if where.get('prefix') else ''}" if s3 else None
+        for p in d["parts"]:
+            path = root + p["path"] if s3 else str(out / p["path"])
+            if json:
+                record = {"run_id": d["run_id"], "path": path} | {k: p[k] for k in ("rows", "bytes", "sha256")}
+                lines.append(orjson.dumps(record).decode())
+            else:
+                lines.append(path)
+    sys.stdout.write("".join(line + "\n" for line in lines))
 
 
 @app.command("schema")

@@ -122,6 +122,21 @@ def _readme_python_after(marker: str) -> str:
     return text.split(marker, 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
 
 
+def test_the_committed_parts_read_as_the_readme_shows(committed_run, monkeypatch, capsys):
+    """The README's `gen runs --parts` snippet, run as written on this run's folder: DuckDB reads the listed parts,
+    every event of the run."""
+    out, summary = committed_run
+    code = _readme_python_after("### `gen runs")
+    shown = '["gen", "runs", "--parts"]'
+    assert shown in code
+    code = code.replace(shown, f'["gen", "runs", {str(out)!r}, "--parts"]')
+    monkeypatch.setenv("PATH", f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")  # `gen`
+    scope: dict = {}
+    exec(compile(code, "README.md", "exec"), scope)  # the README's own example
+    assert scope["parts"] == [str(out / p["path"]) for p in summary.manifest["parts"]]
+    assert f"{summary.manifest['events']}" in capsys.readouterr().out
+
+
 def test_spark_reads_the_parts_as_the_readme_shows(committed_run, monkeypatch):
     """The README's PySpark snippet, run as written (on this run's folder, Spark local): Spark, given the schema
     that `gen schema --spark` prints, reads every event with its id, time, amount and latency as pyarrow does."""

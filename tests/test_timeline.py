@@ -298,6 +298,26 @@ def test_gen_runs_lists_the_timeline(history, capsys):
     assert "3 committed run(s)" in capsys.readouterr().out
 
 
+def test_gen_runs_parts_lists_every_committed_part_for_readers(history, capsys):
+    """`gen runs --parts`: every committed run's part files, one a line, which DuckDB reads as the timeline's
+    events; --json gives their records; --s3 refuses runs that were never uploaded, and needs --parts."""
+    import duckdb
+
+    out, docs, _ = history
+    assert main(["runs", str(out), "--parts"]) == 0
+    paths = capsys.readouterr().out.splitlines()
+    assert paths == [str(out / p["path"]) for d in docs for p in d["parts"]]
+    count = duckdb.sql(f"select count(*) from read_parquet({paths!r})").fetchall()[0][0]
+    assert count == sum(d["events"] for d in docs)
+    assert main(["runs", str(out), "--parts", "--json"]) == 0
+    records = [orjson.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in records] == paths and sum(r["rows"] for r in records) == count
+    for args, named in ((["--parts", "--s3"], "was not uploaded"), (["--s3"], "only with --parts")):
+        assert main(["runs", str(out), *args]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("gen: error: --s3:") and named in err and err.count("\n") == 1
+
+
 def _bracket(samples: list[np.ndarray], events: int, k: int) -> tuple[int | None, int | None]:
     """The sample values `cut_point_sampled` brackets the run's last instant by, as its docstring defines them: the
     largest with fewer than `events` times at or below it even by the samples' upper bounds (k*c + k - 1 for a

@@ -93,7 +93,7 @@ def test_run_uploads_mirror_the_local_layout_with_verified_checksums(tmp_path, s
     assert s3.list_multipart_uploads(Bucket=BUCKET).get("Uploads", []) == []
 
 
-def test_a_run_whose_early_parts_are_void_lists_only_its_own_objects(tmp_path, s3, s3_server, monkeypatch):
+def test_a_run_whose_early_parts_are_void_lists_only_its_own_objects(tmp_path, s3, s3_server, monkeypatch, capsys):
     """Early parts go up as soon as they are written; when the run turns out to end before their instant (forced
     here) they are void: the manifest's parts and S3 checksums list only the run's own objects, and every event of
     the committed parts is in S3 as written."""
@@ -107,8 +107,15 @@ def test_a_run_whose_early_parts_are_void_lists_only_its_own_objects(tmp_path, s
     local = {p["path"] for p in doc["parts"]}
     assert {p.rsplit("/", 1)[-1].split("-")[2] for p in local} == {"2"}
     assert set(doc["s3"]["checksums"]) == local | {doc["timeline"]["state"]["path"]}
-    assert {f"lake/v1/{p}" for p in local} <= _keys(s3, "lake/v1/events/")
+    in_s3 = _keys(s3, "lake/v1/events/")
+    assert {f"lake/v1/{p}" for p in local} <= in_s3
     assert sum(p["rows"] for p in doc["parts"]) == 8_000
+    # The void early parts are in S3 too, listed by no manifest: `gen runs --parts --s3` leaves them out.
+    void = {k for k in in_s3 if k.rsplit("/", 1)[-1].split("-")[2] == "0"}
+    assert void and in_s3 == void | {f"lake/v1/{p}" for p in local}
+    assert main(["runs", str(tmp_path), "--parts", "--s3"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert sorted(listed) == sorted(f"s3://{BUCKET}/lake/v1/{p}" for p in local)
 
 
 def test_big_parts_go_multipart_and_uploads_overlap_generation(tmp_path, s3, s3_server):
