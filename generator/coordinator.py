@@ -132,7 +132,8 @@ def _keep_freed_memory() -> None:
     a fresh mmap whose pages fault in again on first touch. Measured with `perf/bench_core.py`: minor faults
     fall about fourfold and a one-worker run gains 5-10%. One heap (one arena): the write-behind thread's freed
     arrays are reused by the next shard instead of kept apart in a heap of its own (a one-worker run of 5,000,000
-    events peaked at 254-259 MiB instead of 277-279, as fast). A no-op where glibc is absent."""
+    events peaked at 254-269 MiB instead of 274-279 in two series of interleaved runs, as fast). A no-op where glibc
+    is absent."""
     try:
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(-3, 32 * 1024 * 1024)  # M_MMAP_THRESHOLD
