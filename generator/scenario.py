@@ -162,6 +162,9 @@ SPEC: dict = {
         "weekend_factor": _non_negative,
         "payday_factor": _non_negative,
         "payday_from_day": _whole(1, 31),
+        "ramp_start": _instant,
+        "ramp_days": _non_negative,
+        "ramp_first_factor": _positive,
     },
     "funnel": {
         "login": _probability,

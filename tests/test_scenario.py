@@ -26,7 +26,7 @@ from generator.scenario import (
 )
 
 REPO = Path(__file__).resolve().parent.parent
-EXAMPLES = ("payment-outage", "black-friday", "carrier-delay")
+EXAMPLES = ("payment-outage", "black-friday", "carrier-delay", "launch")
 
 
 def write(tmp_path: Path, text: str, name: str = "x.toml") -> Path:
@@ -140,6 +140,7 @@ def test_shipped_examples_load_with_their_incidents(name):
             "payment-outage": {"payment_outage"},
             "black-friday": {"flash_sale", "latency_degradation", "payment_outage"},
             "carrier-delay": {"carrier_delay"},
+            "launch": {"flash_sale"},
         }[name]
     )
     for inc in doc["incidents"]:
@@ -211,6 +212,9 @@ INVALID = [
     ("[calendar]\npublic_holidays = [2025-12-25T09:00:00Z]\n", "calendar.public_holidays", "item 0: expected a date"),
     ("[calendar]\npublic_holidays = 2025-12-25\n", "calendar.public_holidays", "expected an array of dates"),
     ("[calendar]\nholidays = [2025-12-25]\n", "calendar.holidays", "unknown key"),
+    ('[traffic]\nramp_start = "next week"\n', "traffic.ramp_start", "expected an ISO 8601 date-time"),
+    ("[traffic]\nramp_days = -3\n", "traffic.ramp_days", "must not be negative"),
+    ("[traffic]\nramp_first_factor = 0\n", "traffic.ramp_first_factor", "must be above 0"),
     ("[funnel.add_to_cart_factor]\nANDRIOD = 1.0\n", "funnel.add_to_cart_factor.ANDRIOD", "unknown key"),
     ("[fulfilment.zone_factor]\nmiddle_belt = 1.2\n", "fulfilment.zone_factor.middle_belt", "unknown key"),
     ("[latency.server_median_ms]\nWEB = -420\n", "latency.server_median_ms.WEB", "must be above 0"),
@@ -393,6 +397,32 @@ def test_public_holidays_read_from_a_scenario_an_older_manifest_and_a_stored_one
     assert isinstance(stored["calendar"]["public_holidays"][0], str)
     assert np.array_equal(Behaviour.from_dict(stored).holidays, days)
     assert np.array_equal(Behaviour.from_dict(validated(stored, "stored")).holidays, days)
+
+
+@given(
+    t=st.integers(1_761_951_600_000_000 - 10 * 86_400_000_000, 1_761_951_600_000_000 + 60 * 86_400_000_000),
+    days=st.sampled_from([0.0, 1.0, 42.0]),
+    first=st.floats(0.05, 3.0),
+)
+def test_a_launch_ramp_multiplies_the_traffic_curve(t, days, first):
+    """With a ramp, each hour's intensity is the flat curve's times the ramp's factor: `ramp_first_factor` before
+    `ramp_start`, growing linearly to 1 over `ramp_days`, 1 after; an older scenario (no keys) has no ramp."""
+    from generator.core.sessions import intensity, ramp_factor
+
+    flat = default_behaviour()
+    doc = default_scenario()
+    doc["traffic"] |= {"ramp_days": days, "ramp_first_factor": first}
+    b = Behaviour.from_dict(doc)
+    start = 1_761_951_600_000_000  # 2025-11-01T00:00 WAT, the default ramp_start
+    hours = np.array([t // 3_600_000_000 * 3_600_000_000])
+    factor = ramp_factor(b, hours)[0]
+    assert intensity(b, hours)[0] == pytest.approx(intensity(flat, hours)[0] * factor)
+    grown = min(max((hours[0] - start) / (days * 86_400_000_000), 0.0), 1.0) if days else float(hours[0] >= start)
+    assert factor == pytest.approx(first + (1 - first) * grown)
+    old = default_scenario()
+    for key in ("ramp_start", "ramp_days", "ramp_first_factor"):
+        del old["traffic"][key]
+    assert ramp_factor(Behaviour.from_dict(old), hours)[0] == 1.0
 
 
 def test_working_hours_fall_back_day_by_day_and_take_half_hours(tmp_path):

@@ -235,3 +235,58 @@ def test_carrier_delay_speedaf_only(carrier_delay):
             assert usual < r.target < usual * b.outside_hubs_factor + 1, r
             assert abs(r.z) <= MAX_Z, r
     _all_within_tolerance(carrier_delay, 40)
+
+
+# -- launch ----------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def launch(tmp_path_factory) -> tuple[Path, Summary]:
+    """The launch's first two weeks (from midnight WAT on 1 November 2025), a population of 20,000."""
+    out = tmp_path_factory.mktemp("launch")
+    cfg = small_config(
+        out,
+        scenario=SCENARIOS / "launch.toml",
+        start=parse_start("2025-11-01T00:00:00+01:00"),
+        events=None,
+        duration_us=14 * DAY,
+        customers=20_000,
+        workers=2,
+        shard_size=10_000,
+    )
+    run(cfg)
+    return out, report(out)
+
+
+def test_launch_traffic_grows_with_the_ramp(launch):
+    """Sessions per WAT day follow the ramp: each day's OPEN events within MAX_Z Poisson standard errors of the
+    population's activity times the day's intensity (the ramp's factor, the launch sale, weekends; the same curve
+    without the ramp would put the first days several times higher), and the second week's days well above the
+    first's (from 0.2 at the start to 0.47 of the mature curve by day 14)."""
+    import numpy as np
+    import pyarrow.compute as pc
+    import pyarrow.dataset as ds
+
+    from generator.core.behaviour import Behaviour
+    from generator.core.population import activity
+    from generator.core.sessions import intensity
+    from generator.scenario import effective_scenario
+
+    out, summary = launch
+    b = load_scenario(SCENARIOS / "launch.toml")
+    flat_doc = effective_scenario(SCENARIOS / "launch.toml")
+    flat_doc["traffic"] = flat_doc["traffic"] | {"ramp_first_factor": 1.0}
+    flat = Behaviour.from_dict(flat_doc)
+    t = ds.dataset(out / "events", format="parquet").to_table(columns=["event_type", "event_ts"])
+    opens = t.filter(pc.equal(t["event_type"], "OPEN"))["event_ts"].combine_chunks().cast("int64").to_numpy()
+    start = 1_761_951_600_000_000  # 2025-11-01T00:00:00+01:00
+    day = (opens - start) // DAY
+    seen = np.bincount(day[(day >= 0) & (day < 14)], minlength=14)
+    per_hour = float(activity(7, np.arange(20_000), b).sum()) / 24  # sessions an hour at intensity 1
+    hours = start + np.arange(14 * 24, dtype=np.int64) * HOUR
+    expected = (per_hour * intensity(b, hours)).reshape(14, 24).sum(axis=1)
+    without = (per_hour * intensity(flat, hours)).reshape(14, 24).sum(axis=1)
+    assert (np.abs(seen - expected) <= MAX_Z * np.sqrt(expected)).all(), (seen, expected.round())
+    assert (np.abs(seen[1:5] - without[1:5]) > MAX_Z * np.sqrt(without[1:5])).all()
+    assert seen[8:14].mean() > 1.5 * seen[1:7].mean()
+    _all_within_tolerance(summary, 30)

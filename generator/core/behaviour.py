@@ -186,6 +186,10 @@ class Behaviour:
     weekend_factor: float
     payday_factor: float
     payday_from_day: int
+    # A launch's adoption: traffic times ramp_first before ramp_start_us, growing linearly to 1 over ramp_days.
+    ramp_start_us: int
+    ramp_days: float
+    ramp_first: float
     login: float
     bounce: float
     extra_views_mean: float
@@ -259,6 +263,10 @@ class Behaviour:
             weekend_factor=float(t["weekend_factor"]),
             payday_factor=float(t["payday_factor"]),
             payday_from_day=int(t["payday_from_day"]),
+            # A scenario recorded before the ramp (an older run's manifest) has none: traffic at its full curve.
+            ramp_start_us=instant_us(t.get("ramp_start", "1970-01-01")),
+            ramp_days=float(t.get("ramp_days", 0.0)),
+            ramp_first=float(t.get("ramp_first_factor", 1.0)),
             login=float(f["login"]),
             bounce=float(f["bounce"]),
             extra_views_mean=float(f["extra_views_mean"]),

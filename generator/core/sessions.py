@@ -43,11 +43,24 @@ def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
         weekend |= np.isin(wat // DAY, b.holidays)
     f = f * np.where(weekend, b.weekend_factor, 1.0)
     f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
+    if b.ramp_first != 1.0:
+        f = f * ramp_factor(b, hour_starts)
     paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
     norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
     if len(b.incidents.traffic):
         return f / norm * traffic_factor(b, hour_starts)
     return f / norm
+
+
+def ramp_factor(b: Behaviour, t: np.ndarray) -> np.ndarray:
+    """A launch's adoption at instants `t` (us): `ramp_first` before `ramp_start_us`, then growing linearly to 1
+    over `ramp_days` (at once, for none), 1 after."""
+    t = np.asarray(t, np.int64)
+    if b.ramp_days > 0:
+        grown = np.clip((t - b.ramp_start_us) / (b.ramp_days * DAY), 0.0, 1.0)
+    else:
+        grown = (t >= b.ramp_start_us).astype(float)
+    return b.ramp_first + (1.0 - b.ramp_first) * grown
 
 
 def hour_buckets(b: Behaviour, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
