@@ -446,6 +446,9 @@ def _print_parts(out: Path, docs: list[dict], s3: bool, json: bool) -> None:
     for d in docs:
         if s3 and "s3" not in d:
             raise UserError(f"--s3: run {d['run_id']!r} was not uploaded (its parts are only under {str(out)!r})")
+        if not s3 and d["parts"] and not any((out / p["path"]).exists() for p in d["parts"]):
+            raise UserError(f"--parts: run {d['run_id']!r} has no parts under {str(out)!r} (pulled, or uploaded with "
+                            "--no-keep-local): add --s3 for their S3 URIs")  # fmt: skip
         where = d.get("s3", {})
         root = f"s3://{where.get('bucket')}/{where['prefix'] + '/' if where.get('prefix') else ''}" if s3 else None
         for p in d["parts"]:

@@ -479,6 +479,15 @@ def test_a_pulled_timeline_keeps_its_layout_and_is_validated_only_where_its_part
     assert main(["validate", str(fresh), "--workers", "1"]) == 0
     out = capsys.readouterr().out
     assert "1 run(s)" in out and "not checked here (no parts in this directory; they are in S3): a" in out
+    # `gen runs --parts`: the pulled run's parts are in S3 only, so their local paths are refused; --s3 lists them.
+    assert main(["runs", str(fresh), "--parts"]) == 2
+    err = capsys.readouterr().err
+    assert "--parts: run 'a' has no parts under" in err and "add --s3" in err and err.count("\n") == 1
+    assert main(["runs", str(fresh), "--parts", "--s3"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    runs = timeline.load(fresh).runs
+    assert listed == [f"s3://{BUCKET}/lay/{p['path']}" for d in runs for p in d["parts"]]
+    assert {u.removeprefix(f"s3://{BUCKET}/") for u in listed} <= _keys(s3, "lay/events/")
 
 
 def test_pull_refuses_a_state_that_does_not_match(tmp_path, s3, s3_server, capsys):
