@@ -35,6 +35,7 @@ from generator.report import Row, Summary, lognormal_sf, report
 from generator.report_render import html_page
 from generator.scenario import load_scenario
 from generator.schema import PAYMENT_METHODS, PLATFORMS
+from generator.validate import validate
 from tests.conftest import small_config
 from tests.test_report import MAX_Z
 
@@ -290,3 +291,4 @@ def test_launch_traffic_grows_with_the_ramp(launch):
     assert (np.abs(seen[1:5] - without[1:5]) > MAX_Z * np.sqrt(without[1:5])).all()
     assert seen[8:14].mean() > 1.5 * seen[1:7].mean()
     _all_within_tolerance(summary, 30)
+    assert validate(out).ok  # every rule of the event model holds across the ramp and the sale
