@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, assume, given, reject, settings
 from hypothesis import strategies as st
 
 from generator.core import population as population_module
-from generator.core.behaviour import Behaviour, Incidents, default_behaviour
+from generator.core.behaviour import REGIONS, Behaviour, Incidents, default_behaviour, default_scenario
 from generator.core.events import HOUR, SECOND, sparse_strings, stable_order
 from generator.core.nigeria import default_pools
 from generator.core.population import email_reissues, identities, subscriber_numbers
@@ -100,6 +100,49 @@ def test_every_rule_holds_on_any_shard(cfg, data):
     ts = table.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
     assert (np.diff(ts) >= 0).all(), "rows sorted by event_ts"
     assert ts.min() >= cfg.start_us, "nothing before the window's start"
+    report = check_table(table, cfg.latency_threshold_ms)
+    assert report.ok, dict(report.violations) | {"examples": report.examples}
+    assert set(report.checked) >= CORE_RULES
+
+
+def _varied(cart: list[float], spend: list[float], ramp_first: float, ramp_days: float, holidays: list[int]):
+    """The default scenario with other conversion factors by platform (0: no cart at all), price factors by region,
+    a launch ramp and public holidays."""
+    doc = default_scenario()
+    doc["funnel"]["add_to_cart_factor"] = dict(zip(PLATFORMS, cart, strict=True))
+    doc["basket"]["region_factor"] = dict(zip(REGIONS, spend, strict=True))
+    doc["traffic"] |= {"ramp_start": "2025-06-01T00:00:00Z", "ramp_days": ramp_days, "ramp_first_factor": ramp_first}
+    doc["calendar"]["public_holidays"] = [str(np.datetime64("2025-01-01") + d) for d in holidays]
+    return Behaviour.from_dict(doc)
+
+
+varied_configs = st.builds(
+    GenConfig,
+    seed=st.integers(0, 2**63 - 1),
+    events=st.integers(1, 3_000),
+    start_us=st.integers(START_2025, START_2025 + 730 * 86_400_000_000),
+    shard_size=st.integers(500, 3_000),
+    latency_threshold_ms=st.integers(0, 5_000),
+    customers=st.integers(1, 20_000),
+    behaviour=st.builds(
+        _varied,
+        st.lists(st.sampled_from([0.0, 0.4, 1.0, 1.15, 5.0]), min_size=3, max_size=3),
+        st.lists(st.floats(0.1, 10.0), min_size=len(REGIONS), max_size=len(REGIONS)),
+        st.floats(0.05, 2.0),
+        st.sampled_from([0.0, 2.0, 42.0]),
+        st.lists(st.integers(0, 760), max_size=40),
+    ),
+)
+
+
+@fast
+@given(varied_configs, st.data())
+def test_every_rule_holds_whatever_the_platforms_regions_ramp_and_holidays(cfg, data):
+    """The event model's rules under any conversion factors by platform (none converting at all included), price
+    factors by region, launch ramp and public holidays: a shard's rows obey every rule and are as many as planned."""
+    shard = data.draw(st.sampled_from(plan(cfg)))
+    table = shard_table(cfg, shard)
+    assert table.num_rows == shard.events
     report = check_table(table, cfg.latency_threshold_ms)
     assert report.ok, dict(report.violations) | {"examples": report.examples}
     assert set(report.checked) >= CORE_RULES
