@@ -51,8 +51,11 @@ def test_pay_abandons_the_share_the_key_asks_for(abandon, seed):
     fails, success, _ = pay(np.random.default_rng(seed), b, k)
     none = (fails == 0) & ~success
     se = math.sqrt(abandon * (1 - abandon) / k)
-    # Without abandonment a checkout with no success has failed at least once: `none` is empty.
-    assert abs(none.mean() - abandon) <= MAX_Z * se + 1e-9
+    # Without abandonment a checkout with no success has failed at least once: `none` is empty. Two checkouts of
+    # slack: for a tiny share the count is Poisson, not normal (at 1e-6, one abandon in 20,000 happens 2% of the time).
+    assert abs(none.mean() - abandon) <= MAX_Z * se + 2 / k
+    if abandon == 0:
+        assert not none.any()
     if abandon == 1:
         assert not success.any() and not fails.any()
     # Those that attempt pay as the chain of attempts says, whatever the abandonment.
