@@ -354,10 +354,13 @@ class _Stream:
         at, values = intensity_curve(self.b, t0, t1)
         weight = float(piece_masses(at, values).sum())
         n = r.poisson(self.activity_total * (per_session * weight / DAY))
+        u = r.random(n)
+        u.sort()  # sorted queries search the cdf in one sweep; the pairing with the times below stays at random
         cdf = self.activity_cdf
-        local = np.minimum(np.searchsorted(cdf, r.random(n) * self.activity_total, side="right"), cdf.size - 1)
+        local = np.minimum(np.searchsorted(cdf, u * self.activity_total, side="right"), cdf.size - 1)
         starts = draw_in_curve(r, at, values, local.size)
-        starts.sort()
+        order = stable_order(starts)
+        starts, local = starts[order], local[order]
         other = pick(np.cumsum(self.b.platform_mix), r.random(local.size)).astype(np.int8)
         platform = np.where(r.random(local.size) < self.b.platform_loyalty, self.primary[local], other)
         return starts, local, platform
