@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from generator import manifest
 from generator.core.behaviour import OPERATORS, REGIONS, ZONES, Behaviour, default_behaviour, region_of
-from generator.core.events import DAY, HOUR, SECOND
+from generator.core.events import DAY, HOUR, SECOND, distinct_positions
 from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, spend_scale, stage_times, transit_factors
@@ -870,22 +870,25 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
     # traffic at its instant, as the core works it out) and, inside a latency degradation's window, its factor x.
     # Targets are those of the mixture of these shifted lognormals, one per distinct (round trip, factor), weighted
     # by events. (An event whose customer_id a data fault broke counts as customer 0's.)
+    # Operators and network qualities are worked out once per distinct customer, then spread over the events.
     customer = np.maximum(fr.customer, 0)
-    operator = operators(seed, customer, default_pools())
-    quality = network_quality(seed, customer, b)
-    order = np.argsort(fr.ts, kind="stable")
-    network = np.empty(n_all)
-    network[order] = network_ms(b, operator[order], fr.ts[order], quality[order])
-    degraded = len(b.incidents.latency_degradation) > 0
-    factor = latency_factor(b, fr.platform, fr.ts) if degraded else np.ones(n_all)
-
-    factors, factor_code = np.unique(factor, return_inverse=True)
-    key = network.astype(np.int64) * factors.size + factor_code  # round trips are whole ms
+    ids, at = distinct_positions(customer, int(customer.max()) + 1 if n_all else 1)
+    del customer
+    operator = operators(seed, ids, default_pools()).astype(np.int8)[at]
+    network = network_ms(b, operator, fr.ts, network_quality(seed, ids, b)[at])
+    del at
+    if len(b.incidents.latency_degradation):
+        factors, factor_code = np.unique(latency_factor(b, fr.platform, fr.ts), return_inverse=True)
+        key = network.astype(np.int64) * factors.size + factor_code  # round trips are whole ms
+    else:
+        factors, key = np.ones(1), network.astype(np.int64)
 
     def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The distinct (round trip, factor) pairs of the masked events and how many events have each."""
-        pairs, k = np.unique(key[mask], return_counts=True)
-        return (pairs // factors.size).astype(float), factors[pairs % factors.size], k
+        """The distinct (round trip, factor) pairs of the masked events and how many events have each (a count
+        per key: round trips are a few thousand whole ms at most)."""
+        counts = np.bincount(key[mask])
+        pairs = np.flatnonzero(counts)
+        return (pairs // factors.size).astype(float), factors[pairs % factors.size], counts[pairs]
 
     def slow(p: int, net: float, x: float) -> float:
         """P(latency > threshold) on platform p with round trip net and factor x: x·(net + server·e^(σZ))."""

@@ -612,18 +612,20 @@ def network_ms(b: Behaviour, operator: np.ndarray, ts: np.ndarray, quality: np.n
     (`population.network_quality`), times 1 + peak_load x (intensity - 1) while the traffic curve is above its
     mean (congested cells at the evening peak and in a flash sale). (A scenario of before 0.4, one floor for
     everyone and no load, gets its floor as it is.)"""
-    base = b.latency_network_ms[operator]
+    base = b.latency_network_ms[operator]  # a new array: the steps below work in place
     if quality is not None:
-        base = base * quality
+        base *= quality
     if b.latency_peak_load > 0 and ts.size:
         at, values = intensity_curve(b, int(ts.min()), int(ts.max()) + 1)
         load = np.interp(ts, at, values)
         load -= 1.0
         np.maximum(load, 0.0, out=load)
-        base = base * (1.0 + b.latency_peak_load * load)
+        load *= b.latency_peak_load
+        load += 1.0
+        base *= load
     elif quality is None:
         return base
-    return np.rint(base)
+    return np.rint(base, out=base)
 
 
 def latency_ms(
