@@ -42,6 +42,9 @@ COLUMNS = (
     "total_amount",
 )
 ORDER_COLUMNS = ("carrier", "tracking_number")
+# Read as dictionaries (the parts store them so): each distinct string is coded once per row group, and the rows'
+# strings are never materialised.
+_AS_DICTIONARIES = ("event_type", "customer_id", "platform", "payment_method")
 # Sessions opening this close to the end of the data may still be walking the funnel when the run stops;
 # the funnel counts only sessions that had this long to finish (longer than any but a vanishing tail).
 SETTLE = 30 * 60 * SECOND
@@ -331,8 +334,24 @@ class Frame:
     amount: np.ndarray  # int32 whole naira, -1 where null
 
 
+def _per_value(col: pa.ChunkedArray, code) -> np.ndarray:
+    """`code(strings) -> int64 codes` applied to each row of a string column, where its chunks are dictionaries
+    to each chunk's dictionary alone (then spread over the rows; a null row codes -1)."""
+    out = []
+    for chunk in col.chunks:
+        if pa.types.is_dictionary(chunk.type):
+            per_value = np.r_[code(chunk.dictionary), -1]
+            out.append(per_value[chunk.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)])
+        else:
+            out.append(code(chunk))
+    return np.concatenate(out) if out else np.zeros(0, np.int64)
+
+
 def _codes(col: pa.ChunkedArray, values: list[str] | tuple[str, ...]) -> np.ndarray:
-    return pc.index_in(col, value_set=pa.array(values, pa.string())).fill_null(-1).to_numpy().astype(np.int64)
+    lookup = pa.array(values, pa.string())
+    return _per_value(
+        col, lambda s: pc.index_in(s, value_set=lookup).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    )
 
 
 def _dictionary(col: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
@@ -369,7 +388,7 @@ class _FrameBuilder:
         cols = {
             "ts": ts,
             "code": _codes(table.column("event_type"), EVENT_TYPES),
-            "customer": customer_index(table.column("customer_id")),
+            "customer": _per_value(table.column("customer_id"), customer_index),
             "platform": _codes(table.column("platform"), PLATFORMS),
             "latency": table.column("latency_ms").to_numpy(),
             "slow": table.column("error_code").is_valid().to_numpy(zero_copy_only=False),
@@ -451,7 +470,8 @@ def load(out: Path, run_id: str | None = None) -> Loaded:
     for doc in docs:
         first, last = [], []
         for p in doc["parts"]:
-            ts = builder.add(pq.read_table(out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS]))
+            part = pq.read_table(out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS], read_dictionary=_AS_DICTIONARIES)
+            ts = builder.add(part)
             if ts.size:
                 first.append(int(ts.min()))
                 last.append(int(ts.max()))
