@@ -117,13 +117,8 @@ def _varied(cart: list[float], spend: list[float], ramp_first: float, ramp_days:
 
 
 varied_configs = st.builds(
-    GenConfig,
-    seed=st.integers(0, 2**63 - 1),
-    events=st.integers(1, 3_000),
-    start_us=st.integers(START_2025, START_2025 + 730 * 86_400_000_000),
-    shard_size=st.integers(500, 3_000),
-    latency_threshold_ms=st.integers(0, 5_000),
-    customers=st.integers(1, 20_000),
+    dataclasses.replace,
+    configs,
     behaviour=st.builds(
         _varied,
         st.lists(st.sampled_from([0.0, 0.4, 1.0, 1.15, 5.0]), min_size=3, max_size=3),
