@@ -266,6 +266,7 @@ def _run_locked(
                 raise UploadFailed(cfg.run_id, out, uploader.target.url(), upload_error)
             uploader.claim(cfg.ordinal, cfg.run_id)
             uploader.put_manifest(manifest.relative_path(cfg.run_id), manifest.dumps(doc))
+            _publish(uploader, out, doc, cfg.previous)
             if not keep_local:
                 _remove_local(out, doc)
     except BaseException:
@@ -394,12 +395,42 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
         doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
         uploader.claim(doc["timeline"]["ordinal"], run_id)
         uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))
+        _publish(uploader, out, doc)
     except BaseException:
         uploader.abort(run_id)
         raise
     finally:
         uploader.close()
     return doc
+
+
+class IndexFailed(RunError):
+    """The run is committed in S3, but its entries in the committed-parts index are not all there."""
+
+    def __init__(self, run_id: str, out: Path, url: str, cause: Exception):
+        super().__init__(
+            f"run {run_id!r} is committed in {url} (its manifest is there), but writing its entries in the "
+            f"committed-parts index failed: {cause}. `gen upload --run-id {run_id} --out {out}` with the same "
+            "--bucket/--prefix writes them; so does the next run there"
+        )
+
+
+def _publish(uploader: Uploader, out: Path, doc: dict, previous: str | None = None) -> None:
+    """After the commit in S3: the run's entries in the committed-parts index, and again its predecessor's when
+    that run was committed in the same bucket and prefix (written once; already there is fine), so a run that
+    stopped between its manifest and its index is listed by the next one."""
+    from generator.uploader import UploadError
+
+    try:
+        uploader.put_index(doc)
+        before = manifest.manifest_path(out, previous) if previous else None
+        if before is not None and before.is_file():
+            prior = manifest.read(before)
+            here = {"bucket": uploader.target.bucket, "prefix": uploader.target.prefix}
+            if {k: prior.get("s3", {}).get(k) for k in here} == here:
+                uploader.put_index(prior)
+    except (OSError, manifest.ManifestError, UploadError) as e:
+        raise IndexFailed(doc["run_id"], out, uploader.target.url(), e) from None
 
 
 def _remove_local(out: Path, doc: dict) -> None:

@@ -6,6 +6,7 @@ and time range, and records the options and schema that produced them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from generator.parts import ShardResult, write_atomic
 from generator.schema import EVENT_TYPES, describe
 
 MANIFEST_DIR = "_manifests"
+COMMITTED_DIR = "committed"  # in S3: the committed-parts index that the Glue table `events_committed` reads
 FORMAT = "temu-ng-events/2"  # /2: runs form a timeline (window end, state)
 
 
@@ -130,6 +132,24 @@ def parse(body: bytes, where: str) -> dict:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise ManifestError(f"{where}: not a manifest of this generator (format {FORMAT!r})")
     return data
+
+
+def committed_index(doc: dict, url: Callable[[str], str]) -> dict[str, bytes]:
+    """A committed run's entries in the committed-parts index: for each date partition holding its parts, the
+    object `committed/dt=YYYY-MM-DD/<run_id>.txt` listing their URLs (`url` of each part's path), one a line. This
+    is Hive's SymlinkTextInputFormat, the way Delta Lake shows engines such as Athena and Presto only the files a
+    commit holds: a table over `committed/` reads the parts the manifests list and nothing else under `events/`
+    (the parts of a run still uploading, or of one that failed before its manifest). Unpartitioned parts
+    (--partition-by none) belong to no date and have no entry; hourly ones are listed under their date."""
+    days: dict[str, list[str]] = {}
+    for part in doc["parts"]:
+        day = next((d for d in part["path"].split("/") if d.startswith("dt=")), None)
+        if day is not None:
+            days.setdefault(day, []).append(url(part["path"]))
+    return {
+        f"{COMMITTED_DIR}/{day}/{doc['run_id']}.txt": "".join(f"{u}\n" for u in urls).encode()
+        for day, urls in sorted(days.items())
+    }
 
 
 def committed(out: Path) -> list[Path]:

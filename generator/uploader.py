@@ -3,8 +3,10 @@
 boto3's managed transfer does the work (TransferConfig: multipart above a threshold, several parts and objects
 in flight, progress through subscribers; the CRT transfer client when awscrt is installed and boto3 judges it
 faster). Every object carries an S3 SHA-256 additional checksum; what S3 reports back is compared with the one
-computed locally before the run's manifest is written. The bucket is append-only: existing objects are never
-overwritten (checked first for parts, a conditional write for the manifest) and nothing is ever deleted.
+computed locally before the run's manifest is written. After the manifest (the commit), the run's entries in the
+committed-parts index go up (`committed/`, read by the Glue table `events_committed`). The bucket is append-only:
+existing objects are never overwritten (checked first for parts, a conditional write for the manifest and the
+index) and nothing is ever deleted.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from s3transfer.subscribers import BaseSubscriber
 from generator.config import ConfigError
 from generator.coordinator import RunError
 from generator.launch import Gate
-from generator.manifest import MANIFEST_DIR
+from generator.manifest import MANIFEST_DIR, committed_index
 
 TIMELINE_DIR = "_timeline"  # one object per position of the timeline in S3, written once
 
@@ -281,7 +283,7 @@ class Uploader:
             raise UploadError(f"{self.target.url(rel)}: {e}") from None
 
     # -- the commit -----------------------------------------------------------------------------------------
-    def _put_once(self, rel: str, body: bytes) -> bytes | None:
+    def _put_once(self, rel: str, body: bytes, content_type: str = "application/json") -> bytes | None:
         """Write an object only if none is at `rel` yet (a conditional write); None when written, else the bytes of
         the object already there."""
         try:
@@ -289,7 +291,7 @@ class Uploader:
                 Bucket=self.target.bucket,
                 Key=self.target.key(rel),
                 Body=body,
-                ContentType="application/json",
+                ContentType=content_type,
                 ChecksumAlgorithm="SHA256",
                 IfNoneMatch="*",
             )
@@ -318,6 +320,16 @@ class Uploader:
         existing = self._put_once(rel, body)
         if existing is not None and existing != body:  # the same manifest there means the run was committed before
             raise UploadError(f"{self.target.url(rel)} already exists with other content; not overwritten")
+
+    def put_index(self, doc: dict) -> int:
+        """After the commit: a committed run's entries in the committed-parts index (`manifest.committed_index`),
+        each written once; an entry already there with the same lines is fine (a retry). Returns how many."""
+        entries = committed_index(doc, self.target.url)
+        for rel, body in entries.items():
+            existing = self._put_once(rel, body, "text/plain")
+            if existing is not None and existing != body:
+                raise UploadError(f"{self.target.url(rel)} already exists with other content; not overwritten")
+        return len(entries)
 
     def open_uploads(self, run_id: str) -> list[dict]:
         """Multipart uploads still open under the prefix for this run's objects."""

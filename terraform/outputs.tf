@@ -4,7 +4,7 @@ output "bucket" {
 }
 
 output "prefix" {
-  description = "Where the runs land: <prefix>/events/dt=YYYY-MM-DD/ and <prefix>/_manifests/."
+  description = "Where the runs land: <prefix>/events/dt=YYYY-MM-DD/, <prefix>/_manifests/ and <prefix>/committed/dt=YYYY-MM-DD/."
   value       = "s3://${aws_s3_bucket.events.id}/${local.events_prefix}"
 }
 
@@ -24,11 +24,16 @@ output "log_group" {
 }
 
 output "glue_table" {
-  description = "Glue table over the events, queryable from Athena."
-  value       = "${aws_glue_catalog_database.events.name}.${aws_glue_catalog_table.events.name}"
+  description = "Glue table over every part under events/, queryable from Athena as parts land."
+  value       = "${aws_glue_catalog_database.events.name}.${aws_glue_catalog_table.events["events"].name}"
+}
+
+output "glue_table_committed" {
+  description = "Glue table over the committed runs' parts only (what the manifests list), for Athena."
+  value       = "${aws_glue_catalog_database.events.name}.${aws_glue_catalog_table.events["events_committed"].name}"
 }
 
 output "example_athena_query" {
-  description = "A first query to run in Athena."
-  value       = "SELECT dt, event_type, count(*) AS events FROM ${aws_glue_catalog_database.events.name}.${aws_glue_catalog_table.events.name} WHERE dt >= '2025-11-01' GROUP BY 1, 2 ORDER BY 1, 3 DESC"
+  description = "A first query to run in Athena (committed runs only)."
+  value       = "SELECT dt, event_type, count(*) AS events FROM ${aws_glue_catalog_database.events.name}.${aws_glue_catalog_table.events["events_committed"].name} WHERE dt >= '2025-11-01' GROUP BY 1, 2 ORDER BY 1, 3 DESC"
 }

@@ -80,6 +80,26 @@ resource "aws_s3_bucket_lifecycle_configuration" "events" {
     }
   }
 
+  # The committed-parts index expires a day before the parts it lists (S3 rounds expiry up to the next midnight
+  # UTC, and a run's index is written after its parts, within the day), so events_committed never lists a part
+  # that is gone: Athena fails a query that meets a listed file that is not there.
+  rule {
+    id     = "expire-old-committed-index"
+    status = var.expire_after_days > 0 ? "Enabled" : "Disabled"
+
+    filter {
+      prefix = "${local.events_prefix}committed/"
+    }
+
+    expiration {
+      days = var.expire_after_days > 1 ? var.expire_after_days - 1 : 3650
+    }
+
+    noncurrent_version_expiration {
+      noncurrent_days = 30
+    }
+  }
+
   depends_on = [aws_s3_bucket_versioning.events]
 }
 

@@ -141,13 +141,13 @@ variable "log_retention_days" {
 }
 
 variable "expire_after_days" {
-  description = "Expire event objects this many days after creation (0: keep forever)."
+  description = "Expire event objects this many days after creation (0: keep forever); the committed-parts index a day earlier."
   type        = number
   default     = 0
 
   validation {
-    condition     = var.expire_after_days >= 0 && floor(var.expire_after_days) == var.expire_after_days
-    error_message = "expire_after_days must be a whole number, 0 or more."
+    condition     = floor(var.expire_after_days) == var.expire_after_days && (var.expire_after_days == 0 || var.expire_after_days >= 2)
+    error_message = "expire_after_days must be 0 (keep forever) or a whole number of days, 2 or more (the committed-parts index expires a day before the parts)."
   }
 }
 

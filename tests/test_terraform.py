@@ -17,6 +17,7 @@ import pytest
 
 from generator import schema
 from generator.cli import main
+from generator.manifest import COMMITTED_DIR
 
 TF = Path(__file__).resolve().parents[1] / "terraform"
 
@@ -33,10 +34,13 @@ def _clean(x):
 
 
 def _load() -> dict:
-    merged: dict = {"resource": {}, "data": {}, "variable": {}, "output": {}}
+    merged: dict = {"resource": {}, "data": {}, "variable": {}, "output": {}, "locals": {}, "moved": []}
     for path in sorted(TF.glob("*.tf")):
         with open(path) as f:
             doc = _clean(hcl2.load(f))
+        for block in doc.get("locals", []):
+            merged["locals"].update(block)
+        merged["moved"] += doc.get("moved", [])
         for kind in ("resource", "data"):
             for block in doc.get(kind, []):
                 for rtype, named in block.items():
@@ -139,6 +143,7 @@ def test_every_input_is_documented_and_the_key_ones_validated(tf):
         "instance_id",
         "log_group",
         "glue_table",
+        "glue_table_committed",
         "example_athena_query",
     ):
         assert name in tf["output"], name
@@ -150,12 +155,45 @@ def test_glue_columns_are_the_schema_declaration():
     assert [c["name"] for c in on_disk] == list(schema.COLUMN_NAMES)
 
 
-def test_glue_table_projects_dt_over_the_events_prefix(tf):
+def test_glue_tables_project_dt_over_every_part_and_over_the_committed_index(tf):
+    """Two tables from one definition: `events` reads the Parquet parts under events/; `events_committed` reads
+    the committed-parts index the generator writes under committed/ (one SymlinkTextInputFormat file per run and
+    day, listing the parts of its manifest), so Athena sees committed runs only."""
     table = tf["resource"][("aws_glue_catalog_table", "events")]
+    assert table["for_each"] == "${local.glue_tables}" and table["name"] == "${each.key}"
     params = table["parameters"]
     assert params["projection.enabled"] == "true" and params["projection.dt.type"] == "date"
-    assert params["storage.location.template"].endswith("events/dt=$${dt}/")
+    assert params["projection.dt.format"] == "yyyy-MM-dd"
+    folder = "${local.events_prefix}${each.value.folder}/"
+    assert params["storage.location.template"].endswith(f"{folder}dt=$${{dt}}/")
+    assert _one(table["storage_descriptor"])["location"].endswith(folder)
     assert _one(table["partition_keys"])["name"] == "dt"
+    tables = tf["locals"]["glue_tables"]
+    assert tables["events"]["folder"] == "events"
+    assert tables["events"]["input_format"].endswith("MapredParquetInputFormat")
+    assert tables["events_committed"]["folder"] == COMMITTED_DIR, "where the generator writes the index"
+    assert tables["events_committed"]["input_format"] == "org.apache.hadoop.hive.ql.io.SymlinkTextInputFormat"
+    serde = _one(_one(table["storage_descriptor"])["ser_de_info"])["serialization_library"]
+    assert serde.endswith("ParquetHiveSerDe"), "the listed files are Parquet"
+    # The table that existed before the index keeps its state: moved, not destroyed and created again.
+    assert {"from": "aws_glue_catalog_table.events", "to": 'aws_glue_catalog_table.events["events"]'} in [
+        {k: m[k].replace("${", "").replace("}", "") for k in ("from", "to")} for m in tf["moved"]
+    ]
+
+
+def test_the_committed_index_expires_before_the_parts_it_lists(tf):
+    """Athena fails a query that meets a listed file that is gone: with expiry on, the index under committed/
+    goes a day before the parts (S3 rounds expiry up to midnight UTC; a run's index is written after its parts,
+    within the day), and an expiry of 1 day, which leaves no earlier day, is refused."""
+    rules = {r["id"]: r for r in tf["resource"][("aws_s3_bucket_lifecycle_configuration", "events")]["rule"]}
+    parts, index = rules["expire-old-events"], rules["expire-old-committed-index"]
+    assert _one(parts["filter"])["prefix"] == "${local.events_prefix}events/"
+    assert _one(index["filter"])["prefix"] == f"${{local.events_prefix}}{COMMITTED_DIR}/"
+    assert parts["status"] == index["status"]
+    assert "var.expire_after_days - 1" in _one(index["expiration"])["days"]
+    assert "var.expire_after_days :" in _one(parts["expiration"])["days"]
+    condition = _one(tf["variable"]["expire_after_days"]["validation"])["condition"]
+    assert "var.expire_after_days == 0 || var.expire_after_days >= 2" in condition
 
 
 def _render(template: str, values: dict[str, object]) -> str:

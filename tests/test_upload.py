@@ -14,6 +14,7 @@ import threading
 import time
 
 import boto3
+import duckdb
 import orjson
 import pytest
 from moto.server import ThreadedMotoServer
@@ -79,6 +80,7 @@ def test_run_uploads_mirror_the_local_layout_with_verified_checksums(tmp_path, s
     local = {p["path"] for p in doc["parts"]}
     state = doc["timeline"]["state"]["path"]
     committed = {state, relative_path("r1"), "_timeline/00000000.json"}  # the state, the manifest, its position
+    committed |= {f"committed/{d}/r1.txt" for d in {p.split("/")[1] for p in local}}  # its index, by day
     assert _keys(s3, "lake/v1/") == {f"lake/v1/{p}" for p in local | committed}
     remote = orjson.loads(s3.get_object(Bucket=BUCKET, Key=f"lake/v1/{relative_path('r1')}")["Body"].read())
     assert remote == doc == orjson.loads((tmp_path / relative_path("r1")).read_bytes())
@@ -116,6 +118,127 @@ def test_a_run_whose_early_parts_are_void_lists_only_its_own_objects(tmp_path, s
     assert main(["runs", str(tmp_path), "--parts", "--s3"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert sorted(listed) == sorted(f"s3://{BUCKET}/lake/v1/{p}" for p in local)
+    # The committed-parts index (what the Glue table events_committed reads) lists the same parts, by day; read
+    # as Athena reads a SymlinkTextInputFormat table, by DuckDB, it holds the run's events and no void one.
+    index = _symlink_table(s3, "lake/v1")
+    assert sorted(u for urls in index.values() for u in urls) == sorted(listed)
+    assert all(f"/{day}/" in u for day, urls in index.items() for u in urls)
+    rows = _read_parquet(s3, [u for urls in index.values() for u in urls], tmp_path / "index")
+    assert rows == (8_000, 8_000)
+    assert _read_parquet(s3, [f"s3://{BUCKET}/{k}" for k in in_s3], tmp_path / "all")[0] > 8_000, "void parts"
+
+
+def _symlink_table(client, prefix: str) -> dict[str, list[str]]:
+    """What a SymlinkTextInputFormat table over <prefix>/committed/ partitioned by dt reads: for each partition
+    folder, the lines of the files in it (Hadoop skips names starting with '_' or '.')."""
+    days: dict[str, list[str]] = {}
+    for key in sorted(_keys(client, f"{prefix}/committed/")):
+        day, name = key.split("/")[-2:]
+        assert day.startswith("dt=") and name.endswith(".txt") and not name.startswith(("_", "."))
+        days.setdefault(day, []).extend(client.get_object(Bucket=BUCKET, Key=key)["Body"].read().decode().split())
+    return days
+
+
+def _read_parquet(client, urls: list[str], where) -> tuple[int, int]:
+    """Rows and distinct event ids of the objects at `urls`, fetched and read by DuckDB."""
+    where.mkdir()
+    files = []
+    for i, url in enumerate(urls):
+        assert url.startswith(f"s3://{BUCKET}/")
+        files.append(str(where / f"{i}.parquet"))
+        client.download_file(BUCKET, url.removeprefix(f"s3://{BUCKET}/"), files[-1])
+    return duckdb.connect().execute(f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet({files})").fetchone()
+
+
+def test_the_committed_index_lists_each_run_by_day_and_nothing_else(tmp_path, s3, s3_server, capsys):
+    """Two runs of a timeline partitioned by hour: one index entry per run and day, listing exactly the run's parts
+    of that day (hour folders included); unpartitioned parts belong to no day and have none."""
+    s3_args = ["--bucket", BUCKET, "--prefix", "ix", "--endpoint-url", s3_server]
+    base = ["run", "--out", str(tmp_path), "--customers", "6000", "--workers", "2", "-q", *s3_args]
+    for run_id in ("a", "b"):
+        assert main([*base, "--duration", "30h", "--run-id", run_id, "--partition-by", "hour"]) == 0
+    docs = timeline.load(tmp_path).runs
+    index = _symlink_table(s3, "ix")
+    entries = {k.removeprefix("ix/committed/") for k in _keys(s3, "ix/committed/")}
+    expected = {f"{p['path'].split('/')[1]}/{d['run_id']}.txt" for d in docs for p in d["parts"]}
+    assert entries == expected and len({e.split("/")[0] for e in entries}) >= 3, entries
+    for entry in entries:
+        day, run_id = entry.removesuffix(".txt").split("/")
+        body = s3.get_object(Bucket=BUCKET, Key=f"ix/committed/{entry}")["Body"].read().decode()
+        doc = next(d for d in docs if d["run_id"] == run_id)
+        assert body == "".join(f"s3://{BUCKET}/ix/{p['path']}\n" for p in doc["parts"] if f"/{day}/hour=" in p["path"])
+    listed = sorted(u for urls in index.values() for u in urls)
+    assert listed == sorted(f"s3://{BUCKET}/ix/{p['path']}" for d in docs for p in d["parts"])
+    none = ["run", "--out", str(tmp_path / "flat"), "--events", "2000", "--customers", "3000", "-q"]
+    assert main([*none, "--partition-by", "none", "--run-id", "n", "--bucket", BUCKET, "--prefix", "flat"]) == 2
+    assert (
+        main(
+            [
+                *none,
+                "--partition-by",
+                "none",
+                "--run-id",
+                "n",
+                *s3_args[:1],
+                BUCKET,
+                "--prefix",
+                "flat",
+                "--endpoint-url",
+                s3_server,
+            ]
+        )
+        == 0
+    )
+    assert f"flat/{relative_path('n')}" in _keys(s3, "flat/") and not _keys(s3, "flat/committed/")
+
+
+def test_a_run_stopped_between_its_manifest_and_its_index_is_listed_later(tmp_path, s3, s3_server, capsys, monkeypatch):
+    """The index is written after the commit: when that fails the run is committed in S3 all the same, and says
+    so (exit 1, local parts kept); `gen upload` writes the missing entries, and so does the next run for its
+    predecessor. An entry already there with other lines is never replaced."""
+    from generator.uploader import Uploader, UploadError
+
+    s3_args = ["--bucket", BUCKET, "--prefix", "crash", "--endpoint-url", s3_server]
+    base = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "-q", *s3_args]
+    put_index = Uploader.put_index
+
+    def fails_for(run_id: str):
+        def put(self, doc):
+            if doc["run_id"] == run_id:
+                raise UploadError("connection reset")
+            return put_index(self, doc)
+
+        return put
+
+    monkeypatch.setattr(Uploader, "put_index", fails_for("a"))
+    assert main([*base, "--run-id", "a", "--no-keep-local"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "gen: run failed: run 'a' is committed in s3://" in err, err
+    assert "index failed: connection reset" in err and f"gen upload --run-id a --out {tmp_path}" in err
+    assert f"crash/{relative_path('a')}" in _keys(s3) and not _keys(s3, "crash/committed/")
+    assert list((tmp_path / "events").rglob("*.parquet")), "the local parts stay until the index is up"
+    monkeypatch.setattr(Uploader, "put_index", put_index)
+    assert main(["upload", "--run-id", "a", "--out", str(tmp_path), *s3_args]) == 0
+    assert {k.rsplit("/", 1)[-1] for k in _keys(s3, "crash/committed/")} == {"a.txt"}
+
+    monkeypatch.setattr(Uploader, "put_index", fails_for("b"))
+    assert main([*base, "--run-id", "b"]) == 1
+    monkeypatch.setattr(Uploader, "put_index", put_index)
+    assert main([*base, "--run-id", "c"]) == 0
+    runs = {k.rsplit("/", 1)[-1] for k in _keys(s3, "crash/committed/")}
+    assert runs == {"a.txt", "b.txt", "c.txt"}, "c wrote its predecessor's entries too"
+    docs = timeline.load(tmp_path).runs
+    index = _symlink_table(s3, "crash")
+    assert sorted(u for urls in index.values() for u in urls) == sorted(
+        f"s3://{BUCKET}/crash/{p['path']}" for d in docs for p in d["parts"]
+    )
+
+    capsys.readouterr()
+    key = f"crash/committed/dt={docs[-1]['window']['end'][:10]}/d.txt"  # the day run d starts in
+    s3.put_object(Bucket=BUCKET, Key=key, Body=b"s3://elsewhere/part.parquet\n")
+    assert main([*base, "--run-id", "d"]) == 1
+    assert "already exists with other content; not overwritten" in capsys.readouterr().err
+    assert s3.get_object(Bucket=BUCKET, Key=key)["Body"].read() == b"s3://elsewhere/part.parquet\n"
 
 
 def test_big_parts_go_multipart_and_uploads_overlap_generation(tmp_path, s3, s3_server):
