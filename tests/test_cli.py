@@ -113,6 +113,7 @@ def test_validate_whose_worker_died_fails_with_one_line(tmp_path, capsys, monkey
     assert main(["validate", str(tmp_path), "--workers", "2"]) == 1
     err = capsys.readouterr().err
     assert "gen: validation failed: a worker process died" in err and "Traceback" not in err
+    assert err.count("\n") == 1, err
 
 
 def test_validate_refuses_a_foreign_manifest(tmp_path, capsys):

@@ -159,8 +159,14 @@ def test_a_whole_run_obeys_the_rules_across_shards(cfg):
 @settings(max_examples=25, deadline=None)
 @given(configs)
 def test_same_config_same_bytes(cfg):
+    """In one process and afresh: the second build works out the e-mail reissues again, as another process
+    would, instead of taking the first build's."""
+    from generator.core import population
+
     shard = plan(cfg)[-1]
-    assert encode(shard_table(cfg, shard)).equals(encode(shard_table(cfg, shard)))
+    first = encode(shard_table(cfg, shard))
+    population._reissued.clear()
+    assert first.equals(encode(shard_table(cfg, shard)))
 
 
 @given(st.integers(0, 10**9), st.integers(1, 500))
@@ -415,7 +421,6 @@ def test_slow_latencies_are_spread_not_stacked():
     values, counts = np.unique(slow, return_counts=True)
     assert values.size > 1_500 and counts.max() <= 45, (values.size, counts.max())
     assert x.max() > 8_000
-    assert 320 * math.exp(0.80 * _TABLE_TOP_Z) == pytest.approx(6021, abs=1)  # the table's ANDROID law of then
 
 
 @settings(max_examples=20, deadline=None)

@@ -196,12 +196,6 @@ def test_runs_never_overwrite(tmp_path):
     assert validate(tmp_path).ok and len(validate(tmp_path).runs) == 2
 
 
-def test_tables_concatenate_across_parts(committed_run):
-    out, _ = committed_run
-    t = pa.concat_tables(pq.read_table(f) for f in sorted((out / "events").rglob("*.parquet")))
-    assert t.num_rows == 20_000
-
-
 def test_the_coordinator_reports_shards_as_they_finish(tmp_path):
     from generator.coordinator import Listener
 

@@ -158,12 +158,12 @@ def test_shipping_before_packing_is_reported(table):
     tail=st.integers(0, 3),
 )
 def test_repeated_ids_are_counted_exactly_within_and_across_blocks(blocks, tail):
-    """Ids are drawn from few values whose first eight bytes collide often (only the last bytes differ), so the
-    prefix shortcut is exercised: the counts equal the definitions over whole ids."""
+    """Ids are drawn from few values: a handful of first eight bytes (the prefix the shortcut sorts and filters
+    on), shared by ids whose last bytes differ or not, so both ways of the prefix shortcut are exercised (prefixes
+    that collide without the ids being equal, and prefixes seen once): the counts equal the definitions over whole
+    ids."""
     as_ids = [
-        np.array(
-            [bytes(8) + (v // (tail + 1)).to_bytes(8, "big") if v % 2 else v.to_bytes(16, "big") for v in block], "S16"
-        )
+        np.array([(v % 5).to_bytes(8, "big") + (v // (tail + 1)).to_bytes(8, "big") for v in block], "S16")
         for block in blocks
     ]
     for ids in as_ids:
