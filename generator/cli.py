@@ -3,6 +3,7 @@ to an exit code (0 success, 1 a failed run or validation, 2 bad input with one l
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -50,6 +51,24 @@ class UserError(Exception):
     """Bad input found after parsing: exit code 2, one line."""
 
 
+def _directory(option: str):
+    """A directory option's parser: an empty value (an unset shell variable, say) is refused rather than read as
+    the current directory."""
+
+    def parse(text: str | Path) -> Path:
+        if not str(text).strip():
+            raise UserError(f"{option}: empty; give a directory (or omit {option} for ./shards)")
+        return Path(text)
+
+    return parse
+
+
+def _nonempty_run_id(text: str) -> str:
+    if not text.strip():
+        raise UserError("--run-id: empty; give a run id (or omit --run-id for one made of the UTC time)")
+    return text
+
+
 @app.command()
 def run(
     events: Annotated[
@@ -76,7 +95,9 @@ def run(
             show_default=f"where OUT's timeline ends, or {DEFAULT_START}",
         ),
     ] = "",
-    out: Annotated[Path, typer.Option(help="Output root.")] = Path("shards"),
+    out: Annotated[Path, typer.Option(help="Output root.", metavar="PATH", parser=_directory("--out"))] = Path(
+        "shards"
+    ),
     scenario: Annotated[
         Path | None,
         typer.Option(
@@ -98,7 +119,10 @@ def run(
             show_default=f"{default_behaviour().latency_threshold_ms}, or the timeline's",
         ),
     ] = "",
-    run_id: Annotated[str, typer.Option(help="Run id (default: UTC time and a random suffix).")] = "",
+    run_id: Annotated[
+        str | None,
+        typer.Option(help="Run id (default: UTC time and a random suffix).", metavar="TEXT", parser=_nonempty_run_id),
+    ] = None,
     customers: Annotated[
         str,
         typer.Option(
@@ -149,7 +173,7 @@ def run(
         latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms)
         if latency_threshold_ms
         else None,
-        run_id=run_id,
+        run_id=run_id or "",
         customers=parse_whole("--customers", customers) if customers else None,
         shard_size=None if shard_size == "auto" else parse_whole("--shard-size", shard_size),
         scenario=scenario,
@@ -240,7 +264,9 @@ def _redo_hint(cfg: RunConfig, uploader) -> str:
 
 @app.command()
 def pull(
-    out: Annotated[Path, typer.Option(help="Output root to bring up to date.")] = Path("shards"),
+    out: Annotated[
+        Path, typer.Option(help="Output root to bring up to date.", metavar="PATH", parser=_directory("--out"))
+    ] = Path("shards"),
     bucket: Bucket = "",
     prefix: Prefix = "",
     endpoint_url: EndpointUrl = "",
@@ -506,13 +532,18 @@ def report(
     from generator.report import report as summarise
     from generator.report_render import print_tables, write_html
 
+    if html is not None and (html.is_dir() or not html.parent.is_dir() or not os.access(html.parent, os.W_OK)):
+        raise UserError(f"--html: cannot write a file at {str(html)!r}")
     summary = summarise(out, run_id or None)
     if json:
         sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")
     else:
         print_tables(summary, out_console)
     if html is not None:
-        write_html(summary, html)
+        try:
+            write_html(summary, html)
+        except OSError as e:  # allowed by the permission bits, refused by the file system (/proc, read-only)
+            raise UserError(f"--html: cannot write {str(html)!r} ({e.strerror or e})") from None
         if not json:
             out_console.print(f"wrote {html}", highlight=False)
 

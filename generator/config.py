@@ -12,7 +12,7 @@ from pathlib import Path
 
 from generator.core.behaviour import Behaviour, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
-from generator.core.population import IDENTITY_SCHEME
+from generator.core.population import CUSTOMER_ID_DIGITS, CUSTOMER_ID_PREFIX, IDENTITY_SCHEME
 from generator.core.shard import MAX_SHARDS, MAX_WINDOW_DAYS, GenConfig, auto_shard_size, shard_count, window_days
 from generator.launch import usable_cpus
 
@@ -35,13 +35,20 @@ def parse_whole(flag: str, text: str) -> int:
         raise ConfigError(f"{flag}: not a whole number: {text!r}") from None
 
 
+LATEST_START = datetime(9000, 1, 1, tzinfo=UTC)
+MAX_CUSTOMERS = 10**CUSTOMER_ID_DIGITS
+
+
 def parse_start(text: str) -> datetime:
     """An ISO 8601 instant; without an offset it is taken as UTC."""
     try:
         t = datetime.fromisoformat(text.strip().replace("z", "Z"))
     except ValueError:
         raise ConfigError(f"--start: not an ISO 8601 date or time: {text!r}") from None
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+    if t >= LATEST_START:  # a window (at most ten years) and its orders' fulfilment stay inside year 9999
+        raise ConfigError(f"--start: must be before {LATEST_START:%Y-%m-%d}, got {text!r}")
+    return t
 
 
 DEFAULT_START_TIME = parse_start(DEFAULT_START)
@@ -124,6 +131,11 @@ class RunConfig:
         positive(self.workers, "--workers")
         if self.customers is not None:
             positive(self.customers, "--customers")
+            if self.customers > MAX_CUSTOMERS:
+                raise ConfigError(
+                    f"--customers: at most {MAX_CUSTOMERS:,} (a customer_id is {CUSTOMER_ID_PREFIX} and "
+                    f"{CUSTOMER_ID_DIGITS} digits), got {self.customers}"
+                )
         if self.shard_size is not None and not self.resolved:
             positive(self.shard_size, "--shard-size")
         if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**63):

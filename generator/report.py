@@ -470,7 +470,15 @@ def load(out: Path, run_id: str | None = None) -> Loaded:
     for doc in docs:
         first, last = [], []
         for p in doc["parts"]:
-            part = pq.read_table(out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS], read_dictionary=_AS_DICTIONARIES)
+            try:
+                part = pq.read_table(
+                    out / p["path"], columns=[*COLUMNS, *ORDER_COLUMNS], read_dictionary=_AS_DICTIONARIES
+                )
+            except (pa.ArrowException, OSError) as e:
+                raise manifest.ManifestError(
+                    f"{out / p['path']}: part of run {doc['run_id']!r} does not read as Parquet ({e}); "
+                    "`gen validate` checks the run"
+                ) from None
             ts = builder.add(part)
             if ts.size:
                 first.append(int(ts.min()))

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
-from generator.config import ConfigError
+from generator.config import MAX_CUSTOMERS, ConfigError
 from generator.core.behaviour import (
     FULFILMENT_STAGES,
     OPERATORS,
@@ -155,7 +155,7 @@ _ANY = "*"  # a table whose keys are names the scenario chooses (carriers)
 
 # Every key a scenario may hold, declared once: a check per value, a nested dict per table.
 SPEC: dict = {
-    "population": {"customers": _whole(1), "sessions_per_day": _positive, "activity_shape": _positive},
+    "population": {"customers": _whole(1, MAX_CUSTOMERS), "sessions_per_day": _positive, "activity_shape": _positive},
     "platform": {"mix": dict.fromkeys(PLATFORMS, _probability), "loyalty": _probability},
     "traffic": {
         "hourly_wat": _hourly,

@@ -194,8 +194,11 @@ def pull(out: Path, remote: set[str], fetch: Callable[[str], bytes]) -> list[str
 def lock(out: Path) -> Iterator[None]:
     """Hold the output directory's lock for the whole run: a second `gen run` on it refuses instead of waiting.
     The lock is the kernel's (flock), so a killed run releases it."""
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd = os.open(out / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:  # a directory the permission bits allow but the file system refuses (/proc, read-only)
+        raise ConfigError(f"--out: cannot write to {str(out)!r} ({e.strerror or e})") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

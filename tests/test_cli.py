@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import pytest
@@ -31,6 +32,10 @@ from generator.schema import COLUMN_NAMES
         (["--customers", "0"], "--customers"),
         (["--shard-size", "0"], "--shard-size"),
         (["--run-id", "../escape"], "../escape"),
+        (["--run-id", ""], "--run-id: empty"),
+        (["--out", ""], "--out: empty"),
+        (["--customers", "1000000001"], "1000000001"),
+        (["--start", "9999-12-31T23:00:00Z"], "9999-12-31T23:00:00Z"),
         (["--events", "1000000000", "--customers", "1"], "--events"),
         (["--no-such-option"], "--no-such-option"),
     ],
@@ -90,6 +95,53 @@ def test_json_summary_and_validate(tmp_path, capsys):
     assert sum(summary["counts_by_type"].values()) == 3000
     assert main(["validate", str(tmp_path)]) == 0
     assert "violations" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["appended", "truncated"])
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_part_that_is_no_longer_parquet_is_a_violation_not_a_crash(tmp_path, capsys, damage, workers):
+    """A part cut short or written past its end does not open as Parquet: `gen validate` reports it under its
+    own rule (exit 1, the other runs' rules still checked), `gen report` refuses with one line naming the part."""
+    args = ["run", "--out", str(tmp_path), "--events", "3000", "--customers", "2000", "--quiet", "--shard-size"]
+    assert main([*args, "1000"]) == 0
+    part = sorted((tmp_path / "events").rglob("*.parquet"))[0]
+    if damage == "appended":
+        part.write_bytes(part.read_bytes() + b"x")
+    else:
+        part.write_bytes(part.read_bytes()[:1000])
+    capsys.readouterr()
+    assert main(["validate", str(tmp_path), "--workers", workers]) == 1
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    row = next(line for line in captured.out.splitlines() if "parts read as Parquet" in line)
+    assert "1 violations" in row, row
+    assert "part sha256 matches manifest" in captured.out and "validation failed" in captured.err
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{part}: part of run" in err and "does not read as Parquet" in err, err
+
+
+def test_unwritable_html_report_is_refused_before_reading(tmp_path, capsys):
+    assert main(["run", "--out", str(tmp_path / "o"), "--events", "800", "--customers", "2000", "--quiet"]) == 0
+    capsys.readouterr()
+    for html in ("", str(tmp_path / "missing-folder" / "r.html"), str(tmp_path)):
+        assert main(["report", str(tmp_path / "o"), "--html", html]) == 2
+        captured = capsys.readouterr()
+        assert captured.out == "" and captured.err.count("\n") == 1 and "--html: cannot write" in captured.err
+    assert not (tmp_path / "missing-folder").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")
+def test_a_directory_the_file_system_refuses_is_bad_input(tmp_path, capsys):
+    """/proc passes the permission bits' check (as root) but refuses to create anything in it."""
+    assert main(["run", "--out", "/proc/gen-out", "--events", "100", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out: cannot write to '/proc/gen-out'" in err, err
+    assert main(["run", "--out", str(tmp_path / "o"), "--events", "800", "--customers", "2000", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "o"), "--html", "/proc/gen-report.html"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--html: cannot" in err and "Traceback" not in err, err
 
 
 def test_validate_fails_on_a_tampered_part(tmp_path, capsys):

@@ -193,6 +193,7 @@ INVALID = [
     ("seed = 3\n", "seed", "unknown key"),
     ('[population]\ncustomers = "many"\n', "population.customers", "expected a whole number, got 'many'"),
     ("[population]\ncustomers = 1.5\n", "population.customers", "expected a whole number"),
+    ("[population]\ncustomers = 1_000_000_001\n", "population.customers", "1000000001 is outside 1..1000000000"),
     ('[funnel]\ncheckout = "0.3"\n', "funnel.checkout", "expected a number, got '0.3' (a string)"),
     ("[funnel]\ncheckout = true\n", "funnel.checkout", "expected a number"),
     ("[funnel]\ncheckout = nan\n", "funnel.checkout", "not a finite number"),
