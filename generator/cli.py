@@ -3,7 +3,6 @@ to an exit code (0 success, 1 a failed run or validation, 2 bad input with one l
 
 from __future__ import annotations
 
-import os
 import signal
 import sys
 from pathlib import Path
@@ -26,6 +25,7 @@ from generator.config import (
     parse_duration,
     parse_start,
     parse_whole,
+    writable,
 )
 from generator.core.behaviour import default_behaviour
 from generator.launch import usable_cpus
@@ -532,7 +532,7 @@ def report(
     from generator.report import report as summarise
     from generator.report_render import print_tables, write_html
 
-    if html is not None and (html.is_dir() or not html.parent.is_dir() or not os.access(html.parent, os.W_OK)):
+    if html is not None and (html.is_dir() or not writable(html.parent)):
         raise UserError(f"--html: cannot write a file at {str(html)!r}")
     summary = summarise(out, run_id or None)
     if json:

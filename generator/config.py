@@ -83,7 +83,8 @@ def new_run_id() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def _writable(path: Path) -> bool:
+def writable(path: Path) -> bool:
+    """Whether `path` can be created: its nearest existing ancestor is a directory this process may write in."""
     p = path
     while not p.exists():
         if p.parent == p:
@@ -152,7 +153,7 @@ class RunConfig:
             raise ConfigError(f"--run-id: letters, digits, '.', '_' or '-' (at most 64), got {self.run_id!r}")
         if self.out.exists() and not self.out.is_dir():
             raise ConfigError(f"--out: not a directory: {str(self.out)!r}")
-        if not _writable(self.out):
+        if not writable(self.out):
             raise ConfigError(f"--out: cannot write to {str(self.out)!r}")
         if self.duration_us is not None and self.duration_us > MAX_WINDOW_DAYS * DAY:
             raise ConfigError("--duration: at most ten years")

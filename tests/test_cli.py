@@ -124,11 +124,12 @@ def test_a_part_that_is_no_longer_parquet_is_a_violation_not_a_crash(tmp_path, c
 def test_unwritable_html_report_is_refused_before_reading(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path / "o"), "--events", "800", "--customers", "2000", "--quiet"]) == 0
     capsys.readouterr()
-    for html in ("", str(tmp_path / "missing-folder" / "r.html"), str(tmp_path)):
+    (tmp_path / "file").write_text("not a folder")
+    for html in ("", str(tmp_path / "file" / "r.html"), str(tmp_path)):
         assert main(["report", str(tmp_path / "o"), "--html", html]) == 2
         captured = capsys.readouterr()
         assert captured.out == "" and captured.err.count("\n") == 1 and "--html: cannot write" in captured.err
-    assert not (tmp_path / "missing-folder").exists()
+    assert (tmp_path / "file").read_text() == "not a folder"
 
 
 @pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs /proc")

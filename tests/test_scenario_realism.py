@@ -185,7 +185,7 @@ def test_black_friday_latency_and_card_failures(black_friday):
         assert inside.target > 3 * outside.target
         _away(inside, outside.target)
     ios = _row(black_friday, "latency", "IOS: INVALID LATENCY")
-    assert ios.se is not None and abs(ios.z) <= MAX_Z, ios
+    assert ios.z is not None and abs(ios.z) <= MAX_Z, ios
     p = PLATFORMS.index("IOS")
     # IOS is not degraded: its target is its own law's, the round trips lengthening only with the sale's crowds
     # (latency is a round trip of 79-120 ms when idle plus a lognormal server time).
