@@ -3,6 +3,7 @@ to an exit code (0 success, 1 a failed run or validation, 2 bad input with one l
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 from pathlib import Path
@@ -494,11 +495,39 @@ def show_schema(
     spark: Annotated[
         bool, typer.Option("--spark", help="Print the schema as a Spark DDL string, for spark.read.schema().")
     ] = False,
+    athena: Annotated[
+        str,
+        typer.Option(
+            "--athena",
+            metavar="S3_URL",
+            help="Print CREATE EXTERNAL TABLE statements for Athena over s3://BUCKET/PREFIX/: events (every part) "
+            "and events_committed (the committed runs' parts only).",
+        ),
+    ] = "",
+    database: Annotated[str, typer.Option(help="With --athena: the Glue database the tables go in.")] = "",
 ) -> None:
     """Print the event schema and its column rules (--glue: as terraform/glue_columns.json holds them)."""
-    chosen = [flag for flag, on in (("--json", json), ("--glue", glue), ("--spark", spark)) if on]
+    flags = (("--json", json), ("--glue", glue), ("--spark", spark), ("--athena", bool(athena)))
+    chosen = [flag for flag, on in flags if on]
     if len(chosen) > 1:
-        raise UserError(f"{chosen[1]}: choose one of --json, --glue and --spark, not {' and '.join(chosen)}")
+        raise UserError(f"{chosen[1]}: choose one of --json, --glue, --spark and --athena, not {' and '.join(chosen)}")
+    if database and not athena:
+        raise UserError("--database: goes with --athena")
+    if athena:
+        from generator.athena import ddl
+        from generator.uploader import S3Target
+
+        bucket, _, prefix = athena.removeprefix("s3://").partition("/")
+        if not athena.startswith("s3://"):
+            raise UserError(f"--athena: an s3://BUCKET/PREFIX/ location, got {athena!r}")
+        if database and not re.fullmatch(r"[a-z0-9_]{1,255}", database):
+            raise UserError(f"--database: lower-case letters, digits and '_', got {database!r}")
+        try:
+            target = S3Target(bucket, prefix)
+        except ConfigError as e:
+            raise UserError(str(e).replace("--bucket", "--athena", 1)) from None
+        sys.stdout.write(ddl(target.url(), database))
+        return
     if spark:
         sys.stdout.write(schema.spark_ddl() + "\n")
         return

@@ -325,3 +325,26 @@ def test_gen_starts_its_worker_server_before_the_cli_imports(tmp_path):
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert list((tmp_path / "_manifests").glob("*.json"))
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--athena", "http://bucket/x"], "--athena: an s3://BUCKET/PREFIX/ location, got 'http://bucket/x'"),
+        (["--athena", "s3://Bad_Bucket/x"], "--athena: not a valid S3 bucket name: 'Bad_Bucket'"),
+        (["--athena", "s3://b-1/x", "--database", "Temu-NG"], "--database: lower-case letters, digits and '_'"),
+        (["--database", "x"], "--database: goes with --athena"),
+        (["--athena", "s3://b-1/x", "--spark"], "--athena: choose one of --json, --glue, --spark and --athena"),
+    ],
+)
+def test_bad_athena_locations_exit_2_with_one_line(capsys, args, said):
+    assert main(["schema", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and said in captured.err, captured.err
+
+
+def test_athena_ddl_for_a_bucket_without_prefix(capsys):
+    assert main(["schema", "--athena", "s3://events-1"]) == 0
+    out = capsys.readouterr().out
+    assert "LOCATION 's3://events-1/events/'" in out and "LOCATION 's3://events-1/committed/'" in out
+    assert "CREATE EXTERNAL TABLE IF NOT EXISTS `events_committed` (" in out

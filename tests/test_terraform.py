@@ -352,3 +352,35 @@ def test_the_role_policy_lets_the_generator_upload_and_nothing_more(tf, tmp_path
 
     with mock_aws():
         scenario()
+
+
+def test_gen_schema_athena_declares_the_tables_glue_tf_declares(tf, capsys):
+    """`gen schema --athena` (for teams that make their tables themselves) and glue.tf describe the same two
+    tables: columns, partition, formats, location and every table property."""
+    assert main(["schema", "--athena", "s3://my-team-events/temu-ng/v1/", "--database", "temu_ng_events"]) == 0
+    statements = capsys.readouterr().out.split("\n\n")
+    table = tf["resource"][("aws_glue_catalog_table", "events")]
+    tables = tf["locals"]["glue_tables"]
+    assert len(statements) == len(tables) == 2
+    root = "s3://my-team-events/temu-ng/v1/"
+    for statement, (name, spec) in zip(statements, tables.items(), strict=True):
+        assert statement.startswith(f"CREATE EXTERNAL TABLE IF NOT EXISTS `temu_ng_events`.`{name}` (\n")
+        columns = re.findall(r"^  `(\w+)` (\S+) COMMENT '((?:[^'\\]|\\.)*)',?$", statement, re.M)
+        assert [(n, t, c.replace("\\'", "'")) for n, t, c in columns] == [
+            (c["name"], c["type"], c["comment"]) for c in schema.glue_columns()
+        ]
+        assert "PARTITIONED BY (`dt` string)" in statement
+        assert f"STORED AS INPUTFORMAT '{spec['input_format']}'" in statement
+        assert f"OUTPUTFORMAT '{spec['output_format']}'" in statement
+        serde = _one(_one(table["storage_descriptor"])["ser_de_info"])["serialization_library"]
+        assert f"ROW FORMAT SERDE '{serde}'" in statement
+        assert f"LOCATION '{root}{spec['folder']}/'" in statement
+        properties = dict(re.findall(r"^  '([^']+)' = '([^']*)',?$", statement, re.M))
+        terraformed = {
+            k: v.replace("s3://${aws_s3_bucket.events.id}/${local.events_prefix}${each.value.folder}/", "")
+            for k, v in table["parameters"].items()
+            if k != "EXTERNAL"  # CREATE EXTERNAL TABLE says it
+        }
+        assert properties.pop("storage.location.template") == f"{root}{spec['folder']}/dt=${{dt}}/"
+        assert terraformed.pop("storage.location.template") == "dt=$${dt}/"
+        assert properties == terraformed
