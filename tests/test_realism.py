@@ -131,6 +131,53 @@ def test_breaks_between_sessions_do_not_pile_at_their_minimum(events):
     assert (breaks < 61 * SECOND).sum() < 0.001 * breaks.size
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), hours=st.integers(1, 72), per_session=st.sampled_from([1.0, 0.05]))
+def test_which_customer_arrives_does_not_depend_on_when(seed, hours, per_session):
+    """The pooled arrivals of a block: a customer's position in the shard tells nothing of the time of its
+    arrival. The rank correlation of position and time is within 4.5 of its standard errors (1/sqrt(n)) of 0, and
+    so is every sixth of the window's mean position (a customer keeping to one time of day would show in both)."""
+    from generator.core.shard import _Stream
+
+    cfg = GenConfig(
+        seed=seed, events=10_000, start_us=START, shard_size=10_000, latency_threshold_ms=2000, customers=40_000
+    )
+    shard = plan(cfg)[0]
+    stream = _Stream(cfg, shard, default_pools())
+    r = np.random.default_rng(seed % 2**32)
+    t0 = START + (seed % 24) * HOUR
+    starts, local, _ = stream.arrivals(r, t0, t0 + hours * HOUR, per_session)
+    n = starts.size
+    if n < 200:
+        return
+    assert np.all(np.diff(starts) >= 0)
+    time_rank = np.arange(n)  # the arrivals come sorted by time
+    who_rank = np.argsort(np.argsort(local, kind="stable"), kind="stable")
+    rho = np.corrcoef(time_rank, who_rank)[0, 1]
+    assert abs(rho) < 4.5 / np.sqrt(n), (rho, n)
+    # local positions: spread over [0, customers), about uniform in the mean (activity varies per customer)
+    mean, sd = local.mean(), local.std()
+    for part in np.array_split(local, 6):
+        assert abs(part.mean() - mean) < 4.5 * sd / np.sqrt(part.size), (part.mean(), mean)
+
+
+def test_a_customers_sessions_keep_to_no_time_of_day(events):
+    """In the data: the customer's index and the time of day of its sessions are unrelated (correlation within 4.5
+    standard errors of 0), and a frequent customer's sessions spread over the day (median spread of hours above
+    four, where a customer held to one hour of the day would show well under one)."""
+    opens = events.filter(pc.equal(events.column("event_type"), "OPEN"))
+    customer = np.array([int(c[2:]) for c in opens.column("customer_id").to_pylist()])
+    ts = opens.column("event_ts").cast(pa.int64()).to_numpy()
+    seconds = (ts // SECOND) % 86_400
+    r = np.corrcoef(customer, seconds)[0, 1]
+    assert abs(r) < 4.5 / np.sqrt(customer.size), (r, customer.size)
+    ids, counts = np.unique(customer, return_counts=True)
+    frequent = ids[counts >= 6]
+    assert frequent.size >= 50, frequent.size
+    spreads = [np.std(seconds[customer == c] / 3600) for c in frequent[:300]]
+    assert np.median(spreads) > 4, np.median(spreads)
+
+
 def test_evening_peak_and_night_trough_in_west_africa_time(events):
     opens = events.filter(pc.equal(events.column("event_type"), "OPEN"))
     ts = opens.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()

@@ -355,10 +355,14 @@ class _Stream:
         weight = float(piece_masses(at, values).sum())
         n = r.poisson(self.activity_total * (per_session * weight / DAY))
         u = r.random(n)
-        u.sort()  # sorted queries search the cdf in one sweep; the pairing with the times below stays at random
+        u.sort()  # sorted queries search the cdf in one sweep
         cdf = self.activity_cdf
         local = np.minimum(np.searchsorted(cdf, u * self.activity_total, side="right"), cdf.size - 1)
         starts = draw_in_curve(r, at, values, local.size)
+        # The customers come out in block order and the instants grouped by piece of the curve, earliest first:
+        # paired as they are, a customer's sessions would keep to one time of day set by its index. A random
+        # permutation pairs them at random, as the pooled process does.
+        local = local[r.permutation(local.size)]
         order = stable_order(starts)
         starts, local = starts[order], local[order]
         other = pick(np.cumsum(self.b.platform_mix), r.random(local.size)).astype(np.int8)
