@@ -206,13 +206,7 @@ def run(
         return
     uploader = _uploader(bucket, prefix, endpoint_url, region) if bucket else None
     if uploader:
-        behind = uploader.remote_runs() - {d["run_id"] for d in history.runs}
-        if behind:
-            raise UserError(
-                f"--bucket: {uploader.target.url()} holds {len(behind)} run(s) that {str(out)!r} lacks (e.g. "
-                f"{sorted(behind)[-1]!r}); run `gen pull` with the same --out, --bucket and --prefix first, so this "
-                "run continues that timeline instead of forking it"
-            )
+        _same_timeline(out, history.runs, uploader)
     listener = None
     if not quiet:
         listener = LiveDashboard(err_console) if err_console.is_terminal else LogLines(err_console)
@@ -249,6 +243,39 @@ def _uploader(bucket: str, prefix: str, endpoint_url: str, region: str):
     uploader = Uploader(S3Target(bucket, prefix, endpoint_url or None, region or None))
     uploader.preflight()
     return uploader
+
+
+def _same_timeline(out: Path, runs: list[dict], uploader) -> None:
+    """A run with --bucket continues the timeline S3 holds, whole: OUT must hold the same runs (a run S3 lacks
+    would leave a gap there that no machine could pull; one OUT lacks would fork it)."""
+    try:
+        remote = uploader.remote_runs()
+    except Exception:
+        uploader.close()
+        raise
+    here = [d["run_id"] for d in runs]
+    behind, ahead = remote - set(here), [r for r in here if r not in remote]
+    where, url = str(out), uploader.target.url()
+    if behind and ahead:
+        uploader.close()
+        raise UserError(
+            f"--bucket: the timeline in {where!r} and the one in {url} went separate ways (run {ahead[0]!r} is only "
+            f"here, {sorted(behind)[0]!r} only there); `gen pull` into a fresh --out continues the one in S3"
+        )
+    if behind:
+        uploader.close()
+        raise UserError(
+            f"--bucket: {url} holds {len(behind)} run(s) that {where!r} lacks (e.g. {sorted(behind)[-1]!r}); run "
+            "`gen pull` with the same --out, --bucket and --prefix first, so this run continues that timeline "
+            "instead of forking it"
+        )
+    if ahead:
+        uploader.close()
+        raise UserError(
+            f"--bucket: run(s) {', '.join(repr(r) for r in ahead[:3])} of the timeline in {where!r} are not in {url}; "
+            f"upload them first, oldest first (`gen upload --run-id {ahead[0]} --out {where}` with the same "
+            "--bucket and --prefix), so the timeline in S3 has no gap"
+        )
 
 
 def _redo_hint(cfg: RunConfig, uploader) -> str:

@@ -264,8 +264,15 @@ def _run_locked(
             if upload_error:
                 uploader.abort(cfg.run_id)  # no multipart upload of this run is left open
                 raise UploadFailed(cfg.run_id, out, uploader.target.url(), upload_error)
-            uploader.claim(cfg.ordinal, cfg.run_id)
-            uploader.put_manifest(manifest.relative_path(cfg.run_id), manifest.dumps(doc))
+            from generator.uploader import TimelineTaken, UploadError
+
+            try:
+                uploader.claim(cfg.ordinal, cfg.run_id)
+                uploader.put_manifest(manifest.relative_path(cfg.run_id), manifest.dumps(doc))
+            except TimelineTaken:
+                raise
+            except UploadError as e:
+                raise UploadFailed(cfg.run_id, out, uploader.target.url(), e) from None
             _publish(uploader, out, doc, cfg.previous)
             if not keep_local:
                 _remove_local(out, doc)

@@ -95,6 +95,13 @@ def s3_checksum(path: Path, chunk: int = CHUNK) -> str:
     return base64.b64encode(hashlib.sha256(b"".join(digests)).digest()).decode() + f"-{len(digests)}"
 
 
+def _document(body: bytes) -> object:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
 def _same_checksum(stored: str | None, expected: str) -> bool:
     """S3 reports a multipart checksum with or without its '-<parts>' suffix depending on the server."""
     return stored is not None and stored.split("-")[0] == expected.split("-")[0]
@@ -115,7 +122,10 @@ class Uploader:
         self.target = target
         self.chunk = chunk
         self.part_attempts = part_attempts
-        session = boto3.session.Session(region_name=target.region)
+        try:
+            session = boto3.session.Session(region_name=target.region)
+        except botocore.exceptions.BotoCoreError as e:  # AWS_PROFILE naming no profile, say
+            raise ConfigError(f"AWS credentials: {e}") from None
 
         def client(attempts: int):
             config = botocore.config.Config(
@@ -129,7 +139,12 @@ class Uploader:
                 # already skips that over HTTPS; this skips it over plain HTTP too (a local S3-compatible store).
                 s3={"payload_signing_enabled": False},
             )
-            return session.client("s3", endpoint_url=target.endpoint_url, config=config)
+            try:
+                return session.client("s3", endpoint_url=target.endpoint_url, config=config)
+            except botocore.exceptions.InvalidRegionError:
+                raise ConfigError(f"--region: not an AWS region name: {target.region!r}") from None
+            except ValueError as e:  # botocore's "Invalid endpoint: ..."
+                raise ConfigError(f"--endpoint-url: {e}: {target.endpoint_url!r}") from None
 
         # Transfers ride out throttling and dropped connections; the up-front check answers fast.
         self.client = client(8)
@@ -262,7 +277,7 @@ class Uploader:
             "prefix": self.target.prefix,
             "checksum_algorithm": "SHA256",
             "multipart_chunk_bytes": self.chunk,
-            "checksums": checksums,
+            "checksums": dict(sorted(checksums.items())),  # in path order, not the order the uploads finished
         }
 
     # -- the timeline in S3 ---------------------------------------------------------------------------------
@@ -270,10 +285,16 @@ class Uploader:
         """Ids of the runs whose manifests S3 holds under the prefix (the runs committed there)."""
         prefix = self.target.key(f"{MANIFEST_DIR}/")
         ids = set()
-        for page in self.checker.get_paginator("list_objects_v2").paginate(Bucket=self.target.bucket, Prefix=prefix):
-            ids |= {
-                o["Key"][len(prefix) : -len(".json")] for o in page.get("Contents", []) if o["Key"].endswith(".json")
-            }
+        pages = self.checker.get_paginator("list_objects_v2").paginate(Bucket=self.target.bucket, Prefix=prefix)
+        try:
+            for page in pages:
+                ids |= {
+                    o["Key"][len(prefix) : -len(".json")]
+                    for o in page.get("Contents", [])
+                    if o["Key"].endswith(".json")
+                }
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            raise UploadError(f"listing {self.target.url(MANIFEST_DIR)}/: {e}") from None
         return ids
 
     def fetch(self, rel: str) -> bytes:
@@ -318,7 +339,9 @@ class Uploader:
     def put_manifest(self, rel: str, body: bytes) -> None:
         """Write the manifest object, only if it does not exist yet (a conditional write)."""
         existing = self._put_once(rel, body)
-        if existing is not None and existing != body:  # the same manifest there means the run was committed before
+        # The same manifest there means the run was committed before (the same document: a manifest of an older
+        # version may list its checksums in another order)
+        if existing is not None and existing != body and _document(existing) != _document(body):
             raise UploadError(f"{self.target.url(rel)} already exists with other content; not overwritten")
 
     def put_index(self, doc: dict) -> int:
@@ -350,8 +373,11 @@ class Uploader:
         except TypeError:
             self.manager.shutdown(cancel=True)
         self.pool.shutdown(wait=False, cancel_futures=True)
-        for u in self.open_uploads(run_id):
-            self.client.abort_multipart_upload(Bucket=self.target.bucket, Key=u["Key"], UploadId=u["UploadId"])
+        try:
+            for u in self.open_uploads(run_id):
+                self.client.abort_multipart_upload(Bucket=self.target.bucket, Key=u["Key"], UploadId=u["UploadId"])
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError):
+            pass  # best effort (S3 out of reach, say): the bucket's lifecycle rule aborts what is left after a day
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -199,7 +199,9 @@ def test_a_run_stopped_between_its_manifest_and_its_index_is_listed_later(tmp_pa
     from generator.uploader import Uploader, UploadError
 
     s3_args = ["--bucket", BUCKET, "--prefix", "crash", "--endpoint-url", s3_server]
-    base = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "-q", *s3_args]
+    # several shards in two workers: the manifest `gen upload` writes again is the same document as the run's
+    many = ["--shard-size", "700", "--workers", "2"]
+    base = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "-q", *many, *s3_args]
     put_index = Uploader.put_index
 
     def fails_for(run_id: str):
@@ -404,9 +406,17 @@ def test_bodies_over_plain_http_are_not_hashed_again_for_the_signature(tmp_path,
         (["--bucket", "192.168.1.1"], "192.168.1.1"),
         (["--bucket", "no-such-bucket-here"], "does not exist"),
         (["--bucket", BUCKET, "--endpoint-url", "DEAD"], "no answer"),
+        (["--bucket", BUCKET, "--endpoint-url", "notaurl"], "--endpoint-url: Invalid endpoint: notaurl"),
+        (["--bucket", BUCKET, "--region", "bad!"], "--region: not an AWS region name: 'bad!'"),
+        (["--bucket", BUCKET, "PROFILE"], "AWS credentials: The config profile (no-such-profile) could not be found"),
     ],
 )
-def test_bad_s3_input_exits_2_with_one_line_and_writes_nothing(tmp_path, s3, s3_server, capsys, extra, named):
+def test_bad_s3_input_exits_2_with_one_line_and_writes_nothing(
+    tmp_path, s3, s3_server, capsys, monkeypatch, extra, named
+):
+    if "PROFILE" in extra:
+        monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+        extra = [x for x in extra if x != "PROFILE"]
     extra = [_dead_endpoint() if x == "DEAD" else x for x in extra]
     endpoint = [] if "--endpoint-url" in extra else ["--endpoint-url", s3_server]
     assert named in _refused_up_front(tmp_path, capsys, *endpoint, *extra)
@@ -637,7 +647,9 @@ def test_two_machines_continuing_one_timeline_cannot_fork_it_in_s3(tmp_path, s3,
     late = small_config(tmp_path / "m2", run_id="b2", seed=None, customers=None, events=2_000, workers=1)
     with pytest.raises(TimelineTaken, match=r"run 'b1' already continued the timeline .* at position 1"):
         run(late, uploader=_uploader(s3_server, prefix="race"))
-    assert main([*base, "--out", str(tmp_path / "m2"), "--run-id", "b3"]) == 2, "and now it is told to pull"
+    assert main([*base, "--out", str(tmp_path / "m2"), "--run-id", "b3"]) == 2, "and now it is told where to go"
+    err = capsys.readouterr().err
+    assert "went separate ways (run 'b2' is only here, 'b1' only there)" in err and "into a fresh --out" in err
     assert {k.rsplit("/", 1)[-1] for k in _keys(s3, "race/_manifests/")} == {"a.json", "b1.json"}
     claims = {
         k.rsplit("/", 1)[-1]: orjson.loads(s3.get_object(Bucket=BUCKET, Key=k)["Body"].read())["run_id"]
@@ -646,3 +658,71 @@ def test_two_machines_continuing_one_timeline_cannot_fork_it_in_s3(tmp_path, s3,
     assert claims == {"00000000.json": "a", "00000001.json": "b1"}
     # Re-uploading a run that holds its position is still a no-op.
     assert main(["upload", "--run-id", "b1", "--out", str(tmp_path / "m1"), *s3_args]) == 0
+
+
+def test_a_bucket_run_refuses_a_timeline_that_s3_lacks_runs_of(tmp_path, s3, s3_server, capsys):
+    """Runs committed here but not in S3 (made without --bucket, or whose upload failed) would leave a gap in the
+    S3 timeline that no machine could pull: a run with --bucket refuses until `gen upload` puts them there."""
+    s3_args = ["--bucket", BUCKET, "--prefix", "gap", "--endpoint-url", s3_server]
+    base = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "-q"]
+    assert main([*base, "--run-id", "a"]) == 0
+    keys = _keys(s3)
+    assert main([*base, "--run-id", "b", *s3_args]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "run(s) 'a' of the timeline in" in err, err
+    assert f"gen upload --run-id a --out {tmp_path}" in err and _keys(s3) == keys, "nothing written"
+    assert main(["upload", "--run-id", "a", "--out", str(tmp_path), *s3_args]) == 0
+    assert main([*base, "--run-id", "b", *s3_args]) == 0
+    assert main(["pull", "--out", str(tmp_path / "elsewhere"), *s3_args]) == 0
+    assert [d["run_id"] for d in timeline.load(tmp_path / "elsewhere").runs] == ["a", "b"]
+
+
+def test_a_manifest_that_fails_to_go_up_says_the_run_is_committed_locally(tmp_path, s3, s3_server, capsys, monkeypatch):
+    """The conditional write of the manifest (or of the timeline position) failing after the local commit: exit 1
+    saying how to finish, and S3 out of reach while the run stops is no traceback either (aborting the open
+    multipart uploads is best effort; the bucket's lifecycle rule removes what is left)."""
+    import botocore.exceptions
+
+    from generator.uploader import Uploader, UploadError
+
+    def refused(self, rel, body):
+        raise UploadError(f"{self.target.url(rel)}: connection reset")
+
+    def part_lost(self, path, rel, sha256_hex):
+        raise UploadError(f"{self.target.url(rel)}: connection reset")
+
+    def unreachable(self, run_id):
+        raise botocore.exceptions.EndpointConnectionError(endpoint_url="http://s3.example")
+
+    base = ["run", "--events", "2000", "--customers", "3000", "-q", "--run-id", "m", "--bucket", BUCKET]
+    for case, (name, broken) in enumerate(
+        [("put_manifest", refused), ("_upload_part", part_lost)]  # the second also aborts, with S3 gone
+    ):
+        out, prefix = tmp_path / f"o{case}", f"mf{case}"
+        with monkeypatch.context() as m:
+            m.setattr(Uploader, name, broken)
+            m.setattr(Uploader, "open_uploads", unreachable)
+            assert main([*base, "--out", str(out), "--prefix", prefix, "--endpoint-url", s3_server]) == 1
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert "no manifest was written to S3. The run is committed locally" in err and "gen upload --run-id m" in err
+        assert (out / relative_path("m")).is_file() and f"{prefix}/{relative_path('m')}" not in _keys(s3)
+        assert (
+            main(
+                [
+                    "upload",
+                    "--run-id",
+                    "m",
+                    "--out",
+                    str(out),
+                    "--prefix",
+                    prefix,
+                    "--bucket",
+                    BUCKET,
+                    "--endpoint-url",
+                    s3_server,
+                ]
+            )
+            == 0
+        )
+        assert f"{prefix}/{relative_path('m')}" in _keys(s3)
