@@ -311,7 +311,12 @@ def pull(
     uploader = _uploader(bucket, prefix, endpoint_url, region)
     try:
         with timeline.lock(out):
-            pulled = timeline.pull(out, uploader.remote_runs(), uploader.fetch)
+            try:
+                pulled = timeline.pull(out, uploader.remote_runs(), uploader.fetch)
+            except OSError as e:  # a full or read-only disk: each file written is whole; pulling again finishes
+                from generator.coordinator import RunError
+
+                raise RunError(f"could not write into {str(out)!r}: {e}; run `gen pull` again to finish") from None
     finally:
         uploader.close()
     last = timeline.load(out).last
@@ -340,10 +345,13 @@ def upload(
     if not manifest_path(out, run_id).is_file():
         raise ManifestError(f"--run-id: no committed run {run_id!r} in {str(out)!r}")
     uploader = _uploader(bucket, prefix, endpoint_url, region)
+    again = f"; the run is committed locally: run gen upload --run-id {run_id} --out {out} again to finish"
     try:
         doc = upload_committed(out, run_id, uploader)
     except KeyboardInterrupt:
-        raise Interrupted(f"; run gen upload --run-id {run_id} --out {out} again to finish") from None
+        raise Interrupted(again) from None
+    except Terminated:
+        raise Terminated(again) from None
     out_console.print(
         f"uploaded {len(doc['parts'])} parts and the manifest to {uploader.target.url()}", highlight=False
     )

@@ -51,6 +51,7 @@ from generator.parts import (
     SimResult,
     WriteBehind,
     cached_reissues,
+    make_dirs,
     make_part,
     read_final_ts,
     save_reissues,
@@ -177,7 +178,10 @@ def _run_locked(
     # Staging left by runs that crashed is nobody's: this run holds the lock.
     shutil.rmtree(out / STAGING_DIR, ignore_errors=True)
     staging = out / STAGING_DIR / cfg.run_id
-    staging.mkdir(parents=True)
+    try:
+        staging.mkdir(parents=True)
+    except OSError as e:
+        raise ConfigError(f"--out: cannot create {str(staging)!r} ({e.strerror or e})") from None
     t0 = time.perf_counter()
     syncer = _Syncer(staging)
     committed = False
@@ -214,10 +218,15 @@ def _run_locked(
         shutil.rmtree(staging / SIM_DIR, ignore_errors=True)
         results.sort(key=lambda r: (r.shard, r.piece))
         carried = Pending.concat([Pending.from_columns(r.carried) for r in results if r.carried])
-        state = timeline.write_state(staging, cfg.run_id, carried)
-        faults = (
-            sidecar.write(staging, cfg.run_id, results, cfg.behaviour.faults) if cfg.behaviour.faults.any() else None
-        )
+        try:
+            state = timeline.write_state(staging, cfg.run_id, carried)
+            faults = (
+                sidecar.write(staging, cfg.run_id, results, cfg.behaviour.faults)
+                if cfg.behaviour.faults.any()
+                else None
+            )
+        except OSError as e:
+            raise RunError(f"could not write the run's state: {e}; nothing was committed") from None
         listener.committing()
         with Gate():  # Ctrl-C and SIGTERM act after these, not inside a thread pool's locks
             syncer.wait()
@@ -620,15 +629,21 @@ def _commit(staging: Path, out: Path, results: list[ShardResult], doc: dict) -> 
     if clash:
         raise RunError(f"refusing to overwrite existing part {clash[0]}")
     done: list[tuple[Path, Path]] = []
+    path = manifest.manifest_path(out, doc["run_id"])
     try:
         for src, dest in moves:
-            dest.parent.mkdir(parents=True, exist_ok=True)
+            make_dirs(dest.parent)
             os.replace(src, dest)
             done.append((src, dest))
         for d in sorted({dest.parent for _, dest in moves}):
             sync_dir(d)
         return manifest.write(out, doc)
     except OSError as e:
+        if path.is_file():  # renamed into place: the run is committed, and its parts must stay where it lists them
+            raise RunError(
+                f"run {doc['run_id']!r} is committed in {str(out)!r}, but making it durable failed: {e}; its files "
+                "are in place (a power cut before the disk's own flush could still lose them)"
+            ) from None
         for src, dest in reversed(done):
             os.replace(dest, src)
         raise RunError(f"could not commit the run: {e}; nothing was committed") from None

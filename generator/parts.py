@@ -172,16 +172,34 @@ def write_atomic(path: Path, data: pa.Buffer | bytes, durable: bool = True) -> N
 
     `durable` also fsyncs the file before the rename and the directory after it. Workers skip that for parts
     (the coordinator syncs them in the background while other shards generate, before it commits)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_dirs(path.parent, durable)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as f:
-        f.write(memoryview(data))
-        if durable:
-            f.flush()
-            os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(memoryview(data))
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)  # a disk that filled up, say: no temporary file left behind
+        raise
     if durable:
         sync_dir(path.parent)
+
+
+def make_dirs(path: Path, durable: bool = True) -> None:
+    """`mkdir -p`; `durable` also fsyncs the parent of each directory it creates, so a file later made durable
+    in one of them cannot lose its directory in a power cut."""
+    missing = []
+    p = path
+    while not p.exists() and p.parent != p:
+        missing.append(p)
+        p = p.parent
+    path.mkdir(parents=True, exist_ok=True)
+    if durable:
+        for d in reversed(missing):
+            sync_dir(d.parent)
 
 
 def sync_file(path: Path) -> None:
@@ -243,7 +261,8 @@ def simulate_part(
     before_end = int(np.searchsorted(final, gen.end_us)) if gen.end_us is not None else 0
     path = spill_path(root, shard.index)
     path.parent.mkdir(parents=True, exist_ok=True)
-    sim.events.ts.astype("<i8", copy=False).tofile(final_ts_path(root, shard.index))
+    with open(final_ts_path(root, shard.index), "wb") as f:  # a full disk says so (numpy's tofile gives no errno)
+        f.write(memoryview(np.ascontiguousarray(sim.events.ts, "<i8")))
     written = None
     if write_before is not None:
         c, sim = cut_before(sim, write_before, first_serial)

@@ -209,8 +209,9 @@ def lock(out: Path) -> Iterator[None]:
             raise ConfigError(
                 f"--out: another gen run (pid {holder}) is writing to {str(out)!r}; wait for it to finish"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        with contextlib.suppress(OSError):  # who holds it, for the message above: not worth failing for
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         yield
     finally:
         os.close(fd)

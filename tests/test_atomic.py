@@ -452,3 +452,64 @@ def test_interrupted_run_exits_cleanly(tmp_path, sig, workers):
     assert not (tmp_path / "_manifests").exists()
     assert _visible(tmp_path) == []
     assert not (tmp_path / "_staging").exists()
+
+
+def test_a_failure_after_the_manifests_rename_keeps_the_run_whole(tmp_path, monkeypatch):
+    """The manifest's rename is the commit: when making its directory durable fails after it, the run says it is
+    committed and leaves every part where the manifest lists them (moving them back would leave a manifest
+    without its parts), and the timeline goes on."""
+    from generator import parts
+
+    real = parts.sync_dir
+
+    def failing(path):
+        if path.name == "_manifests":
+            raise OSError(5, "Input/output error")
+        real(path)
+
+    monkeypatch.setattr(parts, "sync_dir", failing)
+    with pytest.raises(RunError, match=r"run 'r1' is committed in .* but making it durable failed: .*Input/output"):
+        run(small_config(tmp_path, events=3_000))
+    monkeypatch.setattr(parts, "sync_dir", real)
+    assert validate(tmp_path).ok
+    run(small_config(tmp_path, events=3_000, run_id="r2", seed=None, customers=None))
+    assert validate(tmp_path, whole=True).ok
+
+
+def test_what_cannot_be_written_leaves_no_temporary_file_and_new_folders_are_made_durable(tmp_path, monkeypatch):
+    from generator import parts
+
+    synced = []
+    monkeypatch.setattr(parts, "sync_dir", lambda path: synced.append(path.relative_to(tmp_path).as_posix()))
+    parts.write_atomic(tmp_path / "a" / "b" / "f.json", b"{}")
+    assert synced == [".", "a", "a/b"], "each new folder's parent, then the file's folder"
+    assert (tmp_path / "a" / "b" / "f.json").read_bytes() == b"{}"
+
+    def full(src, dest):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(parts.os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        parts.write_atomic(tmp_path / "a" / "g.json", b"{}")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b"], "no temporary file left"
+
+
+def test_a_state_that_cannot_be_written_or_a_staging_in_the_way_is_one_line(tmp_path, monkeypatch, capsys):
+    from generator import timeline
+    from generator.cli import main
+
+    def full(*args):
+        raise OSError(28, "No space left on device")
+
+    args = ["run", "--events", "2000", "--customers", "3000", "-q"]
+    with monkeypatch.context() as m:
+        m.setattr(timeline, "write_state", full)
+        assert main([*args, "--out", str(tmp_path / "a")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "could not write the run's state: " in err and "nothing was committed" in err
+    assert not (tmp_path / "a" / "_manifests").exists() and _visible(tmp_path / "a") == []
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "_staging").write_text("a file where the staging folder goes")
+    assert main([*args, "--out", str(tmp_path / "b")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "--out: cannot create" in err and "_staging" in err, err

@@ -196,7 +196,7 @@ def test_schema_spark_is_one_ddl_line_and_the_forms_exclude_each_other(capsys):
     assert (types["event_ts"], types["latency_ms"], types["total_amount"]) == ("TIMESTAMP", "INT", "DECIMAL(12,2)")
     assert main(["schema", "--glue", "--spark"]) == 2
     assert capsys.readouterr().err.strip().splitlines() == [
-        "gen: error: --spark: choose one of --json, --glue and --spark, not --glue and --spark"
+        "gen: error: --spark: choose one of --json, --glue, --spark and --athena, not --glue and --spark"
     ]
 
 

@@ -726,3 +726,43 @@ def test_a_manifest_that_fails_to_go_up_says_the_run_is_committed_locally(tmp_pa
             == 0
         )
         assert f"{prefix}/{relative_path('m')}" in _keys(s3)
+
+
+def test_a_pull_or_upload_cut_short_says_how_to_finish(tmp_path, s3, s3_server, capsys, monkeypatch):
+    """A disk that fills while `gen pull` writes (each file it writes is whole; pulling again finishes), and SIGTERM
+    during `gen upload` (the run is still committed locally): one line each, saying what to run again."""
+    from generator import coordinator
+    from generator import timeline as timeline_module
+    from generator.cli import Terminated
+
+    s3_args = ["--bucket", BUCKET, "--prefix", "pl", "--endpoint-url", s3_server]
+    base = ["run", "--events", "2000", "--customers", "3000", "--workers", "1", "-q", *s3_args]
+    assert main([*base, "--out", str(tmp_path / "origin"), "--run-id", "a"]) == 0
+    assert main([*base, "--out", str(tmp_path / "origin"), "--run-id", "b"]) == 0
+    real, calls = timeline_module.write_atomic, []
+
+    def fills_up(path, data, *rest):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real(path, data, *rest)
+
+    fresh = tmp_path / "fresh"
+    with monkeypatch.context() as m:
+        m.setattr(timeline_module, "write_atomic", fills_up)
+        assert main(["pull", "--out", str(fresh), *s3_args]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "No space left on device; run `gen pull` again to finish" in err, err
+    assert main(["pull", "--out", str(fresh), *s3_args]) == 0
+    assert [d["run_id"] for d in timeline.load(fresh).runs] == ["a", "b"]
+
+    def terminated(*args, **kw):
+        raise Terminated()
+
+    monkeypatch.setattr(coordinator, "upload_committed", terminated)
+    assert main(["upload", "--run-id", "b", "--out", str(tmp_path / "origin"), *s3_args]) == 143
+    err = capsys.readouterr().err
+    assert err == (
+        f"gen: terminated; the run is committed locally: run gen upload --run-id b --out {tmp_path / 'origin'} "
+        "again to finish\n"
+    )
