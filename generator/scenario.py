@@ -180,6 +180,7 @@ SPEC: dict = {
     "payment": {
         "mix": dict.fromkeys(PAYMENT_METHODS, _probability),
         "failure": dict.fromkeys(PAYMENT_METHODS, _probability),
+        "loyalty": _probability,
         "retry": _probability,
         "switch_method": _probability,
         "max_attempts": _whole(1, 20),

@@ -30,18 +30,6 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:08.985406+00:00",
-        "USER_LOGIN",
-        "NG000148249",
-        "Mercy Okereke",
-        "+2349036686630",
-        "51 Nwobi Road, Igbo Ukwu, Ekwulobia, Anambra State",
-        "mercy.okereke1997@gmail.com",
-        "ANDROID",
-        619,
-    ),
-    (
-        "c2ee1c37-6cb6-4123-a219-d34b2162f923",
         "2025-11-01 00:00:14.285919+00:00",
         "OPEN",
         "NG000240985",
@@ -50,7 +38,19 @@ FIRST_ROWS = [
         "5 NTA Road, Rumueme, Obio-Akpor, Rivers State",
         "euniceeke59@gmail.com",
         "ANDROID",
-        332,
+        595,
+    ),
+    (
+        "c2ee1c37-6cb6-4123-a219-d34b2162f923",
+        "2025-11-01 00:00:14.587112+00:00",
+        "OPEN",
+        "NG000127670",
+        "Princess Ikwue",
+        "+2348069512323",
+        "34 Akaa Street, Rantya, Jos, Plateau State",
+        "princess.ikwue1984@gmail.com",
+        "ANDROID",
+        308,
     ),
 ]
 FIELDS = (
@@ -66,30 +66,27 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 84,
-    "USER_LOGIN": 49,
-    "PRODUCT_VIEW": 110,
-    "ADD_TO_CART": 4,
-    "CHECKOUT_STARTED": 1,
-    "PAYMENT_AUTHORIZED": 1,
-    "ORDER_PLACED": 1,
+    "OPEN": 83,
+    "USER_LOGIN": 48,
+    "PRODUCT_VIEW": 116,
+    "ADD_TO_CART": 3,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
 DAYTIME_START = "2025-11-03T10:00:00Z"
 FIRST_FULFILMENT = [
-    ("2025-11-03 10:00:08.367502+00:00", "PACKED", "NG000036627", "DHL", "JD0159485862049426"),
-    ("2025-11-03 10:00:03.913986+00:00", "SHIPPED", "NG000192222", "Speedaf", "SPD9166547839004"),
-    ("2025-11-03 10:00:03.633120+00:00", "DELIVERED", "NG000206607", "DHL", "JD0158748029999932"),
+    ("2025-11-03 10:00:12.936778+00:00", "PACKED", "NG000154508", "Speedaf", "SPD9537043023554"),
+    ("2025-11-03 10:00:00.691132+00:00", "SHIPPED", "NG000220235", "DHL", "JD0159200155598914"),
+    ("2025-11-03 10:00:00.060222+00:00", "DELIVERED", "NG000140707", "DHL", "JD0158989317519575"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 99,
+    "OPEN": 100,
     "USER_LOGIN": 65,
-    "PRODUCT_VIEW": 52,
+    "PRODUCT_VIEW": 53,
     "ADD_TO_CART": 1,
-    "PACKED": 5,
-    "SHIPPED": 16,
-    "DELIVERED": 12,
+    "PACKED": 6,
+    "SHIPPED": 12,
+    "DELIVERED": 13,
 }
 
 

@@ -76,6 +76,53 @@ def test_payment_failures_and_method_mix(events):
     assert 0.38 < shares["TRANSFER"] < 0.56 and shares["PAYPAL"] < 0.08
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), loyalty=st.floats(0, 1))
+def test_customers_pay_with_their_usual_method_and_the_mix_holds(seed, loyalty):
+    """Each customer has a usual payment method (drawn from the mix by a hash of the customer: the same in every
+    shard and run); a checkout's first attempt uses it with probability `loyalty`, else the mix. Without failures
+    (the first attempt is the method), a checkout pays with its customer's usual method with probability
+    loyalty + (1 - loyalty) x mix[usual], and the methods over all checkouts follow the mix (within 4.5 se)."""
+    import dataclasses
+
+    from generator.core.lifecycle import pay
+    from generator.core.population import usual_method
+
+    b = dataclasses.replace(
+        default_behaviour(), method_loyalty=loyalty, method_failure=np.zeros(len(PAYMENT_METHODS)), abandon_at_payment=0
+    )
+    customers = np.random.default_rng(seed % 2**32).integers(0, 10**6, 40_000)
+    usual = usual_method(seed, customers, b)
+    np.testing.assert_array_equal(usual[::-1], usual_method(seed, customers[::-1], b))
+    _, success, method = pay(np.random.default_rng(seed % 2**32 + 1), b, customers.size, usual=usual)
+    assert success.all()
+    mix = b.method_mix / b.method_mix.sum()
+    p_usual = loyalty + (1 - loyalty) * mix[usual]
+    n = customers.size
+    same = (method == usual).sum()
+    assert abs(same - p_usual.sum()) <= 4.5 * np.sqrt((p_usual * (1 - p_usual)).sum()) + 1
+    for m, share in enumerate(mix):
+        assert abs((method == m).mean() - share) <= 4.5 * np.sqrt(share * (1 - share) / n) + 1e-9, (m, share)
+
+
+def test_a_customers_orders_mostly_share_a_method():
+    """Over five weeks of 3,000 customers, consecutive orders of one customer share their method about 70% of the
+    time (0.75 loyalty; drawn afresh each time, 34%): between 60% and 85%."""
+    cfg = GenConfig(
+        seed=11, events=160_000, start_us=START, shard_size=80_000, latency_threshold_ms=2000, customers=3_000
+    )
+    t = pa.concat_tables([decoded(shard_table(cfg, s)) for s in plan(cfg)])
+    orders = t.filter(pc.equal(t.column("event_type"), "ORDER_PLACED")).sort_by(
+        [("customer_id", "ascending"), ("event_ts", "ascending")]
+    )
+    who = np.array(orders.column("customer_id").to_pylist())
+    method = np.array(orders.column("payment_method").to_pylist())
+    repeat = who[1:] == who[:-1]
+    assert repeat.sum() >= 300, repeat.sum()
+    same = (method[1:] == method[:-1])[repeat].mean()
+    assert 0.60 < same < 0.85, same
+
+
 def test_latency_flags_a_small_percentage(events):
     share = pc.mean(events.column("error_code").is_valid().cast(pa.float64())).as_py()
     assert 0.004 < share < 0.04

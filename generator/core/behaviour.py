@@ -200,6 +200,7 @@ class Behaviour:
     checkout: float
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
     method_mix: np.ndarray
+    method_loyalty: float  # share of checkouts paid first with the customer's usual method (population.usual_method)
     method_failure: np.ndarray
     retry: float
     switch_method: float
@@ -281,6 +282,8 @@ class Behaviour:
             # A scenario recorded before the key existed (an older run's manifest) had no abandonment at payment.
             abandon_at_payment=float(f.get("abandon_at_payment", 0.0)),
             method_mix=_ordered(pay["mix"], PAYMENT_METHODS, "payment.mix"),
+            # A scenario recorded before the key existed (an older run's manifest): methods drawn afresh each time.
+            method_loyalty=float(pay.get("loyalty", 0.0)),
             method_failure=_ordered(pay["failure"], PAYMENT_METHODS, "payment.failure"),
             retry=float(pay["retry"]),
             switch_method=float(pay["switch_method"]),

@@ -34,17 +34,25 @@ class Placed:
 
 
 def pay(
-    rng: np.random.Generator, b: Behaviour, k: int, *, ts: np.ndarray | None = None
+    rng: np.random.Generator,
+    b: Behaviour,
+    k: int,
+    *,
+    ts: np.ndarray | None = None,
+    usual: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Payment attempts of `k` checkouts: (failures before the outcome, success, method of the last attempt).
 
     A share `abandon_at_payment` of checkouts is abandoned before any attempt (delivery fee shown, account or OTP
     friction, a changed mind): no failure and no success (their method, drawn like the others', is never written).
     `ts` (microseconds, UTC) is when each checkout happens: every attempt of a checkout made inside a payment
-    outage of its method fails at the outage's rate. Without `ts`, no outage applies."""
+    outage of its method fails at the outage's rate. Without `ts`, no outage applies. `usual` is each checkout's
+    customer's usual method, its first attempt's with probability `method_loyalty` (else drawn from the mix)."""
     outage = ts is not None and len(b.incidents.payment_outage) > 0
     mix = np.cumsum(b.method_mix)
     method = pick(mix, rng.random(k)).astype(np.int8)
+    if usual is not None and b.method_loyalty > 0:
+        method = np.where(rng.random(k) < b.method_loyalty, usual, method).astype(np.int8)
     others = _switch_cdf(b.method_mix)
     alive = rng.random(k) >= b.abandon_at_payment
     fails = np.zeros(k, np.int64)

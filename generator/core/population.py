@@ -55,6 +55,11 @@ def primary_platform(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     return pick(np.cumsum(b.platform_mix), hash_uniform(seed, "platform", idx)).astype(np.int8)
 
 
+def usual_method(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
+    """Each customer's usual payment method (codes into PAYMENT_METHODS), drawn from the mix."""
+    return pick(np.cumsum(b.method_mix), hash_uniform(seed, "method", idx)).astype(np.int8)
+
+
 def home_state(seed: int, idx: np.ndarray, pools: Pools) -> np.ndarray:
     return pick(pools.state_cdf, hash_uniform(seed, "state", idx))
 

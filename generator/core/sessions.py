@@ -165,13 +165,15 @@ def simulate(
     last_end: np.ndarray,
     first_order: int,
     spend: np.ndarray | None = None,
+    usual: np.ndarray | None = None,
 ) -> tuple[Events, Placed]:
     """Walk the funnel for sessions starting at `starts` (sorted) of `customer` on `platform`.
 
     `local` is each session's customer position in the shard's block and `last_end[local]` the end of that
     customer's previous session, updated here, so no two sessions of one customer overlap. Successful
     checkouts become orders numbered from `first_order`. `spend` is each session's factor on item prices
-    (`lifecycle.spend_scale`; none: 1).
+    (`lifecycle.spend_scale`; none: 1). `usual` is each session's customer's usual payment method (none: every
+    method drawn from the mix).
     """
     n = starts.size
     login = rng.random(n) < b.login
@@ -187,7 +189,7 @@ def simulate(
     chk = np.flatnonzero(checkout)
     # Payment outages apply by the session's start: its checkout comes minutes later, inside the same window
     # but at its edges (the checkout times depend on the attempts, so they cannot be drawn first).
-    fails, success, method = pay(rng, b, chk.size, ts=starts[chk])
+    fails, success, method = pay(rng, b, chk.size, ts=starts[chk], usual=None if usual is None else usual[chk])
     amount = basket_kobo(rng, b, carts[chk], None if spend is None else spend[chk])  # the items it added to its cart
     n_fail = np.zeros(n, np.int64)
     n_fail[chk] = fails

@@ -38,6 +38,7 @@ from generator.core.population import (
     network_quality,
     operators,
     primary_platform,
+    usual_method,
 )
 from generator.core.sessions import (
     cart_probability,
@@ -335,6 +336,7 @@ class _Stream:
         self.activity_cdf = np.cumsum(activity(cfg.seed, self.ids, self.b))  # expected sessions a day, running
         self.activity_total = float(self.activity_cdf[-1]) if self.ids.size else 0.0
         self.primary = primary_platform(cfg.seed, self.ids, self.b)
+        self.usual_method = usual_method(cfg.seed, self.ids, self.b)
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
         self.region = region_of(pools.state_is_hub, pools.state_zone)[home_state(cfg.seed, self.ids, pools)]
         self.chunks: list[Events] = []
@@ -390,7 +392,7 @@ class _Stream:
         t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * self.b.checkout * top)
         keep = r.random(t.size) * top < p_cart[platform]
         t, local, platform = t[keep], local[keep], platform[keep]
-        _, success, _ = pay(r, self.b, t.size, ts=t)
+        _, success, _ = pay(r, self.b, t.size, ts=t, usual=self.usual_method[local])
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
         self.add_orders(r, placed)
         self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
@@ -416,7 +418,18 @@ class _Stream:
         r = rng(self.cfg.seed, "block", _key(self.cfg.start_us), self.shard.index, i)
         starts, local, platform = self.arrivals(r, t0, t1)
         spend = spend_scale(self.b, self.region[local], platform)
-        ev, placed = simulate(r, self.b, starts, self.ids[local], platform, local, self.last_end, self.orders, spend)
+        ev, placed = simulate(
+            r,
+            self.b,
+            starts,
+            self.ids[local],
+            platform,
+            local,
+            self.last_end,
+            self.orders,
+            spend,
+            self.usual_method[local],
+        )
         self.chunks.append(ev)
         self.add_orders(r, placed)
 
