@@ -25,7 +25,7 @@ from generator.core.incidents import conversion_factor, latency_factor, method_f
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, spend_scale, stage_times, transit_factors
 from generator.core.nigeria import default_pools
-from generator.core.population import customer_index, home_state, network_quality, operators
+from generator.core.population import customer_index, home_state, network_quality, operators, propensity
 from generator.core.sessions import WAT_OFFSET, cart_probability, extra_views, hour_buckets, mean_cart_probability
 from generator.core.shard import network_ms
 from generator.core.streams import pick
@@ -657,12 +657,16 @@ def attempted(s: Sessions) -> np.ndarray:
     return s.reached[_FAILED] | s.reached[_AUTH]
 
 
-def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incident]) -> Section:
+def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incident], seed: int) -> Section:
     settled = s.open_ts <= end - SETTLE
     total = int(settled.sum())
     # Checkout and payment success depend on when the session opened (flash sales, outages): each step's target
     # is the mean probability over the sessions that reached the step before, the expected counts the sums.
-    p_cart = cart_probability(b, s.platform)  # per browsing session, by its platform
+    # per browsing session, by its platform and its customer's propensity (1 for a customer id of another shape)
+    known = s.customer >= 0
+    factor = np.ones(s.customer.size)
+    factor[known] = propensity(seed, s.customer[known], b)
+    p_cart = cart_probability(b, s.platform, factor)
     p_checkout = checkout_probability(b, s.open_ts)
     p_success = success_probability(b, s.open_ts)  # per checkout, abandoned at payment or not
     p_attempt = 1 - b.abandon_at_payment
@@ -1379,7 +1383,7 @@ def summarise(loaded: Loaded) -> Summary:
     state, delivery = orders(fr, b, end, incidents, seed)
     sections = [
         event_mix(fr, s, b),
-        funnel(fr, s, b, end, incidents),
+        funnel(fr, s, b, end, incidents, seed),
         payments(fr, s, b, end, incidents),
         latency(fr, b, threshold, incidents, seed),
         state,

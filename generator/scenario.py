@@ -173,6 +173,7 @@ SPEC: dict = {
         "extra_views_shape": _positive,
         "add_to_cart": _probability,
         "add_to_cart_factor": dict.fromkeys(PLATFORMS, _non_negative),
+        "propensity_sigma": _non_negative,
         "add_more": _probability,
         "checkout": _probability,
         "abandon_at_payment": _probability,

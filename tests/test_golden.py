@@ -18,7 +18,7 @@ from generator.schema import decoded
 FIRST_ROWS = [
     (
         "32093b32-968f-47e7-8333-279eb8e39446",
-        "2025-11-01 00:00:01.458702+00:00",
+        "2025-11-01 00:00:01.461070+00:00",
         "OPEN",
         "NG000148249",
         "Mercy Okereke",
@@ -30,7 +30,19 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:14.285919+00:00",
+        "2025-11-01 00:00:05.953787+00:00",
+        "USER_LOGIN",
+        "NG000148249",
+        "Mercy Okereke",
+        "+2349036686630",
+        "51 Nwobi Road, Igbo Ukwu, Ekwulobia, Anambra State",
+        "mercy.okereke1997@gmail.com",
+        "ANDROID",
+        619,
+    ),
+    (
+        "c2ee1c37-6cb6-4123-a219-d34b2162f923",
+        "2025-11-01 00:00:14.309135+00:00",
         "OPEN",
         "NG000240985",
         "Eunice Eke",
@@ -38,19 +50,7 @@ FIRST_ROWS = [
         "5 NTA Road, Rumueme, Obio-Akpor, Rivers State",
         "euniceeke59@gmail.com",
         "ANDROID",
-        595,
-    ),
-    (
-        "c2ee1c37-6cb6-4123-a219-d34b2162f923",
-        "2025-11-01 00:00:14.587112+00:00",
-        "OPEN",
-        "NG000127670",
-        "Princess Ikwue",
-        "+2348069512323",
-        "34 Akaa Street, Rantya, Jos, Plateau State",
-        "princess.ikwue1984@gmail.com",
-        "ANDROID",
-        308,
+        332,
     ),
 ]
 FIELDS = (
@@ -66,27 +66,27 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 83,
-    "USER_LOGIN": 48,
-    "PRODUCT_VIEW": 116,
-    "ADD_TO_CART": 3,
+    "OPEN": 85,
+    "USER_LOGIN": 51,
+    "PRODUCT_VIEW": 112,
+    "ADD_TO_CART": 2,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
 DAYTIME_START = "2025-11-03T10:00:00Z"
 FIRST_FULFILMENT = [
-    ("2025-11-03 10:00:12.936778+00:00", "PACKED", "NG000154508", "Speedaf", "SPD9537043023554"),
-    ("2025-11-03 10:00:00.691132+00:00", "SHIPPED", "NG000220235", "DHL", "JD0159200155598914"),
-    ("2025-11-03 10:00:00.060222+00:00", "DELIVERED", "NG000140707", "DHL", "JD0158989317519575"),
+    ("2025-11-03 10:01:09.919026+00:00", "PACKED", "NG000064692", "GIG Logistics", "GIG315879668580"),
+    ("2025-11-03 10:00:28.593383+00:00", "SHIPPED", "NG000035657", "NIPOST EMS", "EMS174322164188"),
+    ("2025-11-03 10:00:02.562044+00:00", "DELIVERED", "NG000208296", "Red Star Express", "RSE639743257165"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 100,
-    "USER_LOGIN": 65,
-    "PRODUCT_VIEW": 53,
+    "OPEN": 102,
+    "USER_LOGIN": 67,
+    "PRODUCT_VIEW": 57,
     "ADD_TO_CART": 1,
-    "PACKED": 6,
-    "SHIPPED": 12,
-    "DELIVERED": 13,
+    "PACKED": 2,
+    "SHIPPED": 9,
+    "DELIVERED": 12,
 }
 
 

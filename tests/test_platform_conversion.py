@@ -4,6 +4,7 @@ and `gen report`'s targets all follow the factors."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -49,7 +50,10 @@ def test_the_default_apps_convert_better_than_the_web():
     android, ios, web = (p[PLATFORMS.index(n)] for n in ("ANDROID", "IOS", "WEB"))
     assert web / android == pytest.approx(0.4)
     assert ios / android == pytest.approx(1.15)
-    assert mean_cart_probability(b) == pytest.approx(b.add_to_cart * (0.70 * 1.0 + 0.18 * 1.15 + 0.12 * 0.4))
+    alike = dataclasses.replace(b, propensity_sigma=0.0)  # every customer alike: the platforms' mean
+    assert mean_cart_probability(alike) == pytest.approx(b.add_to_cart * (0.70 * 1.0 + 0.18 * 1.15 + 0.12 * 0.4))
+    # customers' propensities (mean 1) change it only through the cap at 1: a little below the platforms' mean
+    assert 0.96 * mean_cart_probability(alike) < mean_cart_probability(b) < mean_cart_probability(alike)
     won = float(payment_chain(b)["success"].sum())
     assert 0.018 < checkouts_per_session(b) * won < 0.04
     assert 0.01 < (1 - b.bounce) * web * b.checkout * won < 0.015, "the web converts ~1.2% of its sessions"
@@ -58,9 +62,33 @@ def test_the_default_apps_convert_better_than_the_web():
 def test_a_scenario_recorded_before_the_key_converts_alike_on_every_platform():
     doc = default_scenario()
     del doc["funnel"]["add_to_cart_factor"]
+    del doc["funnel"]["propensity_sigma"]  # a manifest of before either key
     b = Behaviour.from_dict(doc)
     assert b.cart_factor.tolist() == [1.0] * len(PLATFORMS)
     assert mean_cart_probability(b) == b.add_to_cart
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    sigma=st.sampled_from([0.0, 0.3, 1.0, 2.0]),
+    add_to_cart=st.sampled_from([0.05, 0.15, 0.6, 1.0]),
+    factor=st.lists(st.sampled_from([0.0, 0.4, 1.0, 1.15, 3.0]), min_size=3, max_size=3),
+)
+def test_the_mean_cart_probability_is_the_customers_and_platforms_mean(sigma, add_to_cart, factor):
+    """mean_cart_probability's closed form (the cap at 1 over a mean-1 lognormal propensity) against a Monte
+    Carlo of min(add_to_cart x factor x propensity, 1) over the platform mix and 400,000 customers' own
+    propensities (population.propensity), within 5 standard errors."""
+    from generator.core.population import propensity
+
+    b = behaviour(dict(zip(PLATFORMS, factor, strict=True)), add_to_cart)
+    b = dataclasses.replace(b, propensity_sigma=sigma)
+    n = 400_000
+    x = propensity(3, np.arange(n), b)
+    assert x.mean() == pytest.approx(1.0, abs=6 * sigma * math.exp(sigma * sigma) / math.sqrt(n) + 1e-12)
+    mix = b.platform_mix / b.platform_mix.sum()
+    platform = np.random.default_rng(4).choice(len(PLATFORMS), n, p=mix)
+    p = cart_probability(b, platform, x)
+    assert abs(p.mean() - mean_cart_probability(b)) <= 5 * p.std() / math.sqrt(n) + 1e-12
 
 
 def _sessions(b: Behaviour, per_platform: int, seed: int):

@@ -123,6 +123,27 @@ def test_a_customers_orders_mostly_share_a_method():
     assert 0.60 < same < 0.85, same
 
 
+def test_some_customers_buy_far_more_readily_than_others():
+    """Customers' own propensity (`funnel.propensity_sigma`): among five weeks of 3,000 customers, those with 10
+    sessions or more are likelier to have no order than a common conversion rate gives (binomial: mean of
+    (1 - p)^sessions), by over 3 standard errors, and their orders vary more than 1.5x the binomial variance."""
+    cfg = GenConfig(
+        seed=11, events=160_000, start_us=START, shard_size=80_000, latency_threshold_ms=2000, customers=3_000
+    )
+    t = pa.concat_tables([decoded(shard_table(cfg, s)) for s in plan(cfg)])
+    kind = t.column("event_type").to_numpy(zero_copy_only=False)
+    customer = np.array([int(c[2:]) for c in t.column("customer_id").to_pylist()])
+    sessions = np.bincount(customer[kind == "OPEN"], minlength=cfg.customers)
+    orders = np.bincount(customer[kind == "ORDER_PLACED"], minlength=cfg.customers)
+    p = orders.sum() / sessions.sum()
+    many = sessions >= 10
+    assert many.sum() >= 500, many.sum()
+    none = (1 - p) ** sessions[many]
+    se = np.sqrt((none * (1 - none)).sum()) / many.sum()
+    assert (orders[many] == 0).mean() > none.mean() + 3 * se, ((orders[many] == 0).mean(), none.mean(), se)
+    assert orders[many].var() > 1.5 * (sessions[many] * p * (1 - p)).mean()
+
+
 def test_latency_flags_a_small_percentage(events):
     share = pc.mean(events.column("error_code").is_valid().cast(pa.float64())).as_py()
     assert 0.004 < share < 0.04
@@ -215,6 +236,11 @@ def test_a_customers_sessions_keep_to_no_time_of_day(events):
     opens = events.filter(pc.equal(events.column("event_type"), "OPEN"))
     customer = np.array([int(c[2:]) for c in opens.column("customer_id").to_pylist()])
     ts = opens.column("event_ts").cast(pa.int64()).to_numpy()
+    # The fixture's shards are cut each on its own (`shard_table`), so their windows end at different instants:
+    # compare over the time all of them cover, or a shard's customers would differ by where their window ends.
+    shard = np.searchsorted([s.first_customer for s in plan(CFG)], customer, side="right") - 1
+    common = ts < min(ts[shard == i].max() for i in np.unique(shard))
+    customer, ts = customer[common], ts[common]
     seconds = (ts // SECOND) % 86_400
     r = np.corrcoef(customer, seconds)[0, 1]
     assert abs(r) < 4.5 / np.sqrt(customer.size), (r, customer.size)

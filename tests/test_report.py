@@ -117,9 +117,13 @@ def test_funnel_matches_sql(run_dir, summary):
 
 def test_conversion_by_platform_matches_sql(run_dir, summary):
     """Sessions and orders per platform of the session's OPEN, rebuilt in SQL, give each platform's conversion;
-    its target is the platform's own: (1 - bounce) x add_to_cart x factor x checkout x success (no incidents)."""
+    its target is the mean over its sessions of (1 - bounce) x min(add_to_cart x factor x the customer's
+    propensity, 1) x checkout x success (no incidents), the propensity worked out here from the SQL's customer
+    ids."""
+    from generator.core.population import propensity
+
     end = max(w[1] for w in load(run_dir).windows)
-    got = dict(
+    per_session = (
         _sql(run_dir)
         .execute(
             f"""
@@ -128,24 +132,30 @@ def test_conversion_by_platform_matches_sql(run_dir, summary):
                    sum((event_type = 'OPEN')::int) over (partition by customer_id order by event_ts) as sid
             from ev where event_type not in ('PACKED', 'SHIPPED', 'DELIVERED')
         ), per as (
-            select min(ts) filter (where event_type = 'OPEN') as opened,
+            select customer_id, min(ts) filter (where event_type = 'OPEN') as opened,
                    min(platform) filter (where event_type = 'OPEN') as platform,
                    bool_or(event_type = 'ORDER_PLACED') as o
             from s where sid > 0 group by customer_id, sid
         )
-        select platform, avg(o::int) from per where opened <= {end - SETTLE} group by 1
+        select platform, cast(substr(customer_id, 3) as bigint), o::int from per where opened <= {end - SETTLE}
         """
         )
         .fetchall()
     )
+    platform = np.array([r[0] for r in per_session])
+    customer = np.array([r[1] for r in per_session], np.int64)
+    ordered = np.array([r[2] for r in per_session])
     rows = _rows(summary, "funnel")
     b = default_behaviour()
+    seed = int(manifest.read(manifest.committed(run_dir)[0])["options"]["seed"])
     won = float(payment_chain(b)["success"].sum())
+    x = propensity(seed, customer, b)
     for p, name in enumerate(PLATFORMS):
         row = rows[f"session → order on {name}"]
-        assert row.value == pytest.approx(got[name], abs=1e-12)
-        p_cart = min(b.add_to_cart * b.cart_factor[p], 1.0)
-        assert row.target == pytest.approx((1 - b.bounce) * p_cart * b.checkout * won)
+        mine = platform == name
+        assert row.value == pytest.approx(ordered[mine].mean(), abs=1e-12)
+        p_cart = np.minimum(b.add_to_cart * b.cart_factor[p] * x[mine], 1.0)
+        assert row.target == pytest.approx((1 - b.bounce) * p_cart.mean() * b.checkout * won)
     assert rows["session → order on WEB"].target < 0.5 * rows["session → order on ANDROID"].target
 
 

@@ -196,6 +196,7 @@ class Behaviour:
     extra_views_shape: float  # negative binomial shape of the extra views (inf: Poisson, as before the key)
     add_to_cart: float
     cart_factor: np.ndarray  # per platform: add_to_cart times this in its sessions (sessions.cart_probability)
+    propensity_sigma: float  # a customer's own factor on add_to_cart: lognormal, mean 1 (population.propensity)
     add_more: float
     checkout: float
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
@@ -277,6 +278,8 @@ class Behaviour:
             cart_factor=_ordered(
                 f.get("add_to_cart_factor", dict.fromkeys(PLATFORMS, 1.0)), PLATFORMS, "funnel.add_to_cart_factor"
             ),
+            # A scenario recorded before the key existed (an older run's manifest): every customer alike.
+            propensity_sigma=float(f.get("propensity_sigma", 0.0)),
             add_more=float(f["add_more"]),
             checkout=float(f["checkout"]),
             # A scenario recorded before the key existed (an older run's manifest) had no abandonment at payment.

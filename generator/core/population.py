@@ -51,6 +51,19 @@ def network_quality(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     return np.exp(b.latency_customer_sigma * z)
 
 
+def propensity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
+    """Each customer's own factor on the probability of adding to the cart, the same in all its sessions:
+    lognormal with mean 1 and sigma `propensity_sigma` (1 for every customer with sigma 0), by Box-Muller from two
+    of the customer's uniforms."""
+    idx = np.asarray(idx, np.int64)
+    s = b.propensity_sigma
+    if s == 0:
+        return np.ones(idx.size)
+    radius = np.sqrt(-2.0 * np.log1p(-hash_uniform(seed, "propensity", idx)))
+    z = radius * np.cos(2.0 * math.pi * hash_uniform(seed, "propensity/angle", idx))
+    return np.exp(s * z - s * s / 2)
+
+
 def primary_platform(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     return pick(np.cumsum(b.platform_mix), hash_uniform(seed, "platform", idx)).astype(np.int8)
 

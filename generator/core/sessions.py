@@ -9,6 +9,7 @@ curve; one customer's sessions never overlap.
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 import numpy as np
 
@@ -117,17 +118,30 @@ def draw_in_curve(r: np.random.Generator, at: np.ndarray, values: np.ndarray, n:
     return at[piece] + np.minimum((x * length[piece]).astype(np.int64), length[piece] - 1)
 
 
-def cart_probability(b: Behaviour, platform: np.ndarray) -> np.ndarray:
+def cart_probability(b: Behaviour, platform: np.ndarray, propensity: np.ndarray | float = 1.0) -> np.ndarray:
     """Probability that a browsing session on `platform` (codes) adds to its cart: `add_to_cart` times the
-    platform's factor (the apps convert better than the web), at most 1."""
-    return np.minimum(b.add_to_cart * b.cart_factor[platform], 1.0)
+    platform's factor (the apps convert better than the web) times its customer's `propensity`, at most 1."""
+    return np.minimum(b.add_to_cart * b.cart_factor[platform] * propensity, 1.0)
 
 
 def mean_cart_probability(b: Behaviour) -> float:
-    """`cart_probability` over the sessions' platforms: a session's platform follows the mix (the customer's
-    primary one, itself drawn from the mix, or another drawn from it)."""
+    """`cart_probability` over the sessions' platforms and customers: a session's platform follows the mix (the
+    customer's primary one, itself drawn from the mix, or another drawn from it), its customer's propensity is
+    lognormal with mean 1 and sigma `propensity_sigma`, independent of the platform. Exactly, with the cap at 1:
+    E[min(cX, 1)] = c P(X < 1/c) under X's size-biased law + P(X >= 1/c)."""
     mix = b.platform_mix / b.platform_mix.sum()
-    return float(mix @ cart_probability(b, np.arange(mix.size)))
+    c = b.add_to_cart * b.cart_factor
+    s = b.propensity_sigma
+    if s == 0:
+        return float(mix @ np.minimum(c, 1.0))
+    normal = NormalDist()
+    per = [
+        (ci * normal.cdf((math.log(1 / ci) - s * s / 2) / s) + 1 - normal.cdf((math.log(1 / ci) + s * s / 2) / s))
+        if ci > 0
+        else 0.0
+        for ci in c
+    ]
+    return float(mix @ np.array(per))
 
 
 def expected_events_per_session(b: Behaviour) -> float:
@@ -166,6 +180,7 @@ def simulate(
     first_order: int,
     spend: np.ndarray | None = None,
     usual: np.ndarray | None = None,
+    propensity: np.ndarray | None = None,
 ) -> tuple[Events, Placed]:
     """Walk the funnel for sessions starting at `starts` (sorted) of `customer` on `platform`.
 
@@ -173,13 +188,13 @@ def simulate(
     customer's previous session, updated here, so no two sessions of one customer overlap. Successful
     checkouts become orders numbered from `first_order`. `spend` is each session's factor on item prices
     (`lifecycle.spend_scale`; none: 1). `usual` is each session's customer's usual payment method (none: every
-    method drawn from the mix).
+    method drawn from the mix), `propensity` its customer's factor on adding to the cart (none: 1).
     """
     n = starts.size
     login = rng.random(n) < b.login
     browse = rng.random(n) >= b.bounce
     views = np.where(browse, 1 + extra_views(rng, b, n), 0)
-    carted = browse & (rng.random(n) < cart_probability(b, platform))
+    carted = browse & (rng.random(n) < cart_probability(b, platform, 1.0 if propensity is None else propensity))
     carts = np.where(carted, 1 + rng.binomial(np.maximum(views - 1, 0), b.add_more), 0)
     p_checkout = b.checkout
     if len(b.incidents.conversion):  # flash sales, by the session's start

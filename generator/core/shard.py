@@ -38,6 +38,7 @@ from generator.core.population import (
     network_quality,
     operators,
     primary_platform,
+    propensity,
     usual_method,
 )
 from generator.core.sessions import (
@@ -337,6 +338,7 @@ class _Stream:
         self.activity_total = float(self.activity_cdf[-1]) if self.ids.size else 0.0
         self.primary = primary_platform(cfg.seed, self.ids, self.b)
         self.usual_method = usual_method(cfg.seed, self.ids, self.b)
+        self.propensity = propensity(cfg.seed, self.ids, self.b)
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
         self.region = region_of(pools.state_is_hub, pools.state_zone)[home_state(cfg.seed, self.ids, pools)]
         self.chunks: list[Events] = []
@@ -345,21 +347,25 @@ class _Stream:
         self.origins: list[np.ndarray] = []
         self.orders = 0
 
-    def arrivals(self, r: np.random.Generator, t0: int, t1: int, per_session: float = 1.0):
+    def arrivals(
+        self, r: np.random.Generator, t0: int, t1: int, per_session: float = 1.0, weight: np.ndarray | None = None
+    ):
         """Sessions (or checkouts, with per_session < 1) starting in [t0, t1): sorted start times, the block
         position of each one's customer, and the platform it uses.
 
         Each customer's count is Poisson with mean activity x the window's share of a day's intensity, drawn as
         the pooled process (the same law): the total is Poisson with the summed mean and each arrival picks its
         customer by activity, a search per arrival instead of a draw per customer of the shard (most of whom have
-        no session in a block); the arrivals are spread over the window by intensity."""
+        no session in a block); the arrivals are spread over the window by intensity. `weight` (per customer, at
+        most 1) thins each customer's arrivals: its rate is activity x weight."""
         at, values = intensity_curve(self.b, t0, t1)
-        weight = float(piece_masses(at, values).sum())
-        n = r.poisson(self.activity_total * (per_session * weight / DAY))
+        mass = float(piece_masses(at, values).sum())
+        cdf = self.activity_cdf if weight is None else np.cumsum(np.diff(self.activity_cdf, prepend=0.0) * weight)
+        total = float(cdf[-1]) if cdf.size else 0.0
+        n = r.poisson(total * (per_session * mass / DAY))
         u = r.random(n)
         u.sort()  # sorted queries search the cdf in one sweep
-        cdf = self.activity_cdf
-        local = np.minimum(np.searchsorted(cdf, u * self.activity_total, side="right"), cdf.size - 1)
+        local = np.minimum(np.searchsorted(cdf, u * total, side="right"), cdf.size - 1)
         starts = draw_in_curve(r, at, values, local.size)
         # The customers come out in block order and the instants grouped by piece of the curve, earliest first:
         # paired as they are, a customer's sessions would keep to one time of day set by its index. A random
@@ -385,12 +391,12 @@ class _Stream:
         """Orders placed in the weeks before the start: only their fulfilment events from the start on."""
         start = self.cfg.start_us
         r = rng(self.cfg.seed, "warm", _key(start), self.shard.index)
-        # Checkouts by platform: arrivals at the likeliest platform's rate, each kept with its own platform's
-        # probability relative to that one (thinning: exact, whatever the platforms' factors).
-        p_cart = cart_probability(self.b, np.arange(len(PLATFORMS)))
-        top = float(p_cart.max())
-        t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * self.b.checkout * top)
-        keep = r.random(t.size) * top < p_cart[platform]
+        # Checkouts: each customer's arrivals at its likeliest platform's rate (its propensity times the top
+        # platform factor, at most 1), each kept with its own platform's probability relative to that one
+        # (thinning: exact, whatever the platforms' factors and the customers' propensities).
+        top = cart_probability(self.b, np.array([int(np.argmax(self.b.cart_factor))]), self.propensity)
+        t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * self.b.checkout, top)
+        keep = r.random(t.size) * top[local] < cart_probability(self.b, platform, self.propensity[local])
         t, local, platform = t[keep], local[keep], platform[keep]
         _, success, _ = pay(r, self.b, t.size, ts=t, usual=self.usual_method[local])
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
@@ -429,6 +435,7 @@ class _Stream:
             self.orders,
             spend,
             self.usual_method[local],
+            self.propensity[local],
         )
         self.chunks.append(ev)
         self.add_orders(r, placed)
