@@ -909,6 +909,8 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
     operator = operators(seed, ids, default_pools()).astype(np.int8)[at]
     network = network_ms(b, operator, fr.ts, network_quality(seed, ids, b)[at])
     del at
+    if not b.latency_fulfilment_round_trip:  # PACKED, SHIPPED, DELIVERED: server to server, no round trip
+        network[np.isin(fr.code, [EVENT_CODE[t] for t in ("PACKED", "SHIPPED", "DELIVERED")])] = 0.0
     if len(b.incidents.latency_degradation):
         factors, factor_code = np.unique(latency_factor(b, fr.platform, fr.ts), return_inverse=True)
         key = network.astype(np.int64) * factors.size + factor_code  # round trips are whole ms
@@ -973,7 +975,13 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
         "Latency is the customer's network round trip (its mobile operator's idle one, "
         + ", ".join(f"{o} {v:g}" for o, v in zip(OPERATORS, b.latency_network_ms, strict=True))
         + f" ms, times 1 + {b.latency_peak_load:g} x (traffic intensity - 1) while traffic is above its mean) plus a "
-        "lognormal server time per platform (median, sigma from the scenario). Percentile targets are those of the "
+        "lognormal server time per platform (median, sigma from the scenario)"
+        + (
+            ""
+            if b.latency_fulfilment_round_trip
+            else "; PACKED, SHIPPED and DELIVERED, server to server, have no round trip"
+        )
+        + ". Percentile targets are those of the "
         "mixture of the events' round trips; INVALID LATENCY is P(latency > "
         f"{threshold:,} ms), the run's threshold. Median latency by operator has no target: it shows the networks."
     ]

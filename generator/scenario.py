@@ -93,6 +93,12 @@ def _whole(lo: int, hi: int | None = None) -> Check:
     return check
 
 
+def _boolean(v: object) -> str | None:
+    if not isinstance(v, bool):
+        return f"expected true or false, got {_show(v)} ({_kind(v)})"
+    return None
+
+
 def _text(v: object) -> str | None:
     if not isinstance(v, str) or not v:
         return f"expected a non-empty string, got {_show(v)} ({_kind(v)})"
@@ -224,6 +230,7 @@ SPEC: dict = {
         "network_ms": dict.fromkeys(OPERATORS, _non_negative),
         "peak_load": _non_negative,
         "customer_sigma": _non_negative,
+        "fulfilment_round_trip": _boolean,
         "server_median_ms": dict.fromkeys(PLATFORMS, _positive),
         "sigma": dict.fromkeys(PLATFORMS, _non_negative),
         "threshold_ms": _whole(0),

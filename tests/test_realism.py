@@ -144,6 +144,22 @@ def test_some_customers_buy_far_more_readily_than_others():
     assert orders[many].var() > 1.5 * (sessions[many] * p * (1 - p)).mean()
 
 
+def test_back_office_events_carry_no_customer_round_trip(events):
+    """PACKED, SHIPPED and DELIVERED come from the warehouse's and couriers' systems: their latency is the server
+    time alone (ANDROID's median 200 ms, within 4.5 se of the median), a customer's session events add its mobile
+    round trip (79-120 ms idle, more at the evening peak) on top."""
+    b = default_behaviour()
+    android = pc.equal(events.column("platform"), "ANDROID")
+    back = pc.is_in(events.column("event_type"), pa.array(["PACKED", "SHIPPED", "DELIVERED"]))
+    office = events.filter(pc.and_(android, back)).column("latency_ms").to_numpy()
+    session = events.filter(pc.and_(android, pc.invert(back))).column("latency_ms").to_numpy()
+    assert office.size >= 2_000, office.size
+    median, sigma = float(b.latency_server_ms[0]), float(b.latency_sigma[0])
+    se = median * sigma * np.sqrt(np.pi / 2 / office.size)  # of a lognormal's sample median
+    assert abs(np.median(office) - median) <= 4.5 * se + 1, (np.median(office), median, se)
+    assert np.median(session) > median + 60
+
+
 def test_latency_flags_a_small_percentage(events):
     share = pc.mean(events.column("error_code").is_valid().cast(pa.float64())).as_py()
     assert 0.004 < share < 0.04

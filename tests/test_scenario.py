@@ -196,6 +196,7 @@ INVALID = [
     ("[population]\ncustomers = 1_000_000_001\n", "population.customers", "1000000001 is outside 1..1000000000"),
     ('[funnel]\ncheckout = "0.3"\n', "funnel.checkout", "expected a number, got '0.3' (a string)"),
     ("[funnel]\ncheckout = true\n", "funnel.checkout", "expected a number"),
+    ('[latency]\nfulfilment_round_trip = "no"\n', "latency.fulfilment_round_trip", "expected true or false, got 'no'"),
     ("[funnel]\ncheckout = nan\n", "funnel.checkout", "not a finite number"),
     ("funnel = 3\n", "funnel", "expected a table"),
     ("[payment.failure]\nCARD = 1.7\n", "payment.failure.CARD", "1.7 is not a probability in [0, 1]"),

@@ -45,6 +45,9 @@ def _latency(lat: dict) -> dict:
             "latency_network_ms": _ordered(lat["network_ms"], OPERATORS, "latency.network_ms"),
             "latency_peak_load": float(lat["peak_load"]),
             "latency_customer_sigma": float(lat.get("customer_sigma", 0.0)),
+            # A scenario recorded before the key existed (an older run's manifest): the customer's round trip on
+            # every event, fulfilment included.
+            "latency_fulfilment_round_trip": bool(lat.get("fulfilment_round_trip", True)),
             "latency_server_ms": _ordered(lat["server_median_ms"], PLATFORMS, "latency.server_median_ms"),
         }
     floor = float(lat.get("floor_ms", 0.0))
@@ -52,6 +55,7 @@ def _latency(lat: dict) -> dict:
         "latency_network_ms": np.full(len(OPERATORS), floor),
         "latency_peak_load": 0.0,
         "latency_customer_sigma": 0.0,
+        "latency_fulfilment_round_trip": True,
         "latency_server_ms": _ordered(lat["median_ms"], PLATFORMS, "latency.median_ms") - floor,
     }
 
@@ -231,6 +235,7 @@ class Behaviour:
     latency_network_ms: np.ndarray  # per OPERATORS: the idle round trip
     latency_peak_load: float  # the round trip times 1 + peak_load x (traffic intensity - 1) above the mean
     latency_customer_sigma: float  # each customer's own factor on it: lognormal, median 1 (population.network_quality)
+    latency_fulfilment_round_trip: bool  # PACKED, SHIPPED, DELIVERED carry the customer's round trip too (before 0.6)
     latency_server_ms: np.ndarray  # per platform: the server time's median
     latency_sigma: np.ndarray
     latency_threshold_ms: int

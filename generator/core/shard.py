@@ -745,7 +745,10 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
     customers = shard.first_customer + active
     operator = operators(cfg.seed, customers, pools)[cust_pos]
     quality = network_quality(cfg.seed, customers, b)[cust_pos]
-    latency = latency_ms(r, b, ev.platform, ev.ts, network_ms(b, operator, ev.ts, quality))
+    network = network_ms(b, operator, ev.ts, quality)
+    if not b.latency_fulfilment_round_trip:  # back-office events: server to server, no customer's round trip
+        network[_FULFILMENT[ev.type]] = 0.0
+    latency = latency_ms(r, b, ev.platform, ev.ts, network)
     slow = latency > cfg.latency_threshold_ms
 
     ident = identities(cfg.seed, customers, pools, cfg.customers)
