@@ -278,28 +278,29 @@ def delay_samples(b: Behaviour, placed_ts: np.ndarray, n: int = 20_000) -> dict[
     """Sorted Monte Carlo samples (fixed seed) of an order's delays from ORDER_PLACED, in microseconds: to PACKED,
     to SHIPPED, and to DELIVERED per carrier, by the core's own `stage_times` for orders placed at instants drawn
     from `placed_ts` (working hours make the delays depend on when an order is placed), customers' states
-    mixed by the population's shares."""
+    mixed by the population's shares (for a carrier, among the states it delivers to, by its orders' shares)."""
     r = np.random.default_rng(0)
     t = r.choice(placed_ts, n) if placed_ts.size else np.zeros(n, np.int64)
     transit = transit_draws(r, b, n)
     packed, shipped, _ = stage_times(r, b, t, np.zeros(n, np.int8), transit)
     out = {"packed": np.sort(packed - t), "shipped": np.sort(shipped - t)}
     for i, name in enumerate(b.carriers.names):
-        out[name] = np.sort(delivery_times(r, b, shipped, np.full(n, i, np.int8), transit) - t)
+        theirs = transit_draws(r, b, n, i)
+        out[name] = np.sort(delivery_times(r, b, shipped, np.full(n, i, np.int8), theirs) - t)
     return out
 
 
 def reached_by(
-    b: Behaviour, placed_ts: np.ndarray, carrier: np.ndarray, end: int, reps: int = 16
+    b: Behaviour, placed_ts: np.ndarray, carrier: np.ndarray, end: int, transit: np.ndarray, reps: int = 16
 ) -> dict[str, np.ndarray]:
-    """Each order's probability of having been PACKED, SHIPPED and DELIVERED before `end`, given when it was placed
-    and its carrier (a scenario carrier index; -1 for none): its fulfilment simulated `reps` times by the core's
-    `stage_times` (fixed seed; states by the population's shares). The estimate of a sum over orders has
-    variance 1/reps of the data's own."""
+    """Each order's probability of having been PACKED, SHIPPED and DELIVERED before `end`, given when it was placed,
+    its carrier (a scenario carrier index; -1 for none) and its customer's `transit` factor: its fulfilment
+    simulated `reps` times by the core's `stage_times` (fixed seed). The estimate of a sum over orders has variance
+    1/reps of the data's own."""
     r = np.random.default_rng(0)
     k = placed_ts.size
     t = np.repeat(placed_ts, reps)
-    transit = transit_draws(r, b, t.size)
+    transit = np.repeat(transit, reps)
     stages = stage_times(r, b, t, np.repeat(np.maximum(carrier, 0), reps).astype(np.int8), transit)
     out = {
         name: (ts < end).reshape(k, reps).mean(axis=1)
@@ -309,10 +310,16 @@ def reached_by(
     return out
 
 
-def transit_draws(r: np.random.Generator, b: Behaviour, n: int) -> np.ndarray:
-    """The transit factors (`transit_factors`) of `n` customers drawn by the population's state shares."""
+def transit_draws(r: np.random.Generator, b: Behaviour, n: int, carrier: int | None = None) -> np.ndarray:
+    """The transit factors (`transit_factors`) of `n` customers drawn by the population's state shares; of the
+    customers of a `carrier`'s orders (a scenario carrier index), by those shares times the carrier's share of
+    orders in each state's region."""
     pools = default_pools()
-    state = pick(pools.state_cdf, r.random(n))
+    cdf = pools.state_cdf
+    if carrier is not None:
+        share = b.carriers.in_region()[region_of(pools.state_is_hub, pools.state_zone), carrier]
+        cdf = np.cumsum(np.diff(np.r_[0.0, pools.state_cdf]) * share)
+    state = pick(cdf, r.random(n))
     return transit_factors(b, pools.state_is_hub, pools.state_zone)[state]
 
 
@@ -1021,12 +1028,16 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident], seed: i
     customer = np.full(k, -1, np.int64)
     customer[fr.order[has]] = fr.customer[has]
     names = fr.carriers
+    pools = default_pools()
+    home = home_state(seed, np.maximum(customer, 0), pools)  # (a customer_id a data fault broke: customer 0's)
+    region = region_of(pools.state_is_hub, pools.state_zone)[home]
 
     # Orders placed inside the data: their expected state at the end of the data, given when they were placed.
     mine = placed_ts >= 0
     # The data's carrier codes as the scenario's (-1, also at index -1 for orders without one, where it has none).
     scenario_code = np.array([b.carriers.names.index(n) if n in b.carriers.names else -1 for n in names] + [-1])
-    reached = reached_by(b, placed_ts[mine], scenario_code[carrier[mine]], end)
+    transit = transit_factors(b, pools.state_is_hub, pools.state_zone)[home]
+    reached = reached_by(b, placed_ts[mine], scenario_code[carrier[mine]], end, transit[mine])
     delivered = reached["delivered"]
     samples = delay_samples(b, placed_ts[mine])
     expected = {
@@ -1063,16 +1074,18 @@ def orders(fr: Frame, b: Behaviour, end: int, incidents: list[Incident], seed: i
     delays = [i for i in incidents if i.kind == "carrier_delay" and i.params.get("carrier") in b.carriers.names]
     delayed = {i.params["carrier"] for i in delays}
     # Carrier shares of the orders placed in the data: an order placed before it shows up only through its later
-    # fulfilment events, more often for a slow carrier (or a delayed one), so those would over-represent it.
+    # fulfilment events, more often for a slow carrier (or a delayed one), so those would over-represent it. The
+    # target: the mean over those orders of the carrier's share where its customer lives.
     all_orders = mine & (carrier >= 0)
     n_orders = int(all_orders.sum())
+    in_region = b.carriers.in_region()
     for i, name in enumerate(b.carriers.names):
         c = names.index(name) if name in names else -2
         rows.append(
             Row(
                 f"{name}: share of orders placed in the data",
                 _share(int((all_orders & (carrier == c)).sum()), n_orders),
-                float(b.carriers.share[i]),
+                float(in_region[region[all_orders], i].mean()) if n_orders else float(b.carriers.share[i]),
                 n=n_orders,
             )
         )
@@ -1182,7 +1195,7 @@ def _carrier_delay_rows(
             sel = (shipped_ts >= 0) & when & (carrier == (names.index(name) if name in names else -2))
 
             def model(at: np.ndarray, name=name) -> np.ndarray:
-                transit = transit_draws(r, b, at.size)
+                transit = transit_draws(r, b, at.size, codes[name])
                 return delivery_times(r, b, at, np.full(at.size, codes[name], np.int8), transit)
 
             label = f"{tag}: {name} median days shipped → delivered, shipped {where}"

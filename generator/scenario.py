@@ -139,6 +139,15 @@ def _dates(v: object) -> str | None:
     return None
 
 
+def _regions(v: object) -> str | None:
+    if not isinstance(v, list) or not v or any(not isinstance(x, str) for x in v):
+        return f"expected a non-empty array of regions ({', '.join(REGIONS)}), got {_show(v)}"
+    unknown = [x for x in v if x not in REGIONS]
+    if unknown:
+        return f"{unknown[0]!r} is not a region ({', '.join(REGIONS)})"
+    return None
+
+
 def _opening(v: object) -> str | None:
     expected = "expected [opening, closing] hours in WAT with 0 <= opening <= closing <= 24 ([0, 0]: closed)"
     if not isinstance(v, list) or len(v) != 2 or any(_number(x) is not None for x in v):
@@ -158,6 +167,7 @@ def _instant(v: object) -> str | None:
 
 _GAP_EVENTS = SESSION_EVENTS[1:]  # a gap before every session event but the OPEN that starts it
 _ANY = "*"  # a table whose keys are names the scenario chooses (carriers)
+_OPTIONAL = frozenset({"regions"})  # keys that may be left out: a carrier's regions (default: everywhere)
 
 # Every key a scenario may hold, declared once: a check per value, a nested dict per table.
 SPEC: dict = {
@@ -218,6 +228,7 @@ SPEC: dict = {
                 "tracking_prefix": _text,
                 # at least 12 digits keep tracking numbers unique per order; 10**19 still fits 64 bits
                 "tracking_digits": _whole(12, 19),
+                "regions": _regions,  # where it delivers (default: everywhere)
             }
         },
     },
@@ -274,7 +285,7 @@ def _check_table(doc: object, spec: dict, key: str, unknown: str = "unknown key"
         elif (problem := rule(value)) is not None:
             raise _Invalid(where, problem)
     for name in spec:
-        if name != _ANY and name not in doc:
+        if name != _ANY and name not in doc and name not in _OPTIONAL:
             raise _Invalid(f"{key}.{name}" if key else name, "missing")
 
 
@@ -286,7 +297,11 @@ def _get(doc: dict, dotted: str) -> dict:
 
 def _check_sums(doc: dict) -> None:
     shares = {k: list(_get(doc, k).values()) for k in _MIXES}
-    shares["fulfilment.carriers"] = [c["share"] for c in doc["fulfilment"]["carriers"].values()]
+    carriers = doc["fulfilment"]["carriers"]
+    shares["fulfilment.carriers"] = [c["share"] for c in carriers.values()]
+    for region in REGIONS:
+        if not any(c["share"] > 0 and region in c.get("regions", REGIONS) for c in carriers.values()):
+            raise _Invalid("fulfilment.carriers", f"no carrier with a share delivers to {region}")
     for key, values in shares.items():
         total = math.fsum(values)
         if abs(total - 1) > MIX_TOLERANCE:

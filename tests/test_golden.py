@@ -80,13 +80,13 @@ FIRST_FULFILMENT = [
     ("2025-11-03 10:00:02.562044+00:00", "DELIVERED", "NG000208296", "Red Star Express", "RSE639743257165"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 102,
+    "OPEN": 103,
     "USER_LOGIN": 67,
     "PRODUCT_VIEW": 57,
     "ADD_TO_CART": 1,
     "PACKED": 2,
     "SHIPPED": 9,
-    "DELIVERED": 12,
+    "DELIVERED": 11,
 }
 
 

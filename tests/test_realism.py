@@ -160,6 +160,50 @@ def test_back_office_events_carry_no_customer_round_trip(events):
     assert np.median(session) > median + 60
 
 
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), serves=st.lists(st.sets(st.integers(0, 6), min_size=1), min_size=6, max_size=6))
+def test_an_orders_carrier_delivers_to_its_customers_region(seed, serves):
+    """`fulfil` draws each order's carrier among those delivering to its customer's region, by their shares
+    renormalised there: never one that does not serve it, and each region's mix within 4.5 se of its law."""
+    import dataclasses
+
+    from generator.core.behaviour import REGIONS
+
+    b = default_behaviour()
+    mask = np.array([[g in s for g in range(len(REGIONS))] for s in serves])
+    mask[0] = True  # one carrier delivers everywhere, so every region has one
+    b = dataclasses.replace(b, carriers=dataclasses.replace(b.carriers, serves=mask))
+    k = 70_000
+    r = np.random.default_rng(seed)
+    region = r.integers(0, len(REGIONS), k)
+    placed = Placed(
+        ts=np.full(k, START), customer=np.arange(k), platform=np.zeros(k, np.int8), origin=np.full(k, START)
+    )
+    _, carrier = fulfil(r, b, placed, 0, np.ones(k), region)
+    assert mask[carrier, region].all(), "no carrier outside the regions it delivers to"
+    law = b.carriers.in_region()
+    for g in range(len(REGIONS)):
+        mine = carrier[region == g]
+        for c, p in enumerate(law[g]):
+            assert abs((mine == c).mean() - p) <= 4.5 * np.sqrt(p * (1 - p) / mine.size) + 1e-12, (g, c, p)
+
+
+def test_dellyman_delivers_in_lagos_and_abuja_only(events):
+    """The default scenario's Dellyman (an on-demand dispatch network of the big cities): every parcel of it goes
+    to a customer in Lagos or the FCT; the nationwide carriers deliver everywhere."""
+    from generator.core.behaviour import region_of
+    from generator.core.population import home_state
+
+    pools = default_pools()
+    carried = events.filter(pc.is_valid(events.column("carrier")))
+    customer = np.array([int(c[2:]) for c in carried.column("customer_id").to_pylist()])
+    region = region_of(pools.state_is_hub, pools.state_zone)[home_state(CFG.seed, customer, pools)]
+    carrier = np.array(carried.column("carrier").to_pylist())
+    assert (carrier == "Dellyman").sum() >= 300
+    assert set(region[carrier == "Dellyman"]) == {0}
+    assert len(set(region[carrier == "Speedaf"])) == 7
+
+
 def test_latency_flags_a_small_percentage(events):
     share = pc.mean(events.column("error_code").is_valid().cast(pa.float64())).as_py()
     assert 0.004 < share < 0.04

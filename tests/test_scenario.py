@@ -48,9 +48,13 @@ def test_default_scenario_validates_and_matches_the_spec():
     assert validated(doc, "default.toml")["incidents"] == []
     # Every declared key is in default.toml (validation also refuses any key it does not declare).
     for dotted in _leaves(SPEC):
-        node = doc
-        for part in dotted.split("."):
-            node = next(iter(node.values())) if part == "*" else node[part]
+        node, parts = doc, dotted.split(".")
+        for i, part in enumerate(parts):
+            if part == "*":  # a carrier that has the key (an optional one, `regions`, is on some only)
+                after = parts[i + 1] if i + 1 < len(parts) else None
+                node = next(v for v in node.values() if after is None or after in v)
+            else:
+                node = node[part]
         assert node is not None, dotted
 
 
@@ -196,6 +200,15 @@ INVALID = [
     ("[population]\ncustomers = 1_000_000_001\n", "population.customers", "1000000001 is outside 1..1000000000"),
     ('[funnel]\ncheckout = "0.3"\n', "funnel.checkout", "expected a number, got '0.3' (a string)"),
     ("[funnel]\ncheckout = true\n", "funnel.checkout", "expected a number"),
+    ('[fulfilment.carriers.DHL]\nregions = ["lagos"]\n', "fulfilment.carriers.DHL.regions", "'lagos' is not a region"),
+    ("[fulfilment.carriers.DHL]\nregions = []\n", "fulfilment.carriers.DHL.regions", "expected a non-empty array"),
+    (
+        "[fulfilment.carriers]\n"
+        + "".join(f'"{c}" = {{ regions = ["lagos_fct"] }}\n' for c in ("Speedaf", "DHL", "GIG Logistics"))
+        + "".join(f'"{c}" = {{ regions = ["lagos_fct"] }}\n' for c in ("Red Star Express", "NIPOST EMS")),
+        "fulfilment.carriers",
+        "no carrier with a share delivers to south_west",
+    ),
     ('[latency]\nfulfilment_round_trip = "no"\n', "latency.fulfilment_round_trip", "expected true or false, got 'no'"),
     ("[funnel]\ncheckout = nan\n", "funnel.checkout", "not a finite number"),
     ("funnel = 3\n", "funnel", "expected a table"),

@@ -74,6 +74,18 @@ class Carriers:
     transit_days: np.ndarray
     tracking_prefix: tuple[str, ...]
     tracking_digits: np.ndarray
+    serves: np.ndarray  # bool (carrier, REGIONS): where each carrier delivers
+
+    def in_region(self) -> np.ndarray:
+        """(REGIONS, carrier): each carrier's share of the orders of customers in each region, its share among the
+        carriers serving the region."""
+        weights = self.share[None, :] * self.serves.T
+        return weights / weights.sum(axis=1, keepdims=True)
+
+    def region_cdf(self) -> np.ndarray:
+        """`in_region` as a segmented cdf (region g spans [g, g + 1]) for `streams.segment_pick`."""
+        p = self.in_region()
+        return (np.arange(len(REGIONS))[:, None] + np.cumsum(p, axis=1)).ravel()
 
 
 FULFILMENT_STAGES = ("PACKED", "SHIPPED", "DELIVERED")
@@ -326,6 +338,8 @@ class Behaviour:
                 transit_days=np.array([float(car[n]["transit_days"]) for n in names]),
                 tracking_prefix=tuple(str(car[n]["tracking_prefix"]) for n in names),
                 tracking_digits=np.array([int(car[n]["tracking_digits"]) for n in names]),
+                # A carrier without `regions` (as every one in an older run's manifest) delivers everywhere.
+                serves=np.array([[g in car[n].get("regions", REGIONS) for g in REGIONS] for n in names]),
             ),
             gap_seconds=gaps,
             gap_sigma=float(s["gap_sigma"]),

@@ -16,7 +16,7 @@ import pyarrow.compute as pc
 from generator.core.behaviour import Behaviour
 from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, WAT_OFFSET, Events
 from generator.core.incidents import extra_transit_days, method_failure_at
-from generator.core.streams import hash_u64, pick
+from generator.core.streams import hash_u64, pick, segment_pick
 from generator.schema import EVENT_CODE
 
 _PACKED, _SHIPPED, _DELIVERED = (EVENT_CODE[k] for k in ("PACKED", "SHIPPED", "DELIVERED"))
@@ -123,12 +123,22 @@ def transit_factors(b: Behaviour, is_hub: np.ndarray, zone: np.ndarray) -> np.nd
 
 
 def fulfil(
-    rng: np.random.Generator, b: Behaviour, placed: Placed, first_order: int, transit: np.ndarray
+    rng: np.random.Generator,
+    b: Behaviour,
+    placed: Placed,
+    first_order: int,
+    transit: np.ndarray,
+    region: np.ndarray | None = None,
 ) -> tuple[Events, np.ndarray]:
     """PACKED, SHIPPED and DELIVERED events of placed orders (each with its customer's `transit_factors`), and
-    each order's carrier code."""
+    each order's carrier code: drawn among the carriers delivering to the customer's `region` (an index into
+    REGIONS), by their shares (none: among all carriers)."""
     k = placed.ts.size
-    carrier = pick(np.cumsum(b.carriers.share), rng.random(k)).astype(np.int8)
+    if region is None:
+        carrier = pick(np.cumsum(b.carriers.share), rng.random(k)).astype(np.int8)
+    else:
+        n, region = len(b.carriers.names), region.astype(np.int64)
+        carrier = (segment_pick(b.carriers.region_cdf(), region, rng.random(k)) - region * n).astype(np.int8)
     packed, shipped, delivered = stage_times(rng, b, placed.ts, carrier, transit)
     order = first_order + np.arange(k, dtype=np.int64)
     ev = Events(

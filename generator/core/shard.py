@@ -380,7 +380,8 @@ class _Stream:
     def add_orders(self, r: np.random.Generator, placed: Placed) -> None:
         state = home_state(self.cfg.seed, placed.customer, self.pools)
         transit = transit_factors(self.b, self.pools.state_is_hub, self.pools.state_zone)[state]
-        ev, carrier = fulfil(r, self.b, placed, self.orders, transit)
+        region = region_of(self.pools.state_is_hub, self.pools.state_zone)[state]
+        ev, carrier = fulfil(r, self.b, placed, self.orders, transit, region)
         self.chunks.append(ev)
         self.carriers.append(carrier)
         self.serials.append(np.full(carrier.size, -1, np.int64))
