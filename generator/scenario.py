@@ -236,6 +236,7 @@ SPEC: dict = {
         "gap_sigma": _non_negative,
         "gap_seconds": dict.fromkeys(_GAP_EVENTS, _non_negative),
         "retry_pause_seconds": _non_negative,
+        "authorization_factor": dict.fromkeys(PAYMENT_METHODS, _positive),
     },
     "latency": {
         "network_ms": dict.fromkeys(OPERATORS, _non_negative),

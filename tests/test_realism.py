@@ -15,7 +15,7 @@ from generator.core.events import DAY, HOUR, SECOND
 from generator.core.lifecycle import Placed, fulfil, transit_factors
 from generator.core.nigeria import default_pools
 from generator.core.shard import GenConfig, plan, shard_table
-from generator.schema import PAYMENT_METHODS, decoded
+from generator.schema import EVENT_CODE, PAYMENT_METHODS, decoded
 
 START = 1_761_955_200_000_000  # 2025-11-01T00:00:00Z, a Saturday
 CFG = GenConfig(
@@ -242,6 +242,31 @@ def test_session_gaps_are_continuous_with_the_scenarios_median(events):
     assert gaps.min() >= 200_000
     assert 0.95 * 35e6 < np.median(gaps) < 1.05 * 35e6
     assert np.unique(gaps).size > 0.98 * gaps.size
+
+
+def test_the_time_to_pay_depends_on_the_method(events):
+    """From CHECKOUT_STARTED to its PAYMENT_AUTHORIZED (no failure between): the median is the scenario's 55 s
+    (above the 0.2 s floor) times the method's factor (a card's OTP 1, PayPal 1.5, USSD 2, a bank transfer 2.5),
+    each within 4.5 standard errors of a lognormal median (sigma 0.7), and a transfer slower than a card."""
+    b = default_behaviour()
+    paying = pc.is_in(events.column("event_type"), pa.array(["CHECKOUT_STARTED", "PAYMENT_AUTHORIZED"]))
+    t = events.filter(paying).sort_by([("customer_id", "ascending"), ("event_ts", "ascending")])
+    ts = t.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
+    customer = t.column("customer_id").to_numpy(zero_copy_only=False)
+    kind = t.column("event_type").to_numpy(zero_copy_only=False)
+    method = np.array(t.column("payment_method").to_pylist(), object)
+    pair = (customer[1:] == customer[:-1]) & (kind[:-1] == "CHECKOUT_STARTED") & (kind[1:] == "PAYMENT_AUTHORIZED")
+    gaps, paid = np.diff(ts)[pair] / 1e6, method[1:][pair]
+    base = b.gap_seconds[EVENT_CODE["PAYMENT_AUTHORIZED"]] - 0.2
+    medians = {}
+    for m, name in enumerate(PAYMENT_METHODS):
+        mine = gaps[paid == name] - 0.2
+        assert mine.size >= 40, (name, mine.size)
+        want = base * b.authorization_factor[m]
+        medians[name] = np.median(mine)
+        rel_se = 1.2533 * b.gap_sigma / np.sqrt(mine.size)  # of a lognormal's median, relative
+        assert abs(np.log(medians[name] / want)) <= 4.5 * rel_se, (name, medians[name], want)
+    assert medians["TRANSFER"] > 2 * medians["CARD"]
 
 
 def test_breaks_between_sessions_do_not_pile_at_their_minimum(events):

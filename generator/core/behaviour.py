@@ -242,6 +242,7 @@ class Behaviour:
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
     retry_pause_seconds: float
+    authorization_factor: np.ndarray  # per payment method: PAYMENT_AUTHORIZED's gap (above the floor) times this
     # Latency is the customer's network round trip (its operator's, longer when traffic is above its mean) plus the
     # platform's lognormal server time: `shard.network_ms`, `shard.latency_ms`.
     latency_network_ms: np.ndarray  # per OPERATORS: the idle round trip
@@ -344,6 +345,12 @@ class Behaviour:
             gap_seconds=gaps,
             gap_sigma=float(s["gap_sigma"]),
             retry_pause_seconds=float(s["retry_pause_seconds"]),
+            # A scenario recorded before the key existed (an older run's manifest): every method alike.
+            authorization_factor=_ordered(
+                s.get("authorization_factor", dict.fromkeys(PAYMENT_METHODS, 1.0)),
+                PAYMENT_METHODS,
+                "session.authorization_factor",
+            ),
             **_latency(lat),
             latency_sigma=_ordered(lat["sigma"], PLATFORMS, "latency.sigma"),
             latency_threshold_ms=int(lat["threshold_ms"]),

@@ -234,6 +234,12 @@ def simulate(
     # failed payment.
     gap_us = session_gaps(rng, b, etype)
     first = np.cumsum(count) - count
+    if (b.authorization_factor != 1).any():  # the time to an authorised payment depends on the method
+        auth = np.flatnonzero(etype == _AUTH)
+        paid_with = np.zeros(n, np.int8)
+        paid_with[chk] = method
+        factor = b.authorization_factor[paid_with[np.searchsorted(first, auth, side="right") - 1]]
+        gap_us[auth] = MIN_GAP + ((gap_us[auth] - MIN_GAP) * factor).astype(np.int64)
     retry = np.flatnonzero(((etype == _FAILED) | (etype == _AUTH)) & (np.r_[0, etype[:-1]] == _FAILED))
     pause = rng.standard_normal(retry.size)
     pause *= b.gap_sigma
