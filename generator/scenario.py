@@ -216,6 +216,7 @@ SPEC: dict = {
         "shipped_hours_median": _non_negative,
         "hours_sigma": _non_negative,
         "transit_sigma": _non_negative,
+        "delivery_rounds": _boolean,
         "outside_hubs_factor": _positive,
         "zone_factor": dict.fromkeys(ZONES, _positive),
         "hours_wat": {

@@ -90,6 +90,27 @@ def test_an_instant_moves_into_the_first_working_hours_not_before_it(seed, hours
     assert np.array_equal(got[~stay], opening + (u[~stay] * length).astype(np.int64))
 
 
+@settings(max_examples=200)
+@given(seed=st.integers(0, 2**63 - 1), hours=schedules)
+def test_a_delivery_round_takes_every_parcel_at_the_next_opening_spread_as_a_triangle(seed, hours):
+    """Couriers' rounds: every instant, inside the hours or not, goes to the first opening after it and lands at
+    the triangular quantile of its uniform over that day's hours (so inside them and never earlier); the spread of
+    many such landings in one day is the triangle's (its mean at the middle of the hours)."""
+    r = np.random.default_rng(seed)
+    ts = r.integers(START_2025, START_2025 + 730 * DAY, 2_000)
+    u = r.random(ts.size)
+    got = in_working_hours(ts, hours, u, rounds=True)
+    assert _inside(got, hours).all() and (got > ts).all()
+    opening = _first_opening_after(ts, hours)
+    weekday, _ = _wat(opening)
+    length = hours[weekday, 1] - hours[weekday, 0]
+    tri = np.where(u < 0.5, np.sqrt(u / 2), 1 - np.sqrt((1 - u) / 2))
+    assert np.array_equal(got, opening + (tri * length).astype(np.int64))
+    one_day = in_working_hours(np.full(20_000, ts[0]), hours, r.random(20_000), rounds=True)
+    spread = (one_day - opening[0]) / length[0]
+    assert abs(spread.mean() - 0.5) < 4.5 * np.sqrt(1 / 24 / 20_000), spread.mean()  # the triangle's variance 1/24
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     seed=st.integers(0, 2**63 - 1),
@@ -167,7 +188,9 @@ def test_deliveries_over_three_weeks_follow_the_default_hours():
     """200,000 orders placed at any hour over three weeks: no PACKED, SHIPPED or DELIVERED at 02:00-05:00 WAT, none
     shipped or delivered on a Sunday and none packed outside its Sunday shift (08:00-16:00); and every hour each
     stage is open, Monday to Saturday, holds its share of the events (the hours are used, not just respected):
-    within half to twice the mean per open hour."""
+    within half to twice the mean per open hour; DELIVERED, brought by couriers' rounds, spreads over its hours as
+    a triangle (few at 08:00 and just before 19:00, the most around 13:30): each hour's share of each day's
+    deliveries within 4.5 binomial standard errors of the triangle's."""
     b = default_behaviour()
     k = 200_000
     r = np.random.default_rng(11)
@@ -188,6 +211,16 @@ def test_deliveries_over_three_weeks_follow_the_default_hours():
         week = working_hours(default_scenario()["fulfilment"]["hours_wat"])[i] // HOUR
         open_hours = np.array([[week[d, 0] <= h < week[d, 1] for h in range(24)] for d in range(7)])
         assert counts[~open_hours].sum() == 0, stage
+        if stage == "DELIVERED":
+            lo, hi = week[0]
+            edges = (np.arange(lo, hi + 1) - lo) / (hi - lo)
+            tri = np.where(edges < 0.5, 2 * edges**2, 1 - 2 * (1 - edges) ** 2)
+            share = np.diff(tri)
+            for d in range(6):
+                n = counts[d].sum()
+                want = n * share
+                assert (np.abs(counts[d, lo:hi] - want) <= 4.5 * np.sqrt(want * (1 - share)) + 1).all(), (d, counts[d])
+            continue
         mean = counts[open_hours].mean()
         assert (counts[:6][open_hours[:6]] > mean / 2).all() and (counts[open_hours] < 2 * mean).all(), stage
 

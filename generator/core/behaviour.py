@@ -238,6 +238,7 @@ class Behaviour:
     zone_factor: np.ndarray  # outside the hubs, transit times a factor per geopolitical zone (ZONES order)
     carriers: Carriers
     hours_wat: np.ndarray  # when each fulfilment stage can happen: working_hours()
+    delivery_rounds: bool  # DELIVERED with the next day's round, spread over the hours (lifecycle.in_working_hours)
     holidays: np.ndarray  # public holidays, WAT day numbers (days since 1970-01-01), sorted: Sunday's hours
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
@@ -331,6 +332,8 @@ class Behaviour:
             # A scenario recorded before zones (an older run's manifest): every zone outside the hubs alike.
             zone_factor=_ordered(ful.get("zone_factor", dict.fromkeys(ZONES, 1.0)), ZONES, "fulfilment.zone_factor"),
             hours_wat=working_hours(ful.get("hours_wat", AROUND_THE_CLOCK)),
+            # A scenario recorded before the key existed (an older run's manifest): delivered when due.
+            delivery_rounds=bool(ful.get("delivery_rounds", False)),
             # A scenario recorded before the calendar (an older run's manifest) had no public holidays.
             holidays=holiday_days(d.get("calendar", {}).get("public_holidays", [])),
             carriers=Carriers(

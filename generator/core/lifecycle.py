@@ -178,17 +178,19 @@ def delivery_times(
     delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
     if len(b.incidents.carrier_delay):
         delivered = delivered + (extra_transit_days(b, carrier, shipped) * DAY).astype(np.int64)
-    return in_working_hours(delivered, b.hours_wat[2], rng.random(k), b.holidays)
+    return in_working_hours(delivered, b.hours_wat[2], rng.random(k), b.holidays, rounds=b.delivery_rounds)
 
 
 def in_working_hours(
-    ts: np.ndarray, hours: np.ndarray, u: np.ndarray, holidays: np.ndarray | None = None
+    ts: np.ndarray, hours: np.ndarray, u: np.ndarray, holidays: np.ndarray | None = None, rounds: bool = False
 ) -> np.ndarray:
     """Instants (microseconds, UTC) moved into working hours: `hours` holds each weekday's [opening, closing) in
     microseconds after midnight WAT (Monday first; an empty span is a closed day), and a public holiday (`holidays`:
     WAT day numbers, sorted) keeps Sunday's. An instant inside its day's hours stays; any other moves to the next
-    opening plus `u` (uniform in [0, 1)) of that day's hours, so it lands inside them and never earlier. At least
-    one day of the week must be open."""
+    opening plus `u` (uniform in [0, 1)) of that day's hours, so it lands inside them and never earlier. With
+    `rounds` (couriers' delivery rounds), every instant goes to the next opening, today's if it is still to come,
+    and lands at a triangular spread of that day's hours from `u` (the most at their middle). At least one day of
+    the week must be open."""
     local = ts + WAT_OFFSET
     day = local // DAY
     clock = local - day * DAY
@@ -201,7 +203,7 @@ def in_working_hours(
     opens, closes = hours[:, 0], hours[:, 1]
     is_open = opens < closes
     today = schedule(day)
-    inside = (clock >= opens[today]) & (clock < closes[today])
+    inside = (clock >= opens[today]) & (clock < closes[today]) & (not rounds)
     # Days to the next opening: 0 before today's, else the first open day after (a week at most, plus holidays).
     later = np.where(is_open[today] & (clock < opens[today]), 0, -1)
     j = 0
@@ -211,6 +213,8 @@ def in_working_hours(
         later[wait[is_open[schedule(day[wait] + j)]]] = j
     target = schedule(day + later)
     start = (day + later) * DAY + opens[target] - WAT_OFFSET
+    if rounds:  # the triangular distribution on [0, 1) by its inverse cdf
+        u = np.where(u < 0.5, np.sqrt(u / 2), 1 - np.sqrt((1 - u) / 2))
     moved = start + (u * (closes[target] - opens[target])).astype(np.int64)
     return np.where(inside, ts, moved)
 
