@@ -217,6 +217,7 @@ SPEC: dict = {
         "hours_sigma": _non_negative,
         "transit_sigma": _non_negative,
         "delivery_rounds": _boolean,
+        "tracking_permuted": _boolean,
         "outside_hubs_factor": _positive,
         "zone_factor": dict.fromkeys(ZONES, _positive),
         "hours_wat": {

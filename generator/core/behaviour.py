@@ -239,6 +239,7 @@ class Behaviour:
     carriers: Carriers
     hours_wat: np.ndarray  # when each fulfilment stage can happen: working_hours()
     delivery_rounds: bool  # DELIVERED with the next day's round, spread over the hours (lifecycle.in_working_hours)
+    tracking_permuted: bool  # tracking numbers a keyed permutation of the serial (lifecycle.tracking_numbers)
     holidays: np.ndarray  # public holidays, WAT day numbers (days since 1970-01-01), sorted: Sunday's hours
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
@@ -334,6 +335,9 @@ class Behaviour:
             hours_wat=working_hours(ful.get("hours_wat", AROUND_THE_CLOCK)),
             # A scenario recorded before the key existed (an older run's manifest): delivered when due.
             delivery_rounds=bool(ful.get("delivery_rounds", False)),
+            # A scenario recorded before the key existed: the serial times a constant plus an offset, so an order
+            # pending across runs keeps the number its earlier events carry.
+            tracking_permuted=bool(ful.get("tracking_permuted", False)),
             # A scenario recorded before the calendar (an older run's manifest) had no public holidays.
             holidays=holiday_days(d.get("calendar", {}).get("public_holidays", [])),
             carriers=Carriers(

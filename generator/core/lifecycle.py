@@ -219,14 +219,29 @@ def in_working_hours(
     return np.where(inside, ts, moved)
 
 
+def _permuted(seed: int, x: np.ndarray, digits: int) -> np.ndarray:
+    """A keyed bijection of [0, 10**digits): a Feistel network over its high and low decimal halves (the halves
+    swap sizes each round; an even number of rounds ends in the starting layout)."""
+    high = digits // 2
+    low = digits - high
+    a, c = x // np.uint64(10**low), x % np.uint64(10**low)  # `high` and `low` digits
+    for i in range(_TRACKING_ROUNDS):
+        m = np.uint64(10 ** (high if i % 2 == 0 else low))
+        a, c = c, (a + hash_u64(seed, f"tracking/{i}", c) % m) % m
+    return a * np.uint64(10**low) + c
+
+
 def _sorted_isin(x: np.ndarray, sorted_values: np.ndarray) -> np.ndarray:
     at = np.minimum(np.searchsorted(sorted_values, x), sorted_values.size - 1)
     return sorted_values[at] == x
 
 
-# Tracking numbers: a bijection of the order's serial number in the timeline (numbered across shards and runs)
-# onto the carrier's digit space, so two orders never share one until 10**12 orders. The multiplier is coprime
-# with 10, hence invertible modulo every power of ten.
+# Tracking numbers: a keyed permutation (a Feistel network over the two halves of the digits) of the order's serial
+# number in the timeline (numbered across shards and runs) onto the carrier's digit space: two orders never share
+# one until 10**12 orders, and numbers look drawn at random, not grouped by shard or customer. Timelines begun
+# before 0.6 keep theirs: the serial times a multiplier coprime with 10 (invertible modulo every power of ten)
+# plus a keyed offset.
+_TRACKING_ROUNDS = 4
 _TRACKING_MULT = np.uint64(40_491_277)
 
 
@@ -235,10 +250,15 @@ def tracking_numbers(seed: int, serial: np.ndarray, carrier: np.ndarray, b: Beha
     if serial.size == 0:
         return pa.array([], pa.string())
     digits = b.carriers.tracking_digits[carrier]
-    modulus = (10 ** digits.astype(np.uint64)).astype(np.uint64)
-    serial = serial.astype(np.uint64)
-    offset = hash_u64(seed, "tracking", np.zeros(1, np.uint64))[0]
-    number = (serial * _TRACKING_MULT % modulus + offset % modulus) % modulus
+    if b.tracking_permuted:
+        number = np.zeros(serial.size, np.uint64)
+        for d in np.unique(digits):
+            mine = digits == d
+            number[mine] = _permuted(seed, serial[mine].astype(np.uint64) % np.uint64(10 ** int(d)), int(d))
+    else:
+        modulus = (10 ** digits.astype(np.uint64)).astype(np.uint64)
+        offset = hash_u64(seed, "tracking", np.zeros(1, np.uint64))[0]
+        number = (serial.astype(np.uint64) * _TRACKING_MULT % modulus + offset % modulus) % modulus
     # Zero-padded to the carrier's own width (numbers are below 10**digits, so padding never truncates).
     widths, which = np.unique(digits, return_inverse=True)
     raw = pc.cast(pa.array(number), pa.string())
