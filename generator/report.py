@@ -21,7 +21,13 @@ import pyarrow.parquet as pq
 from generator import manifest
 from generator.core.behaviour import OPERATORS, REGIONS, ZONES, Behaviour, default_behaviour, region_of
 from generator.core.events import DAY, HOUR, SECOND, distinct_positions
-from generator.core.incidents import conversion_factor, latency_factor, method_failure_at
+from generator.core.incidents import (
+    conversion_factor,
+    latency_factor,
+    method_failure_at,
+    weekly_outages,
+    with_weekly_outages,
+)
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import basket_kobo, delivery_times, spend_scale, stage_times, transit_factors
 from generator.core.nigeria import default_pools
@@ -1396,11 +1402,18 @@ def _median_or_none(x: np.ndarray) -> float | None:
 def summarise(loaded: Loaded) -> Summary:
     b, incidents, note = scenario_of(loaded.docs)
     fr = loaded.frame
+    seed = int(loaded.docs[-1]["options"]["seed"])
+    if fr.ts.size:  # the weekly random payment outages of the data's weeks, as the runs drew them
+        drawn = weekly_outages(seed, b, int(fr.ts.min()), int(fr.ts.max()) + 1)
+        b = with_weekly_outages(b, seed, int(fr.ts.min()), int(fr.ts.max()) + 1)
+        incidents = incidents + [
+            Incident(str(i["kind"]), _us(i["start"]), _us(i["end"]), {k: v for k, v in i.items() if k not in _WINDOW})
+            for i in drawn
+        ]
     end = max((w[1] for w in loaded.windows), default=0)
     thresholds = {int(d["options"]["latency_threshold_ms"]) for d in loaded.docs}
     threshold = min(thresholds)
     s = sessions(fr)
-    seed = int(loaded.docs[-1]["options"]["seed"])
     state, delivery = orders(fr, b, end, incidents, seed)
     sections = [
         event_mix(fr, s, b),

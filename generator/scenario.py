@@ -198,6 +198,12 @@ SPEC: dict = {
         "mix": dict.fromkeys(PAYMENT_METHODS, _probability),
         "failure": dict.fromkeys(PAYMENT_METHODS, _probability),
         "loyalty": _probability,
+        "outages": {
+            "per_week": _non_negative,
+            "hours_median": _positive,
+            "failure_rate": _probability,
+            "mix": dict.fromkeys(PAYMENT_METHODS, _probability),
+        },
         "retry": _probability,
         "switch_method": _probability,
         "max_attempts": _whole(1, 20),
@@ -252,7 +258,7 @@ SPEC: dict = {
     "faults": dict.fromkeys(FAULT_KINDS, _probability),
     "calendar": {"public_holidays": _dates},
 }
-_MIXES = ("platform.mix", "payment.mix")
+_MIXES = ("platform.mix", "payment.mix", "payment.outages.mix")
 _INCIDENT_PARAMS: dict[str, dict[str, Check]] = {
     "payment_outage": {"method": _one_of(PAYMENT_METHODS, "payment method"), "failure_rate": _probability},
     "latency_degradation": {"platform": _one_of(PLATFORMS, "platform"), "factor": _positive},

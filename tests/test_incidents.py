@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.core.behaviour import (
@@ -283,3 +283,66 @@ def test_incident_windows_are_utc_microseconds():
         ANDROID,
         WEB,
     ]
+
+
+# -- weekly random payment outages -----------------------------------------------------------------------------------
+
+
+@settings(max_examples=25, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), weeks=st.integers(1, 12), offset=st.integers(0, 6 * 24))
+def test_weekly_outages_are_a_pure_function_of_the_seed_and_the_week(seed, weeks, offset):
+    """The outages of a span are those of any larger span that overlap it (so every run of a timeline, and the
+    report over any of them, sees the same ones); each lasts a lognormal around its median, on a method the mix
+    gives weight (never PayPal by default) at the scenario's failure rate."""
+    from generator.core.incidents import weekly_outages
+
+    b = default_behaviour()
+    t0 = instant_us("2025-11-03T00:00:00+01:00") + offset * HOUR  # a Monday, WAT
+    t1 = t0 + weeks * 7 * DAY
+    wide = weekly_outages(seed, b, t0 - 14 * DAY, t1 + 14 * DAY)
+    inside = weekly_outages(seed, b, t0, t1)
+    assert inside == [o for o in wide if instant_us(o["end"]) > t0 and instant_us(o["start"]) < t1]
+    for o in wide:
+        assert o["kind"] == "payment_outage" and o["method"] != "PAYPAL" and o["failure_rate"] == 0.6
+        hours = (instant_us(o["end"]) - instant_us(o["start"])) / HOUR
+        assert 3.0 * np.exp(-0.5 * 5.5) < hours < 3.0 * np.exp(0.5 * 5.5)
+
+
+def test_weekly_outages_follow_their_law_over_many_weeks():
+    """Over 2,000 weeks: outages a week Poisson with mean 1 (mean and variance within 4.5 se), methods by the
+    mix (within 4.5 se), median length 3 hours (within 5%)."""
+    from generator.core.incidents import weekly_outages
+
+    b = default_behaviour()
+    t0 = instant_us("2025-11-03T00:00:00+01:00")
+    drawn = weekly_outages(11, b, t0, t0 + 2_000 * 7 * DAY)
+    week = np.array([(instant_us(o["start"]) - t0) // (7 * DAY) for o in drawn])
+    counts = np.bincount(week[week >= 0], minlength=2_000)[:2_000]
+    assert abs(counts.mean() - 1.0) < 4.5 * np.sqrt(1.0 / 2_000)
+    assert abs(counts.var() - 1.0) < 4.5 * np.sqrt(2.0 / 2_000) + 0.05
+    methods = np.array([PAYMENT_METHODS.index(o["method"]) for o in drawn])
+    mix = b.outage_method / b.outage_method.sum()
+    for m, p in enumerate(mix):
+        assert abs((methods == m).mean() - p) <= 4.5 * np.sqrt(p * (1 - p) / methods.size) + 1e-12
+    hours = np.array([(instant_us(o["end"]) - instant_us(o["start"])) / HOUR for o in drawn])
+    assert np.median(hours) == pytest.approx(3.0, rel=0.05)
+
+
+def test_runs_and_reports_see_the_weekly_outages_and_older_scenarios_have_none():
+    """A run's behaviour carries the weekly outages from its warm start's weeks to past its end, with the
+    scenario's own incidents; a scenario recorded before them (no [payment.outages]) has none."""
+    from generator.core.incidents import weekly_outages
+    from generator.core.shard import WARM_UP, GenConfig
+
+    start = instant_us("2025-11-01T00:00:00Z")
+    cfg = GenConfig(seed=5, events=None, start_us=start, shard_size=10_000, latency_threshold_ms=2000,
+                    customers=10_000, end_us=start + 7 * DAY)  # fmt: skip
+    w = cfg.behaviour.incidents.payment_outage
+    drawn = weekly_outages(5, default_behaviour(), start - WARM_UP, start + 7 * DAY)
+    assert len(drawn) >= 2 and len(w) == len(drawn)
+    assert sorted(w.start_us.tolist()) == sorted(instant_us(o["start"]) for o in drawn)
+    raw = default_scenario()
+    del raw["payment"]["outages"]
+    old = GenConfig(seed=5, events=None, start_us=start, shard_size=10_000, latency_threshold_ms=2000,
+                    customers=10_000, end_us=start + 7 * DAY, behaviour=Behaviour.from_dict(raw))  # fmt: skip
+    assert not old.behaviour.incidents

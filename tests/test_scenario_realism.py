@@ -210,7 +210,7 @@ def carrier_delay(tmp_path_factory) -> Summary:
 
 def test_carrier_delay_speedaf_only(carrier_delay):
     b = load_scenario(SCENARIOS / "carrier-delay.toml")
-    (inc,) = carrier_delay.incidents
+    (inc,) = [i for i in carrier_delay.incidents if i.kind == "carrier_delay"]
     extra = inc.params["extra_days"]
     tag = "Speedaf delay 2025-10-20T00:00"
     inside = _row(carrier_delay, "delivery", tag, "Speedaf median", "shipped inside")

@@ -218,6 +218,11 @@ class Behaviour:
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
     method_mix: np.ndarray
     method_loyalty: float  # share of checkouts paid first with the customer's usual method (population.usual_method)
+    # weekly random payment outages (incidents.weekly_outages): mean a week, median hours, failure rate, methods
+    outages_per_week: float
+    outage_hours: float
+    outage_failure_rate: float
+    outage_method: np.ndarray
     method_failure: np.ndarray
     retry: float
     switch_method: float
@@ -307,6 +312,15 @@ class Behaviour:
             method_mix=_ordered(pay["mix"], PAYMENT_METHODS, "payment.mix"),
             # A scenario recorded before the key existed (an older run's manifest): methods drawn afresh each time.
             method_loyalty=float(pay.get("loyalty", 0.0)),
+            # A scenario recorded before weekly outages (an older run's manifest): the scenario's incidents only.
+            outages_per_week=float(pay.get("outages", {}).get("per_week", 0.0)),
+            outage_hours=float(pay.get("outages", {}).get("hours_median", 1.0)),
+            outage_failure_rate=float(pay.get("outages", {}).get("failure_rate", 0.0)),
+            outage_method=_ordered(
+                pay.get("outages", {}).get("mix", dict.fromkeys(PAYMENT_METHODS, 1.0)),
+                PAYMENT_METHODS,
+                "payment.outages.mix",
+            ),
             method_failure=_ordered(pay["failure"], PAYMENT_METHODS, "payment.failure"),
             retry=float(pay["retry"]),
             switch_method=float(pay["switch_method"]),

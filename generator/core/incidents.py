@@ -8,10 +8,76 @@ multiply, extra days add, and an outage sets the highest of the covering failure
 
 from __future__ import annotations
 
+import dataclasses
+from datetime import UTC, datetime
+
 import numpy as np
 
-from generator.core.behaviour import Behaviour, Windows
-from generator.core.events import HOUR
+from generator.core.behaviour import Behaviour, Incidents, Windows
+from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, WAT_OFFSET
+from generator.core.streams import hash_uniform
+from generator.schema import PAYMENT_METHODS
+
+WEEK = 7 * DAY
+_MAX_PER_WEEK = 16  # the Poisson count's tail is cut here (a mean of a few a week)
+
+
+def weekly_outages(seed: int, b: Behaviour, t0: int, t1: int) -> list[dict]:
+    """The random payment outages (`[payment.outages]`) of every week overlapping [t0, t1), weeks from Monday 00:00
+    WAT, as scenario incidents: a Poisson number a week (mean `outages_per_week`), each starting at a uniform
+    instant of its week, lasting a lognormal of median `outage_hours` (sigma 0.5), on one method drawn by
+    `outage_method`, failing at `outage_failure_rate`. A pure function of (seed, week): every run and report that
+    covers a week sees the same ones."""
+    if b.outages_per_week <= 0 or t1 <= t0:
+        return []
+    first = ((t0 + WAT_OFFSET) // DAY + EPOCH_WEEKDAY) // 7
+    last = ((t1 - 1 + WAT_OFFSET) // DAY + EPOCH_WEEKDAY) // 7
+    weeks = np.arange(first, last + 1, dtype=np.int64)
+    # Poisson counts by inverse cdf from one uniform a week
+    u = hash_uniform(seed, "outage/count", weeks)
+    term = np.exp(-b.outages_per_week)
+    cdf, count = np.full(weeks.size, term), np.zeros(weeks.size, np.int64)
+    for k in range(1, _MAX_PER_WEEK + 1):
+        more = u >= cdf
+        count += more
+        term *= b.outages_per_week / k
+        cdf = cdf + term
+    week = np.repeat(weeks, count)
+    key = week * _MAX_PER_WEEK + (np.arange(week.size) - np.repeat(np.cumsum(count) - count, count))
+    week_start = (week * 7 - EPOCH_WEEKDAY) * DAY - WAT_OFFSET
+    start = week_start + (hash_uniform(seed, "outage/start", key) * WEEK).astype(np.int64)
+    u1, u2 = hash_uniform(seed, "outage/length", key), hash_uniform(seed, "outage/length/angle", key)
+    z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
+    length = (b.outage_hours * HOUR * np.exp(0.5 * z)).astype(np.int64)
+    cdf_m = np.cumsum(b.outage_method)
+    pick_m = hash_uniform(seed, "outage/method", key) * cdf_m[-1]
+    method = np.minimum(np.searchsorted(cdf_m, pick_m, "right"), len(PAYMENT_METHODS) - 1)
+    second = 1_000_000  # windows in whole seconds, as the ISO instants that record them
+    start, end = start // second * second, (start + length) // second * second
+    return [
+        {
+            "kind": "payment_outage",
+            "start": _iso(int(s)),
+            "end": _iso(int(e)),
+            "method": PAYMENT_METHODS[m],
+            "failure_rate": b.outage_failure_rate,
+        }
+        for s, e, m in zip(start, end, method, strict=True)
+        if e > t0 and s < t1
+    ]
+
+
+def with_weekly_outages(b: Behaviour, seed: int, t0: int, t1: int) -> Behaviour:
+    """The behaviour with its scenario's incidents and the weekly outages overlapping [t0, t1)."""
+    drawn = weekly_outages(seed, b, t0, t1)
+    if not drawn:
+        return b
+    incidents = Incidents.from_list([*b.raw.get("incidents", []), *drawn], b.carriers.names)
+    return dataclasses.replace(b, incidents=incidents)
+
+
+def _iso(ts_us: int) -> str:
+    return datetime.fromtimestamp(ts_us // 1_000_000, UTC).isoformat().replace("+00:00", "Z")
 
 
 def _covers(w: Windows, i: int, ts_us: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour, default_behaviour, region_of
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings, stable_order
-from generator.core.incidents import latency_factor
+from generator.core.incidents import latency_factor, with_weekly_outages
 from generator.core.lifecycle import Placed, fulfil, pay, spend_scale, tracking_numbers, transit_factors
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import (
@@ -137,6 +137,18 @@ class GenConfig:
     end_us: int | None = None  # the window's end, for a run sized by time
     warm: bool = True  # a timeline's first run starts warm; later runs carry on with the pending events
     behaviour: Behaviour = field(default_factory=default_behaviour, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        """The scenario's weekly random payment outages join its incidents for every week the run can reach: from
+        the warm start's orders to well past its expected end (they are a pure function of the seed and the week,
+        so any span covering the run's gives the same ones)."""
+        b = self.behaviour
+        if b.outages_per_week > 0:
+            end = self.end_us
+            if end is None:  # (a run of over ten years is refused: no more than that is drawn for it)
+                end = self.start_us + int(min(1.5 * window_days(self), MAX_WINDOW_DAYS) * DAY) + 2 * DAY
+            end = min(end, self.start_us + (MAX_WINDOW_DAYS + 2) * DAY)
+            object.__setattr__(self, "behaviour", with_weekly_outages(b, self.seed, self.start_us - WARM_UP, end))
 
     @property
     def planned_events(self) -> int:
