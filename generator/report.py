@@ -25,7 +25,6 @@ from generator.core.incidents import (
     conversion_factor,
     latency_factor,
     method_failure_at,
-    weekly_outages,
     with_weekly_outages,
 )
 from generator.core.incidents import traffic_factor as traffic_factor_at
@@ -1404,8 +1403,7 @@ def summarise(loaded: Loaded) -> Summary:
     fr = loaded.frame
     seed = int(loaded.docs[-1]["options"]["seed"])
     if fr.ts.size:  # the weekly random payment outages of the data's weeks, as the runs drew them
-        drawn = weekly_outages(seed, b, int(fr.ts.min()), int(fr.ts.max()) + 1)
-        b = with_weekly_outages(b, seed, int(fr.ts.min()), int(fr.ts.max()) + 1)
+        b, drawn = with_weekly_outages(b, seed, int(fr.ts.min()), int(fr.ts.max()) + 1)
         incidents = incidents + [
             Incident(str(i["kind"]), _us(i["start"]), _us(i["end"]), {k: v for k, v in i.items() if k not in _WINDOW})
             for i in drawn

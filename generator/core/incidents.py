@@ -67,13 +67,13 @@ def weekly_outages(seed: int, b: Behaviour, t0: int, t1: int) -> list[dict]:
     ]
 
 
-def with_weekly_outages(b: Behaviour, seed: int, t0: int, t1: int) -> Behaviour:
-    """The behaviour with its scenario's incidents and the weekly outages overlapping [t0, t1)."""
+def with_weekly_outages(b: Behaviour, seed: int, t0: int, t1: int) -> tuple[Behaviour, list[dict]]:
+    """The behaviour with its scenario's incidents and the weekly outages overlapping [t0, t1), and those."""
     drawn = weekly_outages(seed, b, t0, t1)
     if not drawn:
-        return b
+        return b, drawn
     incidents = Incidents.from_list([*b.raw.get("incidents", []), *drawn], b.carriers.names)
-    return dataclasses.replace(b, incidents=incidents)
+    return dataclasses.replace(b, incidents=incidents), drawn
 
 
 def _iso(ts_us: int) -> str:

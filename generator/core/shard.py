@@ -148,7 +148,7 @@ class GenConfig:
             if end is None:  # (a run of over ten years is refused: no more than that is drawn for it)
                 end = self.start_us + int(min(1.5 * window_days(self), MAX_WINDOW_DAYS) * DAY) + 2 * DAY
             end = min(end, self.start_us + (MAX_WINDOW_DAYS + 2) * DAY)
-            object.__setattr__(self, "behaviour", with_weekly_outages(b, self.seed, self.start_us - WARM_UP, end))
+            object.__setattr__(self, "behaviour", with_weekly_outages(b, self.seed, self.start_us - WARM_UP, end)[0])
 
     @property
     def planned_events(self) -> int:
