@@ -108,7 +108,8 @@ def test_a_delivery_round_takes_every_parcel_at_the_next_opening_spread_as_a_tri
     assert np.array_equal(got, opening + (tri * length).astype(np.int64))
     one_day = in_working_hours(np.full(20_000, ts[0]), hours, r.random(20_000), rounds=True)
     spread = (one_day - opening[0]) / length[0]
-    assert abs(spread.mean() - 0.5) < 4.5 * np.sqrt(1 / 24 / 20_000), spread.mean()  # the triangle's variance 1/24
+    # the triangle's variance is 1/24; 5.5 se as the property runs 200 examples a time
+    assert abs(spread.mean() - 0.5) < 5.5 * np.sqrt(1 / 24 / 20_000), spread.mean()
 
 
 @settings(max_examples=100, deadline=None)

@@ -82,7 +82,7 @@ def test_customers_pay_with_their_usual_method_and_the_mix_holds(seed, loyalty):
     """Each customer has a usual payment method (drawn from the mix by a hash of the customer: the same in every
     shard and run); a checkout's first attempt uses it with probability `loyalty`, else the mix. Without failures
     (the first attempt is the method), a checkout pays with its customer's usual method with probability
-    loyalty + (1 - loyalty) x mix[usual], and the methods over all checkouts follow the mix (within 4.5 se)."""
+    loyalty + (1 - loyalty) x mix[usual], and the methods over all checkouts follow the mix (within 5 se)."""
     import dataclasses
 
     from generator.core.lifecycle import pay
@@ -100,9 +100,9 @@ def test_customers_pay_with_their_usual_method_and_the_mix_holds(seed, loyalty):
     p_usual = loyalty + (1 - loyalty) * mix[usual]
     n = customers.size
     same = (method == usual).sum()
-    assert abs(same - p_usual.sum()) <= 4.5 * np.sqrt((p_usual * (1 - p_usual)).sum()) + 1
+    assert abs(same - p_usual.sum()) <= 5 * np.sqrt((p_usual * (1 - p_usual)).sum()) + 1
     for m, share in enumerate(mix):
-        assert abs((method == m).mean() - share) <= 4.5 * np.sqrt(share * (1 - share) / n) + 1e-9, (m, share)
+        assert abs((method == m).mean() - share) <= 5 * np.sqrt(share * (1 - share) / n) + 1e-9, (m, share)
 
 
 def test_a_customers_orders_mostly_share_a_method():
@@ -164,7 +164,7 @@ def test_back_office_events_carry_no_customer_round_trip(events):
 @given(seed=st.integers(0, 2**32 - 1), serves=st.lists(st.sets(st.integers(0, 6), min_size=1), min_size=6, max_size=6))
 def test_an_orders_carrier_delivers_to_its_customers_region(seed, serves):
     """`fulfil` draws each order's carrier among those delivering to its customer's region, by their shares
-    renormalised there: never one that does not serve it, and each region's mix within 4.5 se of its law."""
+    renormalised there: never one that does not serve it, and each region's mix within 5.5 se of its law."""
     import dataclasses
 
     from generator.core.behaviour import REGIONS
@@ -185,7 +185,9 @@ def test_an_orders_carrier_delivers_to_its_customers_region(seed, serves):
     for g in range(len(REGIONS)):
         mine = carrier[region == g]
         for c, p in enumerate(law[g]):
-            assert abs((mine == c).mean() - p) <= 4.5 * np.sqrt(p * (1 - p) / mine.size) + 1e-12, (g, c, p)
+            # 5.5 se: 42 shares an example, 15 examples a run (CI draws new seeds), so 4.5 se would fail about one
+            # run in 250 by chance (seen: a seed whose uniforms bunch in one tenth of [0, 1) 4 se above the mean)
+            assert abs((mine == c).mean() - p) <= 5.5 * np.sqrt(p * (1 - p) / mine.size) + 1e-12, (g, c, p)
 
 
 def test_dellyman_delivers_in_lagos_and_abuja_only(events):
@@ -288,7 +290,7 @@ def test_breaks_between_sessions_do_not_pile_at_their_minimum(events):
 @given(seed=st.integers(0, 2**63 - 1), hours=st.integers(1, 72), per_session=st.sampled_from([1.0, 0.05]))
 def test_which_customer_arrives_does_not_depend_on_when(seed, hours, per_session):
     """The pooled arrivals of a block: a customer's position in the shard tells nothing of the time of its
-    arrival. The rank correlation of position and time is within 4.5 of its standard errors (1/sqrt(n)) of 0, and
+    arrival. The rank correlation of position and time is within 5 of its standard errors (1/sqrt(n)) of 0, and
     so is every sixth of the window's mean position (a customer keeping to one time of day would show in both)."""
     from generator.core.shard import _Stream
 
@@ -307,11 +309,11 @@ def test_which_customer_arrives_does_not_depend_on_when(seed, hours, per_session
     time_rank = np.arange(n)  # the arrivals come sorted by time
     who_rank = np.argsort(np.argsort(local, kind="stable"), kind="stable")
     rho = np.corrcoef(time_rank, who_rank)[0, 1]
-    assert abs(rho) < 4.5 / np.sqrt(n), (rho, n)
+    assert abs(rho) < 5 / np.sqrt(n), (rho, n)
     # local positions: spread over [0, customers), about uniform in the mean (activity varies per customer)
     mean, sd = local.mean(), local.std()
     for part in np.array_split(local, 6):
-        assert abs(part.mean() - mean) < 4.5 * sd / np.sqrt(part.size), (part.mean(), mean)
+        assert abs(part.mean() - mean) < 5 * sd / np.sqrt(part.size), (part.mean(), mean)
 
 
 def test_a_customers_sessions_keep_to_no_time_of_day(events):
