@@ -276,7 +276,7 @@ def _run_locked(
             from generator.uploader import TimelineTaken, UploadError
 
             try:
-                uploader.claim(cfg.ordinal, cfg.run_id)
+                uploader.claim(cfg.ordinal, cfg.run_id, cfg.previous)
                 uploader.put_manifest(manifest.relative_path(cfg.run_id), manifest.dumps(doc))
             except TimelineTaken:
                 raise
@@ -409,7 +409,7 @@ def upload_committed(out: Path, run_id: str, uploader: Uploader, listener: Liste
             for p in [*doc["parts"], state, *([doc["faults"]] if "faults" in doc else [])]:
                 uploader.submit(out / p["path"], p["path"], p["sha256"])
         doc = doc | {"s3": uploader.describe(uploader.wait(listener.upload_progress))}
-        uploader.claim(doc["timeline"]["ordinal"], run_id)
+        uploader.claim(doc["timeline"]["ordinal"], run_id, doc["timeline"].get("previous"))
         uploader.put_manifest(manifest.relative_path(run_id), manifest.dumps(doc))
         _publish(uploader, out, doc)
     except BaseException:

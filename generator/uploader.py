@@ -324,11 +324,24 @@ class Uploader:
         except botocore.exceptions.BotoCoreError as e:
             raise UploadError(f"{self.target.url(rel)}: {e}") from None
 
-    def claim(self, ordinal: int, run_id: str) -> None:
+    def claim(self, ordinal: int, run_id: str, previous: str | None = None) -> None:
         """Take position `ordinal` of the timeline in S3 for this run, with a conditional write of
         `_timeline/<ordinal>.json`, before its manifest goes up: of two machines that continue the same run at
         once, one wins and the other's run never becomes part of the S3 timeline. Taking it again for the same
-        run (a retried upload) is fine."""
+        run (a retried upload) is fine. The run it continues (`previous`) must be committed there already: a run
+        never goes up after a gap that no machine could pull."""
+        try:
+            missing = (
+                previous is not None
+                and self._stored_checksum(self.target.key(f"{MANIFEST_DIR}/{previous}.json")) is None
+            )
+        except (botocore.exceptions.ClientError, botocore.exceptions.BotoCoreError) as e:
+            raise UploadError(f"{self.target.url(MANIFEST_DIR)}/{previous}.json: {e}") from None
+        if missing:
+            raise UploadError(
+                f"{self.target.url()} lacks run {previous!r}, which this run continues; upload it first "
+                f"(gen upload --run-id {previous})"
+            )
         existing = self._put_once(
             f"{TIMELINE_DIR}/{ordinal:08d}.json", orjson.dumps({"ordinal": ordinal, "run_id": run_id}) + b"\n"
         )

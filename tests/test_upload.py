@@ -23,7 +23,7 @@ from generator import timeline
 from generator.cli import main
 from generator.coordinator import run, upload_committed
 from generator.manifest import relative_path
-from generator.uploader import S3Target, TimelineTaken, Uploader, s3_checksum
+from generator.uploader import S3Target, TimelineTaken, Uploader, UploadError, s3_checksum
 
 from . import faults
 from .conftest import small_config
@@ -766,3 +766,21 @@ def test_a_pull_or_upload_cut_short_says_how_to_finish(tmp_path, s3, s3_server, 
         f"gen: terminated; the run is committed locally: run gen upload --run-id b --out {tmp_path / 'origin'} "
         "again to finish\n"
     )
+
+
+def test_a_run_never_goes_up_after_a_gap_even_through_the_api(tmp_path, s3, s3_server):
+    """The CLI refuses a bucket run whose timeline has runs S3 lacks; the uploader checks it too, before taking a
+    position: run b, continuing a local-only run a, commits locally but not in S3 (no manifest, no position), and
+    goes up once a has, oldest first."""
+    from generator.coordinator import UploadFailed
+
+    run(small_config(tmp_path, events=2_000, customers=3_000, run_id="a"))
+    b = small_config(tmp_path, events=2_000, run_id="b", seed=None, customers=None)
+    with pytest.raises(UploadFailed, match=r"lacks run 'a', which this run continues; upload it first"):
+        run(b, uploader=_uploader(s3_server, prefix="gap2"))
+    assert not _keys(s3, "gap2/_manifests/") and not _keys(s3, "gap2/_timeline/")
+    with pytest.raises(UploadError, match="lacks run 'a'"):
+        upload_committed(tmp_path, "b", _uploader(s3_server, prefix="gap2"))
+    upload_committed(tmp_path, "a", _uploader(s3_server, prefix="gap2"))
+    upload_committed(tmp_path, "b", _uploader(s3_server, prefix="gap2"))
+    assert {k.rsplit("/", 1)[-1] for k in _keys(s3, "gap2/_manifests/")} == {"a.json", "b.json"}
