@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from generator.core.behaviour import (
@@ -290,6 +290,7 @@ def test_incident_windows_are_utc_microseconds():
 
 @settings(max_examples=25, deadline=None)
 @given(seed=st.integers(0, 2**63 - 1), weeks=st.integers(1, 12), offset=st.integers(0, 6 * 24))
+@example(seed=508132564, weeks=1, offset=0)  # an outage drawn late on a Sunday that lasts into the span's Monday
 def test_weekly_outages_are_a_pure_function_of_the_seed_and_the_week(seed, weeks, offset):
     """The outages of a span are those of any larger span that overlap it (so every run of a timeline, and the
     report over any of them, sees the same ones); each lasts a lognormal around its median, on a method the mix

@@ -23,14 +23,16 @@ _MAX_PER_WEEK = 16  # the Poisson count's tail is cut here (a mean of a few a we
 
 
 def weekly_outages(seed: int, b: Behaviour, t0: int, t1: int) -> list[dict]:
-    """The random payment outages (`[payment.outages]`) of every week overlapping [t0, t1), weeks from Monday 00:00
-    WAT, as scenario incidents: a Poisson number a week (mean `outages_per_week`), each starting at a uniform
+    """The random payment outages (`[payment.outages]`) that overlap [t0, t1), weeks from Monday 00:00 WAT, as
+    scenario incidents: a Poisson number a week (mean `outages_per_week`), each starting at a uniform
     instant of its week, lasting a lognormal of median `outage_hours` (sigma 0.5), on one method drawn by
     `outage_method`, failing at `outage_failure_rate`. A pure function of (seed, week): every run and report that
     covers a week sees the same ones."""
     if b.outages_per_week <= 0 or t1 <= t0:
         return []
-    first = ((t0 + WAT_OFFSET) // DAY + EPOCH_WEEKDAY) // 7
+    # from the week before: an outage drawn late in a week can last into the next (the filter below keeps those
+    # that overlap the span; a week is far longer than any outage)
+    first = ((t0 + WAT_OFFSET) // DAY + EPOCH_WEEKDAY) // 7 - 1
     last = ((t1 - 1 + WAT_OFFSET) // DAY + EPOCH_WEEKDAY) // 7
     weeks = np.arange(first, last + 1, dtype=np.int64)
     # Poisson counts by inverse cdf from one uniform a week
