@@ -15,7 +15,7 @@ import numpy as np
 
 from generator.core.behaviour import Behaviour, Incidents, Windows
 from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, WAT_OFFSET
-from generator.core.streams import hash_uniform
+from generator.core.streams import hash_normal, hash_uniform
 from generator.schema import PAYMENT_METHODS
 
 WEEK = 7 * DAY
@@ -48,9 +48,7 @@ def weekly_outages(seed: int, b: Behaviour, t0: int, t1: int) -> list[dict]:
     key = week * _MAX_PER_WEEK + (np.arange(week.size) - np.repeat(np.cumsum(count) - count, count))
     week_start = (week * 7 - EPOCH_WEEKDAY) * DAY - WAT_OFFSET
     start = week_start + (hash_uniform(seed, "outage/start", key) * WEEK).astype(np.int64)
-    u1, u2 = hash_uniform(seed, "outage/length", key), hash_uniform(seed, "outage/length/angle", key)
-    z = np.sqrt(-2.0 * np.log1p(-u1)) * np.cos(2.0 * np.pi * u2)
-    length = (b.outage_hours * HOUR * np.exp(0.5 * z)).astype(np.int64)
+    length = (b.outage_hours * HOUR * np.exp(0.5 * hash_normal(seed, "outage/length", key))).astype(np.int64)
     cdf_m = np.cumsum(b.outage_method)
     pick_m = hash_uniform(seed, "outage/method", key) * cdf_m[-1]
     method = np.minimum(np.searchsorted(cdf_m, pick_m, "right"), len(PAYMENT_METHODS) - 1)

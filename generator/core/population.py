@@ -20,7 +20,7 @@ import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour
 from generator.core.nigeria import Pools, street_length_cdf
-from generator.core.streams import hash_u64, hash_uniform, pick, segment_pick
+from generator.core.streams import hash_normal, hash_u64, hash_uniform, pick, segment_pick
 
 IDENTITY_COLUMNS = ("customer_id", "name", "phone_number", "address", "email")
 # Which way identities are drawn, recorded in every manifest: a timeline continues only under the scheme that began
@@ -46,9 +46,7 @@ def network_quality(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     idx = np.asarray(idx, np.int64)
     if b.latency_customer_sigma == 0:
         return np.ones(idx.size)
-    radius = np.sqrt(-2.0 * np.log1p(-hash_uniform(seed, "network", idx)))
-    z = radius * np.cos(2.0 * math.pi * hash_uniform(seed, "network/angle", idx))
-    return np.exp(b.latency_customer_sigma * z)
+    return np.exp(b.latency_customer_sigma * hash_normal(seed, "network", idx))
 
 
 def propensity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
@@ -59,9 +57,7 @@ def propensity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     s = b.propensity_sigma
     if s == 0:
         return np.ones(idx.size)
-    radius = np.sqrt(-2.0 * np.log1p(-hash_uniform(seed, "propensity", idx)))
-    z = radius * np.cos(2.0 * math.pi * hash_uniform(seed, "propensity/angle", idx))
-    return np.exp(s * z - s * s / 2)
+    return np.exp(s * hash_normal(seed, "propensity", idx) - s * s / 2)
 
 
 def primary_platform(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:

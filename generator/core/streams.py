@@ -7,6 +7,7 @@ attributes are a pure function of (seed, customer index) wherever that customer 
 
 from __future__ import annotations
 
+import math
 import zlib
 
 import numpy as np
@@ -45,6 +46,13 @@ def hash_u64(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
 def hash_uniform(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
     """Uniform floats in [0, 1), one per index, a pure function of (seed, purpose, index)."""
     return (hash_u64(seed, purpose, index) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+
+
+def hash_normal(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
+    """Standard normals, one per index, a pure function of (seed, purpose, index): Box-Muller from the index's
+    uniforms for `purpose` and `purpose/angle`."""
+    radius = np.sqrt(-2.0 * np.log1p(-hash_uniform(seed, purpose, index)))
+    return radius * np.cos(2.0 * math.pi * hash_uniform(seed, f"{purpose}/angle", index))
 
 
 def pick(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
