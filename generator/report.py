@@ -200,16 +200,19 @@ def lognormal_sf(x: float, median: float, sigma: float) -> float:
     return 0.5 * math.erfc(math.log(x / median) / (sigma * math.sqrt(2)))
 
 
-def mixture_quantile(q: float, median: np.ndarray, weight: np.ndarray, sigma: float, shift: np.ndarray | None = None):
-    """The q-quantile of a mixture of shifted lognormals (component i: shift[i] + median[i]·e^(sigma·Z), weight
-    weight[i]), and the mixture's density there, by bisection on the cdf."""
+def mixture_quantile(
+    q: float, median: np.ndarray, weight: np.ndarray, sigma: float | np.ndarray, shift: np.ndarray | None = None
+):
+    """The q-quantile of a mixture of shifted lognormals (component i: shift[i] + median[i]·e^(sigma[i]·Z), weight
+    weight[i]; one sigma for all or one each), and the mixture's density there, by bisection on the cdf."""
     median, weight = np.asarray(median, float), np.asarray(weight, float) / np.sum(weight)
     shift = np.zeros(median.size) if shift is None else np.asarray(shift, float)
+    sigma = np.asarray(sigma, float)  # one for all components, or one each
 
     def z(x: float) -> np.ndarray:
         return np.log(np.maximum(x - shift, 1e-300) / median) / sigma
 
-    lo, hi = float(shift.min()), float((shift + median).max() * math.exp(12 * sigma))
+    lo, hi = float(shift.min()), float((shift + median).max() * math.exp(12 * sigma.max()))
     for _ in range(200):
         mid = (lo + hi) / 2
         cdf = float((weight * 0.5 * np.array([math.erfc(-v / math.sqrt(2)) for v in z(mid)])).sum())
@@ -925,33 +928,47 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
         network[np.isin(fr.code, [EVENT_CODE[t] for t in ("PACKED", "SHIPPED", "DELIVERED")])] = 0.0
     if len(b.incidents.latency_degradation):
         factors, factor_code = np.unique(latency_factor(b, fr.platform, fr.ts), return_inverse=True)
-        key = network.astype(np.int64) * factors.size + factor_code  # round trips are whole ms
     else:
-        factors, key = np.ones(1), network.astype(np.int64)
+        factors, factor_code = np.ones(1), np.zeros(n_all, np.int64)
+    # The server time's median and sigma of each event: its platform's, times its event type's factor.
+    servers, server_code = np.unique(
+        b.latency_server_ms[fr.platform] * b.latency_server_factor[np.maximum(fr.code, 0)], return_inverse=True
+    )
+    sigmas, sigma_code = np.unique(b.latency_sigma[fr.platform], return_inverse=True)
+    # One key per distinct (round trip, factor, server median, sigma): round trips are whole ms.
+    key = network.astype(np.int64)
+    for codes, size in ((factor_code, factors.size), (server_code, servers.size), (sigma_code, sigmas.size)):
+        key = key * size + codes.reshape(-1)
 
-    def components(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The distinct (round trip, factor) pairs of the masked events and how many events have each (a count
-        per key: round trips are a few thousand whole ms at most)."""
+    def components(mask: np.ndarray) -> tuple[np.ndarray, ...]:
+        """The distinct (round trip, factor, server median, sigma) of the masked events and how many events have
+        each (a count per key: a few thousand round trips at most, times a few of each other)."""
         counts = np.bincount(key[mask])
-        pairs = np.flatnonzero(counts)
-        return (pairs // factors.size).astype(float), factors[pairs % factors.size], counts[pairs]
+        k = np.flatnonzero(counts)
+        k, sig = np.divmod(k, sigmas.size)
+        k, med = np.divmod(k, servers.size)
+        net, x = np.divmod(k, factors.size)
+        return net.astype(float), factors[x], servers[med], sigmas[sig], counts[np.flatnonzero(counts)]
 
-    def slow(p: int, net: float, x: float) -> float:
-        """P(latency > threshold) on platform p with round trip net and factor x: x·(net + server·e^(σZ))."""
+    def slow(net: float, x: float, server: float, sigma: float) -> float:
+        """P(latency > threshold) with round trip net, factor x and this server time: x·(net + server·e^(σZ))."""
         if threshold <= x * net:
             return 1.0
-        return lognormal_sf(threshold - x * net, x * float(b.latency_server_ms[p]), b.latency_sigma[p])
+        return lognormal_sf(threshold - x * net, x * server, sigma)
 
-    def slow_target(p: int, mask: np.ndarray) -> float:
-        net, x, k = components(mask)
-        return float(sum(c * slow(p, *v) for *v, c in zip(net, x, k, strict=True)) / k.sum())
+    def slow_target(mask: np.ndarray) -> float:
+        *parts, k = components(mask)
+        return float(sum(c * slow(*v) for *v, c in zip(*parts, k, strict=True)) / k.sum())
 
     idle = float(b.latency_network_ms.mean())
     for p, name in enumerate(PLATFORMS):
         mine = fr.platform == p
         lat = fr.latency[mine]
-        server, sig = float(b.latency_server_ms[p]), float(b.latency_sigma[p])
-        net, x, k = components(mine) if lat.size else (np.full(1, idle), np.ones(1), np.ones(1))
+        if lat.size:
+            net, x, server, sig, k = components(mine)
+        else:
+            net, x, k = np.full(1, idle), np.ones(1), np.ones(1)
+            server, sig = np.full(1, float(b.latency_server_ms[p])), np.full(1, float(b.latency_sigma[p]))
         rows.append(
             Row(f"{name}: share of events", _share(lat.size, n_all), float(b.platform_mix[p]), n=n_all, binomial=False)
         )
@@ -963,12 +980,22 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
             labels.append(f"{name} p{q}")
             values.append(None if v is None else float(v))
             targets.append(target)
-        sf = slow_target(p, mine) if lat.size else slow(p, idle, 1.0)
+        sf = slow_target(mine) if lat.size else slow(idle, 1.0, server[0], sig[0])
         expected_slow += sf * lat.size
         rows.append(Row(f"{name}: INVALID LATENCY", _share(int(fr.slow[mine].sum()), lat.size), sf, n=int(lat.size)))
     rows.append(
         Row("INVALID LATENCY, all events", _share(int(fr.slow.sum()), n_all), _share(expected_slow, n_all), n=n_all)
     )
+    for t, name in enumerate(EVENT_TYPES):  # the server factors: payments slower than a product page
+        mine = fr.code == t
+        k = int(mine.sum())
+        if not k:
+            continue
+        net, x, server, sig, counts = components(mine)
+        target, density = mixture_quantile(0.5, server * x, counts, sig, net * x)
+        se = math.sqrt(0.25 / k) / density if density > 0 else None
+        rows.append(Row(f"{name}: median latency", float(np.median(fr.latency[mine])), target, "ms", k, se=se))
+        rows.append(Row(f"{name}: INVALID LATENCY", _share(int(fr.slow[mine].sum()), k), slow_target(mine), n=k))
     for inc in incidents:
         if inc.kind != "latency_degradation" or inc.params.get("platform") not in PLATFORMS:
             continue
@@ -977,7 +1004,7 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
         tag = _tag(inc, f"{inc.params['platform']} degradation")
         for where, mine in (("inside", (fr.platform == p) & inside), ("outside", (fr.platform == p) & ~inside)):
             k = int(mine.sum())
-            target = slow_target(p, mine) if k else None
+            target = slow_target(mine) if k else None
             rows.append(Row(f"{tag}: INVALID LATENCY {where}", _share(int(fr.slow[mine].sum()), k), target, n=k))
     for o, name in enumerate(OPERATORS):
         mine = operator == o
@@ -987,7 +1014,8 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
         "Latency is the customer's network round trip (its mobile operator's idle one, "
         + ", ".join(f"{o} {v:g}" for o, v in zip(OPERATORS, b.latency_network_ms, strict=True))
         + f" ms, times 1 + {b.latency_peak_load:g} x (traffic intensity - 1) while traffic is above its mean) plus a "
-        "lognormal server time per platform (median, sigma from the scenario)"
+        "lognormal server time per platform (median, sigma from the scenario; the median times the event type's "
+        "server factor)"
         + (
             ""
             if b.latency_fulfilment_round_trip

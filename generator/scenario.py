@@ -28,7 +28,7 @@ from generator.core.behaviour import (
     instant_us,
 )
 from generator.core.faults import FAULT_KINDS
-from generator.schema import PAYMENT_METHODS, PLATFORMS, SESSION_EVENTS
+from generator.schema import EVENT_TYPES, PAYMENT_METHODS, PLATFORMS, SESSION_EVENTS
 
 MIX_TOLERANCE = 1e-6
 INCIDENT_KINDS = ("payment_outage", "latency_degradation", "flash_sale", "carrier_delay")
@@ -252,6 +252,7 @@ SPEC: dict = {
         "customer_sigma": _non_negative,
         "fulfilment_round_trip": _boolean,
         "server_median_ms": dict.fromkeys(PLATFORMS, _positive),
+        "server_factor": dict.fromkeys(EVENT_TYPES, _positive),
         "sigma": dict.fromkeys(PLATFORMS, _non_negative),
         "threshold_ms": _whole(0),
     },

@@ -38,7 +38,7 @@ from generator.core.shard import (
 )
 from generator.core.streams import pick, rng, segment_pick
 from generator.parts import encode
-from generator.schema import PLATFORMS, arrow_schema, decoded, encoded_schema
+from generator.schema import EVENT_TYPES, PLATFORMS, arrow_schema, decoded, encoded_schema
 from generator.validate import Contacts, check_table
 
 START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z in microseconds
@@ -443,6 +443,31 @@ def test_a_latency_degradation_multiplies_its_platforms_latency_inside_its_windo
     assert hit.any()
     assert np.array_equal(a[~hit], b[~hit])
     assert (np.abs(b[hit] - np.maximum(np.rint(a[hit] * factor), 1)) <= factor / 2 + 1).all()
+
+
+@settings(max_examples=20, deadline=None)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    factor=st.lists(st.floats(0.1, 10), min_size=len(EVENT_TYPES), max_size=len(EVENT_TYPES)),
+)
+def test_an_event_types_server_factor_multiplies_its_server_time(seed, factor):
+    """The same draws with server factors by event type: each event's server time (its latency less the customer's
+    round trip) is its type's factor times the usual one (to the rounding of both to whole ms), the round trip
+    left as it was; with every factor 1, the same latencies."""
+    n = 30_000
+    r = np.random.default_rng(seed)
+    kind = r.integers(0, len(EVENT_TYPES), n)
+    codes = r.integers(0, 3, n).astype(np.int8)
+    ts, network = np.zeros(n, np.int64), r.integers(0, 400, n).astype(float)
+    usual = default_behaviour()
+    usual = dataclasses.replace(usual, latency_server_factor=np.ones(len(EVENT_TYPES)))
+    factored = dataclasses.replace(usual, latency_server_factor=np.array(factor))
+    a = latency_ms(rng(seed, "latency-test"), usual, codes, ts, network, kind).astype(float)
+    b = latency_ms(rng(seed, "latency-test"), factored, codes, ts, network, kind).astype(float)
+    assert np.array_equal(a, latency_ms(rng(seed, "latency-test"), usual, codes, ts, network).astype(float))
+    f = np.array(factor)[kind]
+    want = np.maximum(np.rint(network + (a - network) * f), 1)
+    assert (np.abs(b - want) <= f / 2 + 1).all()
 
 
 def _reference_pick(cdf: np.ndarray, v: np.ndarray) -> np.ndarray:

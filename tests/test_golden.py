@@ -38,7 +38,7 @@ FIRST_ROWS = [
         "51 Nwobi Road, Igbo Ukwu, Ekwulobia, Anambra State",
         "mercy.okereke1997@gmail.com",
         "ANDROID",
-        619,
+        774,
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",

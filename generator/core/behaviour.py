@@ -257,6 +257,7 @@ class Behaviour:
     latency_customer_sigma: float  # each customer's own factor on it: lognormal, median 1 (population.network_quality)
     latency_fulfilment_round_trip: bool  # PACKED, SHIPPED, DELIVERED carry the customer's round trip too (before 0.6)
     latency_server_ms: np.ndarray  # per platform: the server time's median
+    latency_server_factor: np.ndarray  # per event code: the server time's median times this (what the event asks)
     latency_sigma: np.ndarray
     latency_threshold_ms: int
     incidents: Incidents = field(default_factory=lambda: Incidents.from_list([], ()))
@@ -373,6 +374,10 @@ class Behaviour:
                 "session.authorization_factor",
             ),
             **_latency(lat),
+            # A scenario recorded before the key existed (an older run's manifest): every event type alike.
+            latency_server_factor=_ordered(
+                lat.get("server_factor", dict.fromkeys(EVENT_TYPES, 1.0)), EVENT_TYPES, "latency.server_factor"
+            ),
             latency_sigma=_ordered(lat["sigma"], PLATFORMS, "latency.sigma"),
             latency_threshold_ms=int(lat["threshold_ms"]),
             incidents=Incidents.from_list(d.get("incidents", []), names),

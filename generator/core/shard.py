@@ -666,17 +666,24 @@ def network_ms(b: Behaviour, operator: np.ndarray, ts: np.ndarray, quality: np.n
 
 
 def latency_ms(
-    r: np.random.Generator, b: Behaviour, platform: np.ndarray, ts: np.ndarray, network: np.ndarray | float = 0.0
+    r: np.random.Generator,
+    b: Behaviour,
+    platform: np.ndarray,
+    ts: np.ndarray,
+    network: np.ndarray | float = 0.0,
+    kind: np.ndarray | None = None,
 ) -> np.ndarray:
     """Latency in whole ms (int32, at least 1) of events on each platform at each instant: the customer's network
-    round trip (`network_ms`) plus the platform's lognormal server time (median and sigma from the scenario) drawn
-    exactly, so values are continuous and the tail is the law's own, times a latency degradation's factor inside
-    its window."""
+    round trip (`network_ms`) plus the platform's lognormal server time (median and sigma from the scenario, the
+    median times the event type's server factor when `kind` gives the types) drawn exactly, so values are
+    continuous and the tail is the law's own, times a latency degradation's factor inside its window."""
     p = platform.astype(np.intp)
     ms = r.standard_normal(p.size)
     ms *= b.latency_sigma[p]
     np.exp(ms, out=ms)
     ms *= b.latency_server_ms[p]
+    if kind is not None and (b.latency_server_factor != 1).any():
+        ms *= b.latency_server_factor[kind]
     ms += network
     if len(b.incidents.latency_degradation):  # a degraded platform is slower inside its incident's window
         ms *= latency_factor(b, platform, ts)
@@ -761,7 +768,7 @@ def build_rows(cfg: GenConfig, shard: Shard, c: Cut, pools: Pools | None = None,
     network = network_ms(b, operator, ev.ts, quality)
     if not b.latency_fulfilment_round_trip:  # back-office events: server to server, no customer's round trip
         network[_FULFILMENT[ev.type]] = 0.0
-    latency = latency_ms(r, b, ev.platform, ev.ts, network)
+    latency = latency_ms(r, b, ev.platform, ev.ts, network, ev.type)
     slow = latency > cfg.latency_threshold_ms
 
     ident = identities(cfg.seed, customers, pools, cfg.customers)
