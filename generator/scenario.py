@@ -191,6 +191,7 @@ SPEC: dict = {
         "add_to_cart_factor": dict.fromkeys(PLATFORMS, _non_negative),
         "propensity_sigma": _non_negative,
         "add_more": _probability,
+        "cart_anywhere": _boolean,
         "checkout": _probability,
         "abandon_at_payment": _probability,
     },

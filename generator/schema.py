@@ -216,12 +216,13 @@ def describe() -> list[dict[str, object]]:
 
 # The session grammar: which session event may directly follow which, for one customer in time order
 # (fulfilment events are the order's, not the session's, and are checked along the tracking number instead).
-# OPEN may follow anything: a new session can start after a session abandoned at any step.
+# OPEN may follow anything: a new session can start after a session abandoned at any step. A checkout may follow
+# a product view, but only in a session that has added to its cart (`gen validate` checks that too).
 SESSION_EVENTS: tuple[str, ...] = EVENT_TYPES[: EVENT_TYPES.index("ORDER_PLACED") + 1]
 SESSION_NEXT: dict[str, frozenset[str]] = {
     "OPEN": frozenset({"USER_LOGIN", "PRODUCT_VIEW", "OPEN"}),
     "USER_LOGIN": frozenset({"PRODUCT_VIEW", "OPEN"}),
-    "PRODUCT_VIEW": frozenset({"PRODUCT_VIEW", "ADD_TO_CART", "OPEN"}),
+    "PRODUCT_VIEW": frozenset({"PRODUCT_VIEW", "ADD_TO_CART", "CHECKOUT_STARTED", "OPEN"}),  # once carted
     "ADD_TO_CART": frozenset({"PRODUCT_VIEW", "CHECKOUT_STARTED", "OPEN"}),
     "CHECKOUT_STARTED": frozenset({"PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "OPEN"}),
     "PAYMENT_FAILED": frozenset({"PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "OPEN"}),

@@ -368,8 +368,19 @@ def _check_sessions(table: pa.Table, codes: np.ndarray, r: Report, continued: bo
         _first_row(sub, np.isin(np.arange(len(order)), order[bad])) if bad.any() else "",
     )
 
-    amount = _kobo(sub.column("total_amount"))[order]
+    # A checkout needs an add to cart earlier in its session (since its customer's last OPEN).
     is_chk = t == EVENT_CODE["CHECKOUT_STARTED"]
+    carts = np.cumsum(t == EVENT_CODE["ADD_TO_CART"])
+    last_open = np.maximum.accumulate(np.where(is_open, np.arange(t.size), -1)) if t.size else t
+    in_session = (last_open >= 0) & (c == c[np.maximum(last_open, 0)])
+    bad = is_chk & np.where(in_session, carts == carts[np.maximum(last_open, 0)], ~lead)
+    r.rule(
+        "a checkout follows an add to cart in its session",
+        bad.sum(),
+        _first_row(sub, np.isin(np.arange(len(order)), order[bad])) if bad.any() else "",
+    )
+
+    amount = _kobo(sub.column("total_amount"))[order]
     last_chk = np.maximum.accumulate(np.where(is_chk, np.arange(t.size), -1)) if t.size else t
     paying = np.isin(t, [EVENT_CODE[k] for k in ("PAYMENT_FAILED", "PAYMENT_AUTHORIZED", "ORDER_PLACED")])
     ok = (last_chk >= 0) & (c == c[np.maximum(last_chk, 0)])

@@ -20,7 +20,7 @@ from generator.core.behaviour import REGIONS, Behaviour, Incidents, default_beha
 from generator.core.events import HOUR, SECOND, sparse_strings, stable_order
 from generator.core.nigeria import default_pools
 from generator.core.population import email_reissues, identities, subscriber_numbers
-from generator.core.sessions import draw_in_curve, extra_views, intensity, intensity_curve
+from generator.core.sessions import _carts_among_views, draw_in_curve, extra_views, intensity, intensity_curve
 from generator.core.shard import (
     GenConfig,
     cut,
@@ -468,6 +468,39 @@ def test_an_event_types_server_factor_multiplies_its_server_time(seed, factor):
     f = np.array(factor)[kind]
     want = np.maximum(np.rint(network + (a - network) * f), 1)
     assert (np.abs(b - want) <= f / 2 + 1).all()
+
+
+@settings(max_examples=15, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), add_more=st.floats(0, 0.9), views=st.integers(1, 12))
+def test_adds_fall_after_any_view_alike(seed, add_more, views):
+    """Sessions of `views` product views that add to their cart: every add right after a view (never two adds in
+    a row), 1 + Binomial(views - 1, add_more) adds, and each view followed by an add with the same probability
+    wherever it is in the session, 1/views + (1 - 1/views)·add_more (within 5 standard errors for each view;
+    runs before 0.7 put the adds after the plain views, the last view always added)."""
+    n = 20_000
+    b = dataclasses.replace(default_behaviour(), add_more=add_more)
+    v = np.full(n, views)
+    carts, (sid, at) = _carts_among_views(np.random.default_rng(seed), b, v, np.ones(n, bool))
+    assert carts.sum() == sid.size and (carts >= 1).all() and (carts <= views).all()
+    assert np.array_equal(np.bincount(sid, minlength=n), carts)
+    # The session's views and adds laid out: view j after a adds sits at j + a, its add right after it.
+    width = 2 * views
+    layout = np.zeros((n, width), np.int8)  # 1: a view, 2: an add, 0: past the session's end
+    layout[sid, at] = 2
+    filled = np.arange(width) < (views + carts)[:, None]
+    layout[filled & (layout == 0)] = 1
+    assert (layout[:, 0] == 1).all()
+    assert not ((layout[:, 1:] == 2) & (layout[:, :-1] != 1)).any()  # each add right after a view
+    mean, var = 1 + (views - 1) * add_more, (views - 1) * add_more * (1 - add_more)
+    assert abs(carts.mean() - mean) <= 5 * math.sqrt(var / n) + 1e-9
+    # Whether view j (the j-th 1 in a row) is followed by an add.
+    view_rank = np.cumsum(layout == 1, axis=1) - 1
+    after = np.zeros((n, views), bool)
+    r, c = np.nonzero(layout[:, 1:] == 2)
+    after[r, view_rank[r, c]] = True
+    p = 1 / views + (1 - 1 / views) * add_more
+    se = math.sqrt(p * (1 - p) / n)
+    assert (np.abs(after.mean(axis=0) - p) <= 5 * se + 1e-9).all(), (after.mean(axis=0), p)
 
 
 def _reference_pick(cdf: np.ndarray, v: np.ndarray) -> np.ndarray:

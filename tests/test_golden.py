@@ -30,7 +30,7 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:05.953787+00:00",
+        "2025-11-01 00:00:04.621478+00:00",
         "USER_LOGIN",
         "NG000148249",
         "Mercy Okereke",
@@ -66,10 +66,10 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 85,
-    "USER_LOGIN": 51,
-    "PRODUCT_VIEW": 112,
-    "ADD_TO_CART": 2,
+    "OPEN": 81,
+    "USER_LOGIN": 47,
+    "PRODUCT_VIEW": 115,
+    "ADD_TO_CART": 7,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
@@ -81,9 +81,9 @@ FIRST_FULFILMENT = [
 ]
 DAYTIME_COUNTS = {
     "OPEN": 100,
-    "USER_LOGIN": 65,
-    "PRODUCT_VIEW": 52,
-    "ADD_TO_CART": 1,
+    "USER_LOGIN": 68,
+    "PRODUCT_VIEW": 48,
+    "ADD_TO_CART": 2,
     "PACKED": 7,
     "SHIPPED": 13,
     "DELIVERED": 12,

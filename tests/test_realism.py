@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -67,6 +69,33 @@ def test_funnel_conversion_and_cart_abandonment(events):
     assert 0.40 <= with_order / with_checkout <= 0.65, "many checkouts end without an order (40-65% convert)"
 
 
+def _after_first_add(session: np.ndarray, types: np.ndarray) -> tuple[float, float]:
+    """Of product views after their session's first ADD_TO_CART, the share followed by another add; of
+    CHECKOUT_STARTED, the share right after a product view."""
+    adds = np.flatnonzero(types == "ADD_TO_CART")
+    first_add = np.full(session.max() + 1, types.size)
+    np.minimum.at(first_add, session[adds], adds)
+    view = np.flatnonzero(types[:-1] == "PRODUCT_VIEW")
+    later = view[view > first_add[session[view]]]
+    added = types[later + 1] == "ADD_TO_CART"
+    chk = np.flatnonzero(types == "CHECKOUT_STARTED")
+    return float(added.mean()), float((types[chk - 1] == "PRODUCT_VIEW").mean())
+
+
+def test_shoppers_add_to_cart_and_go_on_browsing(events):
+    """A session's adds fall after any of its views: of the views after a session's first add, few are added
+    (about add_more, 0.15, and a little more: the uniformly placed add may come later), not all of them; and a
+    checkout often comes right after a product view (when the last view was not added). Runs before 0.7 added
+    every view after the first add and went to checkout right after an add, as `cart_anywhere = false` still does
+    (checked on the same configuration)."""
+    added, after_view = _after_first_add(*_sessions(events))
+    assert 0.1 < added < 0.35, added
+    assert 0.3 < after_view < 0.8, after_view
+    old = dataclasses.replace(CFG, behaviour=dataclasses.replace(default_behaviour(), cart_anywhere=False))
+    before = pa.concat_tables([decoded(shard_table(old, s)) for s in plan(old)])
+    assert _after_first_add(*_sessions(before)) == (1.0, 0.0)
+
+
 def test_payment_failures_and_method_mix(events):
     failed, authorised = _count(events, "PAYMENT_FAILED"), _count(events, "PAYMENT_AUTHORIZED")
     assert 0.05 < failed / (failed + authorised) < 0.14
@@ -118,7 +147,7 @@ def test_a_customers_orders_mostly_share_a_method():
     who = np.array(orders.column("customer_id").to_pylist())
     method = np.array(orders.column("payment_method").to_pylist())
     repeat = who[1:] == who[:-1]
-    assert repeat.sum() >= 300, repeat.sum()
+    assert repeat.sum() >= 250, repeat.sum()
     same = (method[1:] == method[:-1])[repeat].mean()
     assert 0.60 < same < 0.85, same
 

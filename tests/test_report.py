@@ -263,6 +263,12 @@ def test_latency_percentiles_within_tolerance(summary):
             assert r.se is not None and r.se > 0, r
             assert abs(r.value - r.target) <= MAX_Z * r.se + 1, r
         assert rows[f"{p}: p50"].target > b.latency_network_ms.min() + b.latency_server_ms[i], p
+    # By event type: the median within MAX_Z plus the rounding, its target following the type's server factor.
+    medians = {t: rows[f"{t}: median latency"] for t in EVENT_TYPES if f"{t}: median latency" in rows}
+    assert {"PRODUCT_VIEW", "CHECKOUT_STARTED", "PAYMENT_AUTHORIZED"} <= set(medians)
+    for r in medians.values():
+        assert r.se is not None and abs(r.value - r.target) <= MAX_Z * r.se + 1, r
+    assert medians["PAYMENT_AUTHORIZED"].target > medians["PRODUCT_VIEW"].target + 100
 
 
 def test_session_event_mix_within_tolerance(summary):

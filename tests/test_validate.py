@@ -122,6 +122,32 @@ def test_each_broken_rule_is_reported(table, name, pick):
     assert rule in report.violations, (name, dict(report.violations))
 
 
+@settings(max_examples=5, deadline=None)
+@given(pick=st.integers(0, 10**6))
+def test_a_checkout_without_an_add_to_cart_is_reported(table, pick):
+    """A checkout may follow a product view, but only in a session that added to its cart: turning every
+    ADD_TO_CART of one checkout's session into a PRODUCT_VIEW breaks that rule alone (each pair of events is
+    still one the session grammar allows)."""
+    chk = int(_rows(table, "CHECKOUT_STARTED")[pick % _rows(table, "CHECKOUT_STARTED").size])
+    customer = table.column("customer_id")[chk].as_py()
+    mine = table.filter(pc.equal(table.column("customer_id"), customer))
+    ts, kind = mine.column("event_ts").to_pylist(), mine.column("event_type").to_pylist()
+    at = ts.index(table.column("event_ts")[chk].as_py())
+    opened = max(i for i in range(len(ts)) if kind[i] == "OPEN" and ts[i] <= ts[at])
+    adds = {ts[i] for i in range(len(ts)) if kind[i] == "ADD_TO_CART" and ts[opened] <= ts[i] < ts[at]}
+    assert adds
+    own = pc.equal(table.column("customer_id"), customer).to_numpy(zero_copy_only=False)
+    broken = table
+    for row in np.flatnonzero(own):
+        if (
+            table.column("event_type")[int(row)].as_py() == "ADD_TO_CART"
+            and table.column("event_ts")[int(row)].as_py() in adds
+        ):
+            broken = _set(broken, "event_type", int(row), "PRODUCT_VIEW")
+    violations = check_table(broken, CFG.latency_threshold_ms).violations
+    assert set(violations) == {"a checkout follows an add to cart in its session"}, dict(violations)
+
+
 def test_duplicate_event_id_is_reported(table):
     ids = table.column("event_id").combine_chunks()
     dup = pa.concat_arrays([ids.slice(0, 1), ids.slice(0, table.num_rows - 1)])

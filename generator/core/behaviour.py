@@ -214,6 +214,7 @@ class Behaviour:
     cart_factor: np.ndarray  # per platform: add_to_cart times this in its sessions (sessions.cart_probability)
     propensity_sigma: float  # a customer's own factor on add_to_cart: lognormal, mean 1 (population.propensity)
     add_more: float
+    cart_anywhere: bool  # adds after any of a session's views (sessions._carts_among_views); before 0.7 not
     checkout: float
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
     method_mix: np.ndarray
@@ -307,6 +308,8 @@ class Behaviour:
             # A scenario recorded before the key existed (an older run's manifest): every customer alike.
             propensity_sigma=float(f.get("propensity_sigma", 0.0)),
             add_more=float(f["add_more"]),
+            # A scenario recorded before the key existed (an older run's manifest): the adds after the plain views.
+            cart_anywhere=bool(f.get("cart_anywhere", False)),
             checkout=float(f["checkout"]),
             # A scenario recorded before the key existed (an older run's manifest) had no abandonment at payment.
             abandon_at_payment=float(f.get("abandon_at_payment", 0.0)),

@@ -195,7 +195,10 @@ def simulate(
     browse = rng.random(n) >= b.bounce
     views = np.where(browse, 1 + extra_views(rng, b, n), 0)
     carted = browse & (rng.random(n) < cart_probability(b, platform, 1.0 if propensity is None else propensity))
-    carts = np.where(carted, 1 + rng.binomial(np.maximum(views - 1, 0), b.add_more), 0)
+    if b.cart_anywhere:
+        carts, cart_at = _carts_among_views(rng, b, views, carted)
+    else:  # runs before 0.7: the adds after the plain views, each right after a view of its own
+        carts, cart_at = np.where(carted, 1 + rng.binomial(np.maximum(views - 1, 0), b.add_more), 0), None
     p_checkout = b.checkout
     if len(b.incidents.conversion):  # flash sales, by the session's start
         p_checkout = np.minimum(b.checkout * conversion_factor(b, starts), 1.0)
@@ -216,8 +219,8 @@ def simulate(
     seg = np.empty((n, 8), np.int64)
     seg[:, 0] = 1
     seg[:, 1] = login
-    seg[:, 2] = views - carts
-    seg[:, 3] = 2 * carts
+    seg[:, 2] = views - carts if cart_at is None else views + carts  # then views and adds interleaved here
+    seg[:, 3] = 2 * carts if cart_at is None else 0
     seg[:, 4] = checkout
     seg[:, 5] = n_fail
     seg[:, 6] = ok
@@ -229,6 +232,9 @@ def simulate(
         run_start = np.r_[True, np.diff(pair) != 1]
         run_index = np.maximum.accumulate(np.where(run_start, np.arange(pair.size), 0))
         etype[pair] = np.where((np.arange(pair.size) - run_index) % 2 == 0, _VIEW, _CART)
+    if cart_at is not None:  # each add right after its view: its place among the session's views and adds
+        start = np.cumsum(count) - count + 1 + login
+        etype[start[cart_at[0]] + cart_at[1]] = _CART
 
     # Time inside the session: lognormal gaps by the kind of the next event; a pause before each retry after a
     # failed payment.
@@ -282,6 +288,30 @@ def simulate(
         origin=np.repeat(start, count),
     )
     return events, placed
+
+
+def _carts_among_views(
+    rng: np.random.Generator, b: Behaviour, views: np.ndarray, carted: np.ndarray
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """Which views of each session are followed by an ADD_TO_CART: in a session that adds, one view drawn
+    uniformly among its views (its first add) and each of the others with probability `add_more`, so the adds are
+    1 + Binomial(views - 1, add_more) as ever, anywhere among the views: a shopper adds and goes on browsing.
+    Returns the adds per session and, for each add, its session and its place among the session's views and adds
+    (view j, after a of the session's adds, is at j + a; its add right after it)."""
+    sid = np.flatnonzero(carted)
+    v = views[sid]
+    total = int(v.sum())
+    added = rng.random(total) < b.add_more
+    offset = np.cumsum(v) - v
+    added[offset + np.minimum((rng.random(sid.size) * v).astype(np.int64), v - 1)] = True
+    before = np.cumsum(added)  # adds up to and including each view, over all the sessions
+    first_in = before[offset] - added[offset]  # adds before each session's views
+    owner = np.repeat(np.arange(sid.size), v)
+    j = np.flatnonzero(added)
+    carts = np.zeros(views.size, np.int64)
+    carts[sid] = np.add.reduceat(added, offset) if sid.size else 0
+    at = (j - offset[owner[j]]) + (before[j] - first_in[owner[j]])
+    return carts, (sid[owner[j]], at)
 
 
 def session_gaps(rng: np.random.Generator, b: Behaviour, etype: np.ndarray) -> np.ndarray:
