@@ -20,6 +20,7 @@ from generator.config import (
     DEFAULT_PARTITIONING,
     DEFAULT_SEED,
     DEFAULT_START,
+    MAX_WORKERS,
     PARTITIONINGS,
     ConfigError,
     RunConfig,
@@ -407,8 +408,8 @@ def validate(
     if run_id and whole:
         raise UserError("--all: checks every run; leave out --run-id")
     n = parse_whole("--workers", workers) if workers else usable_cpus()
-    if n < 1:
-        raise UserError(f"--workers: must be a whole number of at least 1, got {n}")
+    if not 1 <= n <= MAX_WORKERS:
+        raise UserError(f"--workers: must be a whole number from 1 to {MAX_WORKERS:,}, got {n}")
     try:
         report = validate_out(out, run_id or None, whole, n)
     except KeyboardInterrupt:

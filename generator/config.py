@@ -35,8 +35,12 @@ def parse_whole(flag: str, text: str) -> int:
         raise ConfigError(f"{flag}: not a whole number: {text!r}") from None
 
 
+EARLIEST_START = datetime(2000, 1, 1, tzinfo=UTC)
 LATEST_START = datetime(9000, 1, 1, tzinfo=UTC)
 MAX_CUSTOMERS = 10**CUSTOMER_ID_DIGITS
+MAX_WORKERS = 4096
+MAX_SHARD_SIZE = 10_000_000  # events in one shard: a worker holds a shard's columns (a few hundred bytes an event)
+MAX_LATENCY_THRESHOLD_MS = 2**31 - 1  # latency_ms is a 32-bit integer
 
 
 def parse_start(text: str) -> datetime:
@@ -48,6 +52,8 @@ def parse_start(text: str) -> datetime:
     t = t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
     if t >= LATEST_START:  # a window (at most ten years) and its orders' fulfilment stay inside year 9999
         raise ConfigError(f"--start: must be before {LATEST_START:%Y-%m-%d}, got {text!r}")
+    if t < EARLIEST_START:  # an e-commerce log of this century (and a year ISO 8601 writes in four digits)
+        raise ConfigError(f"--start: must be {EARLIEST_START:%Y-%m-%d} or later, got {text!r}")
     return t
 
 
@@ -130,6 +136,8 @@ class RunConfig:
         if self.duration_us is not None:
             positive(self.duration_us, "--duration")
         positive(self.workers, "--workers")
+        if self.workers > MAX_WORKERS:
+            raise ConfigError(f"--workers: at most {MAX_WORKERS:,}, got {self.workers}")
         if self.customers is not None:
             positive(self.customers, "--customers")
             if self.customers > MAX_CUSTOMERS:
@@ -139,12 +147,19 @@ class RunConfig:
                 )
         if self.shard_size is not None and not self.resolved:
             positive(self.shard_size, "--shard-size")
+            if self.shard_size > MAX_SHARD_SIZE:
+                raise ConfigError(f"--shard-size: at most {MAX_SHARD_SIZE:,} events, got {self.shard_size}")
         if self.seed is not None and (not isinstance(self.seed, int) or not 0 <= self.seed < 2**63):
             raise ConfigError(f"--seed: must be a whole number from 0 to 2**63-1, got {self.seed!r}")
         if self.latency_threshold_ms is not None and (
             not isinstance(self.latency_threshold_ms, int) or self.latency_threshold_ms < 0
         ):
             raise ConfigError(f"--latency-threshold-ms: must be 0 or more, got {self.latency_threshold_ms!r}")
+        if self.latency_threshold_ms is not None and self.latency_threshold_ms > MAX_LATENCY_THRESHOLD_MS:
+            raise ConfigError(
+                f"--latency-threshold-ms: at most {MAX_LATENCY_THRESHOLD_MS} (latency_ms is a 32-bit integer), "
+                f"got {self.latency_threshold_ms}"
+            )
         if self.partition_by is not None and self.partition_by not in PARTITIONINGS:
             raise ConfigError(f"--partition-by: must be one of {', '.join(PARTITIONINGS)}, got {self.partition_by!r}")
         if not self.run_id:

@@ -628,6 +628,7 @@ def _commit(staging: Path, out: Path, results: list[ShardResult], doc: dict) -> 
     clash = [str(dest) for _, dest in moves if dest.exists()]
     if clash:
         raise RunError(f"refusing to overwrite existing part {clash[0]}")
+    body = manifest.dumps(doc)  # serialised before anything moves: nothing is put in place that it cannot list
     done: list[tuple[Path, Path]] = []
     path = manifest.manifest_path(out, doc["run_id"])
     try:
@@ -637,7 +638,7 @@ def _commit(staging: Path, out: Path, results: list[ShardResult], doc: dict) -> 
             done.append((src, dest))
         for d in sorted({dest.parent for _, dest in moves}):
             sync_dir(d)
-        return manifest.write(out, doc)
+        return manifest.write(out, doc, body)
     except OSError as e:
         if path.is_file():  # renamed into place: the run is committed, and its parts must stay where it lists them
             raise RunError(

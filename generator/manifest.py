@@ -109,9 +109,11 @@ def relative_path(run_id: str) -> str:
     return f"{MANIFEST_DIR}/{run_id}.json"
 
 
-def write(out: Path, manifest: dict) -> Path:
+def write(out: Path, manifest: dict, body: bytes | None = None) -> Path:
+    """Writes the manifest (`body`: its bytes, already serialised by the caller) under its temporary name, then
+    renames it into place: the commit."""
     path = manifest_path(out, manifest["run_id"])
-    write_atomic(path, dumps(manifest))
+    write_atomic(path, dumps(manifest) if body is None else body)
     return path
 
 

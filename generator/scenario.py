@@ -213,8 +213,9 @@ SPEC: dict = {
         "item_median_ngn": _positive,
         "item_sigma": _non_negative,
         "charm": _probability,
-        "min_ngn": _whole(0),
-        "max_ngn": _whole(1),
+        # a basket is clipped to max_ngn, and total_amount is a decimal(12, 2): at most 9,999,999,999.99 naira
+        "min_ngn": _whole(0, 9_999_999_999),
+        "max_ngn": _whole(1, 9_999_999_999),
         "region_factor": dict.fromkeys(REGIONS, _positive),
         "platform_factor": dict.fromkeys(PLATFORMS, _positive),
     },
@@ -255,7 +256,7 @@ SPEC: dict = {
         "server_median_ms": dict.fromkeys(PLATFORMS, _positive),
         "server_factor": dict.fromkeys(EVENT_TYPES, _positive),
         "sigma": dict.fromkeys(PLATFORMS, _non_negative),
-        "threshold_ms": _whole(0),
+        "threshold_ms": _whole(0, 2**31 - 1),  # latency_ms is a 32-bit integer
     },
     "faults": dict.fromkeys(FAULT_KINDS, _probability),
     "calendar": {"public_holidays": _dates},

@@ -476,6 +476,27 @@ def test_a_failure_after_the_manifests_rename_keeps_the_run_whole(tmp_path, monk
     assert validate(tmp_path, whole=True).ok
 
 
+def test_a_manifest_that_cannot_be_serialised_puts_nothing_in_place(tmp_path, monkeypatch):
+    """The manifest is serialised before any part moves out of the staging: a manifest that cannot be (a bug: a
+    value JSON cannot hold) fails the run with no part, state or manifest where readers look, and the same run id
+    can run again (a run of 0.6 moved its parts into events/ first and left them there)."""
+    from generator import manifest
+
+    real = manifest.dumps
+
+    def unserialisable(doc):
+        raise TypeError("Integer exceeds 64-bit range")
+
+    monkeypatch.setattr(manifest, "dumps", unserialisable)
+    with pytest.raises(TypeError):
+        run(small_config(tmp_path, events=3_000))
+    assert _visible(tmp_path) == []
+    assert not list(tmp_path.glob("_state/*")) and not list(tmp_path.glob("_manifests/*"))
+    monkeypatch.setattr(manifest, "dumps", real)
+    run(small_config(tmp_path, events=3_000))
+    assert validate(tmp_path).ok
+
+
 def test_what_cannot_be_written_leaves_no_temporary_file_and_new_folders_are_made_durable(tmp_path, monkeypatch):
     from generator import parts
 

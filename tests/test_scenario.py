@@ -211,6 +211,8 @@ INVALID = [
     ),
     ('[latency]\nfulfilment_round_trip = "no"\n', "latency.fulfilment_round_trip", "expected true or false, got 'no'"),
     ("[funnel]\ncheckout = nan\n", "funnel.checkout", "not a finite number"),
+    ("[latency]\nthreshold_ms = 99999999999999\n", "latency.threshold_ms", "is outside 0..2147483647"),
+    ("[basket]\nmax_ngn = 10_000_000_000\n", "basket.max_ngn", "is outside 1..9999999999"),
     ("funnel = 3\n", "funnel", "expected a table"),
     ("[payment.failure]\nCARD = 1.7\n", "payment.failure.CARD", "1.7 is not a probability in [0, 1]"),
     ("[funnel]\nbounce = -0.1\n", "funnel.bounce", "not a probability"),
