@@ -172,7 +172,11 @@ _OPTIONAL = frozenset({"regions"})  # keys that may be left out: a carrier's reg
 # Every key a scenario may hold, declared once: a check per value, a nested dict per table.
 SPEC: dict = {
     "population": {"customers": _whole(1, MAX_CUSTOMERS), "sessions_per_day": _positive, "activity_shape": _positive},
-    "platform": {"mix": dict.fromkeys(PLATFORMS, _probability), "loyalty": _probability},
+    "platform": {
+        "mix": dict.fromkeys(PLATFORMS, _probability),
+        "loyalty": _probability,
+        "region_factor": {region: dict.fromkeys(PLATFORMS, _positive) for region in REGIONS},
+    },
     "traffic": {
         "hourly_wat": _hourly,
         "weekend_factor": _non_negative,

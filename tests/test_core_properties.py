@@ -503,6 +503,34 @@ def test_adds_fall_after_any_view_alike(seed, add_more, views):
     assert (np.abs(after.mean(axis=0) - p) <= 5 * se + 1e-9).all(), (after.mean(axis=0), p)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    mix=st.lists(st.floats(0.01, 1), min_size=3, max_size=3),
+    factor=st.lists(st.lists(st.floats(0.05, 20), min_size=3, max_size=3), min_size=7, max_size=7),
+)
+def test_region_platform_mixes_keep_the_national_mix(mix, factor):
+    """The platform mix of each region is the base weights times its factors, normalised; the base weights are
+    solved so that over the regions' demand the mix is the scenario's: every row sums to 1, the demand-weighted
+    rows give the mix (to 1e-9), each row divided by its factors is one vector up to scale, and with every factor
+    1 every row is the mix."""
+    from generator.core.behaviour import region_of
+    from generator.core.population import platform_by_region
+
+    pools = default_pools()
+    target = np.array(mix) / sum(mix)
+    b = dataclasses.replace(default_behaviour(), platform_mix=np.array(mix), platform_region_factor=np.array(factor))
+    rows = platform_by_region(b, pools)
+    assert np.allclose(rows.sum(axis=1), 1, atol=1e-12)
+    regions = region_of(pools.state_is_hub, pools.state_zone)
+    demand = np.bincount(regions, weights=np.diff(pools.state_cdf, prepend=0.0), minlength=len(REGIONS))
+    assert np.abs(demand / demand.sum() @ rows - target).max() < 1e-9
+    base = rows / np.array(factor)
+    base /= base.sum(axis=1, keepdims=True)
+    assert np.allclose(base, base[0], rtol=1e-9)
+    flat = dataclasses.replace(b, platform_region_factor=np.ones((7, 3)))
+    assert np.allclose(platform_by_region(flat, pools), target, atol=1e-12)
+
+
 def _reference_pick(cdf: np.ndarray, v: np.ndarray) -> np.ndarray:
     return np.minimum(np.searchsorted(cdf, v, side="right"), len(cdf) - 1)
 

@@ -198,6 +198,9 @@ class Behaviour:
     activity_shape: float
     platform_mix: np.ndarray
     platform_loyalty: float
+    # (REGIONS, PLATFORMS): the mix's weights times these where the customer lives (population.platform_by_region);
+    # None (a scenario before 0.7): the mix everywhere
+    platform_region_factor: np.ndarray | None
     hourly_wat: np.ndarray
     weekend_factor: float
     payday_factor: float
@@ -288,6 +291,13 @@ class Behaviour:
             activity_shape=float(p["activity_shape"]),
             platform_mix=_ordered(d["platform"]["mix"], PLATFORMS, "platform.mix"),
             platform_loyalty=float(d["platform"]["loyalty"]),
+            platform_region_factor=(
+                np.array(
+                    [_ordered(d["platform"]["region_factor"][g], PLATFORMS, "platform.region_factor") for g in REGIONS]
+                )
+                if "region_factor" in d["platform"]
+                else None
+            ),
             hourly_wat=np.array(t["hourly_wat"], dtype=float),
             weekend_factor=float(t["weekend_factor"]),
             payday_factor=float(t["payday_factor"]),

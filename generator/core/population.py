@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from generator.core.behaviour import Behaviour
+from generator.core.behaviour import REGIONS, Behaviour, region_of
 from generator.core.nigeria import Pools, street_length_cdf
 from generator.core.streams import hash_normal, hash_u64, hash_uniform, pick, segment_pick
 
@@ -60,8 +60,40 @@ def propensity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     return np.exp(s * hash_normal(seed, "propensity", idx) - s * s / 2)
 
 
-def primary_platform(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
-    return pick(np.cumsum(b.platform_mix), hash_uniform(seed, "platform", idx)).astype(np.int8)
+def platform_by_region(b: Behaviour, pools: Pools) -> np.ndarray:
+    """(REGIONS, PLATFORMS): the platform mix of the customers of each region, the mix's weights times the
+    region's factors, with base weights solved (iterative proportional fitting) so that over the regions' demand
+    the population's mix is still the scenario's `mix`."""
+    regions = region_of(pools.state_is_hub, pools.state_zone)
+    demand = np.bincount(regions, weights=np.diff(pools.state_cdf, prepend=0.0), minlength=len(REGIONS))
+    demand /= demand.sum()
+    target = b.platform_mix / b.platform_mix.sum()
+    w = target.copy()
+    for _ in range(200):
+        by_region = w * b.platform_region_factor
+        by_region /= by_region.sum(axis=1, keepdims=True)
+        national = demand @ by_region
+        if np.abs(national - target).max() < 1e-12:
+            break
+        w = w * np.divide(target, national, out=np.ones_like(target), where=national > 0)
+    return by_region
+
+
+def platforms_in(region: np.ndarray, mix: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """A platform per draw `u` from the mix of its `region` (rows of `platform_by_region`)."""
+    cdf = (np.arange(mix.shape[0])[:, None] + np.cumsum(mix, axis=1)).ravel()
+    return (segment_pick(cdf, np.asarray(region, np.int64), u) % mix.shape[1]).astype(np.int8)
+
+
+def primary_platform(
+    seed: int, idx: np.ndarray, b: Behaviour, region: np.ndarray | None = None, mix: np.ndarray | None = None
+) -> np.ndarray:
+    """Each customer's primary platform: from the scenario's mix, or, given the customers' regions and
+    `platform_by_region`'s mixes, from the mix of where each lives."""
+    u = hash_uniform(seed, "platform", idx)
+    if mix is None:
+        return pick(np.cumsum(b.platform_mix), u).astype(np.int8)
+    return platforms_in(region, mix, u)
 
 
 def usual_method(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:

@@ -37,6 +37,8 @@ from generator.core.population import (
     identities,
     network_quality,
     operators,
+    platform_by_region,
+    platforms_in,
     primary_platform,
     propensity,
     usual_method,
@@ -348,11 +350,13 @@ class _Stream:
         self.ids = np.arange(shard.first_customer, shard.first_customer + shard.customers, dtype=np.int64)
         self.activity_cdf = np.cumsum(activity(cfg.seed, self.ids, self.b))  # expected sessions a day, running
         self.activity_total = float(self.activity_cdf[-1]) if self.ids.size else 0.0
-        self.primary = primary_platform(cfg.seed, self.ids, self.b)
+        self.region = region_of(pools.state_is_hub, pools.state_zone)[home_state(cfg.seed, self.ids, pools)]
+        # Where the customer lives tilts its platforms (a scenario before 0.7: the mix everywhere).
+        self.platform_mix = None if self.b.platform_region_factor is None else platform_by_region(self.b, pools)
+        self.primary = primary_platform(cfg.seed, self.ids, self.b, self.region, self.platform_mix)
         self.usual_method = usual_method(cfg.seed, self.ids, self.b)
         self.propensity = propensity(cfg.seed, self.ids, self.b)
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
-        self.region = region_of(pools.state_is_hub, pools.state_zone)[home_state(cfg.seed, self.ids, pools)]
         self.chunks: list[Events] = []
         self.carriers: list[np.ndarray] = []
         self.serials: list[np.ndarray] = []
@@ -385,7 +389,10 @@ class _Stream:
         local = local[r.permutation(local.size)]
         order = stable_order(starts)
         starts, local = starts[order], local[order]
-        other = pick(np.cumsum(self.b.platform_mix), r.random(local.size)).astype(np.int8)
+        if self.platform_mix is None:
+            other = pick(np.cumsum(self.b.platform_mix), r.random(local.size)).astype(np.int8)
+        else:  # another device, from the mix of where the customer lives
+            other = platforms_in(self.region[local], self.platform_mix, r.random(local.size))
         platform = np.where(r.random(local.size) < self.b.platform_loyalty, self.primary[local], other)
         return starts, local, platform
 
