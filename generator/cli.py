@@ -11,9 +11,12 @@ from typing import Annotated
 
 import orjson
 import typer
-from rich.console import Console
+from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
+from typer import rich_utils
+from typer._click.core import ParameterSource
+from typer._click.exceptions import NoArgsIsHelpError
 
 from generator import __version__, schema
 from generator.config import (
@@ -38,112 +41,199 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
-out_console = Console()
-err_console = Console(stderr=True)
 
-# The S3 options `run`, `pull` and `upload` share (each also from its environment variable).
-Bucket = Annotated[str, typer.Option(envvar="GEN_BUCKET", help="S3 bucket.")]
-Prefix = Annotated[str, typer.Option(envvar="GEN_PREFIX", help="Key prefix in the bucket.")]
-EndpointUrl = Annotated[str, typer.Option(envvar="GEN_ENDPOINT_URL", help="S3 endpoint (default: AWS for the region).")]
-Region = Annotated[str, typer.Option(envvar="GEN_REGION", help="AWS region (default: the AWS chain's).")]
+WIDE = 200  # columns a table may take off a terminal when COLUMNS does not say
+
+
+class Screen(Console):
+    """A rich console that, off a terminal (a pipe, a file, CI's log), never wraps a line, so that a log keeps one
+    record a line, and lays tables out COLUMNS wide (else WIDE), so that no name is cut; on a terminal, rich's own."""
+
+    def print(self, *objects, soft_wrap: bool | None = None, **kwargs) -> None:
+        if soft_wrap is None and not self.is_terminal and all(isinstance(o, str) for o in objects):
+            soft_wrap = True  # a plain line; a table keeps its layout (a centred title)
+        super().print(*objects, soft_wrap=soft_wrap, **kwargs)
+
+    @property
+    def size(self) -> ConsoleDimensions:
+        size = super().size
+        if self._width is None and not self.is_terminal and not self._environ.get("COLUMNS", "").isdigit():
+            return ConsoleDimensions(WIDE, size.height)
+        return size
+
+    @size.setter
+    def size(self, value: tuple[int, int]) -> None:
+        Console.size.fset(self, value)
+
+
+out_console = Screen()
+err_console = Screen(stderr=True)
 
 
 class UserError(Exception):
     """Bad input found after parsing: exit code 2, one line."""
 
 
-def _directory(option: str):
-    """A directory option's parser: an empty value (an unset shell variable, say) is refused rather than read as
-    the current directory."""
+def _given(option: str, what: str, omitted: str | None = None, kind: type = str):
+    """The parser of an option whose empty value (an unset shell variable, say) is refused rather than read as
+    the option left out: `what` to give instead, and what leaving the option out does. An empty environment
+    variable (GEN_BUCKET=) is another matter: it counts as unset, as click reads it, and never reaches here."""
 
-    def parse(text: str | Path) -> Path:
+    def parse(text: str | Path):
         if not str(text).strip():
-            raise UserError(f"{option}: empty; give a directory (or omit {option} for ./shards)")
-        return Path(text)
+            raise UserError(f"{option}: empty; give {what}" + (f" (or omit {option} {omitted})" if omitted else ""))
+        return kind(text)
 
     return parse
 
 
-def _nonempty_run_id(text: str) -> str:
-    if not text.strip():
-        raise UserError("--run-id: empty; give a run id (or omit --run-id for one made of the UTC time)")
-    return text
+def _directory(option: str, omitted: str = "for ./shards"):
+    return _given(option, "a directory", omitted, Path)
+
+
+_nonempty_run_id = _given("--run-id", "a run id", "for one made of the UTC time")
+
+# The S3 options `run`, `pull` and `upload` share (each also from its environment variable; an empty one counts as
+# unset).
+Bucket = Annotated[
+    str | None, typer.Option(envvar="GEN_BUCKET", help="S3 bucket.", parser=_given("--bucket", "a bucket name"))
+]
+Prefix = Annotated[
+    str | None,
+    typer.Option(
+        envvar="GEN_PREFIX",
+        help="Key prefix in the bucket.",
+        parser=_given("--prefix", "a key prefix", "for the bucket's root"),
+    ),
+]
+EndpointUrl = Annotated[
+    str | None,
+    typer.Option(
+        envvar="GEN_ENDPOINT_URL",
+        help="S3 endpoint (default: AWS for the region).",
+        parser=_given("--endpoint-url", "a URL", "for AWS"),
+    ),
+]
+Region = Annotated[
+    str | None,
+    typer.Option(
+        envvar="GEN_REGION",
+        help="AWS region (default: the AWS chain's).",
+        parser=_given("--region", "a region", "for the AWS chain's"),
+    ),
+]
 
 
 @app.command()
 def run(
+    ctx: typer.Context,
     events: Annotated[
-        str, typer.Option(metavar="INTEGER", help="Exactly this many events.", show_default="500000")
-    ] = "",
+        str | None,
+        typer.Option(
+            metavar="INTEGER",
+            help="Exactly this many events.",
+            show_default="500000",
+            parser=_given("--events", "a number of events", "for 500,000"),
+        ),
+    ] = None,
     duration: Annotated[
-        str, typer.Option(help="Size the run by time instead: every event of a window this long (1h, 30m, 1d).")
-    ] = "",
+        str | None,
+        typer.Option(
+            help="Size the run by time instead: every event of a window this long (1h, 30m, 1d).",
+            parser=_given("--duration", "a length such as 1h", "to size the run by --events"),
+        ),
+    ] = None,
     workers: Annotated[
-        str, typer.Option(metavar="INTEGER", help="Worker processes.", show_default="the CPU count")
-    ] = "",
+        str | None,
+        typer.Option(
+            metavar="INTEGER",
+            help="Worker processes.",
+            show_default="the CPU count",
+            parser=_given("--workers", "a number of workers", "for one per CPU"),
+        ),
+    ] = None,
     seed: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="INTEGER",
             help="Seed: the same seed and options give the same bytes.",
             show_default=f"{DEFAULT_SEED}, or the timeline's",
+            parser=_given("--seed", "a seed", "for the timeline's or the default"),
         ),
-    ] = "",
+    ] = None,
     start: Annotated[
-        str,
+        str | None,
         typer.Option(
+            metavar="TEXT",
             help="Start of the window, ISO 8601 (UTC if no offset).",
             show_default=f"where OUT's timeline ends, or {DEFAULT_START}",
+            parser=_given("--start", "an ISO 8601 time", f"for where OUT's timeline ends, or {DEFAULT_START}"),
         ),
-    ] = "",
+    ] = None,
     out: Annotated[Path, typer.Option(help="Output root.", metavar="PATH", parser=_directory("--out"))] = Path(
         "shards"
     ),
     scenario: Annotated[
         Path | None,
         typer.Option(
+            metavar="PATH",
             help="Scenario file (TOML) over scenarios/default.toml: behaviour, incidents.",
             show_default="the timeline's last, or the default",
+            parser=_given("--scenario", "a TOML file", "for the timeline's last or the default", Path),
         ),
     ] = None,
     partition_by: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help=f"Partitioning: {', '.join(PARTITIONINGS)}.", show_default=f"{DEFAULT_PARTITIONING}, or the timeline's"
+            metavar="TEXT",
+            help=f"Partitioning: {', '.join(PARTITIONINGS)}.",
+            show_default=f"{DEFAULT_PARTITIONING}, or the timeline's",
+            parser=_given("--partition-by", f"one of {', '.join(PARTITIONINGS)}", "for the timeline's or the default"),
         ),
-    ] = "",
+    ] = None,
     latency_threshold_ms: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="INTEGER",
             help="error_code is 'INVALID LATENCY' above this latency.",
             show_default=f"{default_behaviour().latency_threshold_ms}, or the timeline's",
+            parser=_given("--latency-threshold-ms", "a number of milliseconds", "for the timeline's or the default"),
         ),
-    ] = "",
+    ] = None,
     run_id: Annotated[
         str | None,
         typer.Option(help="Run id (default: UTC time and a random suffix).", metavar="TEXT", parser=_nonempty_run_id),
     ] = None,
     customers: Annotated[
-        str,
+        str | None,
         typer.Option(
             metavar="INTEGER",
             help="Size of the customer population.",
             show_default=f"{default_behaviour().customers}, or the timeline's",
+            parser=_given("--customers", "a number of customers", "for the timeline's or the default"),
         ),
-    ] = "",
+    ] = None,
     shard_size: Annotated[
         str,
         typer.Option(
             metavar="INTEGER",
             help="Events per shard, the unit of work (default: about 50,000 rows per daily part, 50k-200k).",
+            parser=_given("--shard-size", "a number of events", "for auto"),
         ),
     ] = "auto",
-    bucket: Annotated[str, typer.Option(envvar="GEN_BUCKET", help="Also upload the run to this S3 bucket.")] = "",
-    prefix: Prefix = "",
-    endpoint_url: EndpointUrl = "",
-    region: Region = "",
+    bucket: Annotated[
+        str | None,
+        typer.Option(
+            envvar="GEN_BUCKET",
+            help="Also upload the run to this S3 bucket (an empty GEN_BUCKET counts as unset).",
+            parser=_given("--bucket", "a bucket name", "to keep the run local"),
+        ),
+    ] = None,
+    prefix: Prefix = None,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
     keep_local: Annotated[
         bool, typer.Option("--keep-local/--no-keep-local", help="Keep local parts after a verified upload.")
     ] = True,
@@ -162,21 +252,28 @@ def run(
     from generator.coordinator import run as run_generator
     from generator.dashboard import LiveDashboard, LogLines
 
-    if events and duration:
+    if events is not None and duration is not None:
         raise UserError("--duration: give either --events or --duration, not both")
+    if not bucket:
+        given = _from_command_line(ctx, prefix=prefix, endpoint_url=endpoint_url, region=region)
+        if not keep_local and ctx.get_parameter_source("keep_local") is ParameterSource.COMMANDLINE:
+            given.insert(0, "--no-keep-local")
+        if given:
+            raise UserError(f"{given[0]}: needs --bucket (or GEN_BUCKET); without one the run stays local")
+        prefix = endpoint_url = region = None  # from the environment: for runs that upload only
     cfg = RunConfig(
-        events=None if duration else parse_whole("--events", events or "500000"),
-        duration_us=parse_duration(duration) if duration else None,
-        workers=parse_whole("--workers", workers) if workers else usable_cpus(),
-        seed=parse_whole("--seed", seed) if seed else None,
-        start=parse_start(start) if start else None,
+        events=None if duration is not None else parse_whole("--events", events or "500000"),
+        duration_us=parse_duration(duration) if duration is not None else None,
+        workers=parse_whole("--workers", workers) if workers is not None else usable_cpus(),
+        seed=parse_whole("--seed", seed) if seed is not None else None,
+        start=parse_start(start) if start is not None else None,
         out=out,
-        partition_by=partition_by or None,
+        partition_by=partition_by,
         latency_threshold_ms=parse_whole("--latency-threshold-ms", latency_threshold_ms)
-        if latency_threshold_ms
+        if latency_threshold_ms is not None
         else None,
         run_id=run_id or "",
-        customers=parse_whole("--customers", customers) if customers else None,
+        customers=parse_whole("--customers", customers) if customers is not None else None,
         shard_size=None if shard_size == "auto" else parse_whole("--shard-size", shard_size),
         scenario=scenario,
     )
@@ -190,7 +287,7 @@ def run(
         if bucket:
             from generator.uploader import S3Target
 
-            S3Target(bucket, prefix, endpoint_url or None, region or None)  # the name is checked, S3 not called
+            S3Target(bucket, prefix or "", endpoint_url, region)  # the name is checked, S3 not called
         shards = plan(resolved.gen())
         doc = {
             "run_id": resolved.run_id,
@@ -238,10 +335,19 @@ def run(
         _summary_table(doc, summary.seconds, summary.manifest_path, summary.uploaded_bytes)
 
 
-def _uploader(bucket: str, prefix: str, endpoint_url: str, region: str):
+def _from_command_line(ctx: typer.Context, **options) -> list[str]:
+    """The flags of these options given on the command line (not from the environment), as typed."""
+    return [
+        f"--{name.replace('_', '-')}"
+        for name, value in options.items()
+        if value is not None and ctx.get_parameter_source(name) is ParameterSource.COMMANDLINE
+    ]
+
+
+def _uploader(bucket: str, prefix: str | None, endpoint_url: str | None, region: str | None):
     from generator.uploader import S3Target, Uploader
 
-    uploader = Uploader(S3Target(bucket, prefix, endpoint_url or None, region or None))
+    uploader = Uploader(S3Target(bucket, prefix or "", endpoint_url, region))
     uploader.preflight()
     return uploader
 
@@ -296,10 +402,10 @@ def pull(
     out: Annotated[
         Path, typer.Option(help="Output root to bring up to date.", metavar="PATH", parser=_directory("--out"))
     ] = Path("shards"),
-    bucket: Bucket = "",
-    prefix: Prefix = "",
-    endpoint_url: EndpointUrl = "",
-    region: Region = "",
+    bucket: Bucket = None,
+    prefix: Prefix = None,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
 ) -> None:
     """Bring OUT up to date with the timeline committed in S3, so the next run here continues it.
 
@@ -329,12 +435,16 @@ def pull(
 
 @app.command()
 def upload(
-    run_id: Annotated[str, typer.Option(help="The committed local run to upload.")],
-    out: Annotated[Path, typer.Option(help="Output root holding the run.")] = Path("shards"),
-    bucket: Bucket = "",
-    prefix: Prefix = "",
-    endpoint_url: EndpointUrl = "",
-    region: Region = "",
+    run_id: Annotated[
+        str, typer.Option(help="The committed local run to upload.", parser=_given("--run-id", "a committed run's id"))
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output root holding the run.", metavar="PATH", parser=_directory("--out"))
+    ] = Path("shards"),
+    bucket: Bucket = None,
+    prefix: Prefix = None,
+    endpoint_url: EndpointUrl = None,
+    region: Region = None,
 ) -> None:
     """Finish uploading a locally committed run: objects already in S3 with the right checksum are skipped, the
     manifest is written last."""
@@ -353,15 +463,28 @@ def upload(
         raise Interrupted(again) from None
     except Terminated:
         raise Terminated(again) from None
-    out_console.print(
-        f"uploaded {len(doc['parts'])} parts and the manifest to {uploader.target.url()}", highlight=False
-    )
+    out_console.print(f"uploaded {_uploaded(doc)} to {uploader.target.url()}", highlight=False)
+
+
+def _uploaded(doc: dict) -> str:
+    """What a run's upload put in S3, said as files of each kind: "8 parts, the state and the manifest" (its
+    state and list of injected faults are objects too, but no parts)."""
+    from generator.dashboard import counted
+    from generator.sidecar import FAULTS_DIR
+    from generator.timeline import STATE_DIR
+
+    objects = doc["s3"]["checksums"]
+    kinds = [counted(sum(not k.startswith((f"{STATE_DIR}/", f"{FAULTS_DIR}/")) for k in objects), "part")]
+    kinds += ["the state"] * any(k.startswith(f"{STATE_DIR}/") for k in objects)
+    kinds += ["the list of injected faults"] * any(k.startswith(f"{FAULTS_DIR}/") for k in objects)
+    return f"{', '.join(kinds)} and the manifest"
 
 
 def _summary_table(doc: dict, seconds: float, path: Path, uploaded: int = 0) -> None:
     from generator.dashboard import human_bytes
 
-    t = Table(title=f"run {doc['run_id']}", show_footer=True)
+    title = f"run {doc['run_id']}"
+    t = Table(title=title, show_footer=True, min_width=len(title))  # the run id on one line
     t.add_column("event type", footer="total")
     t.add_column("events", justify="right", footer=f"{doc['events']:,}")
     t.add_column("share", justify="right", footer="100%")
@@ -379,16 +502,22 @@ def _summary_table(doc: dict, seconds: float, path: Path, uploaded: int = 0) -> 
         where = f"s3://{s3['bucket']}/{s3['prefix'] + '/' if s3['prefix'] else ''}"
         rate = human_bytes(uploaded / max(seconds, 1e-9))
         out_console.print(
-            f"uploaded {len(s3['checksums'])} parts ({human_bytes(uploaded)}, {rate}/s over the run) and the manifest"
-            f" to {where}",
-            highlight=False,
+            f"uploaded {_uploaded(doc)} ({human_bytes(uploaded)}, {rate}/s over the run) to {where}", highlight=False
         )
 
 
 @app.command()
 def validate(
-    out: Annotated[Path, typer.Argument(help="Output root holding _manifests/ and events/.")] = Path("shards"),
-    run_id: Annotated[str, typer.Option(help="Only this run (default: every committed run).")] = "",
+    out: Annotated[
+        Path, typer.Argument(help="Output root holding _manifests/ and events/.", parser=_directory("OUT"))
+    ] = Path("shards"),
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this run (default: every committed run).",
+            parser=_given("--run-id", "a run id", "for every committed run"),
+        ),
+    ] = None,
     whole: Annotated[
         bool,
         typer.Option(
@@ -397,9 +526,12 @@ def validate(
         ),
     ] = False,
     workers: Annotated[
-        str,
-        typer.Option(help="Processes checking blocks of customers side by side (default: one per CPU)."),
-    ] = "",
+        str | None,
+        typer.Option(
+            help="Processes checking blocks of customers side by side (default: one per CPU).",
+            parser=_given("--workers", "a number of workers", "for one per CPU"),
+        ),
+    ] = None,
 ) -> None:
     """Re-read committed runs through their manifests and check every rule of the event model."""
     from generator.validate import WorkerDied
@@ -407,11 +539,11 @@ def validate(
 
     if run_id and whole:
         raise UserError("--all: checks every run; leave out --run-id")
-    n = parse_whole("--workers", workers) if workers else usable_cpus()
+    n = parse_whole("--workers", workers) if workers is not None else usable_cpus()
     if not 1 <= n <= MAX_WORKERS:
         raise UserError(f"--workers: must be a whole number from 1 to {MAX_WORKERS:,}, got {n}")
     try:
-        report = validate_out(out, run_id or None, whole, n)
+        report = validate_out(out, run_id, whole, n)
     except KeyboardInterrupt:
         raise Interrupted("; the validation stopped before it finished") from None
     except Terminated:
@@ -445,7 +577,9 @@ def validate(
 
 @app.command()
 def runs(
-    out: Annotated[Path, typer.Argument(help="Output root holding _manifests/.")] = Path("shards"),
+    out: Annotated[Path, typer.Argument(help="Output root holding _manifests/.", parser=_directory("OUT"))] = Path(
+        "shards"
+    ),
     json: Annotated[bool, typer.Option("--json", help="Print the runs as JSON lines.")] = False,
     parts: Annotated[
         bool, typer.Option("--parts", help="Print every committed part instead, one path a line (--json: records).")
@@ -532,15 +666,22 @@ def show_schema(
         bool, typer.Option("--spark", help="Print the schema as a Spark DDL string, for spark.read.schema().")
     ] = False,
     athena: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--athena",
             metavar="S3_URL",
             help="Print CREATE EXTERNAL TABLE statements for Athena over s3://BUCKET/PREFIX/: events (every part) "
             "and events_committed (the committed runs' parts only).",
+            parser=_given("--athena", "an s3://BUCKET/PREFIX/ location"),
         ),
-    ] = "",
-    database: Annotated[str, typer.Option(help="With --athena: the Glue database the tables go in.")] = "",
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            help="With --athena: the Glue database the tables go in.",
+            parser=_given("--database", "a Glue database", "for the default database"),
+        ),
+    ] = None,
 ) -> None:
     """Print the event schema and its column rules (--glue: as terraform/glue_columns.json holds them)."""
     flags = (("--json", json), ("--glue", glue), ("--spark", spark), ("--athena", bool(athena)))
@@ -562,7 +703,7 @@ def show_schema(
             target = S3Target(bucket, prefix)
         except ConfigError as e:
             raise UserError(str(e).replace("--bucket", "--athena", 1)) from None
-        sys.stdout.write(ddl(target.url(), database))
+        sys.stdout.write(ddl(target.url(), database or ""))
         return
     if spark:
         sys.stdout.write(schema.spark_ddl() + "\n")
@@ -587,8 +728,16 @@ def show_schema(
 
 @app.command()
 def report(
-    out: Annotated[Path, typer.Argument(help="Output root holding _manifests/ and events/.")] = Path("shards"),
-    run_id: Annotated[str, typer.Option(help="Only this run (default: every committed run together).")] = "",
+    out: Annotated[
+        Path, typer.Argument(help="Output root holding _manifests/ and events/.", parser=_directory("OUT"))
+    ] = Path("shards"),
+    run_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this run (default: every committed run together).",
+            parser=_given("--run-id", "a run id", "for every committed run"),
+        ),
+    ] = None,
     html: Annotated[Path | None, typer.Option(help="Also write the report as one self-contained HTML file.")] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the statistics as JSON instead of tables.")] = False,
 ) -> None:
@@ -599,7 +748,7 @@ def report(
 
     if html is not None and (html.is_dir() or not writable(html.parent)):
         raise UserError(f"--html: cannot write a file at {str(html)!r}")
-    summary = summarise(out, run_id or None)
+    summary = summarise(out, run_id)
     if json:
         sys.stdout.write(orjson.dumps(summary.to_dict()).decode() + "\n")
     else:
@@ -616,6 +765,7 @@ def report(
 scenario_app = typer.Typer(
     help="Scenarios: the behaviour a run simulates (scenarios/default.toml unless --scenario names another).",
     no_args_is_help=True,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(scenario_app, name="scenario")
 
@@ -624,7 +774,12 @@ app.add_typer(scenario_app, name="scenario")
 def scenario_show(
     scenario: Annotated[
         Path | None,
-        typer.Option(help="Scenario file (TOML) laid over the defaults.", show_default="the built-in default"),
+        typer.Option(
+            metavar="PATH",
+            help="Scenario file (TOML) laid over the defaults.",
+            show_default="the built-in default",
+            parser=_given("--scenario", "a TOML file", "for the built-in default", Path),
+        ),
     ] = None,
     json: Annotated[bool, typer.Option("--json", help="Print the scenario as JSON.")] = False,
 ) -> None:
@@ -644,6 +799,22 @@ def version() -> None:
     out_console.print(__version__)
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        out_console.print(f"gen {__version__}", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[
+        bool | None,
+        typer.Option("--version", help="Print gen and its version, then exit.", callback=_print_version, is_eager=True),
+    ] = None,
+) -> None:
+    """Synthetic Nigerian e-commerce event logs for Temu's Nigeria launch, written as Parquet."""
+
+
 def _committed_note(e: BaseException) -> str:
     """What the interrupted command leaves behind, said in its last line."""
     return (e.args[0] if e.args else "") or "; nothing was committed"
@@ -661,15 +832,24 @@ def _terminated(signum, frame) -> None:
     raise Terminated()
 
 
+_HELP_WIDTH = rich_utils.MAX_WIDTH  # TERMINAL_WIDTH, if set
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: bad input exits 2 with one line; a failed run exits 1; tracebacks only for bugs."""
     from generator.coordinator import RunError
     from generator.manifest import ManifestError
 
     command = typer.main.get_command(app)
+    # Help off a terminal is laid out as wide as the tables, so that no option's name is cut.
+    rich_utils.MAX_WIDTH = _HELP_WIDTH or (None if out_console.is_terminal else out_console.width)
     signal.signal(signal.SIGTERM, _terminated)
     try:
         code = command.main(args=argv, prog_name="gen", standalone_mode=False)
+    except NoArgsIsHelpError as e:  # `gen`, `gen scenario`: the help, and exit 2 as typer's own would
+        if e.format_message():  # (rich has printed it already)
+            out_console.print(e.format_message(), highlight=False, markup=False)
+        return 2
     except typer.TyperException as e:  # typer's own usage errors: a bad option value, an unknown option
         message = e.format_message() if hasattr(e, "format_message") else str(e)
         err_console.print(f"gen: error: {message}", highlight=False, markup=False, soft_wrap=True)

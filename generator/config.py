@@ -165,7 +165,10 @@ class RunConfig:
         if not self.run_id:
             object.__setattr__(self, "run_id", new_run_id())
         elif not _RUN_ID.match(self.run_id):
-            raise ConfigError(f"--run-id: letters, digits, '.', '_' or '-' (at most 64), got {self.run_id!r}")
+            raise ConfigError(
+                "--run-id: a letter or digit, then letters, digits, '.', '_' or '-' (at most 64 in all), got "
+                f"{self.run_id!r}"
+            )
         if self.out.exists() and not self.out.is_dir():
             raise ConfigError(f"--out: not a directory: {str(self.out)!r}")
         if not writable(self.out):

@@ -13,7 +13,6 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     TextColumn,
     TimeElapsedColumn,
@@ -82,7 +81,20 @@ class _Tally(Listener):
             return ""
         sent, done, in_flight = self.upload
         rate = sent / max(time.perf_counter() - self.t0, 1e-9)
-        return f"uploaded {done} parts ({in_flight} in flight), {human_bytes(sent)}, {human_bytes(rate)}/s"
+        return f"uploaded {counted(done, 'file')} ({in_flight} in flight), {human_bytes(sent)}, {human_bytes(rate)}/s"
+
+    def total(self) -> int:
+        """The run's events as far as known: exact, or once every shard is written; else the estimate, raised to
+        the count so far where the run outgrows it."""
+        if self.shards == len(self.run.shards):
+            return self.events
+        return self.run.events if getattr(self, "exact", True) else max(self.run.events, self.events)
+
+    def done_percent(self) -> int:
+        """Whole per cent of the run written: 100 only once every shard is, however the estimate compares."""
+        if self.shards == len(self.run.shards):
+            return 100
+        return min(99, int(100 * self.events / max(self.total(), 1)))
 
     def rate(self) -> float:
         return self.events / max(time.perf_counter() - self.t0, 1e-9)
@@ -96,7 +108,7 @@ class LiveDashboard(_Tally):
         self.progress = Progress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
-            MofNCompleteColumn(),
+            TextColumn("{task.completed:,.0f}/{task.total:,.0f}", justify="right"),
             TextColumn("{task.fields[unit]}"),
             TimeElapsedColumn(),
             TextColumn("ETA"),
@@ -144,7 +156,7 @@ class LiveDashboard(_Tally):
 
     def shard_done(self, result: ShardResult) -> None:
         super().shard_done(result)
-        self.progress.update(self.task, completed=self.events)
+        self.progress.update(self.task, completed=self.events, total=self.total())
         if self.live:
             self.live.update(self._render())
 
@@ -179,6 +191,7 @@ class LogLines(_Tally):
             f"gen: run {run.run_id}: {counted(run.events, 'event')} in {counted(len(run.shards), 'shard')} on "
             f"{counted(run.workers, 'worker')}",
             highlight=False,
+            soft_wrap=True,
         )
 
     def simulated(self, result: SimResult) -> None:
@@ -186,24 +199,28 @@ class LogLines(_Tally):
         now = time.perf_counter()
         if now - self.last >= self.every:
             self.last = now
-            self.console.print(f"gen: simulated {self.simulated_shards}/{len(self.run.shards)} shards", highlight=False)
+            self.console.print(
+                f"gen: simulated {self.simulated_shards}/{len(self.run.shards)} shards", highlight=False, soft_wrap=True
+            )
 
     def writing(self, events: int, end_us: int, exact: bool = True) -> None:
         super().writing(events, end_us, exact)
         about = "" if exact else "about "
-        self.console.print(f"gen: the run ends at {self.end}; writing {about}{events:,} events", highlight=False)
+        self.console.print(
+            f"gen: the run ends at {self.end}; writing {about}{events:,} events", highlight=False, soft_wrap=True
+        )
 
     def shard_done(self, result: ShardResult) -> None:
         super().shard_done(result)
         now = time.perf_counter()
         if now - self.last >= self.every or (result.final and self.shards == len(self.run.shards)):
             self.last = now
-            pct = 100 * self.events / self.run.events
             self.console.print(
-                f"gen: {self.events:,}/{self.run.events:,} events ({pct:.0f}%), "
+                f"gen: {self.events:,}/{self.total():,} events ({self.done_percent()}%), "
                 f"{self.shards}/{len(self.run.shards)} shards, {self.rate():,.0f} events/s, "
                 f"{human_bytes(self.bytes)} written",
                 highlight=False,
+                soft_wrap=True,  # one record a line, however long
             )
 
     def upload_progress(self, bytes_sent: int, parts_done: int, in_flight: int) -> None:
@@ -211,6 +228,6 @@ class LogLines(_Tally):
         now = time.perf_counter()
         if now - self.last >= self.every:
             self.last = now
-            self.console.print(f"gen: {self.upload_line()}", highlight=False)
+            self.console.print(f"gen: {self.upload_line()}", highlight=False, soft_wrap=True)
 
     def close(self) -> None: ...

@@ -206,7 +206,7 @@ def wants_workers(argv: list[str]) -> bool:
     """Whether this command line works in worker processes: `gen run` with more than one worker (the default is
     one per CPU) or with a bucket (uploads keep generation out of the coordinator), or `gen validate` with more
     than one worker. A guess from the raw arguments; a wrong one costs an idle server, never a different result."""
-    if not argv or argv[0] not in ("run", "validate") or {"--help", "--dry-run"} & set(argv):
+    if not argv or argv[0] not in ("run", "validate") or {"--help", "-h", "--dry-run"} & set(argv):
         return False
     workers = None
     for i, arg in enumerate(argv):

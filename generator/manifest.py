@@ -132,7 +132,8 @@ def parse(body: bytes, where: str) -> dict:
     except orjson.JSONDecodeError as e:
         raise ManifestError(f"{where}: unreadable manifest ({e})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise ManifestError(f"{where}: not a manifest of this generator (format {FORMAT!r})")
+        got = f"format {data['format']!r}" if isinstance(data, dict) and "format" in data else "no format field"
+        raise ManifestError(f"{where}: not a manifest of this generator (expected format {FORMAT!r}, got {got})")
     return data
 
 

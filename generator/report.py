@@ -68,7 +68,9 @@ class Row:
     label: str
     value: float | None
     target: float | None
-    unit: str = "share"  # share (deviation in percentage points), ms, days, mean or count (relative deviation)
+    # share (deviation in percentage points), ms, days, naira (an amount, shown whole), mean or count (relative
+    # deviation)
+    unit: str = "share"
     n: int | None = None
     # Whether the n behind a share are independent trials, so that the binomial standard error applies (not for
     # events, which cluster in sessions and by customer).
@@ -1390,7 +1392,7 @@ def basket(s: Sessions, b: Behaviour, seed: int) -> Section:
     scale = spend_scale(b, region, platform)
     law_items, law = basket_law(b, scales=scale)
     rows = [
-        Row("median basket, every checkout (NGN)", _median_or_none(amount), float(np.median(law)), "mean",
+        Row("median basket, every checkout (NGN)", _median_or_none(amount), float(np.median(law)), "naira",
             amount.size, se=_median_se(law, amount.size)),
         Row("items in the cart at checkout (mean)", float(items.mean()) if items.size else None,
             float(law_items.mean()), "mean", items.size, se=float(law_items.std()) / math.sqrt(max(items.size, 1))),
@@ -1400,7 +1402,7 @@ def basket(s: Sessions, b: Behaviour, seed: int) -> Section:
     groups += [(_REGION_LABELS[g], region == g, None) for g in range(len(REGIONS))]
     for label, sel, j in groups:
         mine, law_j = amount[sel], basket_law(b, BASKET_DRAWS // 4, items=j, scales=scale[sel])[1]
-        rows.append(Row(f"median basket, {label} (NGN)", _median_or_none(mine), float(np.median(law_j)), "mean",
+        rows.append(Row(f"median basket, {label} (NGN)", _median_or_none(mine), float(np.median(law_j)), "naira",
                         mine.size, se=_median_se(law_j, mine.size)))  # fmt: skip
     one, law_1 = amount[items == 1], basket_law(b, BASKET_DRAWS // 4, items=1, scales=scale[items == 1])[1]
     rows.append(Row("1-item baskets on a price point (ending in 99, 50 or 00)",

@@ -37,6 +37,8 @@ def value_text(row: Row, v: float | None) -> str:
         return f"{v:,.0f} ms"
     if row.unit == "days":
         return f"{v:.1f} d"
+    if row.unit == "naira":
+        return f"{v:,.0f}"  # totals are whole naira (a median of two may end in .5)
     if row.unit == "mean":
         return f"{v:.3f}"
     return f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}"

@@ -13,7 +13,7 @@ import math
 import re
 import tomllib
 from collections.abc import Callable
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 from generator.config import MAX_CUSTOMERS, ConfigError
@@ -45,11 +45,23 @@ Check = Callable[[object], str | None]
 
 
 def _show(v: object) -> str:
-    return repr(v) if isinstance(v, str) else str(v)
+    """A value as the TOML file has it (true, 09:00:00, [1, 2]), strings quoted."""
+    if isinstance(v, str):
+        return repr(v)
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, date | time):
+        return v.isoformat()
+    if isinstance(v, list):
+        return f"[{', '.join(_show(x) for x in v)}]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k} = {_show(x)}" for k, x in v.items()) + "}"
+    return str(v)
 
 
 def _kind(v: object) -> str:
     kinds = {str: "a string", bool: "a boolean", int: "an integer", float: "a float", list: "an array", dict: "a table"}
+    kinds |= {datetime: "a date-time", date: "a date", time: "a time of day"}
     return kinds.get(type(v), type(v).__name__)
 
 
@@ -158,6 +170,8 @@ def _opening(v: object) -> str | None:
 
 
 def _instant(v: object) -> str | None:
+    if not isinstance(v, date | str):  # a time of day (09:00:00), a number: no instant
+        return f"expected an ISO 8601 date-time (UTC when no offset), got {_show(v)} ({_kind(v)})"
     try:
         instant_us(v)
     except ValueError as e:

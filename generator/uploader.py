@@ -19,6 +19,7 @@ import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import boto3
 import botocore.config
@@ -55,6 +56,9 @@ class TimelineTaken(UploadError):
         )
 
 
+_NOT_A_URL = "not an http:// or https:// URL with a host (such as http://127.0.0.1:9000)"
+
+
 @dataclass(frozen=True)
 class S3Target:
     bucket: str
@@ -73,6 +77,10 @@ class S3Target:
                 pass
         if bad:
             raise ConfigError(f"--bucket: not a valid S3 bucket name: {b!r}")
+        if self.endpoint_url is not None:
+            url = urlsplit(self.endpoint_url)
+            if url.scheme not in ("http", "https") or not url.hostname:
+                raise ConfigError(f"--endpoint-url: {_NOT_A_URL}, got {self.endpoint_url!r}")
         object.__setattr__(self, "prefix", self.prefix.strip("/"))
 
     def key(self, rel: str) -> str:
@@ -143,8 +151,8 @@ class Uploader:
                 return session.client("s3", endpoint_url=target.endpoint_url, config=config)
             except botocore.exceptions.InvalidRegionError:
                 raise ConfigError(f"--region: not an AWS region name: {target.region!r}") from None
-            except ValueError as e:  # botocore's "Invalid endpoint: ..."
-                raise ConfigError(f"--endpoint-url: {e}: {target.endpoint_url!r}") from None
+            except ValueError:  # botocore's "Invalid endpoint: ..." (a URL its own check lets pass)
+                raise ConfigError(f"--endpoint-url: {_NOT_A_URL}, got {target.endpoint_url!r}") from None
 
         # Transfers ride out throttling and dropped connections; the up-front check answers fast.
         self.client = client(8)

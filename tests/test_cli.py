@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,8 +12,10 @@ from pathlib import Path
 import orjson
 import pytest
 
+from generator import __version__
 from generator.cli import main
 from generator.launch import wants_workers
+from generator.manifest import FORMAT
 from generator.schema import COLUMN_NAMES
 
 
@@ -37,6 +41,9 @@ from generator.schema import COLUMN_NAMES
         (["--start", "0100-01-01"], "0100-01-01"),
         (["--start", "1999-12-31T23:59:59Z", "--dry-run"], "2000-01-01 or later"),
         (["--run-id", "../escape"], "../escape"),
+        (["--run-id=-x"], "--run-id: a letter or digit, then letters, digits"),
+        (["--run-id", "."], "a letter or digit, then"),
+        (["--run-id", ".."], "a letter or digit, then"),
         (["--run-id", ""], "--run-id: empty"),
         (["--out", ""], "--out: empty"),
         (["--customers", "1000000001"], "1000000001"),
@@ -178,7 +185,12 @@ def test_validate_refuses_a_foreign_manifest(tmp_path, capsys):
     (tmp_path / "_manifests").mkdir()
     (tmp_path / "_manifests" / "x.json").write_text('{"hello": "world"}')
     assert main(["validate", str(tmp_path)]) == 2
-    assert "not a manifest" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"not a manifest of this generator (expected format {FORMAT!r}, got no format field)" in err, err
+    (tmp_path / "_manifests" / "x.json").write_text('{"format": "temu-ng-events/1"}')
+    assert main(["validate", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"(expected format {FORMAT!r}, got format 'temu-ng-events/1')" in err, err
     assert main(["validate", str(tmp_path / "empty")]) == 2
 
 
@@ -226,18 +238,29 @@ def _table_rows(screen) -> list[str]:
 
 
 def test_plain_log_lines_when_not_a_terminal(tmp_path):
-    args = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "--workers", "1"]
+    """Off a terminal a log line is never wrapped, however long (a long run id, a deep --out), and the summary
+    table's title holds the whole run id."""
+    run_id = "a-run-id-long-enough-that-eighty-columns-would-wrap-the-lines-x"
+    out = tmp_path / ("deep-" * 12)
+    args = ["run", "--out", str(out), "--events", "2000", "--customers", "3000", "--workers", "1", "--run-id", run_id]
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
     done = subprocess.run(
         [sys.executable, "-m", "generator", *args, "--shard-size", "3000"],
         capture_output=True,
         text=True,
         timeout=120,
+        env=env,
     )
     assert done.returncode == 0, done.stderr
+    assert all(line.startswith("gen: ") for line in done.stderr.splitlines()), done.stderr
+    assert f"gen: run {run_id}: 2,000 events in 1 shard on 1 worker\n" in done.stderr
+    assert f"run {run_id}\n" in done.stdout, "the summary's title on one line"
+    lines = done.stdout.splitlines()
+    assert any(re.match(r"\d+ parts?, .* events/s in .*; window \S+ \.\. \S+$", line) for line in lines), done.stdout
+    assert f"manifest: {out}/_manifests/{run_id}.json" in lines
     assert "\x1b[" not in done.stderr and "\x1b[" not in done.stdout, "no control codes off a terminal"
-    assert ": 2,000 events in 1 shard on 1 worker\n" in done.stderr
     assert "gen: 2,000/2,000 events (100%)" in done.stderr
-    doc = json.loads(next((tmp_path / "_manifests").glob("*.json")).read_text())
+    doc = json.loads(next((out / "_manifests").glob("*.json")).read_text())
     assert f"gen: the run ends at {doc['window']['end']}; writing 2,000 events" in done.stderr, (
         "end known, then written"
     )
@@ -276,7 +299,7 @@ def test_the_live_dashboard_follows_both_steps_of_a_run(tmp_path, size):
         board.close()
     text = screen.getvalue()
     assert f"ends at {doc['window']['end']}" in text
-    assert f"{doc['events']}/{doc['events']}" in text, "the bar ends at the run's own count"
+    assert f"{doc['events']:,}/{doc['events']:,}" in text, "the bar ends at the run's own count, in thousands"
     assert ("simulating" in text) == (size["events"] is not None)
     assert "worker" in text and "written" in text
 
@@ -353,3 +376,174 @@ def test_athena_ddl_for_a_bucket_without_prefix(capsys):
     out = capsys.readouterr().out
     assert "LOCATION 's3://events-1/events/'" in out and "LOCATION 's3://events-1/committed/'" in out
     assert "CREATE EXTERNAL TABLE IF NOT EXISTS `events_committed` (" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--events", ""], "--events: empty"),
+        (["--duration", ""], "--duration: empty"),
+        (["--duration="], "--duration: empty"),
+        (["--workers="], "--workers: empty"),
+        (["--seed="], "--seed: empty"),
+        (["--start="], "--start: empty"),
+        (["--partition-by="], "--partition-by: empty"),
+        (["--scenario="], "--scenario: empty"),
+        (["--latency-threshold-ms="], "--latency-threshold-ms: empty"),
+        (["--customers="], "--customers: empty"),
+        (["--shard-size="], "--shard-size: empty"),
+        (["--bucket", ""], "--bucket: empty"),
+        (["--bucket", "b-1", "--prefix="], "--prefix: empty"),
+        (["--bucket", "b-1", "--endpoint-url="], "--endpoint-url: empty"),
+        (["--bucket", "b-1", "--region="], "--region: empty"),
+        (["--no-keep-local"], "--no-keep-local: needs --bucket"),
+        (["--prefix", "lake"], "--prefix: needs --bucket"),
+        (["--endpoint-url", "http://127.0.0.1:9000"], "--endpoint-url: needs --bucket"),
+        (["--region", "eu-west-1"], "--region: needs --bucket"),
+        (["--bucket", "b-1", "--endpoint-url", "notaurl"], "(such as http://127.0.0.1:9000), got 'notaurl'"),
+    ],
+)
+def test_an_empty_value_is_refused_not_read_as_left_out(tmp_path, capsys, monkeypatch, args, said):
+    """An empty value (an unset shell variable) is bad input, as are S3 options without a bucket; checked before
+    anything is planned, so --dry-run refuses them too."""
+    monkeypatch.delenv("GEN_BUCKET", raising=False)
+    out = tmp_path / "out"
+    assert main(["run", "--out", str(out), "--quiet", "--dry-run", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.count("\n") == 1 and captured.err.startswith("gen: error: ")
+    assert said in captured.err, captured.err
+    assert "Traceback" not in captured.err and "Invalid endpoint" not in captured.err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "said"),
+    [
+        (["validate", ""], "OUT: empty"),
+        (["validate", "shards", "--run-id="], "--run-id: empty"),
+        (["validate", "shards", "--workers="], "--workers: empty"),
+        (["runs", ""], "OUT: empty"),
+        (["report", ""], "OUT: empty"),
+        (["report", "shards", "--run-id", ""], "--run-id: empty"),
+        (["upload", "--run-id", ""], "--run-id: empty"),
+        (["upload", "--run-id", "x", "--out="], "--out: empty"),
+        (["pull", "--bucket", ""], "--bucket: empty"),
+        (["scenario", "show", "--scenario="], "--scenario: empty"),
+        (["schema", "--athena="], "--athena: empty"),
+        (["schema", "--athena", "s3://b-1/x", "--database="], "--database: empty"),
+    ],
+)
+def test_every_command_refuses_an_empty_value(capsys, argv, said):
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert captured.err.count("\n") == 1 and said in captured.err, captured.err
+
+
+def test_an_empty_environment_variable_counts_as_unset(tmp_path, capsys, monkeypatch):
+    """GEN_BUCKET= keeps the run local, as click reads environment variables; S3 settings from the environment
+    without a bucket are for runs that upload, and ignored by one that does not."""
+    monkeypatch.setenv("GEN_BUCKET", "")
+    monkeypatch.setenv("GEN_PREFIX", "lake")
+    monkeypatch.setenv("GEN_ENDPOINT_URL", "http://127.0.0.1:9000")
+    assert main(["run", "--out", str(tmp_path / "o"), "--events", "100", "--dry-run"]) == 0
+    plan = orjson.loads(capsys.readouterr().out)
+    assert plan["bucket"] is None and plan["prefix"] is None
+
+
+def test_bare_gen_prints_help_without_an_empty_error(capsys):
+    """`gen` and `gen scenario` alone print their help and exit 2, as typer's (click 8.2's) own do, with no error
+    line; -h is --help, and --version names the command and its version."""
+    for argv in ([], ["scenario"]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        assert "Usage: gen" in captured.out and captured.err == "", captured.err
+    for argv in (["-h"], ["run", "-h"], ["scenario", "show", "-h"]):
+        assert main(argv) == 0
+        assert "Usage: gen" in capsys.readouterr().out
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out == f"gen {__version__}\n"
+    assert not wants_workers(["run", "-h"])
+
+
+def test_off_a_terminal_help_and_tables_are_not_cut(tmp_path, capsys, monkeypatch):
+    """With stdout a pipe (and COLUMNS unset), help and tables are laid out WIDE: no option, column name or type
+    cut short, no run id split over lines."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    assert main(["run", "--help"]) == 0
+    assert "--latency-threshold-ms " in capsys.readouterr().out
+    assert main(["schema"]) == 0
+    rows = {line.split("│")[2].strip(): line for line in capsys.readouterr().out.splitlines() if "│" in line}
+    assert "payment_method" in rows and "decimal128(12, 2)" in rows["total_amount"], rows.get("total_amount")
+    run_id = "a-run-id-long-enough-that-a-narrow-table-would-fold-it"
+    args = ["run", "--out", str(tmp_path), "--events", "800", "--customers", "2000", "--quiet", "--run-id", run_id]
+    assert main(args) == 0
+    assert main(["runs", str(tmp_path)]) == 0
+    assert f"│ {run_id} │" in capsys.readouterr().out
+    part = sorted((tmp_path / "events").rglob("*.parquet"))[-1]
+    part.write_bytes(part.read_bytes() + b"x")
+    assert main(["validate", str(tmp_path), "--workers", "1"]) == 1
+    assert str(part.relative_to(tmp_path)) in capsys.readouterr().out, "the broken part named in full"
+
+
+def test_on_a_terminal_lines_wrap_as_before():
+    import io
+
+    from generator.cli import Screen
+
+    screen = io.StringIO()
+    console = Screen(file=screen, force_terminal=True, width=40, color_system=None)
+    console.print("word " * 20, highlight=False)
+    assert max(len(line) for line in screen.getvalue().splitlines()) <= 40
+    piped = io.StringIO()
+    Screen(file=piped).print("word " * 60, highlight=False)
+    assert piped.getvalue().count("\n") == 1
+
+
+def test_progress_off_a_terminal_never_passes_100_percent():
+    """A run sized by time writes about the events it expected: the shown total grows with the count (99% at
+    most until the last shard is written, then the count itself and 100%)."""
+    import io
+
+    from rich.console import Console
+
+    from generator.coordinator import RunPlan
+    from generator.dashboard import LogLines
+    from generator.parts import ShardResult
+
+    screen = io.StringIO()
+    lines = LogLines(Console(file=screen, width=400), every=0.0)
+    lines.started(RunPlan("r", shards=(0, 1, 2), workers=1, events=100, by_time=True))
+    lines.writing(100, 0, exact=False)
+    for shard, rows in enumerate((60, 50, 10)):
+        lines.shard_done(ShardResult(shard, 1, rows, 1000, (), (), 0.1, 0))
+    progress = [line for line in screen.getvalue().splitlines() if " events (" in line]
+    assert [line.split(",", 1)[0] for line in progress] == ["gen: 60/100 events (60%)", "gen: 110/110 events (99%)",
+                                                            "gen: 120/120 events (100%)"]  # fmt: skip
+
+
+def test_the_upload_summary_counts_parts_apart_from_the_state():
+    from generator.cli import _uploaded
+
+    doc = {"s3": {"checksums": {"events/dt=2025-11-01/a.parquet": "x", "events/dt=2025-11-02/b.parquet": "y"}}}
+    doc["s3"]["checksums"]["_state/r.parquet"] = "z"
+    assert _uploaded(doc) == "2 parts, the state and the manifest"
+    doc["s3"]["checksums"]["_faults/r.parquet"] = "w"
+    assert _uploaded(doc) == "2 parts, the state, the list of injected faults and the manifest"
+
+
+@pytest.mark.parametrize(
+    ("toml", "said"),
+    [
+        ("[population]\ncustomers = true\n", "population.customers: expected a whole number, got true (a boolean)"),
+        (
+            '[[incidents]]\nkind = "payment_outage"\nstart = 09:00:00\nend = 2025-11-01T10:00:00\n',
+            "incidents[0].start: expected an ISO 8601 date-time (UTC when no offset), got 09:00:00 (a time of day)",
+        ),
+    ],
+)
+def test_scenario_errors_show_values_as_toml_writes_them(tmp_path, capsys, toml, said):
+    path = tmp_path / "s.toml"
+    path.write_text(toml)
+    assert main(["scenario", "show", "--scenario", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and said in err and "datetime" not in err and "True" not in err, err

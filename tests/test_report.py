@@ -242,13 +242,25 @@ def test_basket_matches_sql_and_the_law(run_dir, summary):
     assert abs(overall.value - median) <= 0.03 * median
     for r in summary.section("basket").rows:
         assert r.value is not None and r.n, r
-        if r.unit == "mean":
-            slack = 100 if "NGN" in r.label else 0
+        if r.unit in ("mean", "naira"):
+            slack = 100 if r.unit == "naira" else 0
             assert abs(r.value - r.target) <= MAX_Z * r.se + slack, r
         else:
             assert r.target > 0.95 and r.value >= r.target - 0.01, r  # every item price is on a price point
     one, three = rows["median basket, 1 item in the cart (NGN)"], rows["median basket, 3 items in the cart (NGN)"]
     assert three.target > 2.5 * one.target and three.value > 1.8 * one.value
+
+
+def test_basket_medians_are_shown_in_whole_naira(summary):
+    """Totals are whole naira: a median basket reads 9,499, not 9499.000."""
+    from generator.report_render import value_text
+
+    medians = [r for r in summary.section("basket").rows if r.label.startswith("median basket")]
+    assert medians
+    for r in medians:
+        for v in (r.value, r.target):
+            text = value_text(r, v)
+            assert "." not in text and text.replace(",", "") == f"{v:.0f}", (r.label, text)
 
 
 def test_latency_percentiles_within_tolerance(summary):

@@ -357,6 +357,18 @@ def test_bucket_and_endpoint_from_the_environment(tmp_path, s3, s3_server, monke
     assert f"env/{relative_path('e')}" in _keys(s3)
 
 
+def test_the_summary_counts_the_parts_apart_from_the_state(tmp_path, s3, s3_server, capsys):
+    """A run into S3 says "N parts, the state and the manifest": N the parts it said it wrote, not N + 1."""
+    args = ["run", "--out", str(tmp_path), "--events", "2000", "--customers", "3000", "--run-id", "u"]
+    assert main([*args, "--bucket", BUCKET, "--endpoint-url", s3_server]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    parts = len(orjson.loads((tmp_path / relative_path("u")).read_bytes())["parts"])
+    assert any(line.startswith(f"{parts} part{'s' * (parts > 1)}, ") for line in lines), lines
+    uploaded = next(line for line in lines if line.startswith("uploaded "))
+    assert uploaded.startswith(f"uploaded {parts} part{'s' * (parts > 1)}, the state and the manifest ("), uploaded
+    assert uploaded.endswith(f" to s3://{BUCKET}/"), uploaded
+
+
 def _dead_endpoint() -> str:
     return f"http://127.0.0.1:{_free_port()}"
 
@@ -406,7 +418,7 @@ def test_bodies_over_plain_http_are_not_hashed_again_for_the_signature(tmp_path,
         (["--bucket", "192.168.1.1"], "192.168.1.1"),
         (["--bucket", "no-such-bucket-here"], "does not exist"),
         (["--bucket", BUCKET, "--endpoint-url", "DEAD"], "no answer"),
-        (["--bucket", BUCKET, "--endpoint-url", "notaurl"], "--endpoint-url: Invalid endpoint: notaurl"),
+        (["--bucket", BUCKET, "--endpoint-url", "notaurl"], "--endpoint-url: not an http:// or https:// URL"),
         (["--bucket", BUCKET, "--region", "bad!"], "--region: not an AWS region name: 'bad!'"),
         (["--bucket", BUCKET, "PROFILE"], "AWS credentials: The config profile (no-such-profile) could not be found"),
     ],
