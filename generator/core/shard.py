@@ -29,7 +29,15 @@ import pyarrow.compute as pc
 from generator.core.behaviour import Behaviour, default_behaviour, region_of
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings, stable_order
 from generator.core.incidents import latency_factor, with_weekly_outages
-from generator.core.lifecycle import Placed, fulfil, pay, spend_scale, tracking_numbers, transit_factors
+from generator.core.lifecycle import (
+    Placed,
+    fulfil,
+    method_cell,
+    pay,
+    spend_scale,
+    tracking_numbers,
+    transit_factors,
+)
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import (
     activity,
@@ -349,10 +357,10 @@ class _Stream:
         self.activity_cdf = np.cumsum(activity(cfg.seed, self.ids, self.b))  # expected sessions a day, running
         self.activity_total = float(self.activity_cdf[-1]) if self.ids.size else 0.0
         self.primary = primary_platform(cfg.seed, self.ids, self.b)
-        self.usual_method = usual_method(cfg.seed, self.ids, self.b)
+        self.region = region_of(pools.state_is_hub, pools.state_zone)[home_state(cfg.seed, self.ids, pools)]
+        self.usual_method = usual_method(cfg.seed, self.ids, self.b, self.region, self.primary)
         self.propensity = propensity(cfg.seed, self.ids, self.b)
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
-        self.region = region_of(pools.state_is_hub, pools.state_zone)[home_state(cfg.seed, self.ids, pools)]
         self.chunks: list[Events] = []
         self.carriers: list[np.ndarray] = []
         self.serials: list[np.ndarray] = []
@@ -411,7 +419,8 @@ class _Stream:
         t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * self.b.checkout, top)
         keep = r.random(t.size) * top[local] < cart_probability(self.b, platform, self.propensity[local])
         t, local, platform = t[keep], local[keep], platform[keep]
-        _, success, _ = pay(r, self.b, t.size, ts=t, usual=self.usual_method[local])
+        cell = method_cell(self.b, self.region[local], platform)  # no basket drawn here: no USSD cap
+        _, success, _ = pay(r, self.b, t.size, ts=t, usual=self.usual_method[local], cell=cell)
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
         self.add_orders(r, placed)
         self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
@@ -449,6 +458,7 @@ class _Stream:
             spend,
             self.usual_method[local],
             self.propensity[local],
+            method_cell(self.b, self.region[local], platform),
         )
         self.chunks.append(ev)
         self.add_orders(r, placed)
