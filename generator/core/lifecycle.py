@@ -90,10 +90,10 @@ def settle(
         capped = np.zeros(k, bool) if amount is None else amount > b.ussd_max_ngn * 100
         row = 2 * (np.full(k, len(REGIONS) * len(PLATFORMS)) if cell is None else cell.astype(np.int64)) + capped
         table = method_table(b).reshape(-1, m)
-        method = (segment_pick(_segmented(table), row, first) - row * m).astype(np.int8)
+        method = (segment_pick(segmented_cdf(table), row, first) - row * m).astype(np.int8)
         if loyal is not None:
             loyal &= ~(capped & (usual == _USSD))
-        switch_cdf = _segmented(switch_weights(table).reshape(-1, m))
+        switch_cdf = segmented_cdf(switch_weights(table).reshape(-1, m))
 
         def switched(current: np.ndarray, v: np.ndarray) -> np.ndarray:
             segment = row * m + current
@@ -157,7 +157,7 @@ def switch_weights(table: np.ndarray) -> np.ndarray:
     return w / w.sum(axis=-1, keepdims=True)
 
 
-def _segmented(p: np.ndarray) -> np.ndarray:
+def segmented_cdf(p: np.ndarray) -> np.ndarray:
     """Rows of weights as a segmented cdf (row s spans [s, s + 1], ending exactly at s + 1) for
     `streams.segment_pick`."""
     c = np.cumsum(p, axis=1)

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour
-from generator.core.lifecycle import method_cell, method_table
+from generator.core.lifecycle import method_cell, method_table, segmented_cdf
 from generator.core.nigeria import Pools, street_length_cdf
 from generator.core.streams import hash_normal, hash_u64, hash_uniform, pick, segment_pick
 
@@ -74,11 +74,9 @@ def usual_method(
     u = hash_uniform(seed, "method", idx)
     if region is None or platform is None or not b.methods_vary:
         return pick(np.cumsum(b.method_mix), u).astype(np.int8)
-    m = len(b.method_mix)
     table = method_table(b)[:, 0]  # below the USSD cap
-    cdf = (np.arange(table.shape[0])[:, None] + np.cumsum(table, axis=1) / table.sum(axis=1, keepdims=True)).ravel()
     cell = method_cell(b, np.asarray(region), np.asarray(platform))
-    return (segment_pick(cdf, cell, u) - cell * m).astype(np.int8)
+    return (segment_pick(segmented_cdf(table), cell, u) - cell * table.shape[1]).astype(np.int8)
 
 
 def home_state(seed: int, idx: np.ndarray, pools: Pools) -> np.ndarray:
