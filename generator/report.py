@@ -28,9 +28,25 @@ from generator.core.incidents import (
     with_weekly_outages,
 )
 from generator.core.incidents import traffic_factor as traffic_factor_at
-from generator.core.lifecycle import basket_kobo, delivery_times, spend_scale, stage_times, transit_factors
+from generator.core.lifecycle import (
+    basket_kobo,
+    delivery_times,
+    method_cell,
+    method_table,
+    spend_scale,
+    stage_times,
+    switch_weights,
+    transit_factors,
+)
 from generator.core.nigeria import default_pools
-from generator.core.population import customer_index, home_state, network_quality, operators, propensity
+from generator.core.population import (
+    customer_index,
+    home_state,
+    network_quality,
+    operators,
+    primary_platform,
+    propensity,
+)
 from generator.core.sessions import WAT_OFFSET, cart_probability, extra_views, hour_buckets, mean_cart_probability
 from generator.core.shard import network_ms
 from generator.core.streams import pick
@@ -172,25 +188,109 @@ def _us(t: object) -> int:
 # -- the model's targets -----------------------------------------------------------------------------------------
 
 
-def payment_chain(b: Behaviour, failure: np.ndarray | None = None) -> dict[str, np.ndarray]:
-    """Exact outcome probabilities of one checkout's payment attempts (core.lifecycle.pay as a Markov chain):
+def payment_chain(
+    b: Behaviour, failure: np.ndarray | None = None, start: np.ndarray | None = None, switch: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Exact outcome probabilities of one checkout's payment attempts (core.lifecycle.settle as a Markov chain):
     `success[a, m]` succeeds on attempt a with method m, `failed[m]` is the expected failures with method m,
     `attempted` the probability of at least one attempt (the rest is abandoned at the payment step). Every entry
-    is per checkout: divide by `attempted` for a checkout that attempts a payment."""
+    is per checkout: divide by `attempted` for a checkout that attempts a payment. `start` is the first method's
+    distribution (default: the mix), `switch[m]` that of the method a retry switches to from m (default: the
+    others by the mix); every entry is linear in `start`, so a sum of starts gives the sum of their chains."""
     f = b.method_failure if failure is None else failure
     mix = b.method_mix
     k = mix.size
-    others = np.where(np.eye(k, dtype=bool), 0.0, mix[None, :] / np.maximum(1 - mix, 1e-12)[:, None])
+    if switch is None:
+        switch = np.where(np.eye(k, dtype=bool), 0.0, mix[None, :] / np.maximum(1 - mix, 1e-12)[:, None])
     attempted = 1 - b.abandon_at_payment
-    alive = mix * attempted
+    alive = (mix if start is None else start) * attempted
     success = np.zeros((b.max_attempts, k))
     failed = np.zeros(k)
     for a in range(b.max_attempts):
         success[a] = alive * (1 - f)
         failed += alive * f
         again = alive * f * b.retry
-        alive = again * (1 - b.switch_method) + (again * b.switch_method) @ others
+        alive = again * (1 - b.switch_method) + (again * b.switch_method) @ switch
     return {"success": success, "failed": failed, "attempted": np.array(attempted)}
+
+
+@dataclass
+class MethodLaw:
+    """Per checkout session, what its payment's methods are drawn from (core.lifecycle.settle): `start` the first
+    attempt's distribution, `row` its row of weights in `lifecycle.method_table` (where its customer lives, its
+    platform, its basket above the USSD cap or not), `region` where its customer lives (a REGIONS index) and
+    `capped` whether its basket is above the cap. Defined for the checkout sessions (the rest are zeros)."""
+
+    start: np.ndarray
+    row: np.ndarray
+    region: np.ndarray
+    capped: np.ndarray
+
+
+def method_law(s: Sessions, b: Behaviour, seed: int) -> MethodLaw:
+    n = s.open_ts.size
+    chk = np.flatnonzero(s.reached[_CHECKOUT])
+    pools = default_pools()
+    customer = np.maximum(s.customer[chk], 0)  # a customer_id a data fault broke counts as customer 0's
+    region = region_of(pools.state_is_hub, pools.state_zone)[home_state(seed, customer, pools)]
+    capped = s.checkout_amount[chk] > b.ussd_max_ngn
+    start, row = method_starts(b, region, s.platform[chk], primary_platform(seed, customer, b), capped)
+    law = MethodLaw(
+        np.zeros((n, len(PAYMENT_METHODS))), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
+    )
+    law.start[chk], law.row[chk], law.region[chk], law.capped[chk] = start, row, region, capped
+    return law
+
+
+def method_starts(
+    b: Behaviour, region: np.ndarray, platform: np.ndarray, primary: np.ndarray, capped: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Checkouts' first methods' distributions and their rows of `lifecycle.method_table`, given where their
+    customers live, their platforms, their customers' primary platforms and whether their baskets are above the
+    USSD cap: the usual method (drawn from the weights of the home region and the primary platform) with
+    probability `method_loyalty`, USSD's share of it going to the checkout's own weights above the cap; else the
+    checkout's own weights. (A customer's usual method is left random, as it is across customers: the shares are
+    of checkouts by many customers.)"""
+    table = method_table(b)
+    m = len(PAYMENT_METHODS)
+    if not b.methods_vary:  # every checkout by the mix (the table's last cell), as the generator draws them
+        row = np.full(region.size, 2 * (table.shape[0] - 1), np.int64)
+        return np.broadcast_to(b.method_mix / b.method_mix.sum(), (region.size, m)).copy(), row
+    row = 2 * method_cell(b, region, platform) + capped
+    weights = table.reshape(-1, m)[row]
+    usual = table[method_cell(b, region, primary), 0]
+    ussd = PAYMENT_METHODS.index("USSD")
+    usual = np.where(capped[:, None], usual * (np.arange(m) != ussd) + usual[:, ussd : ussd + 1] * weights, usual)
+    return b.method_loyalty * usual + (1 - b.method_loyalty) * weights, row
+
+
+def checkout_chain(b: Behaviour, ts: np.ndarray, start: np.ndarray, row: np.ndarray) -> dict[str, np.ndarray]:
+    """`payment_chain` averaged over checkouts at instants `ts` (outages change the failure rates) with first
+    methods from `start` and weights `row` (a `MethodLaw`'s): the chains of each (failure rates, weights) group
+    from its checkouts' summed starts, added up. Every target of the payments section is a ratio of sums of its
+    entries, so this gives the exact targets of these checkouts."""
+    ts = np.asarray(ts, np.int64)
+    if ts.size == 0:
+        return payment_chain(b)
+    failure, which = failure_rows(b, ts)
+    switch = switch_weights(method_table(b).reshape(-1, len(PAYMENT_METHODS)))
+    groups, inverse = np.unique(np.stack([which, row]), axis=1, return_inverse=True)
+    inverse = inverse.ravel()
+    total = {"success": 0.0, "failed": 0.0}
+    for g, (f, r) in enumerate(groups.T):
+        one = payment_chain(b, failure[f], start[inverse == g].sum(axis=0) / ts.size, switch[r])
+        total = {k: total[k] + one[k] for k in total}
+    return {**total, "attempted": np.array(1 - b.abandon_at_payment)}
+
+
+def failure_rows(b: Behaviour, ts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The per-attempt failure rates by method of checkouts at instants `ts` (payment outages change them): the
+    distinct rows and the index of each checkout's one."""
+    if not len(b.incidents.payment_outage) or ts.size == 0:
+        return b.method_failure[None, :], np.zeros(ts.size, np.int64)
+    f = method_failure_at(b, np.arange(len(PAYMENT_METHODS))[None, :], ts[:, None])
+    distinct, inverse = np.unique(f, axis=0, return_inverse=True)
+    return distinct, inverse.ravel()
 
 
 def per_attempt_failure(chain: dict[str, np.ndarray]) -> float:
@@ -235,12 +335,8 @@ def checkout_probability(b: Behaviour, ts: np.ndarray) -> np.ndarray:
 def chains_at(b: Behaviour, ts: np.ndarray) -> tuple[list[dict[str, np.ndarray]], np.ndarray]:
     """The payment chains of checkouts at each instant (payment outages change the failure rates): the distinct
     chains and the index of each checkout's one."""
-    ts = np.asarray(ts, np.int64)
-    if not len(b.incidents.payment_outage) or ts.size == 0:
-        return [payment_chain(b)], np.zeros(ts.size, np.int64)
-    f = method_failure_at(b, np.arange(len(PAYMENT_METHODS))[None, :], ts[:, None])
-    distinct, inverse = np.unique(f, axis=0, return_inverse=True)
-    return [payment_chain(b, row) for row in distinct], inverse.ravel()
+    failure, inverse = failure_rows(b, np.asarray(ts, np.int64))
+    return [payment_chain(b, f) for f in failure], inverse
 
 
 def mean_chain(b: Behaviour, ts: np.ndarray) -> dict[str, np.ndarray]:
@@ -806,10 +902,15 @@ def _bucket_width(first: int, last: int) -> int:
     return HOUR if last - first <= 3 * DAY else DAY
 
 
-def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incident]) -> Section:
+def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incident], seed: int) -> Section:
     settled = (s.open_ts <= end - SETTLE) & s.reached[_CHECKOUT]
-    # Outages apply by the checkout session's start: the targets average the chains over the settled checkouts.
-    chain = mean_chain(b, s.open_ts[settled])
+    law = method_law(s, b, seed)
+
+    def chain_of(sel: np.ndarray) -> dict[str, np.ndarray]:
+        """The mean chain of the settled checkouts `sel`: outages by the session's start, methods by `law`."""
+        return checkout_chain(b, s.open_ts[sel], law.start[sel], law.row[sel])
+
+    chain = chain_of(settled)
     attempts = (fr.code == _FAILED) | (fr.code == _AUTH)
     fails = int((fr.code == _FAILED).sum())
     n_att = int(attempts.sum())
@@ -830,6 +931,18 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
         rows.append(
             Row(f"{name}: authorised after a failure", _share(retried, k), won[1:, m].sum() / won[:, m].sum(), n=k)
         )
+    # Who pays and how much: the method's share where the customers live, on each platform, above the USSD cap.
+    groups = [(f"in {label}", np.isin(law.region, where), "USSD") for label, where in _REGION_GROUPS]
+    groups += [(f"on {name}", s.platform == p, m) for p, name in enumerate(PLATFORMS) for m in ("USSD", "PAYPAL")]
+    if math.isfinite(b.ussd_max_ngn):
+        groups.append((f"of baskets above NGN {b.ussd_max_ngn:,.0f}", law.capped, "USSD"))
+    for label, sel, name in groups:
+        m, mine = PAYMENT_METHODS.index(name), auth & sel
+        n = int(mine.sum())
+        ch = chain_of(settled & sel)["success"]
+        target = ch[:, m].sum() / ch.sum() if ch.sum() else None
+        rows.append(Row(f"{name}: share of authorised payments {label}", _share(int((mine & (s.method == m)).sum()), n),
+                        target, n=n))  # fmt: skip
     notes = [
         "PAYMENT_FAILED carries no payment_method (the spec leaves it empty), so failure by method is inferred only "
         "through the checkouts that end authorised: the method's share of them, and how many needed a retry. A retry "
@@ -838,15 +951,20 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
         "Per-attempt targets by method: "
         + ", ".join(f"{m} {f:.1%}" for m, f in zip(PAYMENT_METHODS, b.method_failure, strict=True))
         + ".",
+        "Method targets follow each checkout: its customer's usual method (drawn from the weights of where it lives "
+        f"and its primary platform) with probability {b.method_loyalty:g}, else the weights of where it lives and "
+        "the session's platform, none of them USSD for a basket above the cap"
+        + (f" (NGN {b.ussd_max_ngn:,.0f})." if math.isfinite(b.ussd_max_ngn) else " (this scenario has none)."),
     ]
-    rows += _outage_rows(s, b, settled, incidents)
+    rows += _outage_rows(s, b, settled, incidents, law)
     if any(i.kind == "payment_outage" for i in incidents):
         notes.append(
             "Outages apply to the checkouts of sessions opening inside their window; the rows inside and outside an "
             "outage count the settled checkout sessions by their start. PAYMENT_FAILED carries no method, so the "
             "method's failure rate is inferred from first attempts: a checkout with no failure that ends authorised "
-            "with the method tried it first and succeeded, which happens with probability mix × (1 − failure) for a "
-            "checkout that attempts a payment (those abandoned at the payment step are left out)."
+            "with the method tried it first and succeeded, which happens with probability p × (1 − failure) for a "
+            "checkout that attempts a payment (p: the chance it tries the method first; those abandoned at the "
+            "payment step are left out)."
         )
     width = _bucket_width(int(fr.ts.min()), int(fr.ts.max())) if fr.ts.size else HOUR
     bucket = fr.ts[attempts] // width
@@ -860,7 +978,16 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
     return Section("payments", "Payments", rows, notes, chart)
 
 
-def _outage_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list[Incident]) -> list[Row]:
+_REGION_GROUPS = (
+    ("Lagos and the FCT", [0]),
+    ("the south (south-west, south-south, south-east)", [1, 2, 3]),
+    ("the north (north-central, north-west, north-east)", [4, 5, 6]),
+)
+
+
+def _outage_rows(
+    s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list[Incident], law: MethodLaw
+) -> list[Row]:
     rows = []
     for inc in incidents:
         if inc.kind != "payment_outage" or inc.params.get("method") not in PAYMENT_METHODS:
@@ -871,7 +998,7 @@ def _outage_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list
         inside = (s.open_ts >= inc.start) & (s.open_ts < inc.end)
         for where, group in (("inside", settled & inside), ("outside", settled & ~inside)):
             ts = s.open_ts[group]
-            ch = mean_chain(b, ts)
+            ch = checkout_chain(b, ts, law.start[group], law.row[group])
             n = int(group.sum())
             bad = int(s.failures[group].sum())
             method = s.method[group]
@@ -888,15 +1015,15 @@ def _outage_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list
             share = _share(int((method == m).sum()), paid)
             rows.append(Row(f"{tag}: {name} share of authorised {where}", share, target, n=paid))
             # The method's own failure rate from first attempts: of the n checkouts that attempt a payment (those
-            # abandoned at the payment step try no method), k ~ Binomial(n, mix·(1 − f)), so f̂ = 1 − k/(mix·n)
-            # has the standard error sqrt(p(1 − p)/n)/mix with p = mix·(1 − f).
+            # abandoned at the payment step try no method), k ~ Binomial(n, p·(1 − f)) with p the mean chance they
+            # try the method first, so f̂ = 1 − k/(p·n) has the standard error sqrt(p(1 − f)(1 − p(1 − f))/n)/p.
             first_ok = int(((s.failures[group] == 0) & (method == m)).sum())
             tried = attempted(s)[group]
             n, ts = int(tried.sum()), ts[tried]
-            mix = float(b.method_mix[m])
+            p = float(law.start[group][tried, m].mean()) if n else 0.0
             f = float(method_failure_at(b, np.full(ts.size, m), ts).mean()) if n else None
-            value = 1 - first_ok / (mix * n) if n else None
-            se = math.sqrt(mix * (1 - f) * (1 - mix * (1 - f)) / n) / mix if n else None
+            value = 1 - first_ok / (p * n) if n and p else None
+            se = math.sqrt(p * (1 - f) * (1 - p * (1 - f)) / n) / p if n and p else None
             rows.append(Row(f"{tag}: {name} failure per first attempt {where}", value, f, n=n, se=se))
     return rows
 
@@ -1446,7 +1573,7 @@ def summarise(loaded: Loaded) -> Summary:
     sections = [
         event_mix(fr, s, b),
         funnel(fr, s, b, end, incidents, seed),
-        payments(fr, s, b, end, incidents),
+        payments(fr, s, b, end, incidents, seed),
         latency(fr, b, threshold, incidents, seed),
         state,
         delivery,

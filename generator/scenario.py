@@ -226,6 +226,9 @@ SPEC: dict = {
         "retry": _probability,
         "switch_method": _probability,
         "max_attempts": _whole(1, 20),
+        "ussd_max_ngn": _positive,
+        "region_factor": dict.fromkeys(REGIONS, dict.fromkeys(PAYMENT_METHODS, _positive)),
+        "platform_factor": dict.fromkeys(PLATFORMS, dict.fromkeys(PAYMENT_METHODS, _positive)),
     },
     "basket": {
         "item_median_ngn": _positive,

@@ -67,6 +67,19 @@ def _ordered(mix: dict[str, float], names: tuple[str, ...], what: str) -> np.nda
     return np.array([float(mix.get(n, 0.0)) for n in names])
 
 
+def _factor_table(table: dict[str, dict[str, float]], rows: tuple[str, ...], what: str) -> np.ndarray:
+    """Factors per payment method per row (a region, a platform) as a (rows, PAYMENT_METHODS) array; a row or a
+    method left out is 1."""
+    unknown = set(table) - set(rows)
+    if unknown:
+        raise ValueError(f"{what}: unknown keys {sorted(unknown)}")
+    out = np.ones((len(rows), len(PAYMENT_METHODS)))
+    for i, name in enumerate(rows):
+        given = table.get(name, {})
+        out[i] = _ordered({**dict.fromkeys(PAYMENT_METHODS, 1.0), **given}, PAYMENT_METHODS, f"{what}.{name}")
+    return out
+
+
 @dataclass(frozen=True, eq=False)
 class Carriers:
     names: tuple[str, ...]
@@ -222,6 +235,12 @@ class Behaviour:
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
     method_mix: np.ndarray
     method_loyalty: float  # share of checkouts paid first with the customer's usual method (population.usual_method)
+    # A checkout's method weights: the mix times a factor per method where its customer lives (REGIONS, methods)
+    # and one on its platform (PLATFORMS, methods), normalised (lifecycle.method_table); none of them USSD above
+    # ussd_max_ngn (the banks' cap on a USSD transfer).
+    method_region_factor: np.ndarray
+    method_platform_factor: np.ndarray
+    ussd_max_ngn: float
     # weekly random payment outages (incidents.weekly_outages): mean a week, median hours, failure rate, methods
     outages_per_week: float
     outage_hours: float
@@ -266,6 +285,13 @@ class Behaviour:
     latency_threshold_ms: int
     incidents: Incidents = field(default_factory=lambda: Incidents.from_list([], ()))
     faults: np.ndarray = field(default_factory=lambda: np.zeros(len(FAULT_KINDS)))  # rates per event, FAULT_KINDS
+
+    @property
+    def methods_vary(self) -> bool:
+        """Whether a checkout's payment method depends on who pays and how much (else every checkout draws from
+        the mix, as before these keys)."""
+        factors = (self.method_region_factor != 1).any() or (self.method_platform_factor != 1).any()
+        return bool(factors or math.isfinite(self.ussd_max_ngn))
 
     @classmethod
     def from_dict(cls, d: dict) -> Behaviour:
@@ -326,6 +352,10 @@ class Behaviour:
             method_mix=_ordered(pay["mix"], PAYMENT_METHODS, "payment.mix"),
             # A scenario recorded before the key existed (an older run's manifest): methods drawn afresh each time.
             method_loyalty=float(pay.get("loyalty", 0.0)),
+            # A scenario recorded before these keys (an older run's manifest): the same mix everywhere, any amount.
+            method_region_factor=_factor_table(pay.get("region_factor", {}), REGIONS, "payment.region_factor"),
+            method_platform_factor=_factor_table(pay.get("platform_factor", {}), PLATFORMS, "payment.platform_factor"),
+            ussd_max_ngn=float(pay.get("ussd_max_ngn", math.inf)),
             # A scenario recorded before weekly outages (an older run's manifest): the scenario's incidents only.
             outages_per_week=float(pay.get("outages", {}).get("per_week", 0.0)),
             outage_hours=float(pay.get("outages", {}).get("hours_median", 1.0)),

@@ -13,11 +13,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from generator.core.behaviour import Behaviour
+from generator.core.behaviour import REGIONS, Behaviour
 from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, WAT_OFFSET, Events
 from generator.core.incidents import extra_transit_days, method_failure_at
 from generator.core.streams import hash_u64, pick, segment_pick
-from generator.schema import EVENT_CODE
+from generator.schema import EVENT_CODE, PAYMENT_METHODS, PLATFORMS
 
 _PACKED, _SHIPPED, _DELIVERED = (EVENT_CODE[k] for k in ("PACKED", "SHIPPED", "DELIVERED"))
 
@@ -40,35 +40,128 @@ def pay(
     *,
     ts: np.ndarray | None = None,
     usual: np.ndarray | None = None,
+    cell: np.ndarray | None = None,
+    amount: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Payment attempts of `k` checkouts: (failures before the outcome, success, method of the last attempt).
+    """Payment attempts of `k` checkouts: (failures before the outcome, success, method of the last attempt), from
+    `payment_draws` and `settle` (see there)."""
+    return settle(b, payment_draws(rng, b, k, usual is not None), ts=ts, usual=usual, cell=cell, amount=amount)
+
+
+def payment_draws(rng: np.random.Generator, b: Behaviour, k: int, loyal: bool) -> np.ndarray:
+    """The uniforms `settle` needs for `k` checkouts (`loyal`: their customers' usual methods will be given), one
+    row per use, in the order every generator version has drawn them: the method, whether the usual one is taken,
+    whether the checkout is abandoned, then per attempt whether it fails, is retried, which other method and
+    whether to switch. Drawn before the basket, so a checkout's method can depend on its amount without moving
+    any other draw."""
+    rows = 2 + (loyal and b.method_loyalty > 0) + 4 * b.max_attempts
+    return rng.random((rows, k))
+
+
+def settle(
+    b: Behaviour,
+    u: np.ndarray,
+    *,
+    ts: np.ndarray | None = None,
+    usual: np.ndarray | None = None,
+    cell: np.ndarray | None = None,
+    amount: np.ndarray | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Payment attempts of checkouts given their `payment_draws` `u`: (failures before the outcome, success,
+    method of the last attempt).
 
     A share `abandon_at_payment` of checkouts is abandoned before any attempt (delivery fee shown, account or OTP
     friction, a changed mind): no failure and no success (their method, drawn like the others', is never written).
     `ts` (microseconds, UTC) is when each checkout happens: every attempt of a checkout made inside a payment
     outage of its method fails at the outage's rate. Without `ts`, no outage applies. `usual` is each checkout's
-    customer's usual method, its first attempt's with probability `method_loyalty` (else drawn from the mix)."""
+    customer's usual method, its first attempt's with probability `method_loyalty` (else drawn from the checkout's
+    weights). A checkout's weights (`method_table`) are those of its `cell` (`method_cell`: where its customer
+    lives and its platform; none: the plain mix) and, where its `amount` (kobo) is above `ussd_max_ngn`, leave
+    USSD out: such a checkout never pays by USSD, its usual method included. A retrying customer switches, with
+    probability `switch_method`, to another method by the same weights."""
+    k = u.shape[1]
+    rows = iter(u)
     outage = ts is not None and len(b.incidents.payment_outage) > 0
-    mix = np.cumsum(b.method_mix)
-    method = pick(mix, rng.random(k)).astype(np.int8)
-    if usual is not None and b.method_loyalty > 0:
-        method = np.where(rng.random(k) < b.method_loyalty, usual, method).astype(np.int8)
-    others = _switch_cdf(b.method_mix)
-    alive = rng.random(k) >= b.abandon_at_payment
+    first = next(rows)
+    loyal = next(rows) < b.method_loyalty if usual is not None and b.method_loyalty > 0 else None
+    alive = next(rows) >= b.abandon_at_payment
+    if b.methods_vary:
+        m = len(PAYMENT_METHODS)
+        capped = np.zeros(k, bool) if amount is None else amount > b.ussd_max_ngn * 100
+        row = 2 * (np.full(k, len(REGIONS) * len(PLATFORMS)) if cell is None else cell.astype(np.int64)) + capped
+        table = method_table(b).reshape(-1, m)
+        method = (segment_pick(segmented_cdf(table), row, first) - row * m).astype(np.int8)
+        if loyal is not None:
+            loyal &= ~(capped & (usual == _USSD))
+        switch_cdf = segmented_cdf(switch_weights(table).reshape(-1, m))
+
+        def switched(current: np.ndarray, v: np.ndarray) -> np.ndarray:
+            segment = row * m + current
+            return segment_pick(switch_cdf, segment, v) - segment * m
+
+    else:  # as before the keys: every checkout by the mix
+        mix = np.cumsum(b.method_mix)
+        method = pick(mix, first).astype(np.int8)
+        others = _switch_cdf(b.method_mix)
+
+        def switched(current: np.ndarray, v: np.ndarray) -> np.ndarray:
+            within = np.searchsorted(others, current + v, side="right") - (mix.size - 1) * current
+            other = np.minimum(within, mix.size - 2)
+            return other + (other >= current)
+
+    if loyal is not None:
+        method = np.where(loyal, usual, method).astype(np.int8)
     fails = np.zeros(k, np.int64)
     success = np.zeros(k, bool)
     for attempt in range(b.max_attempts):
-        failed = rng.random(k) < (method_failure_at(b, method, ts) if outage else b.method_failure[method])
+        failed = next(rows) < (method_failure_at(b, method, ts) if outage else b.method_failure[method])
         success |= alive & ~failed
         lost = alive & failed
         fails += lost
-        alive = lost & (rng.random(k) < b.retry) & (attempt + 1 < b.max_attempts)
-        # A retrying customer switches, with some probability, to another method, in proportion to the mix.
-        within = np.searchsorted(others, method + rng.random(k), side="right") - (mix.size - 1) * method
-        other = np.minimum(within, mix.size - 2).astype(np.int8)
-        other = other + (other >= method)
-        method = np.where(alive & (rng.random(k) < b.switch_method), other, method).astype(np.int8)
+        alive = lost & (next(rows) < b.retry) & (attempt + 1 < b.max_attempts)
+        other = switched(method, next(rows)).astype(np.int8)
+        method = np.where(alive & (next(rows) < b.switch_method), other, method).astype(np.int8)
     return fails, success, method
+
+
+_USSD = PAYMENT_METHODS.index("USSD")
+
+
+def method_cell(b: Behaviour, region: np.ndarray, platform: np.ndarray) -> np.ndarray:
+    """Each checkout's cell of `method_table`: where its customer lives (a REGIONS index) and its platform."""
+    return region.astype(np.int64) * len(PLATFORMS) + platform
+
+
+def method_table(b: Behaviour) -> np.ndarray:
+    """The method weights of checkouts, normalised, shaped (cells, 2, PAYMENT_METHODS): cell region ×
+    len(PLATFORMS) + platform (`method_cell`), the mix times the region's factors and the platform's, then a last
+    cell holding the plain mix (a checkout of no known customer or platform); [:, 1] holds those of a basket above
+    `ussd_max_ngn`: USSD left out, the others in proportion (where no other method has any weight, USSD stays)."""
+    w = b.method_mix * b.method_region_factor[:, None, :] * b.method_platform_factor[None, :, :]
+    w = np.concatenate([w.reshape(-1, len(PAYMENT_METHODS)), b.method_mix[None, :]])
+    capped = w.copy()
+    capped[:, _USSD] = 0
+    capped = np.where(capped.sum(axis=1, keepdims=True) > 0, capped, w)
+    t = np.stack([w, capped], axis=1)
+    return t / t.sum(axis=-1, keepdims=True)
+
+
+def switch_weights(table: np.ndarray) -> np.ndarray:
+    """Per row of weights (the last axis: methods) and per current method, the weights of a switch away from it:
+    its own left out, the others' normalised (where no other has any weight: the current one). Shaped
+    (*table.shape, methods)."""
+    m = table.shape[-1]
+    eye = np.eye(m, dtype=bool)
+    w = np.where(eye, 0.0, table[..., None, :])
+    w = np.where(w.sum(axis=-1, keepdims=True) > 0, w, eye.astype(float))
+    return w / w.sum(axis=-1, keepdims=True)
+
+
+def segmented_cdf(p: np.ndarray) -> np.ndarray:
+    """Rows of weights as a segmented cdf (row s spans [s, s + 1], ending exactly at s + 1) for
+    `streams.segment_pick`."""
+    c = np.cumsum(p, axis=1)
+    return (np.arange(p.shape[0])[:, None] + c / c[:, -1:]).ravel()
 
 
 def _switch_cdf(mix: np.ndarray) -> np.ndarray:

@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from generator.core.behaviour import REGIONS, Behaviour, region_of
+from generator.core.lifecycle import method_cell, method_table, segmented_cdf
 from generator.core.nigeria import Pools, street_length_cdf
 from generator.core.streams import hash_normal, hash_u64, hash_uniform, pick, segment_pick
 
@@ -96,9 +97,18 @@ def primary_platform(
     return platforms_in(region, mix, u)
 
 
-def usual_method(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
-    """Each customer's usual payment method (codes into PAYMENT_METHODS), drawn from the mix."""
-    return pick(np.cumsum(b.method_mix), hash_uniform(seed, "method", idx)).astype(np.int8)
+def usual_method(
+    seed: int, idx: np.ndarray, b: Behaviour, region: np.ndarray | None = None, platform: np.ndarray | None = None
+) -> np.ndarray:
+    """Each customer's usual payment method (codes into PAYMENT_METHODS): drawn from the method weights of where
+    it lives (`region`, a REGIONS index) and its primary `platform` (`lifecycle.method_table`, any amount), or from
+    the mix where they are not given or the scenario's methods do not vary (as before the keys)."""
+    u = hash_uniform(seed, "method", idx)
+    if region is None or platform is None or not b.methods_vary:
+        return pick(np.cumsum(b.method_mix), u).astype(np.int8)
+    table = method_table(b)[:, 0]  # below the USSD cap
+    cell = method_cell(b, np.asarray(region), np.asarray(platform))
+    return (segment_pick(segmented_cdf(table), cell, u) - cell * table.shape[1]).astype(np.int8)
 
 
 def home_state(seed: int, idx: np.ndarray, pools: Pools) -> np.ndarray:

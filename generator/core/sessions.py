@@ -16,7 +16,7 @@ import numpy as np
 from generator.core.behaviour import Behaviour
 from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, SECOND, WAT_OFFSET, Events
 from generator.core.incidents import conversion_factor, traffic_factor
-from generator.core.lifecycle import Placed, basket_kobo, pay
+from generator.core.lifecycle import Placed, basket_kobo, payment_draws, settle
 from generator.core.streams import mix64
 from generator.schema import EVENT_CODE
 
@@ -181,6 +181,7 @@ def simulate(
     spend: np.ndarray | None = None,
     usual: np.ndarray | None = None,
     propensity: np.ndarray | None = None,
+    cell: np.ndarray | None = None,
 ) -> tuple[Events, Placed]:
     """Walk the funnel for sessions starting at `starts` (sorted) of `customer` on `platform`.
 
@@ -188,7 +189,8 @@ def simulate(
     customer's previous session, updated here, so no two sessions of one customer overlap. Successful
     checkouts become orders numbered from `first_order`. `spend` is each session's factor on item prices
     (`lifecycle.spend_scale`; none: 1). `usual` is each session's customer's usual payment method (none: every
-    method drawn from the mix), `propensity` its customer's factor on adding to the cart (none: 1).
+    method drawn from the mix), `propensity` its customer's factor on adding to the cart (none: 1), `cell` its
+    payment methods' weights (`lifecycle.method_cell`: where its customer lives and its platform; none: the mix).
     """
     n = starts.size
     login = rng.random(n) < b.login
@@ -207,8 +209,11 @@ def simulate(
     chk = np.flatnonzero(checkout)
     # Payment outages apply by the session's start: its checkout comes minutes later, inside the same window
     # but at its edges (the checkout times depend on the attempts, so they cannot be drawn first).
-    fails, success, method = pay(rng, b, chk.size, ts=starts[chk], usual=None if usual is None else usual[chk])
+    # The method may depend on the amount (USSD's cap), drawn after the payment's uniforms, as it always was.
+    draws = payment_draws(rng, b, chk.size, usual is not None)
     amount = basket_kobo(rng, b, carts[chk], None if spend is None else spend[chk])  # the items it added to its cart
+    paying = {"usual": None if usual is None else usual[chk], "cell": None if cell is None else cell[chk]}
+    fails, success, method = settle(b, draws, ts=starts[chk], amount=amount, **paying)
     n_fail = np.zeros(n, np.int64)
     n_fail[chk] = fails
     ok = np.zeros(n, bool)

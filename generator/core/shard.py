@@ -29,7 +29,15 @@ import pyarrow.compute as pc
 from generator.core.behaviour import Behaviour, default_behaviour, region_of
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings, stable_order
 from generator.core.incidents import latency_factor, with_weekly_outages
-from generator.core.lifecycle import Placed, fulfil, pay, spend_scale, tracking_numbers, transit_factors
+from generator.core.lifecycle import (
+    Placed,
+    fulfil,
+    method_cell,
+    pay,
+    spend_scale,
+    tracking_numbers,
+    transit_factors,
+)
 from generator.core.nigeria import Pools, default_pools
 from generator.core.population import (
     activity,
@@ -354,7 +362,7 @@ class _Stream:
         # Where the customer lives tilts its platforms (a scenario before 0.7: the mix everywhere).
         self.platform_mix = None if self.b.platform_region_factor is None else platform_by_region(self.b, pools)
         self.primary = primary_platform(cfg.seed, self.ids, self.b, self.region, self.platform_mix)
-        self.usual_method = usual_method(cfg.seed, self.ids, self.b)
+        self.usual_method = usual_method(cfg.seed, self.ids, self.b, self.region, self.primary)
         self.propensity = propensity(cfg.seed, self.ids, self.b)
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
         self.chunks: list[Events] = []
@@ -418,7 +426,8 @@ class _Stream:
         t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * self.b.checkout, top)
         keep = r.random(t.size) * top[local] < cart_probability(self.b, platform, self.propensity[local])
         t, local, platform = t[keep], local[keep], platform[keep]
-        _, success, _ = pay(r, self.b, t.size, ts=t, usual=self.usual_method[local])
+        cell = method_cell(self.b, self.region[local], platform)  # no basket drawn here: no USSD cap
+        _, success, _ = pay(r, self.b, t.size, ts=t, usual=self.usual_method[local], cell=cell)
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
         self.add_orders(r, placed)
         self.chunks[-1] = self.chunks[-1].take(np.flatnonzero(self.chunks[-1].ts >= start))
@@ -456,6 +465,7 @@ class _Stream:
             spend,
             self.usual_method[local],
             self.propensity[local],
+            method_cell(self.b, self.region[local], platform),
         )
         self.chunks.append(ev)
         self.add_orders(r, placed)
