@@ -26,6 +26,7 @@ from generator.core.behaviour import (
     default_behaviour,
     default_scenario,
     instant_us,
+    parse_promotion_start,
 )
 from generator.core.faults import FAULT_KINDS
 from generator.schema import EVENT_TYPES, PAYMENT_METHODS, PLATFORMS, SESSION_EVENTS
@@ -139,6 +140,36 @@ def _dates(v: object) -> str | None:
     return None
 
 
+def _promotion_start(v: object) -> str | None:
+    if not isinstance(v, str):
+        return f'expected a month and day ("MM-DD") or "black-friday" with an offset, got {_show(v)} ({_kind(v)})'
+    try:
+        parse_promotion_start(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+_PROMOTION: dict[str, Check] = {
+    "name": _text,
+    "start": _promotion_start,
+    "days": _whole(1, 366),
+    "traffic_factor": _positive,
+    "conversion_factor": _positive,
+}
+
+
+def _promotions(v: object) -> str | None:
+    """`calendar.promotions`: an array of tables ([[calendar.promotions]]), each checked key by key (a problem
+    raises naming the item's key, as an incident's does)."""
+    if not isinstance(v, list):
+        return f"expected an array of tables ([[calendar.promotions]]), got {_show(v)}"
+    unknown = f"unknown key (a promotion's: {', '.join(_PROMOTION)})"
+    for i, item in enumerate(v):
+        _check_table(item, _PROMOTION, f"calendar.promotions[{i}]", unknown)
+    return None
+
+
 def _regions(v: object) -> str | None:
     if not isinstance(v, list) or not v or any(not isinstance(x, str) for x in v):
         return f"expected a non-empty array of regions ({', '.join(REGIONS)}), got {_show(v)}"
@@ -175,6 +206,7 @@ SPEC: dict = {
     "platform": {"mix": dict.fromkeys(PLATFORMS, _probability), "loyalty": _probability},
     "traffic": {
         "hourly_wat": _hourly,
+        "weekend_hourly_wat": _hourly,
         "weekend_factor": _non_negative,
         "payday_factor": _non_negative,
         "payday_from_day": _whole(1, 31),
@@ -257,7 +289,7 @@ SPEC: dict = {
         "threshold_ms": _whole(0),
     },
     "faults": dict.fromkeys(FAULT_KINDS, _probability),
-    "calendar": {"public_holidays": _dates},
+    "calendar": {"public_holidays": _dates, "promotions": _promotions},
 }
 _MIXES = ("platform.mix", "payment.mix", "payment.outages.mix")
 _INCIDENT_PARAMS: dict[str, dict[str, Check]] = {

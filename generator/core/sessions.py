@@ -32,16 +32,18 @@ SESSION_PAUSE = 60 * SECOND  # the least time between two sessions of one custom
 
 def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
     """Relative session intensity of each UTC hour (given by its start, us), averaging ~1 over months outside
-    flash sales, which multiply it."""
+    flash sales (a scenario's and the calendar's promotions), which multiply it: the hourly curve of a weekday or of
+    a weekend day (public holidays are weekend days), the weekend and payday factors and a launch's ramp."""
     wat = hour_starts + WAT_OFFSET
     hour_of_day = (wat // HOUR) % 24
     days = (wat // DAY).astype("datetime64[D]")
     weekday = (days.astype(np.int64) + EPOCH_WEEKDAY) % 7  # Monday = 0
     day_of_month = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
-    f = b.hourly_wat[hour_of_day]
     weekend = weekday >= 5
     if b.holidays.size:  # a public holiday's traffic is a weekend day's
         weekend |= np.isin(wat // DAY, b.holidays)
+    # a weekend day's own hourly shape (the same mean as the weekday curve's: weekend_factor sets the day's total)
+    f = np.where(weekend, b.weekend_hourly_wat[hour_of_day], b.hourly_wat[hour_of_day])
     f = f * np.where(weekend, b.weekend_factor, 1.0)
     f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
     if b.ramp_first != 1.0:
