@@ -126,6 +126,15 @@ def _hourly(v: object) -> str | None:
     return None
 
 
+def _payday_curve(v: object) -> str | None:
+    if not isinstance(v, list) or not 1 <= len(v) <= 28:
+        return f"expected an array of 1 to 28 numbers (one per day from the payday on), got {_show(v)}"
+    for i, x in enumerate(v):
+        if (problem := _non_negative(x)) is not None:
+            return f"day {i}: {problem}"
+    return None
+
+
 def _dates(v: object) -> str | None:
     if not isinstance(v, list):
         return f"expected an array of dates (YYYY-MM-DD, in WAT), got {_show(v)}"
@@ -210,6 +219,7 @@ SPEC: dict = {
         "weekend_factor": _non_negative,
         "payday_factor": _non_negative,
         "payday_from_day": _whole(1, 31),
+        "payday_curve": _payday_curve,
         "ramp_start": _instant,
         "ramp_days": _non_negative,
         "ramp_first_factor": _positive,

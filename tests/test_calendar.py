@@ -127,14 +127,14 @@ def test_inside_a_promotion_the_intensity_is_the_usual_times_its_factor(hour):
 
 
 def _ordinary_week(k: int) -> int:
-    """Monday 00:00 WAT of the k-th week from 5 January 2026 whose days are all before the 25th (no payday), none a
-    public holiday and none in a promotion (by the default calendar)."""
+    """Monday 00:00 WAT of the k-th week from 5 January 2026 whose days are all from the 6th to the 24th (past the
+    payday curve), none a public holiday and none in a promotion (by the default calendar)."""
     b = default_behaviour()
     monday = date(2026, 1, 5) + timedelta(weeks=k)
     while True:
         days = [monday + timedelta(days=i) for i in range(7)]
         t0 = _wat_day(monday)
-        ok = all(d.day < b.payday_from_day for d in days) and not promotion_sales(b, t0, t0 + 7 * DAY)
+        ok = all(6 <= d.day < b.payday_from_day for d in days) and not promotion_sales(b, t0, t0 + 7 * DAY)
         ok &= not np.isin((t0 + WAT_OFFSET) // DAY + np.arange(7), b.holidays).any()
         if ok:
             return t0
@@ -162,9 +162,36 @@ def test_weekend_days_have_their_own_hourly_shape_and_the_same_day_total(week, h
     assert per_day[2] / per_day[0] == pytest.approx(b.weekend_factor, rel=1e-12)
 
 
+@settings(max_examples=60, deadline=None)
+@given(st.dates(date(2024, 1, 1), date(2030, 12, 31)), st.integers(0, 23))
+@example(date(2025, 11, 28), 20)  # the 28th: the peak
+@example(date(2026, 3, 3), 9)  # after a February of 28 days
+@example(date(2025, 12, 31), 12)  # the 31st
+def test_payday_traffic_follows_the_days_since_the_25th(day, hour):
+    """A day's payday factor is 1 + (payday_factor - 1) x the curve at the days since the last 25th (this month's,
+    or the month before's: the curve runs on into the next month), 1 past its end; the intensity carries it, with a
+    norm that keeps the year's mean at 1 (each day since a payday comes 12 times a year)."""
+    b = default_behaviour()
+    last = day.replace(day=25) if day.day >= 25 else (day.replace(day=1) - timedelta(days=1)).replace(day=25)
+    k = (day - last).days
+    curve = list(default_scenario()["traffic"]["payday_curve"])
+    expected = 1 + (b.payday_factor - 1) * (curve[k] if k < len(curve) else 0.0)
+    h = np.array([_wat_day(day) + hour * HOUR], np.int64)
+    weekend = day.weekday() >= 5 or np.isin((int(h[0]) + WAT_OFFSET) // DAY, b.holidays)
+    shape = (b.weekend_hourly_wat if weekend else b.hourly_wat)[hour] * (b.weekend_factor if weekend else 1.0)
+    paydays = sum(curve) * 12 / 365.25
+    norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
+    assert intensity(b, h)[0] == pytest.approx(shape * expected / norm, rel=1e-12)
+    if 27 <= day.day <= 28:
+        assert expected == pytest.approx(b.payday_factor)  # the peak
+    if 1 <= day.day <= 3:
+        assert expected > 1  # the fade into the next month, where a step stopped on the 1st
+
+
 def _without_calendar(doc: dict) -> dict:
     """A scenario as recorded before the calendar's keys (an older run's manifest)."""
     doc["traffic"].pop("weekend_hourly_wat")
+    doc["traffic"].pop("payday_curve")
     doc["calendar"].pop("promotions")
     return doc
 
@@ -185,10 +212,12 @@ def _old_intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
 @given(st.integers(Y2024 // HOUR, Y2031 // HOUR - 24 * 40))
 @example(instant_us("2025-11-08T00:00:00Z") // HOUR)
 def test_a_scenario_without_the_calendar_keys_keeps_its_traffic(hour):
-    """An older run's scenario has no weekend curve and no promotions: every day the weekday shape and no flash sale
-    of the calendar, in the behaviour a run (and its warm start) simulates and in the report's, byte for byte."""
+    """An older run's scenario has no weekend curve, no payday curve and no promotions: every day the weekday shape,
+    a payday step and no flash sale of the calendar, in the behaviour a run (and its warm start) simulates and in the
+    report's, byte for byte."""
     old = Behaviour.from_dict(_without_calendar(default_scenario()))
     assert old.promotions == () and np.array_equal(old.weekend_hourly_wat, old.hourly_wat)
+    assert old.payday_curve is None
     hours = hour * HOUR + HOUR * np.arange(24 * 40, dtype=np.int64)
     assert np.array_equal(intensity(old, hours), _old_intensity(old, hours))
     cfg = GenConfig(

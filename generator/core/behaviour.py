@@ -269,6 +269,9 @@ class Behaviour:
     weekend_factor: float
     payday_factor: float
     payday_from_day: int
+    # By days since the payday (the 0th is payday_from_day): the share of payday_factor's rise each day has; none
+    # (an older scenario): all of it from payday_from_day to the month's end, a step.
+    payday_curve: np.ndarray | None
     # A launch's adoption: traffic times ramp_first before ramp_start_us, growing linearly to 1 over ramp_days.
     ramp_start_us: int
     ramp_days: float
@@ -361,6 +364,8 @@ class Behaviour:
             weekend_factor=float(t["weekend_factor"]),
             payday_factor=float(t["payday_factor"]),
             payday_from_day=int(t["payday_from_day"]),
+            # A scenario recorded before the key existed (an older run's manifest): a step at payday_from_day.
+            payday_curve=np.array(t["payday_curve"], dtype=float) if "payday_curve" in t else None,
             # A scenario recorded before the ramp (an older run's manifest) has none: traffic at its full curve.
             ramp_start_us=instant_us(t.get("ramp_start", "1970-01-01")),
             ramp_days=float(t.get("ramp_days", 0.0)),

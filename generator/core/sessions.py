@@ -45,14 +45,28 @@ def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
     # a weekend day's own hourly shape (the same mean as the weekday curve's: weekend_factor sets the day's total)
     f = np.where(weekend, b.weekend_hourly_wat[hour_of_day], b.hourly_wat[hour_of_day])
     f = f * np.where(weekend, b.weekend_factor, 1.0)
-    f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
+    if b.payday_curve is None:
+        f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
+        paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
+    else:
+        f = f * payday_factor(b, days, day_of_month)
+        paydays = float(b.payday_curve.sum()) * 12 / 365.25  # each day since a payday comes 12 times a year
     if b.ramp_first != 1.0:
         f = f * ramp_factor(b, hour_starts)
-    paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
     norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
     if len(b.incidents.traffic):
         return f / norm * traffic_factor(b, hour_starts)
     return f / norm
+
+
+def payday_factor(b: Behaviour, days: np.ndarray, day_of_month: np.ndarray) -> np.ndarray:
+    """The payday curve's factor on each day (datetime64[D], WAT): 1 + (payday_factor - 1) x the curve's value for
+    the days since the last payday (payday_from_day of this month, or of the month before; 0 past the curve)."""
+    month = days.astype("datetime64[M]")
+    before = (month.astype("datetime64[D]") - (month - 1).astype("datetime64[D]")).astype(np.int64)
+    since = np.where(day_of_month >= b.payday_from_day, day_of_month, day_of_month + before) - b.payday_from_day
+    curve = np.r_[b.payday_curve, 0.0]
+    return 1 + (b.payday_factor - 1) * curve[np.clip(since, 0, curve.size - 1)]
 
 
 def ramp_factor(b: Behaviour, t: np.ndarray) -> np.ndarray:
