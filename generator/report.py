@@ -20,12 +20,12 @@ import pyarrow.parquet as pq
 
 from generator import manifest
 from generator.core.behaviour import OPERATORS, REGIONS, ZONES, Behaviour, default_behaviour, region_of
-from generator.core.events import DAY, HOUR, SECOND, distinct_positions
+from generator.core.events import DAY, EPOCH_WEEKDAY, HOUR, SECOND, distinct_positions
 from generator.core.incidents import (
     conversion_factor,
     latency_factor,
     method_failure_at,
-    with_weekly_outages,
+    with_recurring,
 )
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import (
@@ -833,14 +833,9 @@ def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incid
     )
 
 
-def _windows_mask(ts: np.ndarray, incidents: list[Incident]) -> np.ndarray:
-    inside = np.zeros(ts.shape, bool)
-    for inc in incidents:
-        inside |= (ts >= inc.start) & (ts < inc.end)
-    return inside
-
-
 def _tag(inc: Incident, name: str) -> str:
+    if "promotion" in inc.params:  # a flash sale of the calendar's promotions, by its name
+        name = f"promotion {inc.params['promotion']}"
     return f"{name} {manifest.iso(inc.start)[:16]}"
 
 
@@ -863,27 +858,34 @@ def _platform_rows(s: Sessions, settled: np.ndarray, won_each: np.ndarray) -> li
 
 
 def _conversion_rows(s: Sessions, b: Behaviour, settled: np.ndarray, incidents: list[Incident]) -> list[Row]:
-    """Per flash sale: carts going to checkout in sessions opening inside its window and outside every sale, and
-    the realised conversion factor (their ratio) against the scenario's."""
+    """Per flash sale: carts going to checkout in sessions opening inside its window and outside it, against the mean
+    checkout probability of each; and the realised conversion factor of the sale alone: checkouts per unit of the
+    checkout probability without it (other sales, overlapping or not, stay in it), inside ÷ outside, whose target
+    is the sale's factor (less where the probability reaches 1)."""
     sales = [i for i in incidents if i.kind == "flash_sale"]
     carted = s.reached[_CART] & settled
     p_checkout = checkout_probability(b, s.open_ts)
-    out = carted & ~_windows_mask(s.open_ts, sales)
-    n_out, k_out = int(out.sum()), int((out & s.reached[_CHECKOUT]).sum())
-    p_out = float(p_checkout[out].mean()) if n_out else b.checkout
+    base = b.checkout * conversion_factor(b, s.open_ts)  # before the cap at 1
     rows = []
     for inc in sales:
         tag = _tag(inc, "flash sale")
-        inside = carted & (s.open_ts >= inc.start) & (s.open_ts < inc.end)
+        window = (s.open_ts >= inc.start) & (s.open_ts < inc.end)
+        inside, out = carted & window, carted & ~window
         n_in, k_in = int(inside.sum()), int((inside & s.reached[_CHECKOUT]).sum())
+        n_out, k_out = int(out.sum()), int((out & s.reached[_CHECKOUT]).sum())
         p_in = float(p_checkout[inside].mean()) if n_in else b.checkout
+        p_out = float(p_checkout[out].mean()) if n_out else b.checkout
         rows.append(Row(f"{tag}: checkout of carts inside", _share(k_in, n_in), p_in, n=n_in))
-        rows.append(Row(f"{tag}: checkout of carts outside sales", _share(k_out, n_out), p_out, n=n_out))
+        rows.append(Row(f"{tag}: checkout of carts outside it", _share(k_out, n_out), p_out, n=n_out))
         if k_in and k_out:
-            target = p_in / p_out
-            se = _ratio_se(target, (1 - p_in) / (n_in * p_in), (1 - p_out) / (n_out * p_out))
-            value = (k_in / n_in) / (k_out / n_out)
-            rows.append(Row(f"{tag}: conversion factor (inside ÷ outside)", value, target, "mean", n_in, se=se))
+            without = np.minimum(base[inside] / inc.params["conversion_factor"], 1.0)
+            e_in, e_without, e_out = float(p_checkout[inside].sum()), float(without.sum()), float(p_checkout[out].sum())
+            target = e_in / e_without
+            var_in = float((p_checkout[inside] * (1 - p_checkout[inside])).sum()) / e_in**2
+            var_out = float((p_checkout[out] * (1 - p_checkout[out])).sum()) / e_out**2
+            value = (k_in / e_without) / (k_out / e_out)
+            label = f"{tag}: conversion factor (checkouts per probability without it, inside ÷ outside it)"
+            rows.append(Row(label, value, target, "mean", n_in, se=_ratio_se(target, var_in, var_out)))
     return rows
 
 
@@ -1431,22 +1433,58 @@ def traffic(fr: Frame, b: Behaviour, windows: list[tuple[int, int]], incidents: 
         Row(f"{h:02d}:00 WAT", _share(c, total), float(e), n=total)
         for h, (c, e) in enumerate(zip(counts, expected, strict=True))
     ]
+    rows += _day_shape_rows(opens, b, windows)
     notes = [
-        "Sessions (OPEN events) by hour of day in West Africa Time (UTC+1). Targets: the scenario's hourly curve "
-        "weighted by how much of each hour the data covers (weekend and payday factors included)."
+        "Sessions (OPEN events) by hour of day in West Africa Time (UTC+1). Targets: the scenario's hourly curves "
+        "(a weekday's, and a weekend day's for Saturdays, Sundays and public holidays) weighted by how much of each "
+        "hour the data covers (weekend, payday and flash-sale factors included); then the share of the morning "
+        f"({_MORNING[0]:02d}:00-{_MORNING[1] - 1:02d}:59) and of the evening peak ({_EVENING[0]:02d}:00-"
+        f"{_EVENING[1] - 1:02d}:59) among the sessions of weekdays and among those of weekends and holidays."
     ]
     sales = [i for i in incidents if i.kind == "flash_sale"]
     if sales:
         rows += _flash_sale_rows(opens, b, windows, sales)
         notes.append(
-            "Flash sales: sessions per unit of the usual intensity (the hourly curve with its weekend and payday "
-            "factors) inside the sale against outside every sale, whose ratio is the realised traffic factor; and "
+            "Flash sales (a scenario's, and the calendar's promotions by name): sessions per unit of the intensity "
+            "without the sale (the hourly curves with their weekend and payday factors, and any other sale) inside "
+            "the sale against outside it, whose ratio is the realised traffic factor of the sale alone; and "
             "sessions inside against the same hours one day earlier, whose target is the ratio of the two "
             "intensities."
         )
     chart = {"kind": "bars", "labels": [f"{h:02d}" for h in range(24)], "values": [r.value for r in rows[:24]]}
     chart |= {"targets": expected.tolist(), "vertical": True, "over_time": _sessions_over_time(opens, b, windows)}
     return Section("traffic", "Traffic by hour of day (WAT)", rows, notes, chart)
+
+
+_MORNING, _EVENING = (6, 10), (19, 23)  # WAT hours [from, to) whose share differs most between the day shapes
+
+
+def _weekend(b: Behaviour, ts: np.ndarray) -> np.ndarray:
+    """Whether each instant falls on a Saturday, a Sunday or a public holiday (WAT): a weekend day's hours."""
+    day = (ts + WAT_OFFSET) // DAY
+    return ((day + EPOCH_WEEKDAY) % 7 >= 5) | np.isin(day, b.holidays)
+
+
+def _day_shape_rows(opens: np.ndarray, b: Behaviour, windows: list[tuple[int, int]]) -> list[Row]:
+    """The morning's and the evening peak's share of the sessions of weekdays and of weekend days, against the
+    shares the intensity gives them over the hours the data covers (binomial given the day type's sessions)."""
+    pieces = [hour_buckets(b, t0, t1 + 1) for t0, t1 in windows]
+    lo = np.concatenate([p[0] for p in pieces])
+    mass = np.concatenate([p[1] * p[2] for p in pieces])
+    lo_hour = ((lo + WAT_OFFSET) // HOUR) % 24
+    lo_weekend = _weekend(b, lo)
+    hour = ((opens + WAT_OFFSET) // HOUR) % 24
+    weekend = _weekend(b, opens)
+    rows = []
+    for label, is_weekend in (("weekdays", False), ("weekends and holidays", True)):
+        mine, expected = weekend == is_weekend, lo_weekend == is_weekend
+        n, whole = int(mine.sum()), float(mass[expected].sum())
+        for what, (a, z) in (("morning", _MORNING), ("evening peak", _EVENING)):
+            k = int((mine & (hour >= a) & (hour < z)).sum())
+            target = float(mass[expected & (lo_hour >= a) & (lo_hour < z)].sum()) / whole if whole > 0 else None
+            span = f"{a:02d}:00-{z - 1:02d}:59"
+            rows.append(Row(f"{label}: {what} {span} WAT of the day type's sessions", _share(k, n), target, n=n))
+    return rows
 
 
 def _flash_sale_rows(opens: np.ndarray, b: Behaviour, windows: list[tuple[int, int]], sales: list[Incident]):
@@ -1456,7 +1494,6 @@ def _flash_sale_rows(opens: np.ndarray, b: Behaviour, windows: list[tuple[int, i
     lo = np.concatenate([p[0] for p in pieces])
     length = np.concatenate([p[1] for p in pieces])
     full = np.concatenate([p[2] for p in pieces])
-    usual = full / traffic_factor_at(b, lo // HOUR * HOUR)
 
     def covered(a: int, z: int) -> np.ndarray:
         return np.clip(np.minimum(lo + length, z) - np.maximum(lo, a), 0, None).astype(float)
@@ -1465,20 +1502,19 @@ def _flash_sale_rows(opens: np.ndarray, b: Behaviour, windows: list[tuple[int, i
         return int(np.searchsorted(opens, z) - np.searchsorted(opens, a))
 
     opens = np.sort(opens)
-    sale_time = sum((covered(i.start, i.end) for i in sales), np.zeros(lo.size))  # windows may overlap: clip
-    out_time = np.clip(length - sale_time, 0, None)
-    n_out = int((~_windows_mask(opens, sales)).sum())
-    u_out = float((usual * out_time).sum())
     rows = []
     for inc in sales:
         tag = _tag(inc, "flash sale")
         ov = covered(inc.start, inc.end)
+        # the intensity without this sale (other sales, overlapping or not, stay in it on both sides)
+        usual = full / traffic_factor_at(b, lo // HOUR * HOUR, only=(inc.start, inc.end, inc.params["traffic_factor"]))
         n_in, u_in, f_in = opened(inc.start, inc.end), float((usual * ov).sum()), float((full * ov).sum())
+        n_out, u_out = int(opens.size) - n_in, float((usual * np.clip(length - ov, 0, None)).sum())
         if u_in > 0 and u_out > 0 and n_out:
             target = f_in / u_in
             value = (n_in / u_in) / (n_out / u_out)
             se = _ratio_se(target, 1 / max(n_in, 1), 1 / n_out)
-            label = f"{tag}: traffic factor (sessions per usual intensity, inside ÷ outside sales)"
+            label = f"{tag}: traffic factor (sessions per intensity without it, inside ÷ outside it)"
             rows.append(Row(label, value, target, "mean", n_in, se=se))
         before = covered(inc.start - DAY, inc.end - DAY)
         n_before, f_before = opened(inc.start - DAY, inc.end - DAY), float((full * before).sum())
@@ -1560,7 +1596,7 @@ def summarise(loaded: Loaded) -> Summary:
     fr = loaded.frame
     seed = int(loaded.docs[-1]["options"]["seed"])
     if fr.ts.size:  # the weekly random payment outages of the data's weeks, as the runs drew them
-        b, drawn = with_weekly_outages(b, seed, int(fr.ts.min()), int(fr.ts.max()) + 1)
+        b, drawn = with_recurring(b, seed, int(fr.ts.min()), int(fr.ts.max()) + 1)
         incidents = incidents + [
             Incident(str(i["kind"]), _us(i["start"]), _us(i["end"]), {k: v for k, v in i.items() if k not in _WINDOW})
             for i in drawn

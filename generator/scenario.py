@@ -26,6 +26,7 @@ from generator.core.behaviour import (
     default_behaviour,
     default_scenario,
     instant_us,
+    parse_promotion_start,
 )
 from generator.core.faults import FAULT_KINDS
 from generator.schema import EVENT_TYPES, PAYMENT_METHODS, PLATFORMS, SESSION_EVENTS
@@ -137,6 +138,15 @@ def _hourly(v: object) -> str | None:
     return None
 
 
+def _payday_curve(v: object) -> str | None:
+    if not isinstance(v, list) or not 1 <= len(v) <= 28:
+        return f"expected an array of 1 to 28 numbers (one per day from the payday on), got {_show(v)}"
+    for i, x in enumerate(v):
+        if (problem := _non_negative(x)) is not None:
+            return f"day {i}: {problem}"
+    return None
+
+
 def _dates(v: object) -> str | None:
     if not isinstance(v, list):
         return f"expected an array of dates (YYYY-MM-DD, in WAT), got {_show(v)}"
@@ -148,6 +158,36 @@ def _dates(v: object) -> str | None:
                 date.fromisoformat(x)
             except ValueError:
                 return f"item {i}: {x!r} is not a date (YYYY-MM-DD)"
+    return None
+
+
+def _promotion_start(v: object) -> str | None:
+    if not isinstance(v, str):
+        return f'expected a month and day ("MM-DD") or "black-friday" with an offset, got {_show(v)} ({_kind(v)})'
+    try:
+        parse_promotion_start(v)
+    except ValueError as e:
+        return str(e)
+    return None
+
+
+_PROMOTION: dict[str, Check] = {
+    "name": _text,
+    "start": _promotion_start,
+    "days": _whole(1, 366),
+    "traffic_factor": _positive,
+    "conversion_factor": _positive,
+}
+
+
+def _promotions(v: object) -> str | None:
+    """`calendar.promotions`: an array of tables ([[calendar.promotions]]), each checked key by key (a problem
+    raises naming the item's key, as an incident's does)."""
+    if not isinstance(v, list):
+        return f"expected an array of tables ([[calendar.promotions]]), got {_show(v)}"
+    unknown = f"unknown key (a promotion's: {', '.join(_PROMOTION)})"
+    for i, item in enumerate(v):
+        _check_table(item, _PROMOTION, f"calendar.promotions[{i}]", unknown)
     return None
 
 
@@ -193,9 +233,11 @@ SPEC: dict = {
     },
     "traffic": {
         "hourly_wat": _hourly,
+        "weekend_hourly_wat": _hourly,
         "weekend_factor": _non_negative,
         "payday_factor": _non_negative,
         "payday_from_day": _whole(1, 31),
+        "payday_curve": _payday_curve,
         "ramp_start": _instant,
         "ramp_days": _non_negative,
         "ramp_first_factor": _positive,
@@ -280,7 +322,7 @@ SPEC: dict = {
         "threshold_ms": _whole(0, 2**31 - 1),  # latency_ms is a 32-bit integer
     },
     "faults": dict.fromkeys(FAULT_KINDS, _probability),
-    "calendar": {"public_holidays": _dates},
+    "calendar": {"public_holidays": _dates, "promotions": _promotions},
 }
 _MIXES = ("platform.mix", "payment.mix", "payment.outages.mix")
 _INCIDENT_PARAMS: dict[str, dict[str, Check]] = {

@@ -18,7 +18,7 @@ from generator.schema import decoded
 FIRST_ROWS = [
     (
         "32093b32-968f-47e7-8333-279eb8e39446",
-        "2025-11-01 00:00:01.461070+00:00",
+        "2025-11-01 00:00:01.062267+00:00",
         "OPEN",
         "NG000148249",
         "Mercy Okereke",
@@ -30,7 +30,7 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:04.621478+00:00",
+        "2025-11-01 00:00:04.222675+00:00",
         "USER_LOGIN",
         "NG000148249",
         "Mercy Okereke",
@@ -42,7 +42,7 @@ FIRST_ROWS = [
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
-        "2025-11-01 00:00:14.309135+00:00",
+        "2025-11-01 00:00:10.399727+00:00",
         "OPEN",
         "NG000240985",
         "Eunice Eke",
@@ -66,27 +66,27 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 81,
-    "USER_LOGIN": 47,
-    "PRODUCT_VIEW": 115,
-    "ADD_TO_CART": 7,
+    "OPEN": 87,
+    "USER_LOGIN": 53,
+    "PRODUCT_VIEW": 105,
+    "ADD_TO_CART": 5,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
 DAYTIME_START = "2025-11-03T10:00:00Z"
 FIRST_FULFILMENT = [
-    ("2025-11-03 10:01:11.404037+00:00", "PACKED", "NG000183508", "Speedaf", "SPD6082652134623"),
-    ("2025-11-03 10:00:04.598209+00:00", "SHIPPED", "NG000188654", "Red Star Express", "RSE916883913380"),
-    ("2025-11-03 10:00:01.627758+00:00", "DELIVERED", "NG000194499", "Speedaf", "SPD3055738018757"),
+    ("2025-11-03 10:00:02.678930+00:00", "PACKED", "NG000145746", "Speedaf", "SPD4452547410301"),
+    ("2025-11-03 10:00:39.838779+00:00", "SHIPPED", "NG000071827", "Speedaf", "SPD4259403543014"),
+    ("2025-11-03 10:00:00.746307+00:00", "DELIVERED", "NG000236280", "Speedaf", "SPD0184273208003"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 101,
+    "OPEN": 104,
     "USER_LOGIN": 69,
-    "PRODUCT_VIEW": 49,
+    "PRODUCT_VIEW": 51,
     "ADD_TO_CART": 2,
-    "PACKED": 4,
-    "SHIPPED": 10,
-    "DELIVERED": 15,
+    "PACKED": 5,
+    "SHIPPED": 7,
+    "DELIVERED": 12,
 }
 
 

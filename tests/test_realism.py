@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 
 from generator.core.behaviour import ZONES, default_behaviour
 from generator.core.events import DAY, HOUR, SECOND
+from generator.core.incidents import with_recurring
 from generator.core.lifecycle import Placed, fulfil, transit_factors
 from generator.core.nigeria import default_pools
+from generator.core.sessions import intensity
 from generator.core.shard import GenConfig, plan, shard_table
 from generator.schema import EVENT_CODE, PAYMENT_METHODS, decoded
 
@@ -418,8 +420,10 @@ def test_evening_peak_and_night_trough_in_west_africa_time(events):
     opens = events.filter(pc.equal(events.column("event_type"), "OPEN"))
     ts = opens.column("event_ts").combine_chunks().view(pa.int64()).to_numpy()
     hour_wat = ((ts + HOUR) // HOUR) % 24
-    evening = np.isin(hour_wat, [19, 20, 21]).sum()
-    night = np.isin(hour_wat, [2, 3, 4]).sum()
+    covered = (np.arange(ts.min() // HOUR, ts.max() // HOUR + 1) + 1) % 24  # the WAT hours the data covers
+    # per hour covered (this weekend's data holds two nights and one evening and a bit)
+    evening = np.isin(hour_wat, [19, 20, 21]).sum() / np.isin(covered, [19, 20, 21]).sum()
+    night = np.isin(hour_wat, [2, 3, 4]).sum() / np.isin(covered, [2, 3, 4]).sum()
     assert evening > 6 * night
 
 
@@ -482,7 +486,8 @@ def christmas() -> pa.Table:
 def test_nothing_is_shipped_or_delivered_on_christmas_and_boxing_day(christmas):
     """Christmas Day and Boxing Day are public holidays (the default calendar): the couriers keep Sunday's hours
     (closed) and the warehouse packs in its Sunday shift (08:00-16:00 WAT); Saturday the 27th ships and delivers
-    what waited, more than the Wednesday before; and the holidays' traffic is a weekend day's."""
+    what waited, more than the Wednesday before; and the holidays' traffic is a weekend day's (the Wednesday in the
+    calendar's Christmas run-up)."""
     by_day = {}
     for event_type in ("OPEN", "PACKED", "SHIPPED", "DELIVERED"):
         ts, _, hour = _wat(christmas, event_type)
@@ -495,9 +500,12 @@ def test_nothing_is_shipped_or_delivered_on_christmas_and_boxing_day(christmas):
         wednesday, christmas_day, boxing_day, saturday = by_day[event_type]
         assert christmas_day == boxing_day == 0, event_type
         assert wednesday > 100 and saturday > wednesday, event_type
-    b = default_behaviour()
     opens = by_day["OPEN"]
-    assert 0.9 < opens[1] / opens[0] / (b.weekend_factor * b.payday_factor) < 1.1  # the 25th: a payday too
+    # the day's intensities as the run has them: the 24th the last of the Christmas run-up, the 25th a payday too
+    b = with_recurring(default_behaviour(), 5, CHRISTMAS_EVE - DAY, CHRISTMAS_EVE + 3 * DAY)[0]
+    f = intensity(b, CHRISTMAS_EVE + HOUR * np.arange(47, dtype=np.int64))  # from 01:00 WAT, as the run
+    day = (f[:23].sum(), f[23:].sum())
+    assert 0.9 < opens[1] / opens[0] / (day[1] / day[0]) < 1.1
 
 
 def test_baskets_in_naira_around_the_median(events):

@@ -189,6 +189,10 @@ def test_show_json_writes_incident_instants_in_utc(capsys):
 
 
 INCIDENT = '[[incidents]]\nkind = "payment_outage"\nstart = "2025-11-03T08:00:00Z"\nend = "2025-11-03T14:00:00Z"\n'
+# A promotion's table with its name and `start`; a case adds one of the other keys after it, the rest stay missing
+# (the first problem found is the case's own: a bad start, then keys in SPEC order).
+PROMOTION = '[[calendar.promotions]]\nname = "11.11"\nstart = {start}\n'
+ELEVEN = PROMOTION.format(start='"11-11"')
 INVALID = [
     # (file text, the key the message names, the problem it states)
     ("[funnle]\ncheckout = 0.3\n", "funnle", "unknown key"),
@@ -236,6 +240,28 @@ INVALID = [
     ("[calendar]\npublic_holidays = [2025-12-25T09:00:00Z]\n", "calendar.public_holidays", "item 0: expected a date"),
     ("[calendar]\npublic_holidays = 2025-12-25\n", "calendar.public_holidays", "expected an array of dates"),
     ("[calendar]\nholidays = [2025-12-25]\n", "calendar.holidays", "unknown key"),
+    ("[traffic]\npayday_curve = []\n", "traffic.payday_curve", "expected an array of 1 to 28 numbers"),
+    ("[traffic]\npayday_curve = " + str([0.5] * 29) + "\n", "traffic.payday_curve", "1 to 28 numbers"),
+    ("[traffic]\npayday_curve = [0.5, -1.0]\n", "traffic.payday_curve", "day 1: -1.0 must not be negative"),
+    ('[traffic]\npayday_curve = [0.5, "x"]\n', "traffic.payday_curve", "day 1: expected a number"),
+    ("[traffic]\nweekend_hourly_wat = [1.0, 2.0]\n", "traffic.weekend_hourly_wat", "array of 24 numbers"),
+    ("[traffic]\nweekend_hourly_wat = " + str([0.0] * 24) + "\n", "traffic.weekend_hourly_wat", "all 24 hours are 0"),
+    ('[calendar]\npromotions = "11-11"\n', "calendar.promotions", "expected an array of tables"),
+    ("[calendar]\npromotions = [1.5]\n", "calendar.promotions[0]", "expected a table"),
+    (PROMOTION.format(start='"11/11"'), "calendar.promotions[0].start", "neither a month and day (MM-DD)"),
+    (PROMOTION.format(start='"02-29"'), "calendar.promotions[0].start", "not a day of every year"),
+    (PROMOTION.format(start='"13-01"'), "calendar.promotions[0].start", "not a day of every year"),
+    (PROMOTION.format(start='"black-friday+x"'), "calendar.promotions[0].start", "black-friday with an offset"),
+    (PROMOTION.format(start="2025-11-11"), "calendar.promotions[0].start", "expected a month and day"),
+    (ELEVEN + "days = 0\n", "calendar.promotions[0].days", "outside 1..366"),
+    (ELEVEN + "traffic_factor = -1.6\n", "calendar.promotions[0].traffic_factor", "above 0"),
+    (
+        ELEVEN + 'conversion_factor = "high"\n',
+        "calendar.promotions[0].conversion_factor",
+        "a number",
+    ),
+    (ELEVEN + "discount = 0.5\n", "calendar.promotions[0].discount", "unknown key"),
+    ('[[calendar.promotions]]\nname = "11.11"\nstart = "11-11"\n', "calendar.promotions[0].days", "missing"),
     ('[traffic]\nramp_start = "next week"\n', "traffic.ramp_start", "expected an ISO 8601 date-time"),
     ("[traffic]\nramp_days = -3\n", "traffic.ramp_days", "must not be negative"),
     ("[traffic]\nramp_first_factor = 0\n", "traffic.ramp_first_factor", "must be above 0"),

@@ -141,30 +141,52 @@ def black_friday(tmp_path_factory) -> Summary:
     return _run(tmp_path_factory, "black-friday", "2025-11-26T23:00:00Z", 49, 100_000)
 
 
+def _own_sale(s: Summary):
+    """The scenario's flash sale (the calendar's promotions are flash sales too, named by `promotion`)."""
+    (sale,) = [i for i in s.incidents if i.kind == "flash_sale" and "promotion" not in i.params]
+    return sale
+
+
+def _combined(s: Summary, start: int, end: int, key: str) -> float:
+    """The factor of all flash sales covering [start, end) together (overlapping sales multiply)."""
+    return math.prod(i.params[key] for i in s.incidents if i.kind == "flash_sale" and i.start <= start and i.end >= end)
+
+
 def test_black_friday_traffic(black_friday):
-    (sale,) = [i for i in black_friday.incidents if i.kind == "flash_sale"]
-    factor = sale.params["traffic_factor"]
-    assert factor == 2.5 and sale.end - sale.start == DAY
+    """The scenario's sale on top of the calendar's Black Friday: 1.25 x 2.0 = 2.5 times the usual traffic, and the
+    day before in the calendar's Black Friday week (1.3)."""
+    sale = _own_sale(black_friday)
+    assert sale.params["traffic_factor"] == 1.25 and sale.end - sale.start == DAY
+    factor = _combined(black_friday, sale.start, sale.end, "traffic_factor")
+    before = _combined(black_friday, sale.start - DAY, sale.end - DAY, "traffic_factor")
+    assert factor == pytest.approx(2.5) and before == pytest.approx(1.3)
     tag = "flash sale 2025-11-27T23:00"
-    # Sessions on the day against the same hours of the day before (the intensity curves are the same).
+    # Sessions on the day against the same hours of the day before (both paydays and weekdays).
     same_hours = _row(black_friday, "traffic", tag, "same hours one day earlier")
-    _within(same_hours, factor)
-    _away(same_hours, 1.0)
-    # Sessions per unit of the usual intensity, inside the sale against every hour outside it.
+    _within(same_hours, factor / before)
+    _away(same_hours, factor / before / sale.params["traffic_factor"])  # the calendar's Black Friday alone
+    # Sessions per unit of the intensity without the scenario's sale (the calendar's stays in it), inside against
+    # outside it: the sale's own factor.
     normalised = _row(black_friday, "traffic", tag, "traffic factor")
-    _within(normalised, factor)
+    _within(normalised, sale.params["traffic_factor"])
     _away(normalised, 1.0)
 
 
 def test_black_friday_conversion(black_friday):
-    (sale,) = [i for i in black_friday.incidents if i.kind == "flash_sale"]
+    sale = _own_sale(black_friday)
+    factor = _combined(black_friday, sale.start, sale.end, "conversion_factor")
+    assert factor == pytest.approx(1.5)
     tag = "flash sale 2025-11-27T23:00"
     inside = _row(black_friday, "funnel", tag, "checkout of carts inside")
     outside = _row(black_friday, "funnel", tag, "checkout of carts outside")
     checkout = load_scenario(SCENARIOS / "black-friday.toml").checkout
-    _within(inside, checkout * sale.params["conversion_factor"])
-    _within(outside, checkout)
+    _within(inside, checkout * factor)
     _away(inside, checkout)
+    # Outside it: the Thursday, in the calendar's Black Friday week (x1.1), and the first hour of Saturday, in its
+    # weekend (x1.15).
+    assert checkout * 1.1 <= outside.target <= checkout * 1.15
+    _within(outside, outside.target)
+    # Checkouts per unit of the probability without the scenario's sale, inside against outside it: its own factor.
     ratio = _row(black_friday, "funnel", tag, "conversion factor")
     _within(ratio, sale.params["conversion_factor"])
     _away(ratio, 1.0)
@@ -261,7 +283,7 @@ def launch(tmp_path_factory) -> tuple[Path, Summary]:
 
 def test_launch_traffic_grows_with_the_ramp(launch):
     """Sessions per WAT day follow the ramp: each day's OPEN events within MAX_Z Poisson standard errors of the
-    population's activity times the day's intensity (the ramp's factor, the launch sale, weekends; the same curve
+    population's activity times the day's intensity (the ramp's factor, the launch sale, weekends, 11.11; the same curve
     without the ramp would put the first days several times higher), and the second week's days well above the
     first's (from 0.2 at the start to 0.47 of the mature curve by day 14)."""
     import numpy as np
@@ -269,6 +291,7 @@ def test_launch_traffic_grows_with_the_ramp(launch):
     import pyarrow.dataset as ds
 
     from generator.core.behaviour import Behaviour
+    from generator.core.incidents import with_recurring
     from generator.core.population import activity
     from generator.core.sessions import intensity
     from generator.scenario import effective_scenario
@@ -285,6 +308,8 @@ def test_launch_traffic_grows_with_the_ramp(launch):
     seen = np.bincount(day[(day >= 0) & (day < 14)], minlength=14)
     per_hour = float(activity(7, np.arange(20_000), b).sum()) / 24  # sessions an hour at intensity 1
     hours = start + np.arange(14 * 24, dtype=np.int64) * HOUR
+    # as the run simulates them, with the calendar's promotions (11.11 on day 10)
+    b, flat = (with_recurring(x, 7, start, start + 14 * DAY)[0] for x in (b, flat))
     expected = (per_hour * intensity(b, hours)).reshape(14, 24).sum(axis=1)
     without = (per_hour * intensity(flat, hours)).reshape(14, 24).sum(axis=1)
     assert (np.abs(seen - expected) <= MAX_Z * np.sqrt(expected)).all(), (seen, expected.round())

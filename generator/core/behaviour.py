@@ -11,9 +11,10 @@ before it gets here.
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
 
@@ -126,6 +127,70 @@ def holiday_days(dates: list) -> np.ndarray:
     return np.array(sorted({instant_us(d) // (24 * HOUR) for d in dates}), np.int64)
 
 
+def weekend_curve(hourly: list, weekend: list | None) -> np.ndarray:
+    """A weekend day's hourly shape scaled to the weekday curve's mean, so that `weekend_factor` alone sets how much
+    busier the whole day is; the weekday curve itself when the scenario has no weekend curve."""
+    base = np.array(hourly, dtype=float)
+    if weekend is None:
+        return base
+    w = np.array(weekend, dtype=float)
+    return w * (base.mean() / w.mean())
+
+
+_ANCHOR = "black-friday"  # the Friday after the fourth Thursday of November
+_MONTH_DAY = re.compile(r"^(\d\d)-(\d\d)$")
+_ANCHORED = re.compile(r"^black-friday(?:([+-])(\d{1,3}))?$")
+
+
+@dataclass(frozen=True)
+class Promotion:
+    """A yearly sale (`[[calendar.promotions]]`): from 00:00 WAT of its first day for `days` days, sessions times
+    `traffic_factor` and the checkout probability times `conversion_factor`. Its first day is a month and day
+    ("11-11") or Black Friday with an offset in days ("black-friday", "black-friday+3")."""
+
+    name: str
+    month: int  # 0 for Black Friday
+    day: int  # the day of the month, or the offset in days from Black Friday
+    days: int
+    traffic_factor: float
+    conversion_factor: float
+
+    @classmethod
+    def of(cls, d: dict) -> Promotion:
+        month, day = parse_promotion_start(str(d["start"]))
+        return cls(
+            str(d["name"]), month, day, int(d["days"]), float(d["traffic_factor"]), float(d["conversion_factor"])
+        )
+
+    def first_day(self, year: int) -> date:
+        """Its first day (WAT) in `year`."""
+        if self.month:
+            return date(year, self.month, self.day)
+        return black_friday(year) + timedelta(days=self.day)
+
+
+def parse_promotion_start(text: str) -> tuple[int, int]:
+    """(month, day) of "MM-DD", or (0, offset in days) of "black-friday[+-N]". Raises ValueError for anything else,
+    and for a month and day some year lacks (29 February)."""
+    if m := _MONTH_DAY.match(text):
+        month, day = int(m[1]), int(m[2])
+        try:
+            date(2023, month, day)  # a year without 29 February
+        except ValueError:
+            raise ValueError(f"{text!r} is not a day of every year (MM-DD)") from None
+        return month, day
+    if m := _ANCHORED.match(text):
+        return 0, (-1 if m[1] == "-" else 1) * int(m[2] or 0)
+    raise ValueError(f"{text!r} is neither a month and day (MM-DD) nor black-friday with an offset (black-friday+3)")
+
+
+def black_friday(year: int) -> date:
+    """The Friday after the fourth Thursday of November (23 to 29 November)."""
+    first = date(year, 11, 1)
+    thursday = first + timedelta(days=(3 - first.weekday()) % 7 + 21)
+    return thursday + timedelta(days=1)
+
+
 def instant_us(value: datetime | date | str) -> int:
     """An instant as microseconds since the epoch: a TOML datetime or date, or an ISO 8601 string; UTC when it
     has no offset. Raises ValueError for anything else."""
@@ -215,9 +280,14 @@ class Behaviour:
     # None (a scenario before 0.7): the mix everywhere
     platform_region_factor: np.ndarray | None
     hourly_wat: np.ndarray
+    # a weekend day's (and a public holiday's) hourly shape, scaled to hourly_wat's mean (the same day total)
+    weekend_hourly_wat: np.ndarray
     weekend_factor: float
     payday_factor: float
     payday_from_day: int
+    # By days since the payday (the 0th is payday_from_day): the share of payday_factor's rise each day has; none
+    # (an older scenario): all of it from payday_from_day to the month's end, a step.
+    payday_curve: np.ndarray | None
     # A launch's adoption: traffic times ramp_first before ramp_start_us, growing linearly to 1 over ramp_days.
     ramp_start_us: int
     ramp_days: float
@@ -269,6 +339,7 @@ class Behaviour:
     delivery_rounds: bool  # DELIVERED with the next day's round, spread over the hours (lifecycle.in_working_hours)
     tracking_permuted: bool  # tracking numbers a keyed permutation of the serial (lifecycle.tracking_numbers)
     holidays: np.ndarray  # public holidays, WAT day numbers (days since 1970-01-01), sorted: Sunday's hours
+    promotions: tuple[Promotion, ...]  # yearly sales (incidents.promotion_sales expands them into flash sales)
     gap_seconds: np.ndarray  # median gap before each event type, indexed by event code
     gap_sigma: float
     retry_pause_seconds: float
@@ -325,9 +396,13 @@ class Behaviour:
                 else None
             ),
             hourly_wat=np.array(t["hourly_wat"], dtype=float),
+            # A scenario recorded before the key existed (an older run's manifest): every day the same shape.
+            weekend_hourly_wat=weekend_curve(t["hourly_wat"], t.get("weekend_hourly_wat")),
             weekend_factor=float(t["weekend_factor"]),
             payday_factor=float(t["payday_factor"]),
             payday_from_day=int(t["payday_from_day"]),
+            # A scenario recorded before the key existed (an older run's manifest): a step at payday_from_day.
+            payday_curve=np.array(t["payday_curve"], dtype=float) if "payday_curve" in t else None,
             # A scenario recorded before the ramp (an older run's manifest) has none: traffic at its full curve.
             ramp_start_us=instant_us(t.get("ramp_start", "1970-01-01")),
             ramp_days=float(t.get("ramp_days", 0.0)),
@@ -398,6 +473,8 @@ class Behaviour:
             tracking_permuted=bool(ful.get("tracking_permuted", False)),
             # A scenario recorded before the calendar (an older run's manifest) had no public holidays.
             holidays=holiday_days(d.get("calendar", {}).get("public_holidays", [])),
+            # A scenario recorded before promotions (an older run's manifest) had none.
+            promotions=tuple(Promotion.of(p) for p in d.get("calendar", {}).get("promotions", [])),
             carriers=Carriers(
                 names=names,
                 share=np.array([float(car[n]["share"]) for n in names]),

@@ -67,13 +67,48 @@ def weekly_outages(seed: int, b: Behaviour, t0: int, t1: int) -> list[dict]:
     ]
 
 
-def with_weekly_outages(b: Behaviour, seed: int, t0: int, t1: int) -> tuple[Behaviour, list[dict]]:
-    """The behaviour with its scenario's incidents and the weekly outages overlapping [t0, t1), and those."""
-    drawn = weekly_outages(seed, b, t0, t1)
+def promotion_sales(b: Behaviour, t0: int, t1: int) -> list[dict]:
+    """The calendar's yearly promotions (`[[calendar.promotions]]`) that overlap [t0, t1), as flash-sale incidents
+    from 00:00 WAT of their first day, named by `promotion`. Overlapping promotions multiply, as flash sales do."""
+    if not b.promotions or t1 <= t0:
+        return []
+    first = _wat_date(t0).year - 1  # a window of the year before can reach into January
+    out = []
+    for year in range(first, _wat_date(t1 - 1).year + 1):
+        for p in b.promotions:
+            day = (p.first_day(year) - _EPOCH_DATE).days
+            start, end = day * DAY - WAT_OFFSET, (day + p.days) * DAY - WAT_OFFSET
+            if end > t0 and start < t1:
+                out.append(
+                    {
+                        "kind": "flash_sale",
+                        "start": _iso(start),
+                        "end": _iso(end),
+                        "traffic_factor": p.traffic_factor,
+                        "conversion_factor": p.conversion_factor,
+                        "promotion": p.name,
+                    }
+                )
+    return sorted(out, key=lambda i: i["start"])  # ISO instants of one format sort as time
+
+
+def with_recurring(
+    b: Behaviour, seed: int, t0: int, t1: int, promotions: tuple[int, int] | None = None
+) -> tuple[Behaviour, list[dict]]:
+    """The behaviour with its scenario's incidents, the calendar's promotions (over `promotions`, a span; none:
+    [t0, t1)) and the weekly outages overlapping [t0, t1); and those promotions and outages."""
+    drawn = [*promotion_sales(b, *(promotions or (t0, t1))), *weekly_outages(seed, b, t0, t1)]
     if not drawn:
         return b, drawn
     incidents = Incidents.from_list([*b.raw.get("incidents", []), *drawn], b.carriers.names)
     return dataclasses.replace(b, incidents=incidents), drawn
+
+
+_EPOCH_DATE = datetime(1970, 1, 1).date()
+
+
+def _wat_date(ts_us: int):
+    return datetime.fromtimestamp((ts_us + WAT_OFFSET) // 1_000_000, UTC).date()
 
 
 def _iso(ts_us: int) -> str:
@@ -85,9 +120,17 @@ def _covers(w: Windows, i: int, ts_us: np.ndarray, codes: np.ndarray | None = No
     return inside if codes is None else inside & (codes == w.target[i])
 
 
+def _live(w: Windows, lo, hi) -> np.ndarray:
+    """The windows that can cover an instant in [lo, hi] (a timeline's years of promotions: most of them cannot;
+    skipping one that covers nothing changes no product)."""
+    return np.flatnonzero((w.start_us <= hi) & (w.end_us > lo))
+
+
 def _product(w: Windows, ts_us: np.ndarray, codes: np.ndarray | None = None) -> np.ndarray:
     out = np.ones(np.shape(ts_us))
-    for i in range(len(w)):
+    if not out.size:
+        return out
+    for i in _live(w, np.min(ts_us), np.max(ts_us)):
         out = np.where(_covers(w, i, ts_us, codes), out * w.value[i], out)
     return out
 
@@ -103,12 +146,16 @@ def method_failure_at(b: Behaviour, method_codes: np.ndarray, ts_us: np.ndarray)
     return np.where(np.isnan(outage), b.method_failure[method_codes], outage)
 
 
-def traffic_factor(b: Behaviour, hour_starts_us: np.ndarray) -> np.ndarray:
+def traffic_factor(b: Behaviour, hour_starts_us: np.ndarray, only: tuple[int, int, float] | None = None) -> np.ndarray:
     """Session intensity factor of each hour (given by its start) from flash sales: a sale covering part of an
-    hour raises it in proportion to the part covered."""
+    hour raises it in proportion to the part covered. `only`: that one sale's (start, end, factor) alone."""
     w = b.incidents.traffic
+    if only is not None:
+        w = Windows.of([(only[0], only[1], -1, only[2])])
     out = np.ones(np.shape(hour_starts_us))
-    for i in range(len(w)):
+    if not out.size:
+        return out
+    for i in _live(w, np.min(hour_starts_us), np.max(hour_starts_us) + HOUR - 1):
         overlap = np.minimum(hour_starts_us + HOUR, w.end_us[i]) - np.maximum(hour_starts_us, w.start_us[i])
         out = out * (1 + (w.value[i] - 1) * np.clip(overlap, 0, HOUR) / HOUR)
     return out

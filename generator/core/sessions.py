@@ -32,25 +32,41 @@ SESSION_PAUSE = 60 * SECOND  # the least time between two sessions of one custom
 
 def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
     """Relative session intensity of each UTC hour (given by its start, us), averaging ~1 over months outside
-    flash sales, which multiply it."""
+    flash sales (a scenario's and the calendar's promotions), which multiply it: the hourly curve of a weekday or of
+    a weekend day (public holidays are weekend days), the weekend and payday factors and a launch's ramp."""
     wat = hour_starts + WAT_OFFSET
     hour_of_day = (wat // HOUR) % 24
     days = (wat // DAY).astype("datetime64[D]")
     weekday = (days.astype(np.int64) + EPOCH_WEEKDAY) % 7  # Monday = 0
     day_of_month = (days - days.astype("datetime64[M]")).astype(np.int64) + 1
-    f = b.hourly_wat[hour_of_day]
     weekend = weekday >= 5
     if b.holidays.size:  # a public holiday's traffic is a weekend day's
         weekend |= np.isin(wat // DAY, b.holidays)
+    # a weekend day's own hourly shape (the same mean as the weekday curve's: weekend_factor sets the day's total)
+    f = np.where(weekend, b.weekend_hourly_wat[hour_of_day], b.hourly_wat[hour_of_day])
     f = f * np.where(weekend, b.weekend_factor, 1.0)
-    f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
+    if b.payday_curve is None:
+        f = f * np.where(day_of_month >= b.payday_from_day, b.payday_factor, 1.0)
+        paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
+    else:
+        f = f * payday_factor(b, days, day_of_month)
+        paydays = float(b.payday_curve.sum()) * 12 / 365.25  # each day since a payday comes 12 times a year
     if b.ramp_first != 1.0:
         f = f * ramp_factor(b, hour_starts)
-    paydays = (31 - b.payday_from_day + 1) * 12 / 365.25
     norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
     if len(b.incidents.traffic):
         return f / norm * traffic_factor(b, hour_starts)
     return f / norm
+
+
+def payday_factor(b: Behaviour, days: np.ndarray, day_of_month: np.ndarray) -> np.ndarray:
+    """The payday curve's factor on each day (datetime64[D], WAT): 1 + (payday_factor - 1) x the curve's value for
+    the days since the last payday (payday_from_day of this month, or of the month before; 0 past the curve)."""
+    month = days.astype("datetime64[M]")
+    before = (month.astype("datetime64[D]") - (month - 1).astype("datetime64[D]")).astype(np.int64)
+    since = np.where(day_of_month >= b.payday_from_day, day_of_month, day_of_month + before) - b.payday_from_day
+    curve = np.r_[b.payday_curve, 0.0]
+    return 1 + (b.payday_factor - 1) * curve[np.clip(since, 0, curve.size - 1)]
 
 
 def ramp_factor(b: Behaviour, t: np.ndarray) -> np.ndarray:

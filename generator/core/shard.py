@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 
 from generator.core.behaviour import Behaviour, default_behaviour, region_of
 from generator.core.events import DAY, SECOND, Events, dictionary, distinct_positions, sparse_strings, stable_order
-from generator.core.incidents import latency_factor, with_weekly_outages
+from generator.core.incidents import conversion_factor, latency_factor, with_recurring
 from generator.core.lifecycle import (
     Placed,
     fulfil,
@@ -149,16 +149,20 @@ class GenConfig:
     behaviour: Behaviour = field(default_factory=default_behaviour, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        """The scenario's weekly random payment outages join its incidents for every week the run can reach: from
-        the warm start's orders to well past its expected end (they are a pure function of the seed and the week,
-        so any span covering the run's gives the same ones)."""
+        """The scenario's weekly random payment outages and its calendar's yearly promotions join its incidents for
+        every week the run can reach: from the warm start's orders to well past its expected end (outages are a
+        pure function of the seed and the week, promotions of the date, so any span covering the run's gives the
+        same ones). Promotions change the traffic, so the run's end cannot be estimated without them: they are
+        expanded over all the run may reach (ten years; the incidents' functions skip windows that cover nothing)."""
         b = self.behaviour
-        if b.outages_per_week > 0:
+        if b.outages_per_week > 0 or b.promotions:
             end = self.end_us
             if end is None:  # (a run of over ten years is refused: no more than that is drawn for it)
                 end = self.start_us + int(min(1.5 * window_days(self), MAX_WINDOW_DAYS) * DAY) + 2 * DAY
             end = min(end, self.start_us + (MAX_WINDOW_DAYS + 2) * DAY)
-            object.__setattr__(self, "behaviour", with_weekly_outages(b, self.seed, self.start_us - WARM_UP, end)[0])
+            reach = self.end_us if self.end_us is not None else self.start_us + (MAX_WINDOW_DAYS + 2) * DAY
+            span = (self.start_us - WARM_UP, reach)
+            object.__setattr__(self, "behaviour", with_recurring(b, self.seed, span[0], end, span)[0])
 
     @property
     def planned_events(self) -> int:
@@ -423,9 +427,21 @@ class _Stream:
         # platform factor, at most 1), each kept with its own platform's probability relative to that one
         # (thinning: exact, whatever the platforms' factors and the customers' propensities).
         top = cart_probability(self.b, np.array([int(np.argmax(self.b.cart_factor))]), self.propensity)
-        t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * self.b.checkout, top)
+        # Flash sales in the weeks before (the calendar's promotions): checkouts at the highest rate among them,
+        # each kept with its own instant's probability relative to it (thinning again; none: as before them).
+        checkout = most = self.b.checkout
+        sales = self.b.incidents.conversion
+        inside = (sales.end_us > start - WARM_UP) & (sales.start_us < start)
+        if inside.any():
+            edges = np.r_[sales.start_us[inside], sales.end_us[inside]]  # where the factor can change
+            at = np.r_[start - WARM_UP, np.clip(edges, start - WARM_UP, start - 1)]
+            most = float(np.minimum(self.b.checkout * conversion_factor(self.b, at), 1.0).max())
+        t, local, platform = self.arrivals(r, start - WARM_UP, start, (1 - self.b.bounce) * most, top)
         keep = r.random(t.size) * top[local] < cart_probability(self.b, platform, self.propensity[local])
         t, local, platform = t[keep], local[keep], platform[keep]
+        if most != checkout:
+            keep = r.random(t.size) * most < np.minimum(checkout * conversion_factor(self.b, t), 1.0)
+            t, local, platform = t[keep], local[keep], platform[keep]
         cell = method_cell(self.b, self.region[local], platform)  # no basket drawn here: no USSD cap
         _, success, _ = pay(r, self.b, t.size, ts=t, usual=self.usual_method[local], cell=cell)
         placed = Placed(ts=t[success], customer=self.ids[local[success]], platform=platform[success], origin=t[success])
