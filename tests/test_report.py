@@ -14,13 +14,14 @@ import duckdb
 import numpy as np
 import orjson
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from generator import manifest
 from generator import report as report_module
 from generator.cli import main
 from generator.core.behaviour import ZONES, default_behaviour
+from generator.core.events import HOUR
 from generator.core.lifecycle import pay
 from generator.report import SETTLE, _km_quantiles, load, payment_chain, per_attempt_failure, report
 from generator.schema import EVENT_TYPES, PAYMENT_METHODS, PLATFORMS
@@ -554,3 +555,41 @@ def test_marked_deviations_allow_for_how_many_statistics_the_report_compares():
     rows = many.sections[0].rows
     assert [flagged(r, level) for r in rows[:2]] == [False, True]
     assert flagged(rows[0])  # against the single-statistic level
+
+
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n=st.integers(300, 5_000))
+def test_a_median_over_a_nights_gap_is_judged_by_the_share_delivered(seed, n):
+    """Deliveries in daytime rounds: transit 7 or 8 days plus a time between 08:24 and 18:00, each day half the
+    parcels, so the law's median sits at the night's gap and a sample median lands on either side of it, 0.6 days
+    apart. The row's z is the share delivered by the target against a half (Greenwood): within 5, where the
+    median's own density would put it dozens of standard errors out."""
+    r = np.random.default_rng(seed)
+
+    def law(at: np.ndarray) -> np.ndarray:
+        return at + ((7 + r.integers(0, 2, at.size)) + r.uniform(0.35, 0.75, at.size)) * HOUR * 24
+
+    shipped = np.zeros(n, np.int64)
+    delivered = law(shipped).astype(np.int64)
+    row = report_module._transit_row("median", shipped, delivered, int(delivered.max()) + 1, law)
+    assert row.value is not None and row.se is not None
+    assert abs(row.value - row.target) <= 5 * row.se + 1e-9, (row.value, row.target, row.se)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), p=st.floats(0.05, 0.95))
+def test_a_share_of_customers_repeated_payments_has_a_clustered_error(seed, p):
+    """A method's share of authorised payments: with one payment per customer the error is the binomial's; when
+    each customer pays several times with its own usual method it is larger, by about sqrt(payments per
+    customer)."""
+    r = np.random.default_rng(seed)
+    once = np.arange(4_000)
+    hit = r.random(once.size) < p
+    sel = np.ones(once.size, bool)
+    se = report_module._customer_clustered_se(once, sel, hit, p)
+    assert se == pytest.approx(np.sqrt(((hit - p) ** 2).sum()) / once.size)
+    assert 0.8 < se / np.sqrt(p * (1 - p) / once.size) < 1.2
+    loyal = np.repeat(np.arange(1_000), 4)
+    same = np.repeat(r.random(1_000) < p, 4)  # each customer always its own method
+    clustered = report_module._customer_clustered_se(loyal, np.ones(loyal.size, bool), same, p)
+    assert clustered > 1.6 * np.sqrt(p * (1 - p) / loyal.size)
