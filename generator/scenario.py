@@ -147,6 +147,14 @@ def _payday_curve(v: object) -> str | None:
     return None
 
 
+def _pickups(v: object) -> str | None:
+    if not isinstance(v, list) or len(v) > 24 or any(_number(x) is not None for x in v):
+        return f"expected an array of at most 24 times of day, hours in WAT ([]: any time), got {_show(v)}"
+    if any(not 0 <= x < 24 for x in v):
+        return f"expected hours in WAT from 0 to under 24, got {v}"
+    return None
+
+
 def _dates(v: object) -> str | None:
     if not isinstance(v, list):
         return f"expected an array of dates (YYYY-MM-DD, in WAT), got {_show(v)}"
@@ -287,6 +295,8 @@ SPEC: dict = {
         "shipped_hours_median": _non_negative,
         "hours_sigma": _non_negative,
         "transit_sigma": _non_negative,
+        "pickups_wat": _pickups,
+        "pickup_minutes": _non_negative,
         "delivery_rounds": _boolean,
         "tracking_permuted": _boolean,
         "outside_hubs_factor": _positive,

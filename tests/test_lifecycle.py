@@ -20,7 +20,7 @@ from generator.core.behaviour import (
     working_hours,
 )
 from generator.core.events import DAY, HOUR
-from generator.core.lifecycle import Placed, fulfil, in_working_hours
+from generator.core.lifecycle import Placed, at_pickups, fulfil, in_working_hours
 from generator.core.streams import rng
 
 START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z, a Wednesday
@@ -88,6 +88,48 @@ def test_an_instant_moves_into_the_first_working_hours_not_before_it(seed, hours
     weekday, _ = _wat(opening)
     length = hours[weekday, 1] - hours[weekday, 0]
     assert np.array_equal(got[~stay], opening + (u[~stay] * length).astype(np.int64))
+
+
+def _first_pickup_at_or_after(ts: np.ndarray, hours: np.ndarray, pickups: np.ndarray, holidays: np.ndarray):
+    """The first pickup instant at or after each instant, among its day's and the next 14 days' pickup times that
+    lie inside their day's hours (a holiday keeping Sunday's); the maximum int64 where none is."""
+    local = ts + HOUR
+    day = local // DAY
+    best = np.full(ts.size, np.iinfo(np.int64).max)
+    for k in range(15):
+        weekday = np.where(np.isin(day + k, holidays), 6, (day + k + 3) % 7)
+        for p in pickups:
+            at = (day + k) * DAY + p - HOUR
+            ok = (hours[weekday, 0] <= p) & (p < hours[weekday, 1]) & (at >= ts)
+            best = np.where(ok, np.minimum(best, at), best)
+    return best
+
+
+@settings(max_examples=200)
+@given(
+    seed=st.integers(0, 2**63 - 1),
+    hours=schedules,
+    pickups=st.lists(st.integers(0, 47), min_size=1, max_size=4, unique=True),
+    holidays=st.lists(st.integers(0, 60), max_size=4, unique=True),
+)
+def test_a_parcel_ships_at_the_first_pickup_open_at_or_after_it(seed, hours, pickups, holidays):
+    """Pickups: each instant goes to the first pickup time (on the half hour here) at or after it that lies inside
+    its day's hours, on any day a fortnight on (a holiday keeping Sunday's), plus its own delay but before that
+    day's closing; where there is none, into the working hours as before. Never earlier than the instant."""
+    r = np.random.default_rng(seed)
+    times = np.sort(np.array(pickups, np.int64) * HALF_HOUR)
+    hol = np.sort(_DAY_2025 + np.array(holidays, np.int64))
+    ts = np.concatenate([r.integers(START_2025, START_2025 + 60 * DAY, 2_000), START_2025 + times - HOUR])
+    after = r.integers(0, 40 * 60 * 10**6, ts.size)
+    got = at_pickups(ts, hours, times, after.astype(float), hol)
+    want = _first_pickup_at_or_after(ts, hours, times, hol)
+    found = want < np.iinfo(np.int64).max
+    weekday, _ = _wat(np.where(found, want, ts), hol)
+    closing = (want + HOUR) // DAY * DAY + hours[weekday, 1] - HOUR  # the pickup day's closing
+    assert np.array_equal(got[found], np.minimum(want + after, closing - 1)[found])
+    assert _inside(got[found], hours, hol).all()
+    assert (got >= ts).all()
+    assert np.array_equal(got[~found], in_working_hours(ts[~found], hours, np.zeros((~found).sum()), hol))
 
 
 @settings(max_examples=200)
@@ -189,9 +231,10 @@ def test_deliveries_over_three_weeks_follow_the_default_hours():
     """200,000 orders placed at any hour over three weeks: no PACKED, SHIPPED or DELIVERED at 02:00-05:00 WAT, none
     shipped or delivered on a Sunday and none packed outside its Sunday shift (08:00-16:00); and every hour each
     stage is open, Monday to Saturday, holds its share of the events (the hours are used, not just respected):
-    within half to twice the mean per open hour; DELIVERED, brought by couriers' rounds, spreads over its hours as
-    a triangle (few at 08:00 and just before 19:00, the most around 13:30): each hour's share of each day's
-    deliveries within 4.5 binomial standard errors of the triangle's."""
+    within half to twice the mean per open hour; SHIPPED, at the carrier's pickups, only in their minutes;
+    DELIVERED, brought by couriers' rounds, spreads over its hours as a triangle (few at 08:00 and just before
+    19:00, the most around 13:30): each hour's share of each day's deliveries within 4.5 binomial standard errors
+    of the triangle's."""
     b = default_behaviour()
     k = 200_000
     r = np.random.default_rng(11)
@@ -212,6 +255,13 @@ def test_deliveries_over_three_weeks_follow_the_default_hours():
         week = working_hours(default_scenario()["fulfilment"]["hours_wat"])[i] // HOUR
         open_hours = np.array([[week[d, 0] <= h < week[d, 1] for h in range(24)] for d in range(7)])
         assert counts[~open_hours].sum() == 0, stage
+        if stage == "SHIPPED":  # at the carrier's pickups (11:00 and 16:00 WAT), inside the hours: none at 16:00 on
+            # Saturdays (closed at 14:00); each scan up to pickup_minutes after its pickup
+            since = (clock - np.where(hour >= 16, 16, 11) * HOUR) / 60e6
+            assert set(np.unique(hour)) == {11, 16} and not ((weekday == 5) & (hour == 16)).any()
+            assert (since >= 0).all() and (since < b.pickup_spread / 60e6).all()
+            assert (counts[:5, 16] > 0).all() and (counts[:6, 11] > 0).all()
+            continue
         if stage == "DELIVERED":
             lo, hi = week[0]
             edges = (np.arange(lo, hi + 1) - lo) / (hi - lo)
@@ -277,3 +327,17 @@ def test_a_timeline_begun_before_permuted_tracking_numbers_keeps_its_numbering()
     ]
     new = tracking_numbers(7, serial, carrier, default_behaviour()).to_pylist()
     assert len(set(new)) == 3 and {n[3:6] for n in new} != {"517"}
+
+
+def test_a_scenario_recorded_before_pickups_ships_at_any_time_in_the_hours():
+    """An older run's stored scenario has no `pickups_wat`: its parcels ship at any time of SHIPPED's hours, as
+    they were generated (here over a week of weekdays: more than the two pickup hours used)."""
+    scenario = default_scenario()
+    del scenario["fulfilment"]["pickups_wat"], scenario["fulfilment"]["pickup_minutes"]
+    b = Behaviour.from_dict(scenario)
+    assert b.pickups_wat.size == 0
+    k = 20_000
+    r = np.random.default_rng(3)
+    ev, _ = fulfil(rng(3, "fulfil-test"), b, _placed(r, START_2025, 7 * DAY, k), 0, np.ones(k))
+    _, clock = _wat(ev.ts[k : 2 * k])
+    assert np.unique(clock // HOUR).size >= 8

@@ -336,6 +336,8 @@ class Behaviour:
     zone_factor: np.ndarray  # outside the hubs, transit times a factor per geopolitical zone (ZONES order)
     carriers: Carriers
     hours_wat: np.ndarray  # when each fulfilment stage can happen: working_hours()
+    pickups_wat: np.ndarray  # SHIPPED at these times of day (microseconds after midnight WAT), sorted; none: any time
+    pickup_spread: float  # microseconds: SHIPPED a uniform time up to this after its pickup
     delivery_rounds: bool  # DELIVERED with the next day's round, spread over the hours (lifecycle.in_working_hours)
     tracking_permuted: bool  # tracking numbers a keyed permutation of the serial (lifecycle.tracking_numbers)
     holidays: np.ndarray  # public holidays, WAT day numbers (days since 1970-01-01), sorted: Sunday's hours
@@ -467,6 +469,9 @@ class Behaviour:
             zone_factor=_ordered(ful.get("zone_factor", dict.fromkeys(ZONES, 1.0)), ZONES, "fulfilment.zone_factor"),
             hours_wat=working_hours(ful.get("hours_wat", AROUND_THE_CLOCK)),
             # A scenario recorded before the key existed (an older run's manifest): delivered when due.
+            # A scenario recorded before the keys existed (an older run's manifest): shipped at any time in the hours.
+            pickups_wat=np.rint(np.sort(np.array(ful.get("pickups_wat", []), dtype=float)) * HOUR).astype(np.int64),
+            pickup_spread=float(ful.get("pickup_minutes", 0.0)) * 60e6,
             delivery_rounds=bool(ful.get("delivery_rounds", False)),
             # A scenario recorded before the key existed: the serial times a constant plus an offset, so an order
             # pending across runs keeps the number its earlier events carry.

@@ -256,8 +256,50 @@ def stage_times(
     packed = placed_ts + (b.packed_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
     packed = in_working_hours(packed, b.hours_wat[0], rng.random(k), b.holidays)
     shipped = packed + (b.shipped_hours * HOUR * np.exp(b.hours_sigma * rng.standard_normal(k))).astype(np.int64)
-    shipped = in_working_hours(shipped, b.hours_wat[1], rng.random(k), b.holidays)
+    if b.pickups_wat.size:  # the carrier's van collects at set times: SHIPPED is the scan when it loads
+        shipped = at_pickups(shipped, b.hours_wat[1], b.pickups_wat, rng.random(k) * b.pickup_spread, b.holidays)
+    else:  # runs before 0.7: any time in the hours
+        shipped = in_working_hours(shipped, b.hours_wat[1], rng.random(k), b.holidays)
     return packed, shipped, delivery_times(rng, b, shipped, carrier, transit)
+
+
+_PICKUP_SEARCH_DAYS = 15  # a week plus holidays; past it, the working hours (a scenario with no pickup open)
+
+
+def at_pickups(
+    ts: np.ndarray, hours: np.ndarray, pickups: np.ndarray, after: np.ndarray, holidays: np.ndarray | None = None
+) -> np.ndarray:
+    """Instants (microseconds, UTC) moved to the next pickup: `pickups` are times of day (microseconds after
+    midnight WAT, sorted) at which the carrier collects, on days and inside the hours `hours` keeps open (as in
+    `in_working_hours`: a holiday keeps Sunday's), at or after the instant; each then `after` (microseconds) later,
+    the parcel's scan as the van is loaded, but before the day's closing. Never earlier than the instant."""
+    local = ts + WAT_OFFSET
+    day = local // DAY
+    clock = local - day * DAY
+    holidays = np.zeros(0, np.int64) if holidays is None else holidays
+
+    def schedule(d: np.ndarray) -> np.ndarray:
+        weekday = (d + EPOCH_WEEKDAY) % 7
+        return np.where(_sorted_isin(d, holidays), 6, weekday) if holidays.size else weekday
+
+    opens, closes = hours[:, 0], hours[:, 1]
+    chosen = np.full(ts.size, -1, np.int64)
+    room = np.zeros(ts.size, np.int64)  # from the pickup to the day's closing: the scan stays inside the hours
+    for j in range(_PICKUP_SEARCH_DAYS):
+        left = np.flatnonzero(chosen < 0)
+        if not left.size:
+            break
+        row = schedule(day[left] + j)
+        for p in pickups[::-1]:  # the earliest valid pickup of the day wins: written last
+            ok = (opens[row] <= p) & (p < closes[row]) & ((j > 0) | (p >= clock[left]))
+            hit = left[ok]
+            chosen[hit] = (day[hit] + j) * DAY + p - WAT_OFFSET
+            room[hit] = closes[row[ok]] - p - 1
+    out = np.where(chosen >= 0, chosen + np.minimum(after.astype(np.int64), room), 0)
+    missed = chosen < 0
+    if missed.any():  # no pickup open within the search: any time in the hours
+        out[missed] = in_working_hours(ts[missed], hours, np.zeros(int(missed.sum())), holidays)
+    return out
 
 
 def delivery_times(
