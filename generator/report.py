@@ -44,6 +44,7 @@ from generator.core.population import (
     home_state,
     network_quality,
     operators,
+    platform_by_region,
     primary_platform,
     propensity,
 )
@@ -234,7 +235,10 @@ def method_law(s: Sessions, b: Behaviour, seed: int) -> MethodLaw:
     customer = np.maximum(s.customer[chk], 0)  # a customer_id a data fault broke counts as customer 0's
     region = region_of(pools.state_is_hub, pools.state_zone)[home_state(seed, customer, pools)]
     capped = s.checkout_amount[chk] > b.ussd_max_ngn
-    start, row = method_starts(b, region, s.platform[chk], primary_platform(seed, customer, b), capped)
+    # Each customer's primary platform as the core draws it: from the mix of where it lives, where that tilts.
+    tilt = None if b.platform_region_factor is None else platform_by_region(b, pools)
+    primary = primary_platform(seed, customer, b, region, tilt)
+    start, row = method_starts(b, region, s.platform[chk], primary, capped)
     law = MethodLaw(
         np.zeros((n, len(PAYMENT_METHODS))), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
     )

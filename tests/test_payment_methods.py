@@ -283,3 +283,44 @@ def test_a_default_run_pays_by_region_platform_and_amount(orders):
     assert (method[apple_web] == "PAYPAL").mean() > 1.5 * (method[~apple_web] == "PAYPAL").mean()
     names, counts = np.unique(method, return_counts=True)
     assert names[np.argmax(counts)] == "TRANSFER"
+
+
+def test_the_reports_method_law_takes_the_cores_primary_platforms():
+    """`gen report`'s method targets start from each customer's usual method, drawn by its home region and its
+    primary platform: the primary platform must be the one the core's shard stream draws (from the mix of where
+    the customer lives), not one from the national mix, or the targets by platform drift (3.6 se on USSD's share
+    of iOS payments in 1.5 million launch events)."""
+    from generator.core.shard import _Stream
+    from generator.report import Sessions, method_law
+    from generator.schema import EVENT_CODE
+
+    cfg = GenConfig(
+        seed=7,
+        events=50_000,
+        start_us=1_762_214_400_000_000,
+        shard_size=50_000,
+        latency_threshold_ms=2000,
+        customers=60_000,
+    )
+    pools = default_pools()
+    shard = plan(cfg)[0]
+    stream = _Stream(cfg, shard, pools)
+    n = stream.ids.size
+    platform = np.zeros(n, np.int8)  # every checkout on ANDROID: only the customers' primaries differ
+    s = Sessions(
+        open_ts=np.zeros(n, np.int64),
+        customer=stream.ids,
+        platform=platform,
+        reached={EVENT_CODE["CHECKOUT_STARTED"]: np.ones(n, bool)},
+        failures=np.zeros(n, np.int64),
+        method=np.full(n, -1, np.int8),
+        carts=np.ones(n, np.int64),
+        checkout_amount=np.full(n, 5_000, np.int64),
+        orphans=0,
+    )
+    law = method_law(s, cfg.behaviour, cfg.seed)
+    want, _ = method_starts(cfg.behaviour, stream.region, platform, stream.primary, np.zeros(n, bool))
+    assert np.allclose(law.start, want)
+    national = stream.primary.copy()
+    national[:] = pick(np.cumsum(cfg.behaviour.platform_mix), hash_uniform(cfg.seed, "platform", stream.ids))
+    assert (national != stream.primary).any()  # the two draws differ: the check above can fail
