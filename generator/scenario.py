@@ -298,6 +298,7 @@ SPEC: dict = {
         "pickups_wat": _pickups,
         "pickup_minutes": _non_negative,
         "delivery_rounds": _boolean,
+        "failed_attempt": _probability,
         "tracking_permuted": _boolean,
         "outside_hubs_factor": _positive,
         "zone_factor": dict.fromkeys(ZONES, _positive),

@@ -5,6 +5,7 @@ placement instants and schedules; and deliveries over three weeks follow the def
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 from hypothesis import given, settings
@@ -20,7 +21,7 @@ from generator.core.behaviour import (
     working_hours,
 )
 from generator.core.events import DAY, HOUR
-from generator.core.lifecycle import Placed, at_pickups, fulfil, in_working_hours
+from generator.core.lifecycle import Placed, at_pickups, delivery_times, fulfil, in_working_hours
 from generator.core.streams import rng
 
 START_2025 = 1_735_689_600_000_000  # 2025-01-01T00:00:00Z, a Wednesday
@@ -341,3 +342,31 @@ def test_a_scenario_recorded_before_pickups_ships_at_any_time_in_the_hours():
     ev, _ = fulfil(rng(3, "fulfil-test"), b, _placed(r, START_2025, 7 * DAY, k), 0, np.ones(k))
     _, clock = _wat(ev.ts[k : 2 * k])
     assert np.unique(clock // HOUR).size >= 8
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**63 - 1), p=st.floats(0.01, 0.9))
+def test_a_failed_delivery_attempt_goes_out_with_the_next_working_days_round(seed, p):
+    """The same parcels with and without failed attempts: a share p of them (within 5 binomial se) are delivered
+    later, each on the first day after its first attempt's that DELIVERED's hours keep open (Sunday closed, and the
+    default calendar's holidays), inside those hours; the others at the same instant."""
+    b0 = dataclasses.replace(default_behaviour(), failed_attempt=0.0)
+    bp = dataclasses.replace(b0, failed_attempt=p)
+    k = 20_000
+    shipped = np.random.default_rng(seed).integers(START_2025, START_2025 + 60 * DAY, k)
+    carrier = np.zeros(k, np.int8)
+    first = delivery_times(rng(seed, "delivery-test"), b0, shipped, carrier, np.ones(k))
+    got = delivery_times(rng(seed, "delivery-test"), bp, shipped, carrier, np.ones(k))
+    later = got != first
+    assert (got >= first).all()
+    assert abs(later.mean() - p) <= 5 * math.sqrt(p * (1 - p) / k)
+    hours = bp.hours_wat[2]
+    assert _inside(got[later], hours, bp.holidays).all()
+    day_first, day_got = (first[later] + HOUR) // DAY, (got[later] + HOUR) // DAY
+    assert (day_got > day_first).all()
+    # no open day in between
+    for gap in range(1, 8):
+        between = day_first + gap
+        inside = between < day_got
+        weekday = np.where(np.isin(between, bp.holidays), 6, (between + 3) % 7)
+        assert not (inside & (hours[weekday, 0] < hours[weekday, 1])).any()

@@ -338,6 +338,7 @@ class Behaviour:
     hours_wat: np.ndarray  # when each fulfilment stage can happen: working_hours()
     pickups_wat: np.ndarray  # SHIPPED at these times of day (microseconds after midnight WAT), sorted; none: any time
     pickup_spread: float  # microseconds: SHIPPED a uniform time up to this after its pickup
+    failed_attempt: float  # share of first delivery attempts that fail: DELIVERED with the next working day's round
     delivery_rounds: bool  # DELIVERED with the next day's round, spread over the hours (lifecycle.in_working_hours)
     tracking_permuted: bool  # tracking numbers a keyed permutation of the serial (lifecycle.tracking_numbers)
     holidays: np.ndarray  # public holidays, WAT day numbers (days since 1970-01-01), sorted: Sunday's hours
@@ -473,6 +474,7 @@ class Behaviour:
             pickups_wat=np.rint(np.sort(np.array(ful.get("pickups_wat", []), dtype=float)) * HOUR).astype(np.int64),
             pickup_spread=float(ful.get("pickup_minutes", 0.0)) * 60e6,
             delivery_rounds=bool(ful.get("delivery_rounds", False)),
+            failed_attempt=float(ful.get("failed_attempt", 0.0)),  # before 0.7: every first attempt delivers
             # A scenario recorded before the key existed: the serial times a constant plus an offset, so an order
             # pending across runs keeps the number its earlier events carry.
             tracking_permuted=bool(ful.get("tracking_permuted", False)),

@@ -307,13 +307,19 @@ def delivery_times(
 ) -> np.ndarray:
     """When parcels SHIPPED at `shipped` by `carrier` are DELIVERED: the carrier's transit times the parcel's
     `transit` factor (its state's: `transit_factors`) plus the extra days of carrier delays covering the SHIPPED
-    time, then moved into delivery hours."""
+    time, then moved into delivery hours; a share `failed_attempt` of the first attempts finds no one, and the
+    parcel goes out again with the next working day's round."""
     k = shipped.size
     days = b.carriers.transit_days[carrier] * transit
     delivered = shipped + (days * DAY * np.exp(b.transit_sigma * rng.standard_normal(k))).astype(np.int64)
     if len(b.incidents.carrier_delay):
         delivered = delivered + (extra_transit_days(b, carrier, shipped) * DAY).astype(np.int64)
-    return in_working_hours(delivered, b.hours_wat[2], rng.random(k), b.holidays, rounds=b.delivery_rounds)
+    hours = b.hours_wat[2]
+    delivered = in_working_hours(delivered, hours, rng.random(k), b.holidays, rounds=b.delivery_rounds)
+    if b.failed_attempt > 0:  # (none drawn for a scenario before the key: its bytes as they were)
+        again, u = rng.random(k) < b.failed_attempt, rng.random(k)
+        delivered[again] = in_working_hours(delivered[again], hours, u[again], b.holidays, rounds=True)
+    return delivered
 
 
 def in_working_hours(
