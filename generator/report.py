@@ -29,6 +29,7 @@ from generator.core.incidents import (
 )
 from generator.core.incidents import traffic_factor as traffic_factor_at
 from generator.core.lifecycle import (
+    abandon_probability,
     basket_kobo,
     delivery_times,
     method_cell,
@@ -226,6 +227,9 @@ class MethodLaw:
     row: np.ndarray
     region: np.ndarray
     capped: np.ndarray
+    # The checkout's chance of a payment attempt relative to `abandon_at_payment`'s (its basket shipping free or
+    # not: lifecycle.abandon_probability): the weight of its chain among the checkouts'.
+    attempt: np.ndarray
 
 
 def method_law(s: Sessions, b: Behaviour, seed: int) -> MethodLaw:
@@ -240,10 +244,24 @@ def method_law(s: Sessions, b: Behaviour, seed: int) -> MethodLaw:
     primary = primary_platform(seed, customer, b, region, tilt)
     start, row = method_starts(b, region, s.platform[chk], primary, capped)
     law = MethodLaw(
-        np.zeros((n, len(PAYMENT_METHODS))), np.zeros(n, np.int64), np.zeros(n, np.int64), np.zeros(n, bool)
+        np.zeros((n, len(PAYMENT_METHODS))),
+        np.zeros(n, np.int64),
+        np.zeros(n, np.int64),
+        np.zeros(n, bool),
+        np.ones(n),
     )
     law.start[chk], law.row[chk], law.region[chk], law.capped[chk] = start, row, region, capped
+    law.attempt[chk] = attempt_factor(b, s.checkout_amount[chk])
     return law
+
+
+def attempt_factor(b: Behaviour, naira: np.ndarray) -> np.ndarray:
+    """Per checkout of `naira` (-1: unknown), its chance of a payment attempt over `1 - abandon_at_payment`'s:
+    `payment_chain` gives the chain of a checkout abandoned at `abandon_at_payment`, and every entry of it scales
+    with the attempt's chance. An unknown amount counts as below free shipping."""
+    known = np.where(naira >= 0, np.asarray(naira, np.int64) * 100, 0)
+    attempt = 1 - np.broadcast_to(abandon_probability(b, known), known.shape)
+    return attempt / max(1 - b.abandon_at_payment, 1e-12)
 
 
 def method_starts(
@@ -785,17 +803,24 @@ def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incid
     factor[known] = propensity(seed, s.customer[known], b)
     p_cart = cart_probability(b, s.platform, factor)
     p_checkout = checkout_probability(b, s.open_ts)
-    p_success = success_probability(b, s.open_ts)  # per checkout, abandoned at payment or not
-    p_attempt = 1 - b.abandon_at_payment
+    base_success = success_probability(b, s.open_ts)  # per checkout abandoned at abandon_at_payment
     browsed = s.reached[_VIEW] & settled
     carted = s.reached[_CART] & settled
     checked = s.reached[_CHECKOUT] & settled
     tried = attempted(s) & settled
+    # A checkout's chance of a payment attempt follows its basket (free shipping: no delivery fee shown). Per
+    # session, it counts at the mean of the data's checkouts' (carts go to checkout whatever they hold, so the
+    # checkouts' baskets are the carts'); per checkout, at its own basket's.
+    own = attempt_factor(b, s.checkout_amount)
+    mean_factor = float(own[checked].mean()) if checked.any() else 1.0
+    p_success = base_success * mean_factor  # per session's checkout, abandoned at payment or not
+    p_auth = 1 - b.abandon_at_payment
+    p_attempt = p_auth * mean_factor
     cart_p = float(p_checkout[carted].mean()) if carted.any() else b.checkout
-    chk_won = float(p_success[checked].mean()) if checked.any() else float(payment_chain(b)["success"].sum())
-    # Authorised of the checkouts that attempt a payment (abandonment does not depend on the time, so dividing the
-    # per-checkout probability by the attempt probability is exact).
-    auth_p = float(p_success[tried].mean()) / p_attempt if tried.any() else chk_won / max(p_attempt, 1e-12)
+    chk_won = float((base_success * own)[checked].mean()) if checked.any() else float(payment_chain(b)["success"].sum())
+    # Authorised of the checkouts that attempt a payment (abandonment depends on neither the time nor the method,
+    # so dividing the chain's per-checkout probability by its attempt probability is exact).
+    auth_p = float(base_success[tried].mean()) / p_auth if tried.any() else chk_won / max(p_attempt, 1e-12)
     cart_won = float((p_checkout * p_success)[carted].mean()) if carted.any() else cart_p * chk_won
     add_p = float(p_cart[browsed].mean()) if browsed.any() else mean_cart_probability(b)
     steps = [("product view", _VIEW, 1 - b.bounce), ("add to cart", _CART, add_p)]
@@ -913,8 +938,9 @@ def payments(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Inc
     law = method_law(s, b, seed)
 
     def chain_of(sel: np.ndarray) -> dict[str, np.ndarray]:
-        """The mean chain of the settled checkouts `sel`: outages by the session's start, methods by `law`."""
-        return checkout_chain(b, s.open_ts[sel], law.start[sel], law.row[sel])
+        """The mean chain of the settled checkouts `sel`: outages by the session's start, methods by `law`, each
+        weighted by its chance of a payment attempt (free shipping)."""
+        return checkout_chain(b, s.open_ts[sel], law.start[sel] * law.attempt[sel, None], law.row[sel])
 
     chain = chain_of(settled)
     attempts = (fr.code == _FAILED) | (fr.code == _AUTH)
@@ -1021,7 +1047,7 @@ def _outage_rows(
         inside = (s.open_ts >= inc.start) & (s.open_ts < inc.end)
         for where, group in (("inside", settled & inside), ("outside", settled & ~inside)):
             ts = s.open_ts[group]
-            ch = checkout_chain(b, ts, law.start[group], law.row[group])
+            ch = checkout_chain(b, ts, law.start[group] * law.attempt[group, None], law.row[group])
             n = int(group.sum())
             bad = int(s.failures[group].sum())
             method = s.method[group]

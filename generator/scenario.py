@@ -262,6 +262,7 @@ SPEC: dict = {
         "cart_anywhere": _boolean,
         "checkout": _probability,
         "abandon_at_payment": _probability,
+        "abandon_free_shipping": _probability,
     },
     "payment": {
         "mix": dict.fromkeys(PAYMENT_METHODS, _probability),
@@ -287,6 +288,7 @@ SPEC: dict = {
         # a basket is clipped to max_ngn, and total_amount is a decimal(12, 2): at most 9,999,999,999.99 naira
         "min_ngn": _whole(0, 9_999_999_999),
         "max_ngn": _whole(1, 9_999_999_999),
+        "free_shipping_ngn": _positive,
         "region_factor": dict.fromkeys(REGIONS, _positive),
         "platform_factor": dict.fromkeys(PLATFORMS, _positive),
     },

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.coordinator import run
@@ -66,6 +66,30 @@ def test_pay_abandons_the_share_the_key_asks_for(abandon, seed):
         assert abs(p - per_try) <= MAX_Z * math.sqrt(per_try * (1 - per_try) / tried.sum())
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    below=st.floats(0, 1), free=st.floats(0, 1), threshold=st.integers(1_000, 100_000), seed=st.integers(0, 2**32 - 1)
+)
+def test_a_basket_that_ships_free_is_abandoned_at_its_own_rate(below, free, threshold, seed):
+    """Checkouts of baskets at or above `free_shipping_ngn` (no delivery fee shown) are abandoned at payment with
+    `abandon_free_shipping`, the others with `abandon_at_payment` (each within MAX_Z binomial se); with no amount
+    (the warm start) every checkout at `abandon_at_payment`."""
+    doc = default_scenario()
+    doc["funnel"].update(abandon_at_payment=below, abandon_free_shipping=free)
+    doc["basket"]["free_shipping_ngn"] = threshold
+    b = Behaviour.from_dict(doc)
+    k = 20_000
+    r = np.random.default_rng(seed)
+    amount = r.integers(threshold // 2, 2 * threshold, k) * 100
+    fails, success, _ = pay(r, b, k, amount=amount)
+    none = (fails == 0) & ~success
+    for mine, p in ((amount >= threshold * 100, free), (amount < threshold * 100, below)):
+        n = int(mine.sum())
+        assert abs(none[mine].mean() - p) <= MAX_Z * math.sqrt(p * (1 - p) / n) + 2 / n, (p, none[mine].mean())
+    fails, success, _ = pay(r, b, k)
+    assert abs(((fails == 0) & ~success).mean() - below) <= MAX_Z * math.sqrt(below * (1 - below) / k) + 2 / k
+
+
 def test_the_chain_counts_abandoned_checkouts():
     b = behaviour(abandon_at_payment=0.25)
     plain = payment_chain(behaviour(abandon_at_payment=0.0))
@@ -100,7 +124,9 @@ def abandoning_run(tmp_path_factory):
     """A run where most checkouts are abandoned at payment (more of them to look at in a small run)."""
     out = tmp_path_factory.mktemp("abandon")
     scenario = out / "abandon.toml"
-    scenario.write_text("[funnel]\ncheckout = 0.9\nabandon_at_payment = 0.7\n", encoding="utf-8")
+    scenario.write_text(
+        "[funnel]\ncheckout = 0.9\nabandon_at_payment = 0.7\nabandon_free_shipping = 0.7\n", encoding="utf-8"
+    )
     run(small_config(out, events=60_000, workers=2, shard_size=10_000, scenario=scenario))
     return out
 
@@ -143,6 +169,46 @@ def test_abandoned_checkouts_end_the_session_with_no_payment(abandoning_run):
     assert pc.all(pc.equal(mine.column("payment_status"), "CAPTURED")).as_py()
     for col in ("payment_method", "carrier", "tracking_number"):
         assert mine.column(col).null_count == len(mine), col
+
+
+@pytest.fixture(scope="module")
+def free_shipping_run(tmp_path_factory):
+    """A run where half the baskets ship free (the threshold near the median basket) and those are rarely
+    abandoned at payment, against most of the others."""
+    out = tmp_path_factory.mktemp("free")
+    scenario = out / "free.toml"
+    scenario.write_text(
+        "[funnel]\ncheckout = 0.9\nabandon_at_payment = 0.6\nabandon_free_shipping = 0.1\n"
+        "[basket]\nfree_shipping_ngn = 9_500\n",
+        encoding="utf-8",
+    )
+    run(small_config(out, events=60_000, workers=2, shard_size=10_000, scenario=scenario))
+    return out
+
+
+def test_free_shipping_checkouts_go_on_to_pay_and_the_report_follows(free_shipping_run):
+    """In the data, checkouts of NGN 9,500 or more reach a payment attempt far more often (0.9 of them) than the
+    others (0.4); `gen report`'s payment-attempted target is the mean of the checkouts' own chances, and every
+    funnel and payments row is within MAX_Z of its target."""
+    assert validate(free_shipping_run).ok
+    sid, types, t = _session_rows(free_shipping_run)
+    n = int(sid[-1]) + 1
+    paid = np.zeros(n, bool)
+    paid[sid[np.isin(types, ["PAYMENT_FAILED", "PAYMENT_AUTHORIZED"])]] = True
+    chk = np.flatnonzero(types == "CHECKOUT_STARTED")
+    amount = t.column("total_amount").cast(pa.float64()).to_numpy()[chk]
+    tried = paid[sid[chk]]
+    free = amount >= 9_500
+    assert free.sum() > 300 and (~free).sum() > 300
+    assert tried[free].mean() > 0.8 and tried[~free].mean() < 0.5, (tried[free].mean(), tried[~free].mean())
+    s = report(free_shipping_run)
+    rows = {r.label: r for r in s.section("funnel").rows}
+    step = rows["payment attempted (of the step before)"]
+    assert 0.45 < step.target < 0.85 and abs(step.z) <= MAX_Z, step
+    for key in ("funnel", "payments"):
+        for r in s.section(key).rows:
+            if r.z is not None:
+                assert abs(r.z) <= MAX_Z, (key, r)
 
 
 def test_the_report_reads_the_abandonment(abandoning_run):

@@ -21,7 +21,7 @@ from generator.core.nigeria import default_pools
 from generator.core.population import customer_index, home_state, usual_method
 from generator.core.shard import GenConfig, plan, shard_table
 from generator.core.streams import hash_uniform, pick
-from generator.report import checkout_chain, method_starts
+from generator.report import attempt_factor, checkout_chain, method_starts
 from generator.schema import PAYMENT_METHODS, PLATFORMS, decoded
 
 USSD, PAYPAL = PAYMENT_METHODS.index("USSD"), PAYMENT_METHODS.index("PAYPAL")
@@ -64,7 +64,9 @@ def test_a_checkouts_first_method_follows_its_region_platform_and_amount(seed, r
     """Without failures or loyalty, a checkout's method is drawn from its cell's weights (mix x region factor x
     platform factor, normalised); above the USSD cap, never USSD, the others in proportion. Each (region, platform,
     above the cap) group's shares within 5.5 standard errors."""
-    b = _behaviour(region_f, platform_f, cap, method_failure=np.zeros(M), abandon_at_payment=0.0)
+    b = _behaviour(
+        region_f, platform_f, cap, method_failure=np.zeros(M), abandon_at_payment=0.0, abandon_free_shipping=0.0
+    )
     r = np.random.default_rng(seed)
     k = 120_000
     region, platform = r.integers(0, R, k), r.integers(0, P, k)
@@ -104,6 +106,7 @@ def test_no_attempt_above_the_cap_is_by_ussd(seed, attempts, loyalty, cap):
         max_attempts=attempts,
         method_loyalty=loyalty,
         abandon_at_payment=0.0,
+        abandon_free_shipping=0.0,
     )
     r = np.random.default_rng(seed)
     k = 20_000
@@ -146,8 +149,8 @@ def test_the_reports_targets_are_the_cores_law(seed, loyalty):
     """`gen report`'s chain (`method_starts` and `checkout_chain`: the usual method by the home region's and primary
     platform's weights, else the checkout's own, a switch by them, never USSD above the cap) against the core's
     `pay` on 300,000 checkouts of as many customers, of random regions, platforms and amounts (the usual methods by
-    `usual_method`), with the default failures and retries: each method's share of authorised payments within 5.5
-    standard errors, overall, in the north, on iOS and above the cap."""
+    `usual_method`), with the default failures, retries and abandonment (less above free shipping): each method's
+    share of authorised payments within 5.5 standard errors, overall, in the north, on iOS and above the cap."""
     b = dataclasses.replace(default_behaviour(), method_loyalty=loyalty)
     r = np.random.default_rng(seed)
     k = 300_000
@@ -159,6 +162,7 @@ def test_the_reports_targets_are_the_cores_law(seed, loyalty):
     _, success, method = pay(r, b, k, usual=usual, cell=method_cell(b, region, platform), amount=amount)
     capped = amount > b.ussd_max_ngn * 100
     start, row = method_starts(b, region, platform, primary, capped)
+    start = start * attempt_factor(b, amount // 100)[:, None]  # free shipping: fewer abandoned at payment
     for sel in (np.ones(k, bool), np.isin(region, NORTH), platform == PLATFORMS.index("IOS"), capped):
         won = checkout_chain(b, np.zeros(int(sel.sum()), np.int64), start[sel], row[sel])["success"]
         n = int((success & sel).sum())
@@ -214,6 +218,7 @@ def _old_scenario() -> dict:
     d = default_scenario()
     for key in ("region_factor", "platform_factor", "ussd_max_ngn"):
         del d["payment"][key]
+    del d["funnel"]["abandon_free_shipping"], d["basket"]["free_shipping_ngn"]  # 0.7's free shipping too
     d["incidents"] = [
         {"kind": "payment_outage", "start": "2025-11-01T06:00:00Z", "end": "2025-11-01T09:00:00Z"}
         | {"method": "CARD", "failure_rate": 0.9}

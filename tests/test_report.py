@@ -119,7 +119,8 @@ def test_funnel_matches_sql(run_dir, summary):
 def test_conversion_by_platform_matches_sql(run_dir, summary):
     """Sessions and orders per platform of the session's OPEN, rebuilt in SQL, give each platform's conversion;
     its target is the mean over its sessions of (1 - bounce) x min(add_to_cart x factor x the customer's
-    propensity, 1) x checkout x success (no incidents), the propensity worked out here from the SQL's customer
+    propensity, 1) x checkout x success (no incidents; success scaled by the checkouts' mean chance of a payment
+    attempt, more of them when the basket ships free), the propensity worked out here from the SQL's customer
     ids."""
     from generator.core.population import propensity
 
@@ -129,16 +130,18 @@ def test_conversion_by_platform_matches_sql(run_dir, summary):
         .execute(
             f"""
         with s as (
-            select customer_id, event_type, platform, epoch_us(event_ts) as ts,
+            select customer_id, event_type, platform, total_amount, epoch_us(event_ts) as ts,
                    sum((event_type = 'OPEN')::int) over (partition by customer_id order by event_ts) as sid
             from ev where event_type not in ('PACKED', 'SHIPPED', 'DELIVERED')
         ), per as (
             select customer_id, min(ts) filter (where event_type = 'OPEN') as opened,
                    min(platform) filter (where event_type = 'OPEN') as platform,
-                   bool_or(event_type = 'ORDER_PLACED') as o
+                   bool_or(event_type = 'ORDER_PLACED') as o,
+                   max(total_amount) filter (where event_type = 'CHECKOUT_STARTED')::double as basket
             from s where sid > 0 group by customer_id, sid
         )
-        select platform, cast(substr(customer_id, 3) as bigint), o::int from per where opened <= {end - SETTLE}
+        select platform, cast(substr(customer_id, 3) as bigint), o::int, basket from per
+        where opened <= {end - SETTLE}
         """
         )
         .fetchall()
@@ -146,10 +149,14 @@ def test_conversion_by_platform_matches_sql(run_dir, summary):
     platform = np.array([r[0] for r in per_session])
     customer = np.array([r[1] for r in per_session], np.int64)
     ordered = np.array([r[2] for r in per_session])
+    basket = np.array([r[3] for r in per_session if r[3] is not None])
     rows = _rows(summary, "funnel")
     b = default_behaviour()
     seed = int(manifest.read(manifest.committed(run_dir)[0])["options"]["seed"])
-    won = float(payment_chain(b)["success"].sum())
+    # A checkout's success scales with its chance of a payment attempt: fewer are abandoned when the basket ships
+    # free (the mean over the data's checkouts, each session counting at it).
+    attempt = np.where(basket >= b.free_shipping_ngn, 1 - b.abandon_free_shipping, 1 - b.abandon_at_payment)
+    won = float(payment_chain(b)["success"].sum()) * attempt.mean() / (1 - b.abandon_at_payment)
     x = propensity(seed, customer, b)
     for p, name in enumerate(PLATFORMS):
         row = rows[f"session → order on {name}"]

@@ -303,6 +303,9 @@ class Behaviour:
     cart_anywhere: bool  # adds after any of a session's views (sessions._carts_among_views); before 0.7 not
     checkout: float
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
+    # ... of those whose basket reaches free_shipping_ngn (no delivery fee shown): lifecycle.abandon_probability
+    abandon_free_shipping: float
+    free_shipping_ngn: float  # inf: no threshold (a scenario before 0.7)
     method_mix: np.ndarray
     method_loyalty: float  # share of checkouts paid first with the customer's usual method (population.usual_method)
     # A checkout's method weights: the mix times a factor per method where its customer lives (REGIONS, methods)
@@ -427,6 +430,9 @@ class Behaviour:
             checkout=float(f["checkout"]),
             # A scenario recorded before the key existed (an older run's manifest) had no abandonment at payment.
             abandon_at_payment=float(f.get("abandon_at_payment", 0.0)),
+            # A scenario recorded before the keys existed (an older run's manifest): one abandonment for all.
+            abandon_free_shipping=float(f.get("abandon_free_shipping", f.get("abandon_at_payment", 0.0))),
+            free_shipping_ngn=float(b.get("free_shipping_ngn", math.inf)),
             method_mix=_ordered(pay["mix"], PAYMENT_METHODS, "payment.mix"),
             # A scenario recorded before the key existed (an older run's manifest): methods drawn afresh each time.
             method_loyalty=float(pay.get("loyalty", 0.0)),

@@ -7,6 +7,7 @@ further the customer's geopolitical zone lies from Lagos, each stage within its 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -71,7 +72,8 @@ def settle(
     method of the last attempt).
 
     A share `abandon_at_payment` of checkouts is abandoned before any attempt (delivery fee shown, account or OTP
-    friction, a changed mind): no failure and no success (their method, drawn like the others', is never written).
+    friction, a changed mind; `abandon_free_shipping` of those whose `amount` ships free): no failure and no
+    success (their method, drawn like the others', is never written).
     `ts` (microseconds, UTC) is when each checkout happens: every attempt of a checkout made inside a payment
     outage of its method fails at the outage's rate. Without `ts`, no outage applies. `usual` is each checkout's
     customer's usual method, its first attempt's with probability `method_loyalty` (else drawn from the checkout's
@@ -84,7 +86,7 @@ def settle(
     outage = ts is not None and len(b.incidents.payment_outage) > 0
     first = next(rows)
     loyal = next(rows) < b.method_loyalty if usual is not None and b.method_loyalty > 0 else None
-    alive = next(rows) >= b.abandon_at_payment
+    alive = next(rows) >= abandon_probability(b, amount)
     if b.methods_vary:
         m = len(PAYMENT_METHODS)
         capped = np.zeros(k, bool) if amount is None else amount > b.ussd_max_ngn * 100
@@ -125,6 +127,15 @@ def settle(
 
 
 _USSD = PAYMENT_METHODS.index("USSD")
+
+
+def abandon_probability(b: Behaviour, amount: np.ndarray | None) -> np.ndarray | float:
+    """The probability that a checkout of `amount` kobo ends at CHECKOUT_STARTED with no payment attempt:
+    `abandon_free_shipping` where the basket reaches `free_shipping_ngn` (no delivery fee is shown), else
+    `abandon_at_payment`; the latter for checkouts of no known amount (the warm start draws no baskets)."""
+    if amount is None or not math.isfinite(b.free_shipping_ngn):
+        return b.abandon_at_payment
+    return np.where(amount >= b.free_shipping_ngn * 100, b.abandon_free_shipping, b.abandon_at_payment)
 
 
 def method_cell(b: Behaviour, region: np.ndarray, platform: np.ndarray) -> np.ndarray:

@@ -225,7 +225,8 @@ def simulate(
     chk = np.flatnonzero(checkout)
     # Payment outages apply by the session's start: its checkout comes minutes later, inside the same window
     # but at its edges (the checkout times depend on the attempts, so they cannot be drawn first).
-    # The method may depend on the amount (USSD's cap), drawn after the payment's uniforms, as it always was.
+    # The method and the abandonment may depend on the amount (USSD's cap, free shipping), drawn after the
+    # payment's uniforms, as it always was.
     draws = payment_draws(rng, b, chk.size, usual is not None)
     amount = basket_kobo(rng, b, carts[chk], None if spend is None else spend[chk])  # the items it added to its cart
     paying = {"usual": None if usual is None else usual[chk], "cell": None if cell is None else cell[chk]}
