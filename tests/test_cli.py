@@ -113,7 +113,8 @@ def test_json_summary_and_validate(tmp_path, capsys):
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_a_part_that_is_no_longer_parquet_is_a_violation_not_a_crash(tmp_path, capsys, damage, workers):
     """A part cut short or written past its end does not open as Parquet: `gen validate` reports it under its
-    own rule (exit 1, the other runs' rules still checked), `gen report` refuses with one line naming the part."""
+    own rule (exit 1, the other runs' rules still checked; the run's counts short by its rows alone are not
+    violations again), `gen report` refuses with one line naming the part."""
     args = ["run", "--out", str(tmp_path), "--events", "3000", "--customers", "2000", "--quiet", "--shard-size"]
     assert main([*args, "1000"]) == 0
     part = sorted((tmp_path / "events").rglob("*.parquet"))[0]
@@ -128,6 +129,10 @@ def test_a_part_that_is_no_longer_parquet_is_a_violation_not_a_crash(tmp_path, c
     row = next(line for line in captured.out.splitlines() if "parts read as Parquet" in line)
     assert "1 violations" in row, row
     assert "part sha256 matches manifest" in captured.out and "validation failed" in captured.err
+    # The part's rows are not counted again as missing from the run's counts (4,635 violations before).
+    for rule in ("counts by type match manifest", "total events match manifest"):
+        line = next(line for line in captured.out.splitlines() if rule in line)
+        assert line.rstrip(" │").endswith("ok"), line
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"{part}: part of run" in err and "does not read as Parquet" in err, err

@@ -304,7 +304,7 @@ def test_a_stopped_worker_leaves_its_range_at_the_next_block(committed_run, monk
     stop = multiprocessing.get_context("spawn").Event()
     monkeypatch.setattr(validate_module, "_stop", stop)
     faults = {d["run_id"]: None for d in docs}
-    _, prefixes, _, _, _ = validate_module.check_blocks(out, docs, faults, False, 0, 2)
+    _, prefixes, _, _, _, _ = validate_module.check_blocks(out, docs, faults, False, 0, 2)
     assert prefixes.size > 0, "checks blocks while not stopped"
     stop.set()
     with pytest.raises(validate_module.ValidationStopped):
