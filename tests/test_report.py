@@ -587,16 +587,25 @@ def test_a_median_over_a_nights_gap_is_judged_by_the_share_delivered(seed, n):
 @given(seed=st.integers(0, 2**32 - 1), p=st.floats(0.05, 0.95))
 def test_a_share_of_customers_repeated_payments_has_a_clustered_error(seed, p):
     """A method's share of authorised payments: with one payment per customer the error is the binomial's; when
-    each customer pays several times with its own usual method it is larger, by about sqrt(payments per
-    customer)."""
+    each customer pays k times with its own usual method it is sqrt(k) times the error that treats the payments
+    as independent (exactly, on the same data), and never more than that."""
     r = np.random.default_rng(seed)
     once = np.arange(4_000)
     hit = r.random(once.size) < p
     sel = np.ones(once.size, bool)
     se = report_module._customer_clustered_se(once, sel, hit, p)
     assert se == pytest.approx(np.sqrt(((hit - p) ** 2).sum()) / once.size)
-    assert 0.8 < se / np.sqrt(p * (1 - p) / once.size) < 1.2
     loyal = np.repeat(np.arange(1_000), 4)
     same = np.repeat(r.random(1_000) < p, 4)  # each customer always its own method
     clustered = report_module._customer_clustered_se(loyal, np.ones(loyal.size, bool), same, p)
-    assert clustered > 1.6 * np.sqrt(p * (1 - p) / loyal.size)
+    independent = np.sqrt(((same - p) ** 2).sum()) / loyal.size
+    assert clustered == pytest.approx(2 * independent)
+    # whatever the payments, never above sqrt(k) times the independent error (Cauchy-Schwarz), the loyal case's
+    fickle = r.random(loyal.size) < p  # each payment its own draw
+    mixed = report_module._customer_clustered_se(loyal, np.ones(loyal.size, bool), fickle, p)
+    assert mixed <= 2 * np.sqrt(((fickle - p) ** 2).sum()) / loyal.size * (1 + 1e-12)
+    # a selection drops the unselected payments, customers and all
+    half = loyal < 500
+    assert report_module._customer_clustered_se(loyal, half, same, p) == pytest.approx(
+        2 * np.sqrt(((same[half] - p) ** 2).sum()) / half.sum()
+    )

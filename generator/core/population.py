@@ -64,7 +64,8 @@ def propensity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
 def platform_by_region(b: Behaviour, pools: Pools) -> np.ndarray:
     """(REGIONS, PLATFORMS): the platform mix of the customers of each region, the mix's weights times the
     region's factors, with base weights solved (iterative proportional fitting) so that over the regions' demand
-    the population's mix is still the scenario's `mix`."""
+    the population's mix is still the scenario's `mix`. The national mix is summed exactly (fsum): the same mixes,
+    to the last bit, on every CPU."""
     regions = region_of(pools.state_is_hub, pools.state_zone)
     demand = np.bincount(regions, weights=np.diff(pools.state_cdf, prepend=0.0), minlength=len(REGIONS))
     demand /= demand.sum()
@@ -73,7 +74,7 @@ def platform_by_region(b: Behaviour, pools: Pools) -> np.ndarray:
     for _ in range(200):
         by_region = w * b.platform_region_factor
         by_region /= by_region.sum(axis=1, keepdims=True)
-        national = demand @ by_region
+        national = np.array([math.fsum(col) for col in (demand[:, None] * by_region).T])
         if np.abs(national - target).max() < 1e-12:
             break
         w = w * np.divide(target, national, out=np.ones_like(target), where=national > 0)

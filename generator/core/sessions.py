@@ -144,12 +144,13 @@ def mean_cart_probability(b: Behaviour) -> float:
     """`cart_probability` over the sessions' platforms and customers: a session's platform follows the mix (the
     customer's primary one, itself drawn from the mix, or another drawn from it), its customer's propensity is
     lognormal with mean 1 and sigma `propensity_sigma`, independent of the platform. Exactly, with the cap at 1:
-    E[min(cX, 1)] = c P(X < 1/c) under X's size-biased law + P(X >= 1/c)."""
+    E[min(cX, 1)] = c P(X < 1/c) under X's size-biased law + P(X >= 1/c). Sums are exactly rounded (fsum), so
+    the run's sizing is the same on every CPU (a BLAS dot's order of additions is not)."""
     mix = b.platform_mix / b.platform_mix.sum()
     c = b.add_to_cart * b.cart_factor
     s = b.propensity_sigma
     if s == 0:
-        return float(mix @ np.minimum(c, 1.0))
+        return math.fsum(mix * np.minimum(c, 1.0))
     normal = NormalDist()
     per = [
         (ci * normal.cdf((math.log(1 / ci) - s * s / 2) / s) + 1 - normal.cdf((math.log(1 / ci) + s * s / 2) / s))
@@ -157,7 +158,7 @@ def mean_cart_probability(b: Behaviour) -> float:
         else 0.0
         for ci in c
     ]
-    return float(mix @ np.array(per))
+    return math.fsum(mix * np.array(per))
 
 
 def expected_events_per_session(b: Behaviour) -> float:
