@@ -565,6 +565,12 @@ def validate(
     for kind, n in report.expected.items():  # data faults the runs' sidecars list: not violations
         t.add_row(f"fault {kind}", f"[yellow]{n:,} injected (expected)[/]")
     out_console.print(t)
+    if report.unchecked:
+        out_console.print(
+            f"not checked against the session and order rules: {report.unchecked:,} events, whose customers' shard "
+            "has a part missing or unreadable (their sessions and orders are incomplete here)",
+            highlight=False,
+        )
     if report.only_in_s3:
         out_console.print(
             f"not checked here (no parts in this directory; they are in S3): {', '.join(report.only_in_s3)}",

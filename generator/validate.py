@@ -64,6 +64,9 @@ class Report:
     only_in_s3: list[str] = field(default_factory=list)  # runs uploaded to S3 whose parts are not in this directory
     rows: int = 0
     expected: Counter = field(default_factory=Counter)  # fault kind -> faults injected and listed in a sidecar
+    # Rows left out of the session and order rules: their customers' shard lost a part (missing or unreadable, a
+    # violation of its own), so their sessions and orders are incomplete here, not wrong.
+    unchecked: int = 0
 
     def rule(self, name: str, bad: int, example: str = "") -> None:
         if name not in self.checked:
@@ -85,6 +88,7 @@ class Report:
         for name, example in other.examples.items():
             self.examples.setdefault(name, example)
         self.rows += other.rows
+        self.unchecked += other.unchecked
 
 
 def _codes(table: pa.Table) -> np.ndarray:
@@ -133,6 +137,14 @@ def _without_listed_copies(table: pa.Table, faults: pa.Table | None) -> pa.Table
     return table.filter(pa.array(keep))
 
 
+def _in_ranges(x: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Whether each of `x` lies in one of the half-open `ranges` (rows [a, b), in any order, may overlap)."""
+    inside = np.zeros(x.size, bool)
+    for a, b in ranges:
+        inside |= (x >= a) & (x < b)
+    return inside
+
+
 def check_table(
     table: pa.Table,
     threshold_ms: int,
@@ -140,6 +152,7 @@ def check_table(
     continued: bool = False,
     faults: pa.Table | None = None,
     contacts: Contacts | None = None,
+    incomplete: np.ndarray | None = None,
 ) -> Report:
     """Every row-level rule of the event model over `table` (one run, any part of one, or a whole timeline).
 
@@ -148,7 +161,9 @@ def check_table(
     authorisation); checking the whole timeline at once (`gen validate --all`) holds those to the full rule.
     `faults`: the sidecar rows of the runs in `table`; the listed events are expected to break the rules their
     fault breaks (a listed duplicate's copies are dropped first; a listed altered value skips that column's rules).
-    `contacts`: collects each customer's e-mail and phone, for the rules across blocks (`Contacts.check`)."""
+    `contacts`: collects each customer's e-mail and phone, for the rules across blocks (`Contacts.check`).
+    `incomplete`: ranges of customer indices [a, b) (rows of two) whose histories are not all here, because a part
+    of their shard is missing or unreadable: the session and order rules leave their rows out (`unchecked`)."""
     r = report or Report()
     table = decoded(table)
     r.rows += table.num_rows
@@ -223,6 +238,10 @@ def check_table(
     if contacts is not None:
         contacts.add(table, altered)
 
+    if incomplete is not None and len(incomplete):
+        keep = ~_in_ranges(customer_index(table.column("customer_id")), incomplete)
+        r.unchecked += int((~keep).sum())
+        table, codes = table.filter(pa.array(keep)), codes[keep]
     _check_orders(table, codes, r, continued)
     _check_sessions(table, codes, r, continued)
     return r
@@ -537,6 +556,10 @@ class _Groups:
         self.counts = {d["run_id"]: Counter() for d in docs}
         self.rows = dict.fromkeys(self.counts, 0)
         self.lost = dict.fromkeys(self.counts, 0)  # rows of parts missing or unreadable (each reported on its own)
+        # The customers [a, b) of every shard read so far that lost a part: when a block comes up, every shard with
+        # customers in it has been read (a shard is read with the block of its first customer, or before).
+        self.incomplete: list[tuple[int, int]] = []
+        self.lost_parts = False
         # (first block, run, shard, its customers [a, b)) for every shard that wrote parts, in block order
         self.shards = []
         for r, d in enumerate(docs):
@@ -582,6 +605,9 @@ class _Groups:
         """Shard `i` of run `r` (customers [a, b), first block `block`) read and checked into `report`, its rows by
         block; customers outside [a, b) are reported and checked with the shard's first block."""
         t = self._read_shard(r, i, report, count)
+        if self.lost_parts:
+            self.incomplete.append((a, b))
+            self.lost_parts = False
         if t is None or not t.num_rows:
             return {}
         customer = customer_index(t.column("customer_id"))
@@ -606,6 +632,7 @@ class _Groups:
                 continue
             t = _check_part(self.out, doc, p, report, faults)
             if t is None:
+                self.lost_parts = True
                 if count:
                     self.lost[doc["run_id"]] += int(p["rows"])
                 continue
@@ -617,6 +644,10 @@ class _Groups:
                 self.rows[doc["run_id"]] += t.num_rows
             tables.append(t)
         return pa.concat_tables(tables) if tables else None
+
+    def incomplete_ranges(self) -> np.ndarray:
+        """`incomplete` as rows of [a, b), for `check_table`."""
+        return np.array(self.incomplete, np.int64).reshape(-1, 2)
 
     def finish(self) -> None:
         for doc in self.docs:
@@ -706,11 +737,17 @@ def _validation_pool(workers: int) -> Iterator[tuple[ProcessPoolExecutor, Event]
 
 
 def _check_block(
-    table: pa.Table, threshold: int, report: Report, continued: bool, listed: pa.Table | None, contacts: Contacts
+    table: pa.Table,
+    threshold: int,
+    report: Report,
+    continued: bool,
+    listed: pa.Table | None,
+    contacts: Contacts,
+    incomplete: np.ndarray,
 ) -> np.ndarray:
     """One block's row rules, into `report` and `contacts`; returns its event ids (listed duplicates' copies left
     out), for the rule across blocks."""
-    check_table(table, threshold, report, continued, listed, contacts)
+    check_table(table, threshold, report, continued, listed, contacts, incomplete)
     return _ids(_without_listed_copies(decoded(table), listed).column("event_id"))
 
 
@@ -730,7 +767,9 @@ def check_blocks(
     for _, table in groups.blocks(range(lo, hi)):
         if _stop is not None and _stop.is_set():
             raise ValidationStopped
-        prefixes.append(_prefix(_check_block(table, threshold, report, continued, listed, contacts)))
+        prefixes.append(
+            _prefix(_check_block(table, threshold, report, continued, listed, contacts, groups.incomplete_ranges()))
+        )
     prefixes = np.concatenate(prefixes) if prefixes else np.zeros(0, np.uint64)
     return report, prefixes, contacts, groups.counts, groups.rows, groups.lost
 
@@ -775,7 +814,9 @@ def _check_groups(
                     groups.lost[rid] += lost[rid]
     else:
         for _, table in groups:
-            prefixes.add(_check_block(table, threshold, report, continued, listed, contacts))
+            prefixes.add(
+                _check_block(table, threshold, report, continued, listed, contacts, groups.incomplete_ranges())
+            )
     groups.finish()
     contacts.check(report, max(int(d["options"]["customers"]) for d in docs))
 

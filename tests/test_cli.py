@@ -138,6 +138,55 @@ def test_a_part_that_is_no_longer_parquet_is_a_violation_not_a_crash(tmp_path, c
     assert err.count("\n") == 1 and f"{part}: part of run" in err and "does not read as Parquet" in err, err
 
 
+SEQUENCE_RULES = (
+    "session events in funnel order",
+    "a checkout follows an add to cart in its session",
+    "total_amount fixed from CHECKOUT_STARTED to ORDER_PLACED",
+    "order stages in time order",
+)
+
+
+def _rule_line(out: str, rule: str) -> str:
+    return next(line for line in out.splitlines() if rule in line)
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_missing_part_is_one_violation_not_a_cascade(tmp_path, capsys, workers):
+    """A part deleted from a committed run is one violation. The sessions and orders of its shard's customers
+    that reach into its other parts are incomplete, not wrong: `gen validate` leaves those events out of the
+    session and order rules and says how many; the other shards' sessions are still held to the rules (a part of
+    another shard with its first row cut off is caught)."""
+    args = ["run", "--out", str(tmp_path), "--events", "6000", "--customers", "3000", "--quiet", "--shard-size"]
+    assert main([*args, "2000", "--run-id", "m"]) == 0
+    doc = orjson.loads((tmp_path / "_manifests" / "m.json").read_bytes())
+    by_shard: dict[int, list[dict]] = {}
+    for p in doc["parts"]:
+        by_shard.setdefault(p["shard"], []).append(p)
+    shard, parts = next((s, ps) for s, ps in sorted(by_shard.items()) if len(ps) > 1)
+    gone = max(parts, key=lambda p: p["rows"])
+    (tmp_path / gone["path"]).unlink()
+    capsys.readouterr()
+    assert main(["validate", str(tmp_path), "--workers", workers]) == 1
+    captured = capsys.readouterr()
+    assert "gen: validation failed: 1 violations" in captured.err, captured.out
+    assert "1 violations" in _rule_line(captured.out, "parts listed in the manifest exist")
+    for rule in SEQUENCE_RULES:
+        assert _rule_line(captured.out, rule).rstrip(" │").endswith("ok"), captured.out
+    left = sum(p["rows"] for p in parts) - gone["rows"]
+    assert f"not checked against the session and order rules: {left:,} events" in captured.out, captured.out
+
+    # Another shard's part loses its first rows (sessions begun with OPEN): those are still violations.
+    import pyarrow.parquet as pq
+
+    other = next(p for s, ps in sorted(by_shard.items()) if s != shard for p in ps if p["rows"] > 10)
+    path = tmp_path / other["path"]
+    pq.write_table(pq.read_table(path).slice(5), path)
+    assert main(["validate", str(tmp_path), "--workers", workers]) == 1
+    captured = capsys.readouterr()
+    assert "violations" in _rule_line(captured.out, "session events in funnel order"), captured.out
+    assert f"{left:,} events" in captured.out
+
+
 def test_unwritable_html_report_is_refused_before_reading(tmp_path, capsys):
     assert main(["run", "--out", str(tmp_path / "o"), "--events", "800", "--customers", "2000", "--quiet"]) == 0
     capsys.readouterr()
