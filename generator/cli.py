@@ -3,6 +3,7 @@ to an exit code (0 success, 1 a failed run or validation, 2 bad input with one l
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -14,7 +15,6 @@ import typer
 from rich.console import Console, ConsoleDimensions
 from rich.markup import escape
 from rich.table import Table
-from typer import rich_utils
 from typer._click.core import ParameterSource
 from typer._click.exceptions import NoArgsIsHelpError
 
@@ -838,7 +838,21 @@ def _terminated(signum, frame) -> None:
     raise Terminated()
 
 
-_HELP_WIDTH = rich_utils.MAX_WIDTH  # TERMINAL_WIDTH, if set
+_HELP_WIDTH = os.environ.get("TERMINAL_WIDTH")  # the user's, if set (typer's help width)
+
+
+def _help_width() -> None:
+    """Help off a terminal is laid out as wide as the tables, so that no option's name is cut. typer reads the
+    width from TERMINAL_WIDTH when it first formats help or an error (its `rich_utils`, whose import costs a run
+    40-80 ms: a run that prints neither never imports it), then from the module."""
+    width = int(_HELP_WIDTH) if _HELP_WIDTH else (None if out_console.is_terminal else out_console.width)
+    loaded = sys.modules.get("typer.rich_utils")
+    if loaded is not None:
+        loaded.MAX_WIDTH = width
+    elif width is None:
+        os.environ.pop("TERMINAL_WIDTH", None)
+    else:
+        os.environ["TERMINAL_WIDTH"] = str(width)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -847,8 +861,7 @@ def main(argv: list[str] | None = None) -> int:
     from generator.manifest import ManifestError
 
     command = typer.main.get_command(app)
-    # Help off a terminal is laid out as wide as the tables, so that no option's name is cut.
-    rich_utils.MAX_WIDTH = _HELP_WIDTH or (None if out_console.is_terminal else out_console.width)
+    _help_width()
     signal.signal(signal.SIGTERM, _terminated)
     try:
         code = command.main(args=argv, prog_name="gen", standalone_mode=False)
