@@ -96,11 +96,16 @@ class Row:
     # The standard error of the value where it is not a plain binomial share (a ratio, an inferred rate, a
     # quantile): derived in the section that makes the row (delta method), and used for z.
     se: float | None = None
+    # The statistic z is taken from where it is not the value shown: a latency quantile shows the whole
+    # milliseconds that SQL gives, and is judged by the quantile interpolated within its 1 ms class
+    # (`_whole_ms_quantile`).
+    estimate: float | None = None
 
     def __post_init__(self) -> None:  # plain floats (numpy scalars would not serialise)
         self.value = None if self.value is None else float(self.value)
         self.target = None if self.target is None else float(self.target)
         self.se = None if self.se is None else float(self.se)
+        self.estimate = None if self.estimate is None else float(self.estimate)
 
     @property
     def deviation(self) -> float | None:
@@ -116,7 +121,8 @@ class Row:
         """The deviation in standard errors (how surprising it is by chance alone): the row's own `se` where it
         has one, else for a share of n independent trials the binomial one."""
         if self.se is not None and self.value is not None and self.target is not None:
-            return (self.value - self.target) / self.se if self.se > 0 else None
+            judged = self.value if self.estimate is None else self.estimate
+            return (judged - self.target) / self.se if self.se > 0 else None
         if self.unit != "share" or not self.binomial or self.deviation is None or not self.n or not 0 < self.target < 1:
             return None
         return self.deviation / math.sqrt(self.target * (1 - self.target) / self.n)
@@ -1154,7 +1160,17 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
         for q, v in zip(_Z, got, strict=True):
             target, density = mixture_quantile(q / 100, server * x, k, sig, net * x)
             se = math.sqrt(q / 100 * (1 - q / 100) / lat.size) / density if lat.size and density > 0 else None
-            rows.append(Row(f"{name}: p{q}", None if v is None else float(v), target, "ms", int(lat.size), se=se))
+            rows.append(
+                Row(
+                    f"{name}: p{q}",
+                    None if v is None else float(v),
+                    target,
+                    "ms",
+                    int(lat.size),
+                    se=se,
+                    estimate=_whole_ms_quantile(lat, q / 100),
+                )
+            )
             labels.append(f"{name} p{q}")
             values.append(None if v is None else float(v))
             targets.append(target)
@@ -1172,7 +1188,18 @@ def latency(fr: Frame, b: Behaviour, threshold: int, incidents: list[Incident], 
         net, x, server, sig, counts = components(mine)
         target, density = mixture_quantile(0.5, server * x, counts, sig, net * x)
         se = math.sqrt(0.25 / k) / density if density > 0 else None
-        rows.append(Row(f"{name}: median latency", float(np.median(fr.latency[mine])), target, "ms", k, se=se))
+        lat = fr.latency[mine]
+        rows.append(
+            Row(
+                f"{name}: median latency",
+                float(np.median(lat)),
+                target,
+                "ms",
+                k,
+                se=se,
+                estimate=_whole_ms_quantile(lat, 0.5),
+            )
+        )
         rows.append(Row(f"{name}: INVALID LATENCY", _share(int(fr.slow[mine].sum()), k), slow_target(mine), n=k))
     for inc in incidents:
         if inc.kind != "latency_degradation" or inc.params.get("platform") not in PLATFORMS:
@@ -1412,6 +1439,18 @@ def _carrier_delay_rows(
             label = f"{tag}: {name} median days shipped → delivered, shipped {where}"
             rows.append(_transit_row(label, shipped_ts[sel], delivered_ts[sel], end, model))
     return rows
+
+
+def _whole_ms_quantile(v: np.ndarray, q: float) -> float | None:
+    """The q-quantile of whole-millisecond latencies `v` interpolated within its 1 ms class: m - 0.5 + (q n -
+    #below m) / #at m, the grouped-data quantile. Latencies are rounded to the nearest ms, so a plain sample
+    quantile lands on a whole number (or a half) up to half a ms from the continuous law's, which on a million
+    events is many of its standard errors; the interpolated one estimates the law's without that bias."""
+    if not v.size:
+        return None
+    k = min(int(q * v.size), v.size - 1)
+    m = float(np.partition(v, k)[k])
+    return m - 0.5 + (q * v.size - int((v < m).sum())) / int((v == m).sum())
 
 
 def _transit_row(
