@@ -7,25 +7,13 @@ import math
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from statistics import NormalDist
 
 from rich.console import Console
 from rich.table import Table
 
 from generator.manifest import iso
 from generator.parts import write_atomic
-from generator.report import Row, Section, Summary
-
-# Deviations are marked beyond the number of standard errors that chance alone exceeds in about one report in a
-# hundred, given how many statistics the report compares with a target (3.8 for the default run's 66; at least
-# FLAG_Z): with 3 for each, about one default report in ten marked a statistic that was only chance.
-FLAG_Z = 3.0
-FAMILY_RATE = 0.01
-
-
-def flag_level(s: Summary) -> float:
-    n = sum(r.z is not None for sec in s.sections for r in sec.rows)
-    return max(FLAG_Z, NormalDist().inv_cdf(1 - FAMILY_RATE / 2 / max(n, 1)))
+from generator.report import Row, Section, Summary, flag_level, flagged
 
 
 def value_text(row: Row, v: float | None) -> str:
@@ -49,10 +37,6 @@ def deviation_text(row: Row) -> str:
     if d is None:
         return ""
     return f"{100 * d:+.2f} pp" if row.unit == "share" else f"{100 * d:+.1f}%"
-
-
-def flagged(row: Row, level: float = FLAG_Z) -> bool:
-    return row.z is not None and abs(row.z) > level
 
 
 def _n(row: Row) -> str:

@@ -381,6 +381,18 @@ def test_json_report_and_run_id(run_dir, capsys):
     funnel = next(s for s in doc["sections"] if s["key"] == "funnel")
     step = next(r for r in funnel["rows"] if r["label"] == "cart abandonment")
     assert step["deviation"] == pytest.approx(step["value"] - step["target"])
+    # Each row's z and flag, as the tables colour them: a pipeline can gate on the report's `flagged`.
+    from generator.report import flag_level
+
+    summary = report(run_dir, run_id)
+    assert doc["flag_level"] == pytest.approx(flag_level(summary)) and doc["flag_level"] >= 3
+    rows = [r for sec in doc["sections"] for r in sec["rows"]]
+    assert len(rows) == sum(len(sec.rows) for sec in summary.sections)
+    for r, row in zip(rows, (row for sec in summary.sections for row in sec.rows), strict=True):
+        assert r["z"] == (None if row.z is None else pytest.approx(row.z))
+        assert r["flagged"] == (r["z"] is not None and abs(r["z"]) > doc["flag_level"])
+    assert sum(r["z"] is not None for r in rows) > 50
+    assert doc["flagged"] == sum(r["flagged"] for r in rows)
 
 
 def test_incidents_are_shown(run_dir, tmp_path):
@@ -549,8 +561,7 @@ def test_sessions_are_one_global_sorts_however_the_ranges_fall(fr, chunk, block)
 def test_marked_deviations_allow_for_how_many_statistics_the_report_compares():
     """With one statistic a deviation is marked beyond 3 standard errors; with many, beyond the level chance alone
     exceeds in one report in a hundred (3.64 for 37), so a 3.2 one is not marked and a 4.0 one is."""
-    from generator.report import Row, Section, Summary
-    from generator.report_render import flag_level, flagged
+    from generator.report import Row, Section, Summary, flag_level, flagged
 
     def summary(zs: list[float]) -> Summary:
         rows = [Row(f"r{i}", 0.5 + z * 0.005, 0.5, "share", n=10_000) for i, z in enumerate(zs)]
