@@ -532,6 +532,7 @@ def validate(
             parser=_given("--workers", "a number of workers", "for one per CPU"),
         ),
     ] = None,
+    json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")] = False,
 ) -> None:
     """Re-read committed runs through their manifests and check every rule of the event model."""
     from generator.validate import WorkerDied
@@ -553,6 +554,17 @@ def validate(
             f"gen: validation failed: {e}; it stopped before it finished", highlight=False, markup=False, soft_wrap=True
         )
         raise typer.Exit(1) from None
+    if json:
+        sys.stdout.write(orjson.dumps(_validation_doc(report)).decode() + "\n")
+    else:
+        _print_validation(report)
+    if not report.ok:
+        err_console.print(f"gen: validation failed: {sum(report.violations.values()):,} violations", highlight=False)
+        raise typer.Exit(1)
+
+
+def _print_validation(report) -> None:
+    """`gen validate`'s table, one line per rule, then what was not checked."""
     t = Table(title=f"{len(report.runs)} run(s), {report.rows:,} rows")
     t.add_column("rule")
     t.add_column("result", justify="right")
@@ -576,9 +588,24 @@ def validate(
             f"not checked here (no parts in this directory; they are in S3): {', '.join(report.only_in_s3)}",
             highlight=False,
         )
-    if not report.ok:
-        err_console.print(f"gen: validation failed: {sum(report.violations.values()):,} violations", highlight=False)
-        raise typer.Exit(1)
+
+
+def _validation_doc(report) -> dict:
+    """`gen validate --json`: whether every rule held, each rule checked with its violations and first example,
+    the faults the runs' sidecars list (expected, not violations), and what was not checked."""
+    return {
+        "ok": report.ok,
+        "runs": report.runs,
+        "rows": report.rows,
+        "violations": sum(report.violations.values()),
+        "rules": [
+            {"rule": rule, "violations": report.violations.get(rule, 0), "example": report.examples.get(rule) or None}
+            for rule in report.checked
+        ],
+        "expected_faults": dict(report.expected),
+        "unchecked_sequence_events": report.unchecked,
+        "only_in_s3": report.only_in_s3,
+    }
 
 
 @app.command()

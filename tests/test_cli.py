@@ -107,6 +107,11 @@ def test_json_summary_and_validate(tmp_path, capsys):
     assert sum(summary["counts_by_type"].values()) == 3000
     assert main(["validate", str(tmp_path)]) == 0
     assert "violations" not in capsys.readouterr().out
+    assert main(["validate", str(tmp_path), "--json"]) == 0
+    doc = orjson.loads(capsys.readouterr().out)
+    assert doc["ok"] is True and doc["violations"] == 0 and doc["runs"] == ["j"] and doc["rows"] == 3000
+    assert len(doc["rules"]) > 30 and all(r["violations"] == 0 and r["example"] is None for r in doc["rules"])
+    assert {"schema", "event_id unique", "session events in funnel order"} <= {r["rule"] for r in doc["rules"]}
 
 
 @pytest.mark.parametrize("damage", ["appended", "truncated"])
@@ -174,6 +179,13 @@ def test_a_missing_part_is_one_violation_not_a_cascade(tmp_path, capsys, workers
         assert _rule_line(captured.out, rule).rstrip(" │").endswith("ok"), captured.out
     left = sum(p["rows"] for p in parts) - gone["rows"]
     assert f"not checked against the session and order rules: {left:,} events" in captured.out, captured.out
+    assert main(["validate", str(tmp_path), "--workers", workers, "--json"]) == 1
+    captured = capsys.readouterr()
+    doc = orjson.loads(captured.out)
+    assert captured.err == "gen: validation failed: 1 violations\n"
+    assert not doc["ok"] and doc["violations"] == 1 and doc["unchecked_sequence_events"] == left
+    bad = [r for r in doc["rules"] if r["violations"]]
+    assert bad == [{"rule": "parts listed in the manifest exist", "violations": 1, "example": gone["path"]}]
 
     # Another shard's part loses its first rows (sessions begun with OPEN): those are still violations.
     import pyarrow.parquet as pq
