@@ -50,7 +50,17 @@ from generator.core.population import (
     primary_platform,
     propensity,
 )
-from generator.core.sessions import WAT_OFFSET, cart_probability, extra_views, hour_buckets, mean_cart_probability
+from generator.core.sessions import (
+    WAT_OFFSET,
+    adds_per_carted_session,
+    cart_given_views,
+    cart_probability,
+    carted_extra_views,
+    extra_views,
+    hour_buckets,
+    mean_cart_probability,
+    views_per_browsing_session,
+)
 from generator.core.shard import network_ms
 from generator.core.streams import pick
 from generator.schema import EVENT_CODE, EVENT_TYPES, ORDER_STAGES, PAYMENT_METHODS, PLATFORMS
@@ -416,11 +426,15 @@ def basket_law(
 ) -> tuple[np.ndarray, np.ndarray]:
     """`n` baskets of the scenario's law by a fixed-seed Monte Carlo (the same draws every report): items in the
     cart (`items` each, else 1 + Binomial(extra views, add_more), the carts of a session that checks out, the
-    extra views drawn by the generator's own `extra_views`), each basket's factor on item prices drawn from
-    `scales` (the checkouts' own, where given: `lifecycle.spend_scale`), and the total in naira, by the
-    generator's own `basket_kobo`."""
+    extra views drawn by the generator's own `extra_views` and `carted_extra_views`), each basket's factor on
+    item prices drawn from `scales` (the checkouts' own, where given: `lifecycle.spend_scale`), and the total in
+    naira, by the generator's own `basket_kobo`."""
     r = np.random.default_rng(BASKET_SEED)
-    k = np.full(n, items, np.int64) if items else 1 + r.binomial(extra_views(r, b, n), b.add_more)
+    k = (
+        np.full(n, items, np.int64)
+        if items
+        else 1 + r.binomial(extra_views(r, b, n) + carted_extra_views(r, b, n), b.add_more)
+    )
     scale = r.choice(scales, n) if scales is not None and scales.size else None
     return k, basket_kobo(r, b, k, scale) // 100
 
@@ -668,6 +682,7 @@ class Sessions:
     failures: np.ndarray  # PAYMENT_FAILED events per session
     method: np.ndarray  # the authorised payment's method, -1 without one
     carts: np.ndarray  # ADD_TO_CART events per session
+    views: np.ndarray  # PRODUCT_VIEW events per session
     checkout_amount: np.ndarray  # CHECKOUT_STARTED's total_amount in naira, -1 without one
     orphans: int  # runs of session events with no OPEN before them in the data
 
@@ -690,6 +705,7 @@ def sessions(fr: Frame) -> Sessions:
         np.concatenate([p.failures for p in parts]),
         np.concatenate([p.method for p in parts]),
         np.concatenate([p.carts for p in parts]),
+        np.concatenate([p.views for p in parts]),
         np.concatenate([p.checkout_amount for p in parts]),
         sum(p.orphans for p in parts),
     )
@@ -756,6 +772,7 @@ def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:
     method[sid[auth]] = fr.method[idx[auth]]
     failures = np.bincount(sid[code == _FAILED], minlength=n)
     carts = np.bincount(sid[code == _CART], minlength=n)
+    views = np.bincount(sid[code == _VIEW], minlength=n)
     amount = np.full(n, -1, np.int64)
     chk = code == _CHECKOUT
     amount[sid[chk]] = fr.amount[idx[chk]]
@@ -768,6 +785,7 @@ def _sessions(fr: Frame, idx: np.ndarray) -> Sessions:
         failures[ok],
         method[ok],
         carts[ok],
+        views[ok],
         amount[ok],
         int((~ok).sum()),
     )
@@ -792,8 +810,8 @@ def event_mix(fr: Frame, s: Sessions, b: Behaviour) -> Section:
     per_session = {
         "OPEN": 1.0,
         "USER_LOGIN": b.login,
-        "PRODUCT_VIEW": browse * (1 + b.extra_views_mean),
-        "ADD_TO_CART": browse * p_cart * (1 + b.extra_views_mean * b.add_more),
+        "PRODUCT_VIEW": browse * views_per_browsing_session(b, p_cart),
+        "ADD_TO_CART": browse * p_cart * adds_per_carted_session(b),
         "CHECKOUT_STARTED": checkout,
         "PAYMENT_AUTHORIZED": checkout * won,
         "PAYMENT_FAILED": checkout * chain["failed"].sum(),
@@ -878,6 +896,7 @@ def funnel(fr: Frame, s: Sessions, b: Behaviour, end: int, incidents: list[Incid
     rows.append(Row("cart abandonment", _share(n_cart - n_order, n_cart), 1 - cart_won, n=n_cart))
     rows.append(Row("checkout abandonment", _share(n_chk - n_order, n_chk), 1 - chk_won, n=n_chk))
     rows += _platform_rows(s, settled, won_each)
+    rows += _depth_rows(s, b, browsed, p_cart)
     rows += _conversion_rows(s, b, settled, incidents)
     notes = [
         f"Sessions are rebuilt per customer from OPEN events; {int((~settled).sum()):,} sessions opening in the last "
@@ -914,6 +933,30 @@ def _platform_rows(s: Sessions, settled: np.ndarray, won_each: np.ndarray) -> li
         n = int(mine.sum())
         won = float(won_each[mine].mean()) if n else None
         rows.append(Row(f"session → order on {name}", _share(int((mine & s.reached[_ORDER]).sum()), n), won, n=n))
+    return rows
+
+
+DEPTHS = ((1, 1), (2, 3), (4, 7), (8, 15), (16, None))  # product views of a session, for the rows by depth
+
+
+def _depth_rows(s: Sessions, b: Behaviour, browsed: np.ndarray, p_cart: np.ndarray) -> list[Row]:
+    """Add to cart by the session's depth (its product views): a session that adds has browsed more
+    (`carted_views_factor`), so deeper sessions convert better. Each row's target is the mean over its sessions
+    of P(added | views) by Bayes from each session's own probability of adding (`sessions.cart_given_views`)."""
+    rows = []
+    for lo, hi in DEPTHS:
+        mine = browsed & (s.views >= lo) & (s.views <= (hi if hi is not None else np.iinfo(np.int64).max))
+        n = int(mine.sum())
+        target = float(cart_given_views(b, p_cart[mine], s.views[mine]).mean()) if n else None
+        what = f"{lo}" if lo == hi else f"{lo}-{hi}" if hi is not None else f"{lo} or more"
+        rows.append(
+            Row(
+                f"add to cart, sessions of {what} product views",
+                _share(int(s.reached[_CART][mine].sum()), n),
+                target,
+                n=n,
+            )
+        )
     return rows
 
 

@@ -88,6 +88,13 @@ def _non_negative(v: object) -> str | None:
     return problem
 
 
+def _factor_from_one(v: object) -> str | None:
+    problem = _number(v)
+    if problem is None and not 1 <= v <= 20:
+        return f"{v} is not a factor from 1 to 20"
+    return problem
+
+
 def _positive(v: object) -> str | None:
     problem = _number(v)
     if problem is None and v <= 0:
@@ -259,6 +266,7 @@ SPEC: dict = {
         "add_to_cart_factor": dict.fromkeys(PLATFORMS, _non_negative),
         "propensity_sigma": _non_negative,
         "add_more": _probability,
+        "carted_views_factor": _factor_from_one,
         "cart_anywhere": _boolean,
         "checkout": _probability,
         "abandon_at_payment": _probability,

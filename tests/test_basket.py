@@ -13,7 +13,7 @@ from generator.core.behaviour import REGIONS, Behaviour, default_behaviour, defa
 from generator.core.lifecycle import basket_kobo, item_prices_ngn, spend_scale
 from generator.core.nigeria import default_pools
 from generator.core.population import home_state
-from generator.core.sessions import cart_probability, extra_views
+from generator.core.sessions import cart_probability, carted_extra_views, extra_views
 from generator.report import basket_law
 from generator.schema import PLATFORMS
 
@@ -151,12 +151,13 @@ def test_a_scenario_recorded_before_item_prices_reads_as_one_lognormal_total():
 
 def test_the_reports_basket_law_draws_carts_as_sessions_do():
     """`gen report`'s basket targets come from carts drawn like the generator's: 1 + Binomial(extra views,
-    add_more), the views negative binomial (a Poisson of the same mean gave too few big carts: P(4+ items) 1.6%
-    instead of 3.8%, and a median basket target 2 standard errors high at 3,000 checkouts)."""
+    add_more), the views negative binomial with a carted session's further ones (carted_views_factor). (A Poisson
+    of the same mean gave too few big carts: P(4+ items) 1.6% instead of 3.8%, and a median basket target 2
+    standard errors high at 3,000 checkouts.)"""
     b = default_behaviour()
     k, _ = basket_law(b)
     r = np.random.default_rng(1)
-    direct = 1 + r.binomial(extra_views(r, b, k.size), b.add_more)
+    direct = 1 + r.binomial(extra_views(r, b, k.size) + carted_extra_views(r, b, k.size), b.add_more)
     for law in (k, direct):
         assert law.min() >= 1
     big, big_direct = float((k >= 4).mean()), float((direct >= 4).mean())

@@ -18,39 +18,39 @@ from generator.schema import decoded
 FIRST_ROWS = [
     (
         "32093b32-968f-47e7-8333-279eb8e39446",
-        "2025-11-01 00:00:01.062267+00:00",
+        "2025-11-01 00:00:00.997730+00:00",
         "OPEN",
-        "NG000148249",
-        "Mercy Okereke",
-        "+2349036686630",
-        "51 Nwobi Road, Igbo Ukwu, Ekwulobia, Anambra State",
-        "mercy.okereke1997@gmail.com",
+        "NG000073404",
+        "Chijioke Nwosu",
+        "+2349079027085",
+        "28 Okoro Avenue, Eke, Udi, Enugu State",
+        "cnwosu9@gmail.com",
         "ANDROID",
-        261,
+        279,
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:04.222675+00:00",
+        "2025-11-01 00:00:08.069998+00:00",
         "USER_LOGIN",
-        "NG000148249",
-        "Mercy Okereke",
-        "+2349036686630",
-        "51 Nwobi Road, Igbo Ukwu, Ekwulobia, Anambra State",
-        "mercy.okereke1997@gmail.com",
+        "NG000073404",
+        "Chijioke Nwosu",
+        "+2349079027085",
+        "28 Okoro Avenue, Eke, Udi, Enugu State",
+        "cnwosu9@gmail.com",
         "ANDROID",
-        774,
+        792,
     ),
     (
         "c2ee1c37-6cb6-4123-a219-d34b2162f923",
-        "2025-11-01 00:00:10.399727+00:00",
+        "2025-11-01 00:00:09.767545+00:00",
         "OPEN",
-        "NG000240985",
-        "Eunice Eke",
-        "+2348076904698",
-        "5 NTA Road, Rumueme, Obio-Akpor, Rivers State",
-        "euniceeke59@gmail.com",
-        "ANDROID",
-        332,
+        "NG000149853",
+        "Olusegun Dada",
+        "+2348084449107",
+        "63 Mangvwat Street, Kutunku, Gwagwalada, FCT",
+        "olusegun.dada67@yahoo.com",
+        "IOS",
+        306,
     ),
 ]
 FIELDS = (
@@ -66,10 +66,10 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 87,
-    "USER_LOGIN": 53,
-    "PRODUCT_VIEW": 105,
-    "ADD_TO_CART": 5,
+    "OPEN": 90,
+    "USER_LOGIN": 54,
+    "PRODUCT_VIEW": 104,
+    "ADD_TO_CART": 2,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
@@ -80,12 +80,12 @@ FIRST_FULFILMENT = [
     ("2025-11-03 10:00:00.746307+00:00", "DELIVERED", "NG000236280", "Speedaf", "SPD0184273208003"),
 ]
 DAYTIME_COUNTS = {
-    "OPEN": 77,
-    "USER_LOGIN": 44,
-    "PRODUCT_VIEW": 15,
-    "PACKED": 4,
-    "SHIPPED": 102,
+    "SHIPPED": 106,
     "DELIVERED": 8,
+    "OPEN": 77,
+    "PACKED": 4,
+    "USER_LOGIN": 47,
+    "PRODUCT_VIEW": 8,
 }
 
 

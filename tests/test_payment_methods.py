@@ -320,6 +320,7 @@ def test_the_reports_method_law_takes_the_cores_primary_platforms():
         failures=np.zeros(n, np.int64),
         method=np.full(n, -1, np.int8),
         carts=np.ones(n, np.int64),
+        views=np.ones(n, np.int64),
         checkout_amount=np.full(n, 5_000, np.int64),
         orphans=0,
     )

@@ -23,7 +23,7 @@ from generator.schema import EVENT_CODE, PAYMENT_METHODS, decoded
 
 START = 1_761_955_200_000_000  # 2025-11-01T00:00:00Z, a Saturday
 CFG = GenConfig(
-    seed=5, events=300_000, start_us=START, shard_size=100_000, latency_threshold_ms=2000, customers=100_000
+    seed=5, events=320_000, start_us=START, shard_size=100_000, latency_threshold_ms=2000, customers=100_000
 )
 
 

@@ -300,6 +300,9 @@ class Behaviour:
     cart_factor: np.ndarray  # per platform: add_to_cart times this in its sessions (sessions.cart_probability)
     propensity_sigma: float  # a customer's own factor on add_to_cart: lognormal, mean 1 (population.propensity)
     add_more: float
+    # A session that adds to its cart views this many times as many products beyond its first (its extra views
+    # a negative binomial of shape and mean this many times the others'); 1 before the key (sessions.simulate)
+    carted_views_factor: float
     cart_anywhere: bool  # adds after any of a session's views (sessions._carts_among_views); before 0.7 not
     checkout: float
     abandon_at_payment: float  # share of checkouts that end at CHECKOUT_STARTED, with no payment attempt
@@ -425,6 +428,8 @@ class Behaviour:
             # A scenario recorded before the key existed (an older run's manifest): every customer alike.
             propensity_sigma=float(f.get("propensity_sigma", 0.0)),
             add_more=float(f["add_more"]),
+            # A scenario recorded before the key existed (an older run's manifest): views whatever the cart.
+            carted_views_factor=float(f.get("carted_views_factor", 1.0)),
             # A scenario recorded before the key existed (an older run's manifest): the adds after the plain views.
             cart_anywhere=bool(f.get("cart_anywhere", False)),
             checkout=float(f["checkout"]),

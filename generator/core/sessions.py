@@ -164,21 +164,74 @@ def mean_cart_probability(b: Behaviour) -> float:
 def expected_events_per_session(b: Behaviour) -> float:
     """Mean events per session including the fulfilment events of its order (for sizing blocks)."""
     browse = 1 - b.bounce
-    views = browse * (1 + b.extra_views_mean)
     p_cart = mean_cart_probability(b)
-    carts = browse * p_cart * (1 + b.extra_views_mean * b.add_more)
+    views = browse * views_per_browsing_session(b, p_cart)
+    carts = browse * p_cart * adds_per_carted_session(b)
     checkout = browse * p_cart * b.checkout
     # A checkout abandoned at payment is its CHECKOUT_STARTED alone; the others add their payment attempts, the
     # order and its fulfilment.
     return 1 + b.login + views + carts + checkout * (1 + (1 - b.abandon_at_payment) * (3.5 + 0.3))
 
 
-def extra_views(rng: np.random.Generator, b: Behaviour, n: int) -> np.ndarray:
-    """Views after the first in `n` browsing sessions: negative binomial (mean, shape), Poisson for shape inf."""
+def views_per_browsing_session(b: Behaviour, p_cart: float) -> float:
+    """Mean product views of a browsing session whose probability of adding to its cart is `p_cart`."""
+    return 1 + b.extra_views_mean * (1 + p_cart * (b.carted_views_factor - 1))
+
+
+def adds_per_carted_session(b: Behaviour) -> float:
+    """Mean ADD_TO_CART events of a session that adds: its first, and each of its extra views with add_more."""
+    return 1 + b.extra_views_mean * b.carted_views_factor * b.add_more
+
+
+def extra_views(rng: np.random.Generator, b: Behaviour, n: int, scale: float = 1.0) -> np.ndarray:
+    """Views after the first in `n` browsing sessions: negative binomial (mean, shape), Poisson for shape inf.
+    `scale` > 0 multiplies the shape and the mean alike (the odds stay): the views of `scale` sessions' worth, so
+    that the draws for scale 1 and for scale s - 1 add up to those of scale s (`carted_extra_views`)."""
     if not math.isfinite(b.extra_views_shape) or b.extra_views_mean == 0:
-        return rng.poisson(b.extra_views_mean, n)
+        return rng.poisson(b.extra_views_mean * scale, n)
     k = b.extra_views_shape
-    return rng.negative_binomial(k, k / (k + b.extra_views_mean), n)
+    return rng.negative_binomial(k * scale, k / (k + b.extra_views_mean), n)
+
+
+def carted_extra_views(rng: np.random.Generator, b: Behaviour, n: int) -> np.ndarray:
+    """The further views of `n` sessions that add to their carts, beyond those every browsing session draws:
+    `carted_views_factor` - 1 sessions' worth, so that such a session's extra views are a negative binomial of
+    shape and mean `carted_views_factor` times the others' (nothing drawn at factor 1: runs before the key)."""
+    if b.carted_views_factor == 1 or not n:
+        return np.zeros(n, np.int64)
+    return extra_views(rng, b, n, b.carted_views_factor - 1)
+
+
+def views_law(b: Behaviour, views: np.ndarray, carted: bool) -> np.ndarray:
+    """P(a browsing session has `views` product views), for one that adds to its cart or one that does not: 1 +
+    a negative binomial (Poisson for shape inf) of shape and mean times carted_views_factor when it adds."""
+    scale = b.carted_views_factor if carted else 1.0
+    x = np.asarray(views, np.int64) - 1
+    mean = b.extra_views_mean * scale
+    out = np.zeros(x.shape)
+    ok = x >= 0
+    if mean == 0:
+        return np.where(x == 0, 1.0, 0.0)
+    xs = x[ok].astype(float)
+    lgamma = np.vectorize(math.lgamma, otypes=[float])
+    if not math.isfinite(b.extra_views_shape):
+        out[ok] = np.exp(xs * math.log(mean) - mean - lgamma(xs + 1))
+        return out
+    k = b.extra_views_shape * scale
+    q = b.extra_views_shape / (b.extra_views_shape + b.extra_views_mean)
+    out[ok] = np.exp(lgamma(xs + k) - lgamma(k) - lgamma(xs + 1) + k * math.log(q) + xs * math.log1p(-q))
+    return out
+
+
+def cart_given_views(b: Behaviour, p_cart: np.ndarray, views: np.ndarray) -> np.ndarray:
+    """P(a browsing session added to its cart | its product views), for sessions whose own probability of adding
+    is `p_cart`: Bayes over the two laws of `views_law` (p_cart itself at carted_views_factor 1)."""
+    if b.carted_views_factor == 1:
+        return np.asarray(p_cart, float)
+    yes = p_cart * views_law(b, views, True)
+    no = (1 - p_cart) * views_law(b, views, False)
+    total = yes + no
+    return np.divide(yes, total, out=np.asarray(p_cart, float).copy(), where=total > 0)
 
 
 def checkouts_per_session(b: Behaviour) -> float:
@@ -214,6 +267,10 @@ def simulate(
     browse = rng.random(n) >= b.bounce
     views = np.where(browse, 1 + extra_views(rng, b, n), 0)
     carted = browse & (rng.random(n) < cart_probability(b, platform, 1.0 if propensity is None else propensity))
+    # A session that adds to its cart has browsed more: who is minded to buy looks around (so sessions with more
+    # views convert better, without the views causing it).
+    if b.carted_views_factor != 1:
+        views[carted] += carted_extra_views(rng, b, int(carted.sum()))
     if b.cart_anywhere:
         carts, cart_at = _carts_among_views(rng, b, views, carted)
     else:  # runs before 0.7: the adds after the plain views, each right after a view of its own

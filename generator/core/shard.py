@@ -85,18 +85,19 @@ ORDERS_PER_SHARD = 1 << 24  # serial space of one shard generated on its own (`s
 # from a block of this many serials (a shard places tens of thousands of orders at most; the 10**12 tracking numbers
 # last for a million shards' blocks).
 ORDER_STRIDE = 1 << 20
-# The part of a run sized by events that every shard writes while it simulates: its events before the instant where
-# the run expects (1 - EARLY_MARGIN) of its events. The run's end is later unless the whole population runs ahead of
-# its expectation by the margin (or four standard deviations of a small run's count: events come in sessions, so
-# its variance is EVENT_DISPERSION times the count, E[X^2]/E[X] of the events X of a session: 8.3 by the default
-# scenario's funnel, 300,000 sessions; with 4/sqrt(N), a 2,000-event run of 3,000 customers wrote again in 3 of 30
-# seeds); then the shards write again (and with --bucket the early parts are in S3, listed by no manifest). Measured
-# (2M-event runs: first and continuing runs, every example scenario, Black Friday inside its sale, 50,000 customers;
-# and a 20,000-event run), the events before the (1 - 0.08) instant were 90.8-93.1% of the run: the population is
-# within 1.5% of its expectation, so 5% leaves three times that. A scenario whose flash sale multiplies conversion
-# far beyond the examples' 1.5 can run ahead by more and pays a second write, never a wrong run.
+# The part of a run sized by events that every shard writes while it simulates: its events before the instant where the
+# run expects (1 - EARLY_MARGIN) of its events. The run's end is later unless the whole population runs ahead of its
+# expectation by the margin (or four standard deviations of a small run's count: events come in sessions, so its
+# variance is EVENT_DISPERSION times the count, E[X^2]/E[X] of the events X of a session: 8.3 by the default scenario's
+# funnel, 300,000 sessions (9.4 on Android since 0.8.0, whose carting sessions browse more); with 4/sqrt(N), a
+# 2,000-event run of 3,000 customers wrote again in 3 of 30 seeds); then the shards write again (and with --bucket the
+# early parts are in S3, listed by no manifest). Measured (2M-event runs: first and continuing runs, every example
+# scenario, Black Friday inside its sale, 50,000 customers; and a 20,000-event run), the events before the (1 - 0.08)
+# instant were 90.8-93.1% of the run: the population is within 1.5% of its expectation, so 5% leaves three times that. A
+# scenario whose flash sale multiplies conversion far beyond the examples' 1.5 can run ahead by more and pays a second
+# write, never a wrong run.
 EARLY_MARGIN = 0.05
-EVENT_DISPERSION = 9.0
+EVENT_DISPERSION = 10.0
 # The time grid of a run sized by events: the instants where the whole run expects these multiples of its events,
 # 0.5, 0.8 and 0.95, then 1 + m, 1 + 2m, 1 + 4m, ... with a margin m of 3%, or four standard deviations of a
 # Poisson count for small runs. Shards simulate up to 1 + m (DEFAULT_STOP; short runs a little further, see
