@@ -559,7 +559,6 @@ class _Groups:
         # The customers [a, b) of every shard read so far that lost a part: when a block comes up, every shard with
         # customers in it has been read (a shard is read with the block of its first customer, or before).
         self.incomplete: list[tuple[int, int]] = []
-        self.lost_parts = False
         # (first block, run, shard, its customers [a, b)) for every shard that wrote parts, in block order
         self.shards = []
         for r, d in enumerate(docs):
@@ -604,10 +603,7 @@ class _Groups:
     def _split_shard(self, r: int, i: int, a: int, b: int, block: int, report: Report, count: bool = True):
         """Shard `i` of run `r` (customers [a, b), first block `block`) read and checked into `report`, its rows by
         block; customers outside [a, b) are reported and checked with the shard's first block."""
-        t = self._read_shard(r, i, report, count)
-        if self.lost_parts:
-            self.incomplete.append((a, b))
-            self.lost_parts = False
+        t = self._read_shard(r, i, (a, b), report, count)
         if t is None or not t.num_rows:
             return {}
         customer = customer_index(t.column("customer_id"))
@@ -623,7 +619,11 @@ class _Groups:
             return {int(blocks[0]): t}
         return {int(g): t.filter(pa.array(where == g)) for g in blocks}
 
-    def _read_shard(self, r: int, shard: int, report: Report, count: bool = True) -> pa.Table | None:
+    def _read_shard(
+        self, r: int, shard: int, customers: tuple[int, int], report: Report, count: bool = True
+    ) -> pa.Table | None:
+        """Shard `shard` of run `r`, its parts read and checked; the shard's `customers` are `incomplete` when one
+        of its parts is missing or unreadable."""
         doc = self.docs[r]
         faults = self.faults[doc["run_id"]]
         tables = []
@@ -632,7 +632,8 @@ class _Groups:
                 continue
             t = _check_part(self.out, doc, p, report, faults)
             if t is None:
-                self.lost_parts = True
+                if customers not in self.incomplete:
+                    self.incomplete.append(customers)
                 if count:
                     self.lost[doc["run_id"]] += int(p["rows"])
                 continue

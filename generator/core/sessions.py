@@ -206,21 +206,24 @@ def views_law(b: Behaviour, views: np.ndarray, carted: bool) -> np.ndarray:
     """P(a browsing session has `views` product views), for one that adds to its cart or one that does not: 1 +
     a negative binomial (Poisson for shape inf) of shape and mean times carted_views_factor when it adds."""
     scale = b.carted_views_factor if carted else 1.0
-    x = np.asarray(views, np.int64) - 1
+    distinct, at = np.unique(np.asarray(views, np.int64), return_inverse=True)  # a few dozen, however many sessions
+    x = distinct - 1
     mean = b.extra_views_mean * scale
-    out = np.zeros(x.shape)
+    law = np.zeros(x.shape)
     ok = x >= 0
     if mean == 0:
-        return np.where(x == 0, 1.0, 0.0)
-    xs = x[ok].astype(float)
-    lgamma = np.vectorize(math.lgamma, otypes=[float])
-    if not math.isfinite(b.extra_views_shape):
-        out[ok] = np.exp(xs * math.log(mean) - mean - lgamma(xs + 1))
-        return out
-    k = b.extra_views_shape * scale
-    q = b.extra_views_shape / (b.extra_views_shape + b.extra_views_mean)
-    out[ok] = np.exp(lgamma(xs + k) - lgamma(k) - lgamma(xs + 1) + k * math.log(q) + xs * math.log1p(-q))
-    return out
+        law = np.where(x == 0, 1.0, 0.0)
+    else:
+        xs = x[ok].astype(float)
+        lgamma = np.array([math.lgamma(v + 1) for v in xs])
+        if not math.isfinite(b.extra_views_shape):
+            law[ok] = np.exp(xs * math.log(mean) - mean - lgamma)
+        else:
+            k = b.extra_views_shape * scale
+            q = b.extra_views_shape / (b.extra_views_shape + b.extra_views_mean)
+            rising = np.array([math.lgamma(v + k) for v in xs]) - math.lgamma(k)
+            law[ok] = np.exp(rising - lgamma + k * math.log(q) + xs * math.log1p(-q))
+    return law[at].reshape(np.shape(views))
 
 
 def cart_given_views(b: Behaviour, p_cart: np.ndarray, views: np.ndarray) -> np.ndarray:
