@@ -948,10 +948,10 @@ def _depth_rows(s: Sessions, b: Behaviour, browsed: np.ndarray, p_cart: np.ndarr
         mine = browsed & (s.views >= lo) & (s.views <= (hi if hi is not None else np.iinfo(np.int64).max))
         n = int(mine.sum())
         target = float(cart_given_views(b, p_cart[mine], s.views[mine]).mean()) if n else None
-        what = f"{lo}" if lo == hi else f"{lo}-{hi}" if hi is not None else f"{lo} or more"
+        what = "1 product view" if lo == hi == 1 else f"{lo}-{hi} product views" if hi else f"{lo}+ product views"
         rows.append(
             Row(
-                f"add to cart, sessions of {what} product views",
+                f"add to cart, sessions of {what}",
                 _share(int(s.reached[_CART][mine].sum()), n),
                 target,
                 n=n,
