@@ -38,6 +38,7 @@ from generator.core.lifecycle import (
     spend_scale,
     stage_times,
     switch_weights,
+    top_up,
     transit_factors,
 )
 from generator.core.nigeria import default_pools
@@ -428,15 +429,25 @@ def basket_law(
     cart (`items` each, else 1 + Binomial(extra views, add_more), the carts of a session that checks out, the
     extra views drawn by the generator's own `extra_views` and `carted_extra_views`), each basket's factor on
     item prices drawn from `scales` (the checkouts' own, where given: `lifecycle.spend_scale`), and the total in
-    naira, by the generator's own `basket_kobo`."""
+    naira, by the generator's own `basket_kobo`, then `top_up` near free shipping. With `items`, the baskets that
+    hold that many items at checkout: drawn so where baskets are topped up (one of `items` - 1 items that grew is
+    one of them), else `items` each."""
     r = np.random.default_rng(BASKET_SEED)
-    k = (
-        np.full(n, items, np.int64)
-        if items
-        else 1 + r.binomial(extra_views(r, b, n) + carted_extra_views(r, b, n), b.add_more)
-    )
-    scale = r.choice(scales, n) if scales is not None and scales.size else None
-    return k, basket_kobo(r, b, k, scale) // 100
+    grows = b.top_up > 0 and math.isfinite(b.free_shipping_ngn)
+    if items and not grows:
+        k = np.full(n, items, np.int64)
+    else:
+        m = 8 * n if items else n  # enough to keep n of a given count after the top-ups
+        k = 1 + r.binomial(extra_views(r, b, m) + carted_extra_views(r, b, m), b.add_more)
+    scale = r.choice(scales, k.size) if scales is not None and scales.size else None
+    kobo = basket_kobo(r, b, k, scale)
+    if grows:
+        kobo, grew = top_up(r, b, kobo)
+        k = k + grew
+        if items:
+            keep = np.flatnonzero(k == items)[:n]
+            k, kobo = k[keep], kobo[keep]
+    return k, kobo // 100
 
 
 def _median_se(law: np.ndarray, n: int) -> float:
@@ -1741,6 +1752,12 @@ def basket(s: Sessions, b: Behaviour, seed: int) -> Section:
         mine, law_j = amount[sel], basket_law(b, BASKET_DRAWS // 4, items=j, scales=scale[sel])[1]
         rows.append(Row(f"median basket, {label} (NGN)", _median_or_none(mine), float(np.median(law_j)), "naira",
                         mine.size, se=_median_se(law_j, mine.size)))  # fmt: skip
+    if math.isfinite(b.free_shipping_ngn):  # baskets topped up to free shipping bunch just above it
+        free = b.free_shipping_ngn
+        for what, lo, hi in (("just short of", free - 2_000, free), ("just above", free, free + 2_000)):
+            rows.append(Row(f"checkouts {what} free shipping (NGN {lo:,.0f}-{hi - 1:,.0f})",
+                            _share(int(((amount >= lo) & (amount < hi)).sum()), amount.size),
+                            float(((law >= lo) & (law < hi)).mean()), n=amount.size))  # fmt: skip
     one, law_1 = amount[items == 1], basket_law(b, BASKET_DRAWS // 4, items=1, scales=scale[items == 1])[1]
     rows.append(Row("1-item baskets on a price point (ending in 99, 50 or 00)",
                     _share(int(np.isin(one % 100, (99, 50, 0)).sum()), one.size),
@@ -1753,6 +1770,11 @@ def basket(s: Sessions, b: Behaviour, seed: int) -> Section:
         "in the cart and clipped to the basket's min and max; a median's standard error is sqrt(1/4n) over the law's "
         "density there."
     ]
+    if b.top_up > 0 and math.isfinite(b.free_shipping_ngn):
+        notes.append(
+            f"Baskets short of free shipping (NGN {b.free_shipping_ngn:,.0f}) by at most NGN {b.top_up_gap_ngn:,.0f} "
+            f"get one more item with probability {b.top_up:g} (the law's too): totals bunch just above it."
+        )
     if not b.basket_per_item:
         notes.append("This scenario predates item prices: one lognormal total per basket, whatever the cart holds.")
     return Section("basket", "Basket totals", rows, notes)

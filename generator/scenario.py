@@ -297,6 +297,8 @@ SPEC: dict = {
         "min_ngn": _whole(0, 9_999_999_999),
         "max_ngn": _whole(1, 9_999_999_999),
         "free_shipping_ngn": _positive,
+        "top_up": _probability,
+        "top_up_gap_ngn": _non_negative,
         "region_factor": dict.fromkeys(REGIONS, _positive),
         "platform_factor": dict.fromkeys(PLATFORMS, _positive),
     },

@@ -4,13 +4,14 @@ older runs' scenarios (one lognormal total per basket) still read."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from generator.core.behaviour import REGIONS, Behaviour, default_behaviour, default_scenario, region_of
-from generator.core.lifecycle import basket_kobo, item_prices_ngn, spend_scale
+from generator.core.lifecycle import TOP_UP_OVER_NGN, basket_kobo, item_prices_ngn, spend_scale, top_up
 from generator.core.nigeria import default_pools
 from generator.core.population import home_state
 from generator.core.sessions import cart_probability, carted_extra_views, extra_views
@@ -154,7 +155,7 @@ def test_the_reports_basket_law_draws_carts_as_sessions_do():
     add_more), the views negative binomial with a carted session's further ones (carted_views_factor). (A Poisson
     of the same mean gave too few big carts: P(4+ items) 1.6% instead of 3.8%, and a median basket target 2
     standard errors high at 3,000 checkouts.)"""
-    b = default_behaviour()
+    b = dataclasses.replace(default_behaviour(), top_up=0.0)  # the carts alone (top-ups: the test below)
     k, _ = basket_law(b)
     r = np.random.default_rng(1)
     direct = 1 + r.binomial(extra_views(r, b, k.size) + carted_extra_views(r, b, k.size), b.add_more)
@@ -164,3 +165,80 @@ def test_the_reports_basket_law_draws_carts_as_sessions_do():
     se = (big_direct * (1 - big_direct) / k.size * 2) ** 0.5
     assert abs(big - big_direct) <= 6 * se, (big, big_direct)
     assert abs(k.mean() - direct.mean()) <= 6 * (direct.var() / k.size * 2) ** 0.5
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    threshold=st.sampled_from([10_000, 40_000, 75_000]),
+    gap=st.sampled_from([0, 2_000, 10_000, 30_000]),
+    share=st.sampled_from([0.0, 0.3, 1.0]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_a_basket_short_of_free_shipping_is_topped_up_over_it(threshold, gap, share, seed):
+    """`top_up`: only a basket short of the threshold by at most the gap grows, with probability `top_up` (within 5
+    binomial errors), to a total that clears the threshold by less than NGN 2,000 plus a price step (on the grid:
+    ending in 00 or 50); every other basket is left as it was, and with `top_up` 0 nothing is drawn."""
+    b = dataclasses.replace(default_behaviour(), free_shipping_ngn=float(threshold), top_up=share, top_up_gap_ngn=gap)
+    r = np.random.default_rng(seed)
+    amount = r.integers(500, 2 * threshold, 40_000) * 100
+    state = r.bit_generator.state
+    total, grew = top_up(r, b, amount)
+    if share == 0:
+        assert r.bit_generator.state == state and not grew.any() and np.array_equal(total, amount)
+        return
+    short = threshold - amount // 100
+    eligible = (short > 0) & (short <= gap)
+    assert not (grew & ~eligible).any() and np.array_equal(total[~grew], amount[~grew])
+    filler = (total - amount)[grew] // 100
+    assert (total[grew] // 100 >= threshold).all()
+    assert ((total[grew] // 100 - threshold) < TOP_UP_OVER_NGN + 500).all()
+    assert np.isin(filler % 100, (0, 50)).all()
+    k = int(eligible.sum())
+    if k:
+        assert abs(grew.sum() / k - share) <= 5 * math.sqrt(share * (1 - share) / k) + 1e-9
+
+
+def test_totals_bunch_just_above_free_shipping_in_the_generator_and_the_law():
+    """Simulated checkouts with the default scenario: the NGN 2,000 just above free shipping hold several times the
+    checkouts of the NGN 2,000 just short of it, a topped-up checkout's session adds a last item (its view and
+    its add) right before CHECKOUT_STARTED, and the report's basket law has the same shares within 5 binomial
+    errors. Without the keys (an older run's manifest) nothing bunches."""
+    from generator.core.events import SECOND
+    from generator.core.sessions import simulate
+    from generator.schema import EVENT_CODE
+
+    def checkouts(b: Behaviour) -> tuple[np.ndarray, np.ndarray]:
+        n = 400_000
+        starts = 1_761_955_200_000_000 + np.arange(n, dtype=np.int64) * 3600 * SECOND
+        cust = np.arange(n, dtype=np.int64)
+        last = np.full(n, np.iinfo(np.int64).min // 2, np.int64)
+        ev, _ = simulate(np.random.default_rng(11), b, starts, cust, np.zeros(n, np.int8), cust, last, 0)
+        at = np.flatnonzero(ev.type == EVENT_CODE["CHECKOUT_STARTED"])
+        return ev.amount[at] // 100, np.stack([ev.type[at - 2], ev.type[at - 1]], axis=1)
+
+    b = default_behaviour()
+    free = b.free_shipping_ngn
+    naira, before = checkouts(b)
+    above = float(((naira >= free) & (naira < free + 2_000)).mean())
+    below = float(((naira >= free - 2_000) & (naira < free)).mean())
+    assert above > 3 * below
+    pair = (EVENT_CODE["PRODUCT_VIEW"], EVENT_CODE["ADD_TO_CART"])
+    # Every basket short of free shipping topped up: none is left below it, and each that grew ends its cart with a
+    # product view and its add right before CHECKOUT_STARTED.
+    every = dataclasses.replace(b, top_up=1.0, top_up_gap_ngn=free)
+    naira_all, before_all = checkouts(every)
+    assert (naira_all >= free).all()
+    ended_with_add = (before_all == pair).all(axis=1)
+    assert ended_with_add.mean() > (before == pair).all(axis=1).mean() + 0.5 * float((naira < free).mean())
+    _, law = basket_law(b)
+    for got, lo, hi in ((above, free, free + 2_000), (below, free - 2_000, free)):
+        target = float(((law >= lo) & (law < hi)).mean())
+        assert abs(got - target) <= 5 * math.sqrt(target * (1 - target) / naira.size), (lo, got, target)
+    doc = default_scenario()
+    del doc["basket"]["top_up"], doc["basket"]["top_up_gap_ngn"]
+    old = Behaviour.from_dict(doc)
+    assert old.top_up == 0
+    naira, _ = checkouts(old)
+    above = float(((naira >= free) & (naira < free + 2_000)).mean())
+    below = float(((naira >= free - 2_000) & (naira < free)).mean())
+    assert above < 1.5 * below + 0.002

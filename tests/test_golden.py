@@ -30,7 +30,7 @@ FIRST_ROWS = [
     ),
     (
         "1a42d1cc-72ea-492b-b6d1-7c06ebcfe9aa",
-        "2025-11-01 00:00:08.069998+00:00",
+        "2025-11-01 00:00:03.347649+00:00",
         "USER_LOGIN",
         "NG000073404",
         "Chijioke Nwosu",
@@ -66,10 +66,10 @@ FIELDS = (
     "latency_ms",
 )
 COUNTS = {
-    "OPEN": 90,
-    "USER_LOGIN": 54,
-    "PRODUCT_VIEW": 104,
-    "ADD_TO_CART": 2,
+    "OPEN": 94,
+    "USER_LOGIN": 55,
+    "PRODUCT_VIEW": 98,
+    "ADD_TO_CART": 3,
 }
 # The run above ends at 01:00 WAT, before any fulfilment stage opens; a first run starting at 11:00 WAT on a Monday
 # pins the first PACKED, SHIPPED and DELIVERED rows (its warm start's orders) and its counts.
@@ -80,12 +80,12 @@ FIRST_FULFILMENT = [
     ("2025-11-03 10:00:00.746307+00:00", "DELIVERED", "NG000236280", "Speedaf", "SPD0184273208003"),
 ]
 DAYTIME_COUNTS = {
-    "SHIPPED": 106,
+    "SHIPPED": 103,
     "DELIVERED": 8,
-    "OPEN": 77,
+    "OPEN": 73,
     "PACKED": 4,
-    "USER_LOGIN": 47,
-    "PRODUCT_VIEW": 8,
+    "USER_LOGIN": 48,
+    "PRODUCT_VIEW": 14,
 }
 
 

@@ -309,6 +309,10 @@ class Behaviour:
     # ... of those whose basket reaches free_shipping_ngn (no delivery fee shown): lifecycle.abandon_probability
     abandon_free_shipping: float
     free_shipping_ngn: float  # inf: no threshold (a scenario before 0.7)
+    # A basket short of free_shipping_ngn by at most top_up_gap_ngn gets one more item with probability top_up
+    # (lifecycle.top_up); 0 before the key
+    top_up: float
+    top_up_gap_ngn: float
     method_mix: np.ndarray
     method_loyalty: float  # share of checkouts paid first with the customer's usual method (population.usual_method)
     # A checkout's method weights: the mix times a factor per method where its customer lives (REGIONS, methods)
@@ -438,6 +442,9 @@ class Behaviour:
             # A scenario recorded before the keys existed (an older run's manifest): one abandonment for all.
             abandon_free_shipping=float(f.get("abandon_free_shipping", f.get("abandon_at_payment", 0.0))),
             free_shipping_ngn=float(b.get("free_shipping_ngn", math.inf)),
+            # A scenario recorded before the keys existed (an older run's manifest): no basket is topped up.
+            top_up=float(b.get("top_up", 0.0)),
+            top_up_gap_ngn=float(b.get("top_up_gap_ngn", 0.0)),
             method_mix=_ordered(pay["mix"], PAYMENT_METHODS, "payment.mix"),
             # A scenario recorded before the key existed (an older run's manifest): methods drawn afresh each time.
             method_loyalty=float(pay.get("loyalty", 0.0)),

@@ -214,6 +214,28 @@ def basket_kobo(
     return np.clip(naira, b.basket_min, b.basket_max).astype(np.int64) * 100
 
 
+TOP_UP_OVER_NGN = 2_000  # a filler item costs the gap plus a uniform of up to this, on the price grid
+
+
+def top_up(rng: np.random.Generator, b: Behaviour, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Baskets (kobo) topped up to free shipping: one short of `free_shipping_ngn` by at most `top_up_gap_ngn`
+    gets one more item with probability `top_up`, a filler priced at the gap plus a uniform of up to
+    TOP_UP_OVER_NGN, rounded up to its price grid (NGN 50 below NGN 10,000, NGN 500 above), so the total clears
+    the threshold by a little. Returns the totals and which baskets grew. Nothing is drawn without the keys (a
+    scenario recorded before them): the generator's state is as it was."""
+    grew = np.zeros(amount.size, bool)
+    if b.top_up <= 0 or not math.isfinite(b.free_shipping_ngn) or not amount.size:
+        return amount, grew
+    gap = b.free_shipping_ngn - amount / 100
+    u, over = rng.random(amount.size), rng.random(amount.size)
+    grew = (gap > 0) & (gap <= b.top_up_gap_ngn) & (u < b.top_up)
+    price = gap + over * TOP_UP_OVER_NGN
+    step = np.where(price < 10_000, 50, 500)
+    filler = (np.ceil(price / step) * step).astype(np.int64)
+    total = np.minimum(amount // 100 + filler, b.basket_max) * 100
+    return np.where(grew, total, amount), grew
+
+
 def spend_scale(b: Behaviour, region: np.ndarray, platform: np.ndarray) -> np.ndarray:
     """Per basket, the median item price's factor: where its customer lives (a REGIONS index) and the platform of
     its session."""
