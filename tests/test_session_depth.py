@@ -161,3 +161,14 @@ def test_the_report_judges_add_to_cart_by_depth(tmp_path):
     for r in rows.values():
         assert r.z is not None and abs(r.z) <= MAX_Z, r
     assert values[-1] > values[0]
+
+
+@pytest.mark.parametrize("bad", [0.5, 25, "2", True])
+def test_a_carted_views_factor_outside_1_to_20_is_refused_by_name(bad):
+    """The factor only adds views to a session that adds to its cart (from 1, as before the key, to 20)."""
+    from generator.scenario import ScenarioError, validated
+
+    doc = default_scenario()
+    doc["funnel"]["carted_views_factor"] = bad
+    with pytest.raises(ScenarioError, match=r"funnel\.carted_views_factor"):
+        validated(doc, "x.toml")
