@@ -241,8 +241,9 @@ def test_default_run_within_tolerance_of_targets(summary):
 
 def test_basket_matches_sql_and_the_law(run_dir, summary):
     """The median checkout total is DuckDB's; each median within MAX_Z of its standard error (from the law's
-    density) plus NGN 100 for the price points' lumps, the items per cart within MAX_Z, and 1-item baskets on
-    price points as the law has them."""
+    density) plus NGN 100 for the price points' lumps, the items per cart within MAX_Z, 1-item baskets on price
+    points as the law has them, and the checkouts just short of and just above free shipping within MAX_Z of the
+    law's shares (several times as many above: the top-ups)."""
     rows = _rows(summary, "basket")
     sql = "select median(total_amount)::double, count(*) from ev where event_type = 'CHECKOUT_STARTED'"
     median, count = _sql(run_dir).execute(sql).fetchone()
@@ -254,8 +255,13 @@ def test_basket_matches_sql_and_the_law(run_dir, summary):
         if r.unit in ("mean", "naira"):
             slack = 100 if r.unit == "naira" else 0
             assert abs(r.value - r.target) <= MAX_Z * r.se + slack, r
+        elif "free shipping" in r.label:  # the totals just short of and just above it: bunched above
+            assert r.z is not None and abs(r.z) <= MAX_Z, r
         else:
             assert r.target > 0.95 and r.value >= r.target - 0.01, r  # every item price is on a price point
+    short = next(r for label, r in rows.items() if label.startswith("checkouts just short of free shipping"))
+    above = next(r for label, r in rows.items() if label.startswith("checkouts just above free shipping"))
+    assert above.target > 3 * short.target
     one, three = rows["median basket, 1 item in the cart (NGN)"], rows["median basket, 3 items in the cart (NGN)"]
     assert three.target > 2.5 * one.target and three.value > 1.8 * one.value
 
