@@ -190,7 +190,7 @@ class Summary:
 
 
 # Deviations are marked beyond the number of standard errors that chance alone exceeds in about one report in a
-# hundred, given how many statistics the report compares with a target (3.8 for the default run's 66; at least
+# hundred, given how many statistics the report compares with a target (3.9 for the default run's 105; at least
 # FLAG_Z): with 3 for each, about one default report in ten marked a statistic that was only chance.
 FLAG_Z = 3.0
 FAMILY_RATE = 0.01
