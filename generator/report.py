@@ -39,6 +39,7 @@ from generator.core.lifecycle import (
     stage_times,
     switch_weights,
     top_up,
+    tops_up,
     transit_factors,
 )
 from generator.core.nigeria import default_pools
@@ -433,7 +434,7 @@ def basket_law(
     hold that many items at checkout: drawn so where baskets are topped up (one of `items` - 1 items that grew is
     one of them), else `items` each."""
     r = np.random.default_rng(BASKET_SEED)
-    grows = b.top_up > 0 and math.isfinite(b.free_shipping_ngn)
+    grows = tops_up(b)
     if items and not grows:
         k = np.full(n, items, np.int64)
     else:
@@ -1770,7 +1771,7 @@ def basket(s: Sessions, b: Behaviour, seed: int) -> Section:
         "in the cart and clipped to the basket's min and max; a median's standard error is sqrt(1/4n) over the law's "
         "density there."
     ]
-    if b.top_up > 0 and math.isfinite(b.free_shipping_ngn):
+    if tops_up(b):
         notes.append(
             f"Baskets short of free shipping (NGN {b.free_shipping_ngn:,.0f}) by at most NGN {b.top_up_gap_ngn:,.0f} "
             f"get one more item with probability {b.top_up:g} (the law's too): totals bunch just above it."

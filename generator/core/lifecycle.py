@@ -217,6 +217,11 @@ def basket_kobo(
 TOP_UP_OVER_NGN = 2_000  # a filler item costs the gap plus a uniform of up to this, on the price grid
 
 
+def tops_up(b: Behaviour) -> bool:
+    """Whether baskets short of free shipping may be topped up to it (`top_up`): not without a threshold."""
+    return b.top_up > 0 and math.isfinite(b.free_shipping_ngn)
+
+
 def top_up(rng: np.random.Generator, b: Behaviour, amount: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Baskets (kobo) topped up to free shipping: one short of `free_shipping_ngn` by at most `top_up_gap_ngn`
     gets one more item with probability `top_up`, a filler priced at the gap plus a uniform of up to
@@ -224,7 +229,7 @@ def top_up(rng: np.random.Generator, b: Behaviour, amount: np.ndarray) -> tuple[
     the threshold by a little. Returns the totals and which baskets grew. Nothing is drawn without the keys (a
     scenario recorded before them): the generator's state is as it was."""
     grew = np.zeros(amount.size, bool)
-    if b.top_up <= 0 or not math.isfinite(b.free_shipping_ngn) or not amount.size:
+    if not tops_up(b) or not amount.size:
         return amount, grew
     gap = b.free_shipping_ngn - amount / 100
     u, over = rng.random(amount.size), rng.random(amount.size)
