@@ -256,6 +256,7 @@ SPEC: dict = {
         "ramp_start": _instant,
         "ramp_days": _non_negative,
         "ramp_first_factor": _positive,
+        "ramp_sign_ups": _boolean,
     },
     "funnel": {
         "login": _probability,
@@ -407,6 +408,13 @@ def _check_sums(doc: dict) -> None:
     total = math.fsum(doc["faults"].values())
     if total > 1 + MIX_TOLERANCE:  # one draw per event picks at most one fault
         raise _Invalid("faults", f"rates sum to {total:.6g}, above 1 (an event gets at most one fault)")
+    traffic = doc["traffic"]
+    if traffic.get("ramp_sign_ups", False) and traffic["ramp_first_factor"] > 1:
+        raise _Invalid(
+            "traffic.ramp_first_factor",
+            f"{traffic['ramp_first_factor']} is above 1: with ramp_sign_ups it is the share of the customers signed up "
+            "before ramp_start",
+        )
     basket = doc["basket"]
     if basket["min_ngn"] > basket["max_ngn"]:
         raise _Invalid("basket.min_ngn", f"{basket['min_ngn']} is above max_ngn {basket['max_ngn']}")

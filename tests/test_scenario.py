@@ -268,6 +268,8 @@ INVALID = [
     ('[traffic]\nramp_start = "next week"\n', "traffic.ramp_start", "expected an ISO 8601 date-time"),
     ("[traffic]\nramp_days = -3\n", "traffic.ramp_days", "must not be negative"),
     ("[traffic]\nramp_first_factor = 0\n", "traffic.ramp_first_factor", "must be above 0"),
+    ('[traffic]\nramp_sign_ups = "yes"\n', "traffic.ramp_sign_ups", "expected true or false"),
+    ("[traffic]\nramp_sign_ups = true\nramp_first_factor = 1.5\n", "traffic.ramp_first_factor", "above 1"),
     ("[funnel.add_to_cart_factor]\nANDRIOD = 1.0\n", "funnel.add_to_cart_factor.ANDRIOD", "unknown key"),
     ("[fulfilment.zone_factor]\nmiddle_belt = 1.2\n", "fulfilment.zone_factor.middle_belt", "unknown key"),
     ("[latency.server_median_ms]\nWEB = -420\n", "latency.server_median_ms.WEB", "must be above 0"),

@@ -283,16 +283,17 @@ def launch(tmp_path_factory) -> tuple[Path, Summary]:
 
 def test_launch_traffic_grows_with_the_ramp(launch):
     """Sessions per WAT day follow the ramp: each day's OPEN events within MAX_Z Poisson standard errors of the
-    population's activity times the day's intensity (the ramp's factor, the launch sale, weekends, 11.11; the same curve
-    without the ramp would put the first days several times higher), and the second week's days well above the
-    first's (from 0.2 at the start to 0.47 of the mature curve by day 14)."""
+    activity of the customers signed up (the ramp is sign-ups: the population's own draw of the ramp's factor) times
+    the day's mature intensity (the launch sale, weekends, 11.11; the same curve without the ramp would put the
+    first days several times higher), and the second week's days well above the first's (from 0.2 at the start to
+    0.47 of the mature curve by day 14)."""
     import numpy as np
     import pyarrow.compute as pc
     import pyarrow.dataset as ds
 
     from generator.core.behaviour import Behaviour
     from generator.core.incidents import with_recurring
-    from generator.core.population import activity
+    from generator.core.population import activity, signed_up_share
     from generator.core.sessions import intensity
     from generator.scenario import effective_scenario
 
@@ -310,10 +311,33 @@ def test_launch_traffic_grows_with_the_ramp(launch):
     hours = start + np.arange(14 * 24, dtype=np.int64) * HOUR
     # as the run simulates them, with the calendar's promotions (11.11 on day 10)
     b, flat = (with_recurring(x, 7, start, start + 14 * DAY)[0] for x in (b, flat))
-    expected = (per_hour * intensity(b, hours)).reshape(14, 24).sum(axis=1)
+    joined = signed_up_share(7, 20_000, b)
+    assert b.ramp_sign_ups and joined is not None
+    expected = (per_hour * intensity(b, hours, ramp=False) * joined(hours + HOUR // 2)).reshape(14, 24).sum(axis=1)
     without = (per_hour * intensity(flat, hours)).reshape(14, 24).sum(axis=1)
     assert (np.abs(seen - expected) <= MAX_Z * np.sqrt(expected)).all(), (seen, expected.round())
     assert (np.abs(seen[1:5] - without[1:5]) > MAX_Z * np.sqrt(without[1:5])).all()
     assert seen[8:14].mean() > 1.5 * seen[1:7].mean()
     _all_within_tolerance(summary, 30)
     assert validate(out).ok  # every rule of the event model holds across the ramp and the sale
+
+
+def test_launch_customers_sign_up_through_the_ramp(launch):
+    """The ramp is sign-ups: the share of the population seen, and first seen in the later half of the two weeks,
+    within MAX_Z of each customer's law from its sign-up on; against the law of the same traffic carried by every
+    customer from the start (`ramp_sign_ups = false`), fewer customers seen, and other numbers first seen in the
+    second week (fewer: the multiplier's customers, slow at first, turn up then in numbers), each by more than MAX_Z
+    standard errors."""
+    from generator.report import load, summarise
+
+    out, summary = launch
+    seen = _row(summary, "traffic", "customers seen")
+    new = _row(summary, "traffic", "first seen from")
+    for r in (seen, new):
+        assert abs(r.z) <= MAX_Z, r
+    loaded = load(out)
+    for doc in loaded.docs:
+        doc["scenario"]["traffic"]["ramp_sign_ups"] = False
+    multiplier = summarise(loaded)
+    assert seen.value < _row(multiplier, "traffic", "customers seen").target - MAX_Z * seen.se
+    assert abs(new.value - _row(multiplier, "traffic", "first seen from").target) > MAX_Z * new.se

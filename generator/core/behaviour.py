@@ -292,6 +292,9 @@ class Behaviour:
     ramp_start_us: int
     ramp_days: float
     ramp_first: float
+    # Whether the ramp is customers signing up (each customer's sessions from its own sign-up instant on, the share
+    # signed up following the ramp) rather than every customer shopping at the ramp's factor of its rate.
+    ramp_sign_ups: bool
     login: float
     bounce: float
     extra_views_mean: float
@@ -420,6 +423,8 @@ class Behaviour:
             ramp_start_us=instant_us(t.get("ramp_start", "1970-01-01")),
             ramp_days=float(t.get("ramp_days", 0.0)),
             ramp_first=float(t.get("ramp_first_factor", 1.0)),
+            # A scenario recorded before the key (an older run's manifest): every customer at the ramp's factor.
+            ramp_sign_ups=bool(t.get("ramp_sign_ups", False)),
             login=float(f["login"]),
             bounce=float(f["bounce"]),
             extra_views_mean=float(f["extra_views_mean"]),

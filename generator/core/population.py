@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from generator.core.behaviour import REGIONS, Behaviour, region_of
+from generator.core.events import DAY
 from generator.core.lifecycle import method_cell, method_table, segmented_cdf
 from generator.core.nigeria import Pools, street_length_cdf
 from generator.core.streams import hash_normal, hash_u64, hash_uniform, pick, segment_pick
@@ -38,6 +39,43 @@ def activity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
     k = b.activity_shape
     w = (-np.log1p(-u)) ** (1.0 / k)
     return w * (b.sessions_per_day / math.gamma(1.0 + 1.0 / k))
+
+
+NEVER = np.iinfo(np.int64).min // 2  # a sign-up instant before any time a run simulates
+
+
+def sign_ups(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray | None:
+    """Each customer's sign-up instant (us) where the scenario's launch ramp is customers signing up
+    (`traffic.ramp_sign_ups`): `ramp_first` of them before `ramp_start_us` (NEVER: signed up before any run), the
+    rest uniform over the `ramp_days` after it (at `ramp_start_us`, for none), so the share signed up at any instant
+    is the ramp's factor (`sessions.ramp_factor`). Independent of the customer's other traits. None where there is
+    no such ramp (every customer there all along)."""
+    if not b.ramp_sign_ups or b.ramp_first >= 1.0:
+        return None
+    u = hash_uniform(seed, "sign_up", np.asarray(idx, np.int64))
+    later = np.maximum(u - b.ramp_first, 0.0) / (1.0 - b.ramp_first)  # uniform on [0, 1) among the later ones
+    at = b.ramp_start_us + np.floor(later * (b.ramp_days * DAY)).astype(np.int64)
+    return np.where(u < b.ramp_first, NEVER, at)
+
+
+def signed_up_share(seed: int, population: int, b: Behaviour):
+    """Where the launch ramp is sign-ups: a function of instants (us) giving the share of the population's activity
+    (its expected sessions a day) signed up by then, the factor its traffic has against the mature curve (the
+    ramp's factor in expectation, this population's own draw exactly). None where there are no sign-ups."""
+    idx = np.arange(population, dtype=np.int64)
+    at = sign_ups(seed, idx, b)
+    if at is None or population == 0:
+        return None
+    order = np.argsort(at, kind="stable")
+    at = at[order]
+    running = np.cumsum(activity(seed, idx, b)[order])
+    running /= running[-1]
+
+    def share(t: np.ndarray) -> np.ndarray:
+        k = np.searchsorted(at, np.asarray(t, np.int64), side="right")
+        return np.where(k > 0, running[np.maximum(k - 1, 0)], 0.0)
+
+    return share
 
 
 def network_quality(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:

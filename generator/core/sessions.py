@@ -30,10 +30,11 @@ MIN_GAP = 200_000  # 0.2 s: the least time between two events of one session
 SESSION_PAUSE = 60 * SECOND  # the least time between two sessions of one customer
 
 
-def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
+def intensity(b: Behaviour, hour_starts: np.ndarray, ramp: bool = True) -> np.ndarray:
     """Relative session intensity of each UTC hour (given by its start, us), averaging ~1 over months outside
     flash sales (a scenario's and the calendar's promotions), which multiply it: the hourly curve of a weekday or of
-    a weekend day (public holidays are weekend days), the weekend and payday factors and a launch's ramp."""
+    a weekend day (public holidays are weekend days), the weekend and payday factors and a launch's ramp (left
+    out with `ramp=False`: the intensity of the customers signed up, where the ramp is sign-ups)."""
     wat = hour_starts + WAT_OFFSET
     hour_of_day = (wat // HOUR) % 24
     days = (wat // DAY).astype("datetime64[D]")
@@ -51,7 +52,7 @@ def intensity(b: Behaviour, hour_starts: np.ndarray) -> np.ndarray:
     else:
         f = f * payday_factor(b, days, day_of_month)
         paydays = float(b.payday_curve.sum()) * 12 / 365.25  # each day since a payday comes 12 times a year
-    if b.ramp_first != 1.0:
+    if b.ramp_first != 1.0 and ramp:
         f = f * ramp_factor(b, hour_starts)
     norm = b.hourly_wat.mean() * (5 + 2 * b.weekend_factor) / 7 * (1 + paydays * (b.payday_factor - 1))
     if len(b.incidents.traffic):
@@ -80,25 +81,30 @@ def ramp_factor(b: Behaviour, t: np.ndarray) -> np.ndarray:
     return b.ramp_first + (1.0 - b.ramp_first) * grown
 
 
-def hour_buckets(b: Behaviour, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The hour buckets covering [t0, t1): their starts and lengths clipped to the window, and intensities."""
+def hour_buckets(b: Behaviour, t0: int, t1: int, joined=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The hour buckets covering [t0, t1): their starts and lengths clipped to the window, and intensities.
+    `joined` (`population.signed_up_share`, where the ramp is sign-ups): the intensity of the customers signed up,
+    the mature curve times their share of the activity at the middle of each bucket."""
     first = (t0 // HOUR) * HOUR
     starts = np.arange(first, t1, HOUR, dtype=np.int64)
     lo = np.maximum(starts, t0)
     hi = np.minimum(starts + HOUR, t1)
-    return lo, hi - lo, intensity(b, starts)
+    if joined is None:
+        return lo, hi - lo, intensity(b, starts)
+    return lo, hi - lo, intensity(b, starts, ramp=False) * joined((lo + hi) // 2)
 
 
-def intensity_curve(b: Behaviour, t0: int, t1: int) -> tuple[np.ndarray, np.ndarray]:
+def intensity_curve(b: Behaviour, t0: int, t1: int, ramp: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The session intensity over [t0, t1) as a continuous, piecewise-linear curve: its knots' times (t0 and t1
     first and last, us) and values. Each hour's own intensity (`intensity`) is its curve's mean over the hour,
     so traffic per hour is as before, but it changes smoothly across hour boundaries instead of in steps (a
     plot of sessions per minute showed a staircase, x2.35 from 05:59 to 06:00 WAT). Knots: each hour boundary
     at the mean of the hours either side, but at most twice the quieter one (so that a quiet hour beside a flash
-    sale's needs no negative half hour), each half hour at what keeps its hour's mean, never below zero."""
+    sale's needs no negative half hour), each half hour at what keeps its hour's mean, never below zero. `ramp`:
+    as for `intensity`."""
     first = (t0 // HOUR) * HOUR
     hours = np.arange(first - HOUR, t1 + HOUR, HOUR, dtype=np.int64)  # one more hour on either side
-    f = intensity(b, hours)
+    f = intensity(b, hours, ramp)
     times = np.empty(2 * hours.size - 3, np.int64)
     values = np.empty(times.size)
     edge = np.minimum((f[:-1] + f[1:]) / 2, 2 * np.minimum(f[:-1], f[1:]))

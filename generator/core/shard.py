@@ -49,6 +49,7 @@ from generator.core.population import (
     platforms_in,
     primary_platform,
     propensity,
+    sign_ups,
     usual_method,
 )
 from generator.core.sessions import (
@@ -369,6 +370,7 @@ class _Stream:
         self.primary = primary_platform(cfg.seed, self.ids, self.b, self.region, self.platform_mix)
         self.usual_method = usual_method(cfg.seed, self.ids, self.b, self.region, self.primary)
         self.propensity = propensity(cfg.seed, self.ids, self.b)
+        self.signed_up = sign_ups(cfg.seed, self.ids, self.b)  # None: every customer there all along
         self.last_end = np.full(shard.customers, np.iinfo(np.int64).min // 2, np.int64)
         self.chunks: list[Events] = []
         self.carriers: list[np.ndarray] = []
@@ -386,8 +388,11 @@ class _Stream:
         the pooled process (the same law): the total is Poisson with the summed mean and each arrival picks its
         customer by activity, a search per arrival instead of a draw per customer of the shard (most of whom have
         no session in a block); the arrivals are spread over the window by intensity. `weight` (per customer, at
-        most 1) thins each customer's arrivals: its rate is activity x weight."""
-        at, values = intensity_curve(self.b, t0, t1)
+        most 1) thins each customer's arrivals: its rate is activity x weight. Where the launch's ramp is sign-ups,
+        arrivals are drawn at the mature rate (no ramp) and a customer's before its sign-up are left out: the
+        ramp's traffic in expectation, carried by the customers signed up."""
+        signed_up = self.signed_up
+        at, values = intensity_curve(self.b, t0, t1, ramp=signed_up is None)
         mass = float(piece_masses(at, values).sum())
         cdf = self.activity_cdf if weight is None else np.cumsum(np.diff(self.activity_cdf, prepend=0.0) * weight)
         total = float(cdf[-1]) if cdf.size else 0.0
@@ -402,6 +407,9 @@ class _Stream:
         local = local[r.permutation(local.size)]
         order = stable_order(starts)
         starts, local = starts[order], local[order]
+        if signed_up is not None:
+            joined = np.flatnonzero(starts >= signed_up[local])
+            starts, local = starts[joined], local[joined]
         if self.platform_mix is None:
             other = pick(np.cumsum(self.b.platform_mix), r.random(local.size)).astype(np.int8)
         else:  # another device, from the mix of where the customer lives
