@@ -44,7 +44,6 @@ from generator.core.lifecycle import (
 )
 from generator.core.nigeria import default_pools
 from generator.core.population import (
-    NEVER,
     activity,
     customer_index,
     home_state,
@@ -1620,7 +1619,9 @@ def traffic(
     counts = np.bincount(hour, minlength=24)
     expected = np.zeros(24)
     # Where the launch ramp is sign-ups, the traffic of the customers signed up: this population's own draw.
-    joined = signed_up_share(seed, population, b)
+    idx = np.arange(population, dtype=np.int64)
+    signed, a = sign_ups(seed, idx, b), activity(seed, idx, b)
+    joined = signed_up_share(signed, a)
     for t0, t1 in windows:
         lo, length, f = hour_buckets(b, t0, t1 + 1, joined)
         np.add.at(expected, ((lo + WAT_OFFSET) // HOUR) % 24, f * length)
@@ -1653,7 +1654,7 @@ def traffic(
             "sessions inside against the same hours one day earlier, whose target is the ratio of the two "
             "intensities."
         )
-    seen = _reach_rows(fr, b, windows, seed, population)
+    seen = _reach_rows(fr, b, windows, signed, a)
     if seen:
         rows += seen
         notes.append(
@@ -1762,13 +1763,15 @@ def _everyone(t: np.ndarray) -> np.ndarray:
     return np.ones(np.shape(t))
 
 
-def _reach_rows(fr: Frame, b: Behaviour, windows: list[tuple[int, int]], seed: int, population: int) -> list[Row]:
+def _reach_rows(
+    fr: Frame, b: Behaviour, windows: list[tuple[int, int]], signed: np.ndarray | None, a: np.ndarray
+) -> list[Row]:
     """The share of the population seen (a session in the data), and first seen in the later half of the data's
-    covered time, against each customer's Poisson law (`traffic`'s note)."""
+    covered time, against each customer's Poisson law (`traffic`'s note), from each customer's sign-up instant
+    (None: no sign-ups) and activity."""
+    population = a.size
     if not windows or population <= 0:
         return []
-    idx = np.arange(population, dtype=np.int64)
-    signed = sign_ups(seed, idx, b)
     # The covered hours, in time order: each bucket's expected sessions per unit of activity (a day's sessions),
     # at the mature curve where the ramp is sign-ups (each customer from its own sign-up on).
     pieces = [hour_buckets(b, t0, t1 + 1, None if signed is None else _everyone) for t0, t1 in sorted(windows)]
@@ -1782,8 +1785,7 @@ def _reach_rows(fr: Frame, b: Behaviour, windows: list[tuple[int, int]], seed: i
         return []
     half = int(np.interp(covered[-1] / 2, covered, edges))
     at_half, whole = float(np.interp(half, edges, running)), float(running[-1])
-    since = np.zeros(population) if signed is None else np.interp(np.maximum(signed, NEVER), edges, running)
-    a = activity(seed, idx, b)
+    since = np.zeros(population) if signed is None else np.interp(signed, edges, running)
     m1 = a * np.maximum(at_half - since, 0.0)
     m2 = a * (whole - np.maximum(at_half, since))
     p_seen = -np.expm1(-(m1 + m2))

@@ -293,7 +293,7 @@ def test_launch_traffic_grows_with_the_ramp(launch):
 
     from generator.core.behaviour import Behaviour
     from generator.core.incidents import with_recurring
-    from generator.core.population import activity, signed_up_share
+    from generator.core.population import activity, sign_ups, signed_up_share
     from generator.core.sessions import intensity
     from generator.scenario import effective_scenario
 
@@ -311,7 +311,8 @@ def test_launch_traffic_grows_with_the_ramp(launch):
     hours = start + np.arange(14 * 24, dtype=np.int64) * HOUR
     # as the run simulates them, with the calendar's promotions (11.11 on day 10)
     b, flat = (with_recurring(x, 7, start, start + 14 * DAY)[0] for x in (b, flat))
-    joined = signed_up_share(7, 20_000, b)
+    population = np.arange(20_000, dtype=np.int64)
+    joined = signed_up_share(sign_ups(7, population, b), activity(7, population, b))
     assert b.ramp_sign_ups and joined is not None
     expected = (per_hour * intensity(b, hours, ramp=False) * joined(hours + HOUR // 2)).reshape(14, 24).sum(axis=1)
     without = (per_hour * intensity(flat, hours)).reshape(14, 24).sum(axis=1)

@@ -72,7 +72,7 @@ def test_no_sign_ups_without_the_key_or_a_ramp():
     assert sign_ups(7, idx, _launch(None)) is None
     assert sign_ups(7, idx, _launch(True, ramp_first_factor=1.0)) is None
     assert sign_ups(7, idx, _launch(True)) is not None
-    assert signed_up_share(7, 100, _launch(False)) is None
+    assert signed_up_share(sign_ups(7, idx, _launch(False)), activity(7, idx, _launch(False))) is None
 
 
 @given(seed=st.integers(0, 2**32), first=st.floats(0.05, 0.95))
@@ -81,10 +81,9 @@ def test_the_signed_up_share_of_activity_weighs_each_customer_by_its_activity(se
     before the first sign-up after ramp_start's, all of it after the ramp, and at any instant the activity of those
     signed up over the whole."""
     b = _launch(ramp_first_factor=first)
-    n = 2_000
-    share = signed_up_share(seed, n, b)
-    idx = np.arange(n, dtype=np.int64)
+    idx = np.arange(2_000, dtype=np.int64)
     at, a = sign_ups(seed, idx, b), activity(seed, idx, b)
+    share = signed_up_share(at, a)
     for t in (RAMP_START - DAY, RAMP_START + 7 * DAY + 3, RAMP_START + 30 * DAY, RAMP_START + 43 * DAY):
         assert share(np.array([t]))[0] == pytest.approx(a[at <= t].sum() / a.sum(), rel=1e-9, abs=1e-12)
     assert share(np.array([RAMP_START + 42 * DAY]))[0] == pytest.approx(1.0)

@@ -58,17 +58,16 @@ def sign_ups(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray | None:
     return np.where(u < b.ramp_first, NEVER, at)
 
 
-def signed_up_share(seed: int, population: int, b: Behaviour):
-    """Where the launch ramp is sign-ups: a function of instants (us) giving the share of the population's activity
+def signed_up_share(signed_up: np.ndarray | None, activity: np.ndarray):
+    """Where the launch ramp is sign-ups: a function of instants (us) giving the share of a population's activity
     (its expected sessions a day) signed up by then, the factor its traffic has against the mature curve (the
-    ramp's factor in expectation, this population's own draw exactly). None where there are no sign-ups."""
-    idx = np.arange(population, dtype=np.int64)
-    at = sign_ups(seed, idx, b)
-    if at is None or population == 0:
+    ramp's factor in expectation, this population's own draw exactly), from each customer's `sign_ups` instant and
+    `activity`. None where there are no sign-ups."""
+    if signed_up is None or signed_up.size == 0:
         return None
-    order = np.argsort(at, kind="stable")
-    at = at[order]
-    running = np.cumsum(activity(seed, idx, b)[order])
+    order = np.argsort(signed_up, kind="stable")
+    at = signed_up[order]
+    running = np.cumsum(activity[order])
     running /= running[-1]
 
     def share(t: np.ndarray) -> np.ndarray:
