@@ -88,6 +88,17 @@ shard_table = _unless_refused(core_shard_table)
 shard_rows = _unless_refused(core_shard_rows)
 
 
+def drawn_shard_obeying_the_rules(cfg: GenConfig, data) -> pa.Table:
+    """A shard drawn from the run's plan, built, checked to have as many rows as planned and to obey every rule."""
+    shard = data.draw(st.sampled_from(plan(cfg)))
+    table = shard_table(cfg, shard)
+    assert table.num_rows == shard.events
+    report = check_table(table, cfg.latency_threshold_ms)
+    assert report.ok, dict(report.violations) | {"examples": report.examples}
+    assert set(report.checked) >= CORE_RULES
+    return table
+
+
 @fast
 @given(configs, st.data())
 def test_every_rule_holds_on_any_shard(cfg, data):
@@ -135,12 +146,7 @@ varied_configs = st.builds(
 def test_every_rule_holds_whatever_the_platforms_regions_ramp_and_holidays(cfg, data):
     """The event model's rules under any conversion factors by platform (none converting at all included), price
     factors by region, launch ramp and public holidays: a shard's rows obey every rule and are as many as planned."""
-    shard = data.draw(st.sampled_from(plan(cfg)))
-    table = shard_table(cfg, shard)
-    assert table.num_rows == shard.events
-    report = check_table(table, cfg.latency_threshold_ms)
-    assert report.ok, dict(report.violations) | {"examples": report.examples}
-    assert set(report.checked) >= CORE_RULES
+    drawn_shard_obeying_the_rules(cfg, data)
 
 
 @fast
