@@ -9,6 +9,7 @@ curve; one customer's sessions never overlap.
 from __future__ import annotations
 
 import math
+import weakref
 from statistics import NormalDist
 
 import numpy as np
@@ -94,6 +95,34 @@ def hour_buckets(b: Behaviour, t0: int, t1: int, joined=None) -> tuple[np.ndarra
     return lo, hi - lo, intensity(b, starts, ramp=False) * joined((lo + hi) // 2)
 
 
+# Each Behaviour's hourly intensities worked out so far, per `ramp`: (first hour's start, values). A shard asks
+# for the curve some ten times (each block's arrivals, the run's time grid, the network's load), over hours that
+# mostly overlap; every hour's value is its own (`intensity` works hour by hour), so a value kept is the value anew.
+_HOURLY: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_HOURLY_GAP = 400 * 24  # hours: a request further than this from those kept is worked out on its own
+
+
+def hourly_intensity(b: Behaviour, first: int, n: int, ramp: bool = True) -> np.ndarray:
+    """`intensity(b, hours, ramp)` of the `n` hours from `first` (an hour's start, us), read-only: from the hours
+    kept for `b`, extended by those missing."""
+    ramp = bool(ramp) and b.ramp_first != 1.0
+    kept = _HOURLY.setdefault(b, {})
+    start, values = kept.get(ramp, (first, np.empty(0)))
+    lo, hi = (first - start) // HOUR, (first - start) // HOUR + n
+    if lo < -_HOURLY_GAP or hi > values.size + _HOURLY_GAP:
+        alone = intensity(b, first + HOUR * np.arange(n, dtype=np.int64), ramp)
+        alone.flags.writeable = False
+        return alone
+    if lo < 0 or hi > values.size:
+        below = intensity(b, start + HOUR * np.arange(min(lo, 0), 0, dtype=np.int64), ramp)
+        above = intensity(b, start + HOUR * np.arange(values.size, max(hi, values.size), dtype=np.int64), ramp)
+        start, values = start + HOUR * min(lo, 0), np.concatenate([below, values, above])
+        values.flags.writeable = False
+        kept[ramp] = (start, values)
+        lo, hi = lo - min(lo, 0), hi - min(lo, 0)
+    return values[lo:hi]
+
+
 def intensity_curve(b: Behaviour, t0: int, t1: int, ramp: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """The session intensity over [t0, t1) as a continuous, piecewise-linear curve: its knots' times (t0 and t1
     first and last, us) and values. Each hour's own intensity (`intensity`) is its curve's mean over the hour,
@@ -104,7 +133,7 @@ def intensity_curve(b: Behaviour, t0: int, t1: int, ramp: bool = True) -> tuple[
     as for `intensity`."""
     first = (t0 // HOUR) * HOUR
     hours = np.arange(first - HOUR, t1 + HOUR, HOUR, dtype=np.int64)  # one more hour on either side
-    f = intensity(b, hours, ramp)
+    f = hourly_intensity(b, int(hours[0]), hours.size, ramp)
     times = np.empty(2 * hours.size - 3, np.int64)
     values = np.empty(times.size)
     edge = np.minimum((f[:-1] + f[1:]) / 2, 2 * np.minimum(f[:-1], f[1:]))

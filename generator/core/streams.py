@@ -29,7 +29,10 @@ def rng(seed: int, purpose: str, *keys: int) -> np.random.Generator:
 
 def mix64(x: np.ndarray) -> np.ndarray:
     """splitmix64's finaliser over a uint64 array: a bijection with good avalanche."""
-    z = x.astype(np.uint64, copy=True)
+    return _mix64_in_place(x.astype(np.uint64, copy=True))
+
+
+def _mix64_in_place(z: np.ndarray) -> np.ndarray:
     z ^= z >> np.uint64(30)
     z *= _M1
     z ^= z >> np.uint64(27)
@@ -40,12 +43,19 @@ def mix64(x: np.ndarray) -> np.ndarray:
 
 def hash_u64(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
     key = mix64(np.array([(seed & 0xFFFFFFFFFFFFFFFF) ^ (_purpose_code(purpose) << 32)], dtype=np.uint64))[0]
-    return mix64(index.astype(np.uint64) * _GOLDEN + key)
+    z = np.asarray(index).astype(np.uint64)  # a new array: the steps below work in place
+    z *= _GOLDEN
+    z += key
+    return _mix64_in_place(z)
 
 
 def hash_uniform(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
     """Uniform floats in [0, 1), one per index, a pure function of (seed, purpose, index)."""
-    return (hash_u64(seed, purpose, index) >> np.uint64(11)).astype(np.float64) * (1.0 / (1 << 53))
+    h = hash_u64(seed, purpose, index)
+    h >>= np.uint64(11)
+    u = h.astype(np.float64)
+    u *= 1.0 / (1 << 53)
+    return u
 
 
 def hash_normal(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
@@ -57,14 +67,16 @@ def hash_normal(seed: int, purpose: str, index: np.ndarray) -> np.ndarray:
 
 def pick(cdf: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Index drawn from a discrete distribution given its cumulative weights (last = total) and uniforms."""
-    return _search(cdf, u * cdf[-1], u, None)
+    return _search(cdf, u, None, lambda miss: u[miss] * cdf[-1])
 
 
 def segment_pick(cdf: np.ndarray, segment: np.ndarray, u: np.ndarray) -> np.ndarray:
     """Draw from distribution `segment` of a segmented cdf (distribution s spans [s, s + 1]), returning the flat
     index of the outcome. (s + u can round up to s + 1 for u just below 1 once s > 0: kept below it, so the draw
     stays in its segment.)"""
-    return _search(cdf, _in_segment(segment + u, segment), u, segment)
+    if np.shape(segment) != np.shape(u):
+        segment, u = np.broadcast_arrays(segment, u)
+    return _search(cdf, u, segment, lambda miss: _in_segment(segment[miss] + u[miss], segment[miss]))
 
 
 def _in_segment(v: np.ndarray, segment: np.ndarray) -> np.ndarray:
@@ -99,7 +111,9 @@ def _lookup(cdf: np.ndarray, segmented: bool) -> tuple[int, np.ndarray]:
     return found
 
 
-def _search(cdf: np.ndarray, v: np.ndarray, u: np.ndarray, segment: np.ndarray | None) -> np.ndarray:
+def _search(cdf: np.ndarray, u: np.ndarray, segment: np.ndarray | None, value_at) -> np.ndarray:
+    """`value_at(miss)`: the searched values of the draws at `miss` (only those the table does not answer are
+    worked out: most draws need none)."""
     m, table = _lookup(cdf, segment is not None)
     slot = (u * m).astype(np.int64)
     if segment is not None:
@@ -107,5 +121,5 @@ def _search(cdf: np.ndarray, v: np.ndarray, u: np.ndarray, segment: np.ndarray |
     out = table[slot].astype(np.int64)
     miss = np.flatnonzero(out < 0)
     if miss.size:
-        out[miss] = np.minimum(np.searchsorted(cdf, v[miss], side="right"), len(cdf) - 1)
+        out[miss] = np.minimum(np.searchsorted(cdf, value_at(miss), side="right"), len(cdf) - 1)
     return out
