@@ -29,8 +29,9 @@ IDENTITY_COLUMNS = ("customer_id", "name", "phone_number", "address", "email")
 # it, or its customers would change names, phones and addresses from one run to the next. 1: generator 0.1 (no
 # manifest field); 2: unique e-mails and phones, first names by the group's religion, streets per city (0.2); 3: names
 # with Zipf-like frequencies and no famous family names, e-mail birth years from an age law, long-tailed house
-# numbers on streets that include ones named after people, phone prefixes weighted within their operator.
-IDENTITY_SCHEME = 3
+# numbers on streets that include ones named after people, phone prefixes weighted within their operator; 4 (0.10):
+# longer name lists for the Yoruba, Igbo and Hausa/Fulani (a full name shared by a tenth fewer of the customers).
+IDENTITY_SCHEME = 4
 
 
 def activity(seed: int, idx: np.ndarray, b: Behaviour) -> np.ndarray:
