@@ -201,13 +201,25 @@ class Uploader:
         return future
 
     def _stored_checksum(self, key: str) -> str | None:
+        """The SHA-256 checksum S3 holds for `key`, "" for an object stored without one, None for no object."""
         try:
             head = self.client.head_object(Bucket=self.target.bucket, Key=key, ChecksumMode="ENABLED")
         except botocore.exceptions.ClientError as e:
-            if str(e.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+            code = str(e.response.get("Error", {}).get("Code"))
+            if code in ("404", "NoSuchKey", "NotFound"):
+                return None
+            # S3 answers a HEAD of a missing key with 403, not 404, to a caller without s3:ListBucket (HeadObject's
+            # documentation); whether a grant limited by an s3:prefix condition (terraform/iam.tf's) counts is not
+            # said. A listing under the key itself, which that grant allows, tells a missing object from a denied one.
+            if code in ("403", "AccessDenied", "Forbidden") and not self._listed(key):
                 return None
             raise
         return head.get("ChecksumSHA256", "")
+
+    def _listed(self, key: str) -> bool:
+        """Whether S3 lists an object named exactly `key` (the first key under it, if any, is itself)."""
+        listing = self.client.list_objects_v2(Bucket=self.target.bucket, Prefix=key, MaxKeys=1)
+        return any(o["Key"] == key for o in listing.get("Contents", []))
 
     def _upload_part(self, path: Path, rel: str, sha256_hex: str) -> tuple[str, str]:
         key = self.target.key(rel)
@@ -379,7 +391,9 @@ class Uploader:
         """Multipart uploads still open under the prefix for this run's objects."""
         found = []
         paginator = self.client.get_paginator("list_multipart_uploads")
-        for page in paginator.paginate(Bucket=self.target.bucket, Prefix=self.target.prefix):
+        # The prefix with its slash, as a role that may list only under "<prefix>/" must ask (terraform/iam.tf)
+        prefix = f"{self.target.prefix}/" if self.target.prefix else ""
+        for page in paginator.paginate(Bucket=self.target.bucket, Prefix=prefix):
             found += [u for u in page.get("Uploads", []) if run_id in u["Key"]]
         return found
 

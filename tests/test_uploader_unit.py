@@ -94,3 +94,77 @@ def test_single_part_uploads_send_the_parts_sha256_for_s3_to_check(tmp_path, s3)
     uploader.wait()
     uploader.close()
     assert [x.decode() if isinstance(x, bytes) else x for x in sent] == [base64.b64encode(digest.digest()).decode()]
+
+
+def _missing_keys_answer_403(uploader, s3):
+    """Make HEAD answer as S3 does to a caller without s3:ListBucket: 403, not 404, for a key that is not there."""
+    from urllib.parse import unquote
+
+    from botocore.awsrequest import AWSResponse
+
+    def head(params, **kw):
+        key = unquote(params["url_path"].lstrip("/").removeprefix("unit-bucket/"))
+        if s3.list_objects_v2(Bucket="unit-bucket", Prefix=key).get("KeyCount", 0) == 0:
+            error = {"Code": "403", "Message": "Forbidden"}
+            return AWSResponse(params["url"], 403, {}, None), {"Error": error, "ResponseMetadata": {}}
+        return None
+
+    uploader.client.meta.events.register("before-call.s3.HeadObject", head)
+
+
+@pytest.mark.parametrize("size", [4096, 6 * MiB])
+def test_a_missing_key_denied_rather_than_not_found_is_told_by_a_listing(tmp_path, s3, size):
+    """A role that may read and list only under its prefix can get 403 for a HEAD of a key not there yet: the
+    uploader lists under the key, finds nothing and uploads; an object already there is still checked, not
+    replaced."""
+    path = tmp_path / "part.parquet"
+    path.write_bytes(os.urandom(size))
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    uploader = Uploader(S3Target("unit-bucket", "p"), chunk=5 * MiB)
+    _missing_keys_answer_403(uploader, s3)
+    with pytest.raises(s3.exceptions.ClientError, match="403"):  # the emulation is on
+        uploader.client.head_object(Bucket="unit-bucket", Key="p/events/part.parquet")
+    uploader.submit(path, "events/part.parquet", digest)
+    assert uploader.wait() == {"events/part.parquet": s3_checksum(path, 5 * MiB)}
+    assert s3.get_object(Bucket="unit-bucket", Key="p/events/part.parquet")["Body"].read() == path.read_bytes()
+    other = tmp_path / "other.parquet"
+    other.write_bytes(os.urandom(size))
+    uploader.submit(other, "events/part.parquet", hashlib.sha256(other.read_bytes()).hexdigest())
+    with pytest.raises(UploadError, match="already exists"):
+        uploader.wait()
+    uploader.close()
+
+
+def test_a_key_denied_that_is_there_stays_an_error(tmp_path, s3):
+    """403 for a key the listing shows is a real denial: the upload fails with it instead of overwriting."""
+    s3.put_object(Bucket="unit-bucket", Key="p/events/part.parquet", Body=b"someone else's")
+    path = tmp_path / "part.parquet"
+    path.write_bytes(os.urandom(4096))
+    uploader = Uploader(S3Target("unit-bucket", "p"))
+
+    def denied(params, **kw):
+        from botocore.awsrequest import AWSResponse
+
+        return AWSResponse(params["url"], 403, {}, None), {"Error": {"Code": "403", "Message": "Forbidden"}}
+
+    uploader.client.meta.events.register("before-call.s3.HeadObject", denied)
+    uploader.submit(path, "events/part.parquet", hashlib.sha256(path.read_bytes()).hexdigest())
+    with pytest.raises(UploadError, match="403"):
+        uploader.wait()
+    uploader.close()
+    assert s3.get_object(Bucket="unit-bucket", Key="p/events/part.parquet")["Body"].read() == b"someone else's"
+
+
+def test_open_uploads_are_listed_under_the_prefix_and_its_slash(s3):
+    """The listing `abort` makes asks for "<prefix>/", the only listing a prefix-scoped role may make (terraform's
+    s3:prefix condition), and so never sees a neighbouring prefix that merely starts the same."""
+    for key in ("p/events/part-00000-r.parquet", "p2/events/part-00000-r.parquet"):
+        s3.create_multipart_upload(Bucket="unit-bucket", Key=key)
+    asked = []
+    uploader = Uploader(S3Target("unit-bucket", "p"))
+    uploader.client.meta.events.register(
+        "provide-client-params.s3.ListMultipartUploads", lambda params, **kw: asked.append(params["Prefix"])
+    )
+    assert [u["Key"] for u in uploader.open_uploads("r")] == ["p/events/part-00000-r.parquet"]
+    assert asked == ["p/"]
+    uploader.close()
