@@ -428,7 +428,17 @@ def _write(
 ) -> ShardResult | Future:
     """Build the shard's rows from its cut, inject the scenario's data faults, and write one part per partition
     (named and drawn as the shard's `piece`-th batch of the run); behind, when a `WriteBehind` is open."""
-    _adopt_reissues(root, gen)
+    _adopt_reissues(root, gen)  # here, before any thread: identities need the population's reissues
+    args = (gen, shard, root, run_id, partition_by, c, t0, piece, final)
+    behind = WriteBehind._open
+    return behind.submit(_build_and_emit, *args) if behind is not None else _build_and_emit(*args)
+
+
+def _build_and_emit(
+    gen: GenConfig, shard: Shard, root: str, run_id: str, partition_by: str, c: Cut, t0: float, piece: int, final: bool
+) -> ShardResult:
+    """`_write`'s work: the rows (a pure function of the cut, with their own random streams, so the same on any
+    thread), the faults, then each partition's part."""
     rows = build_rows(gen, shard, c, piece=piece)
     slices = _slices(rows.ts, partition_by)
     dirs = [partition_dir(int(rows.ts[lo]), partition_by) for lo, _ in slices]
@@ -436,9 +446,7 @@ def _write(
     if gen.behaviour.faults.any() and len(rows):
         faulty = inject(rows, slices, gen.behaviour.faults, fault_rng(gen.seed, gen.start_us, shard.index, piece))
         rows, slices = faulty.rows, faulty.bounds
-    args = (shard, root, run_id, c, t0, piece, final, rows, slices, dirs, faulty)
-    behind = WriteBehind._open
-    return behind.submit(_emit, *args) if behind is not None else _emit(*args)
+    return _emit(shard, root, run_id, c, t0, piece, final, rows, slices, dirs, faulty)
 
 
 def _emit(shard, root, run_id, c, t0, piece, final, rows, slices, dirs, faulty) -> ShardResult:
